@@ -1,0 +1,321 @@
+package rig
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// NodeName is the one Node the rig registers; RunPod binds pods to it.
+const NodeName = "rig-node"
+
+// Options configure Start. The zero value is a loopback rig.
+type Options struct {
+	// BindAddress is where the API server and the kubelet listen, and the Node's InternalIP.
+	// Default 127.0.0.1; an end-to-end test can use an address of a test network namespace.
+	BindAddress string
+	// APIServerFlags are appended to the kube-apiserver command line.
+	APIServerFlags []string
+	// StartTimeout bounds the whole start; default 2 minutes (binaries already built).
+	StartTimeout time.Duration
+}
+
+// Rig is a running control plane with one test kubelet.
+type Rig struct {
+	opts       Options
+	dir        string
+	reaper     *processHandle
+	etcd       *process
+	apiserver  *process
+	kubelet    *Kubelet
+	host       string
+	caData     []byte
+	adminToken string
+	client     kubernetes.Interface
+	dynamic    dynamic.Interface
+	kubeconfig string
+
+	// StartDuration is how long Start took.
+	StartDuration time.Duration
+
+	stopOnce sync.Once
+}
+
+type processHandle struct{ pid int }
+
+// Start starts etcd, kube-apiserver and the test kubelet, installs the CRDs and registers the Node.
+// On error everything started so far is gone again.
+func Start(ctx context.Context, opts Options) (_ *Rig, err error) {
+	began := time.Now()
+	if opts.BindAddress == "" {
+		opts.BindAddress = "127.0.0.1"
+	}
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = 2 * time.Minute
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	// Building the binaries is not bounded by StartTimeout: a cold kube-apiserver build takes minutes.
+	apiserverBin, etcdBin, err := binaries(root)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, opts.StartTimeout, fmt.Errorf("rig did not start within %v", opts.StartTimeout))
+	defer cancel()
+
+	dir, err := os.MkdirTemp("", "resume-trigger-rig-")
+	if err != nil {
+		return nil, err
+	}
+	r := &Rig{opts: opts, dir: dir}
+	defer func() {
+		if err != nil {
+			r.Stop()
+		}
+	}()
+	reaper, err := startReaper(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	r.reaper = &processHandle{pid: reaper.Process.Pid}
+
+	var etcdURL string
+	if r.etcd, etcdURL, err = startEtcd(ctx, dir, etcdBin); err != nil {
+		return nil, err
+	}
+	token := make([]byte, 16)
+	_, _ = rand.Read(token)
+	r.adminToken = hex.EncodeToString(token)
+	if r.apiserver, r.host, r.caData, err = startAPIServer(ctx, dir, apiserverBin, etcdURL, opts.BindAddress, r.adminToken, opts.APIServerFlags); err != nil {
+		return nil, err
+	}
+	cfg := r.AdminConfig()
+	if r.client, err = kubernetes.NewForConfig(cfg); err != nil {
+		return nil, err
+	}
+	if r.dynamic, err = dynamic.NewForConfig(cfg); err != nil {
+		return nil, err
+	}
+	if r.kubelet, err = startKubelet(opts.BindAddress); err != nil {
+		return nil, err
+	}
+	r.kubelet.onMarker = r.onMarker
+	r.kubelet.client = r.client
+
+	errs := make(chan error, 2)
+	go func() { errs <- r.installCRDs(ctx, root) }()
+	go func() { errs <- r.registerNode(ctx) }()
+	if err := errors.Join(<-errs, <-errs); err != nil {
+		return nil, r.apiserver.failure(err)
+	}
+	r.kubeconfig = filepath.Join(dir, "admin.kubeconfig")
+	if err := WriteKubeconfig(cfg, r.kubeconfig); err != nil {
+		return nil, err
+	}
+	r.StartDuration = time.Since(began)
+	return r, nil
+}
+
+// Stop kills the control plane and the kubelet and removes the rig's temporary directory. It is safe
+// to call more than once.
+func (r *Rig) Stop() {
+	r.stopOnce.Do(func() {
+		if r.kubelet != nil {
+			r.kubelet.close()
+		}
+		r.apiserver.stop()
+		r.etcd.stop()
+		if r.reaper != nil {
+			killGroup(r.reaper.pid)
+		}
+		os.RemoveAll(r.dir)
+	})
+}
+
+// Dir is the rig's temporary directory (logs, certificates, kubeconfig); it is removed by Stop.
+func (r *Rig) Dir() string { return r.dir }
+
+// Host is the API server URL.
+func (r *Rig) Host() string { return r.host }
+
+// CAData is the PEM bundle that verifies the API server's serving certificate.
+func (r *Rig) CAData() []byte { return r.caData }
+
+// Client is an admin clientset.
+func (r *Rig) Client() kubernetes.Interface { return r.client }
+
+// Dynamic is an admin dynamic client.
+func (r *Rig) Dynamic() dynamic.Interface { return r.dynamic }
+
+// Kubelet is the test kubelet, to set exec behaviours and read the calls it received.
+func (r *Rig) Kubelet() *Kubelet { return r.kubelet }
+
+// KubeconfigFile is an admin kubeconfig, for processes the test starts.
+func (r *Rig) KubeconfigFile() string { return r.kubeconfig }
+
+// APIServerLog is the path of the kube-apiserver log.
+func (r *Rig) APIServerLog() string { return r.apiserver.log }
+
+// AdminConfig returns a new rest.Config of a system:masters user.
+func (r *Rig) AdminConfig() *rest.Config {
+	return &rest.Config{
+		Host:            r.host,
+		BearerToken:     r.adminToken,
+		TLSClientConfig: rest.TLSClientConfig{CAData: r.caData},
+		QPS:             200,
+		Burst:           400,
+	}
+}
+
+// ConfigAs returns a config that impersonates user in groups (system:authenticated is added by the
+// API server). RBAC applies to the impersonated user.
+func (r *Rig) ConfigAs(user string, groups ...string) *rest.Config {
+	cfg := r.AdminConfig()
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: groups}
+	return cfg
+}
+
+// ServiceAccountConfig returns a config that impersonates the ServiceAccount namespace/name, with
+// the groups the API server gives ServiceAccounts.
+func (r *Rig) ServiceAccountConfig(namespace, name string) *rest.Config {
+	return r.ConfigAs("system:serviceaccount:"+namespace+":"+name,
+		"system:serviceaccounts", "system:serviceaccounts:"+namespace)
+}
+
+// ServiceAccountTokenConfig returns a config that authenticates with a real token of the
+// ServiceAccount namespace/name (TokenRequest), as a pod running as it would. The ServiceAccount
+// must exist.
+func (r *Rig) ServiceAccountTokenConfig(ctx context.Context, namespace, name string) (*rest.Config, error) {
+	exp := int64(3600)
+	tr, err := r.client.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &exp},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("token for serviceaccount %s/%s: %w", namespace, name, err)
+	}
+	cfg := r.AdminConfig()
+	cfg.BearerToken = tr.Status.Token
+	return cfg, nil
+}
+
+// WriteKubeconfig writes cfg (token or impersonation based, as the rig's configs are) as a
+// kubeconfig file.
+func WriteKubeconfig(cfg *rest.Config, path string) error {
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["rig"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["rig"] = &clientcmdapi.AuthInfo{
+		Token:             cfg.BearerToken,
+		Impersonate:       cfg.Impersonate.UserName,
+		ImpersonateGroups: cfg.Impersonate.Groups,
+	}
+	kc.Contexts["rig"] = &clientcmdapi.Context{Cluster: "rig", AuthInfo: "rig", Namespace: "default"}
+	kc.CurrentContext = "rig"
+	return clientcmd.WriteToFile(*kc, path)
+}
+
+// Namespace creates a fresh namespace for the test with its default ServiceAccount (no
+// controller-manager runs to create it) and forgets the kubelet state of it when the test ends.
+func (r *Rig) Namespace(tb testing.TB) string {
+	tb.Helper()
+	ctx := context.Background()
+	ns, err := r.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		GenerateName: namespacePrefix(tb.Name()),
+		Labels:       map[string]string{"rig.resume-trigger/test": "true"},
+	}}, metav1.CreateOptions{})
+	if err != nil {
+		tb.Fatalf("create namespace: %v", err)
+	}
+	if _, err := r.client.CoreV1().ServiceAccounts(ns.Name).Create(ctx, &corev1.ServiceAccount{
+		ObjectMeta: metav1.ObjectMeta{Name: "default"},
+	}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		tb.Fatalf("create default serviceaccount in %s: %v", ns.Name, err)
+	}
+	tb.Cleanup(func() {
+		r.kubelet.ForgetNamespace(ns.Name)
+		// It stays Terminating (no namespace controller), which still stops new objects in it.
+		_ = r.client.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{})
+	})
+	return ns.Name
+}
+
+// namespacePrefix turns a test name into a DNS label prefix.
+func namespacePrefix(name string) string {
+	var b strings.Builder
+	for _, c := range strings.ToLower(name) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+			b.WriteRune(c)
+		case b.Len() > 0 && !strings.HasSuffix(b.String(), "-"):
+			b.WriteByte('-')
+		}
+	}
+	s := strings.Trim(b.String(), "-")
+	if len(s) > 40 {
+		s = strings.Trim(s[:40], "-")
+	}
+	if s == "" {
+		s = "test"
+	}
+	return s + "-"
+}
+
+var (
+	shared    *Rig
+	sharedErr error
+)
+
+// Main starts one rig for the test binary, runs the tests and stops the rig. Use it from TestMain:
+//
+//	func TestMain(m *testing.M) { os.Exit(rig.Main(m)) }
+//
+// If the rig cannot start, Main prints why and returns 1: tests never silently skip.
+func Main(m *testing.M) int { return MainWithOptions(m, Options{}) }
+
+// MainWithOptions is Main with Options.
+func MainWithOptions(m *testing.M, opts Options) int {
+	if !flag.Parsed() {
+		flag.Parse() // for testing.Verbose and -test.run before m.Run
+	}
+	r, err := Start(context.Background(), opts)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "rig: cannot start the test control plane: %v\n", err)
+		return 1
+	}
+	shared = r
+	defer r.Stop()
+	if testing.Verbose() {
+		fmt.Fprintf(os.Stderr, "rig: started in %v (%s, kubelet :%d, dir %s)\n", r.StartDuration.Round(time.Millisecond), r.host, r.kubelet.Port(), r.dir)
+	}
+	return m.Run()
+}
+
+// Get returns the rig Main started; it fails the test if TestMain did not call Main.
+func Get(tb testing.TB) *Rig {
+	tb.Helper()
+	if shared == nil {
+		tb.Fatal("rig.Get: no rig; call os.Exit(rig.Main(m)) from TestMain")
+	}
+	return shared
+}
