@@ -1,0 +1,174 @@
+package lookup
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/argocontroller/resume-trigger/api/v1alpha1"
+	"github.com/argocontroller/resume-trigger/fault"
+	"github.com/argocontroller/resume-trigger/request"
+)
+
+// The environment variables that make Argo's emissary wait for a marker file; only the exact value "true"
+// pauses.
+const (
+	EnvPauseBefore = "ARGO_DEBUG_PAUSE_BEFORE"
+	EnvPauseAfter  = "ARGO_DEBUG_PAUSE_AFTER"
+)
+
+// argoContainer reports whether a container is Argo's own; none of them ever pauses or has a touch.
+func argoContainer(name string) bool {
+	return name == "wait" || name == "init" || strings.HasPrefix(name, "init-artifact-") || strings.HasPrefix(name, "artifact-plugin-")
+}
+
+func pausedAt(c corev1.Container, stage v1alpha1.Stage) bool {
+	want := EnvPauseBefore
+	if stage == v1alpha1.StageAfter {
+		want = EnvPauseAfter
+	}
+	for _, e := range c.Env {
+		if e.Name == want && e.Value == "true" && e.ValueFrom == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// stageOf decides which pause to release in a container: the requested one, else the only one its
+// environment sets.
+func stageOf(c corev1.Container, requested v1alpha1.Stage) (v1alpha1.Stage, error) {
+	if requested != "" {
+		if !pausedAt(c, requested) {
+			return "", fault.Preconditionf("container %s does not pause %s its command (%s_%s is not \"true\" in the pod spec)", c.Name, requested, "ARGO_DEBUG_PAUSE", strings.ToUpper(string(requested)))
+		}
+		return requested, nil
+	}
+	before, after := pausedAt(c, v1alpha1.StageBefore), pausedAt(c, v1alpha1.StageAfter)
+	switch {
+	case before && after:
+		return "", fault.Invalidf("container %s pauses both before and after its command: set stage to before or after", c.Name)
+	case before:
+		return v1alpha1.StageBefore, nil
+	case after:
+		return v1alpha1.StageAfter, nil
+	}
+	return "", fault.Preconditionf("container %s is not debug-paused (neither %s nor %s is \"true\" in the pod spec)", c.Name, EnvPauseBefore, EnvPauseAfter)
+}
+
+// containersOf returns the paused containers of a node's pod that the step asks for.
+func containersOf(wf *wfv1.Workflow, p pickedNode, pod *corev1.Pod, step request.Step) ([]Target, []Skip) {
+	skip := func(err error) []Skip { return []Skip{{Node: p.node.ID, Pod: pod.Name, Reason: err}} }
+	if done := p.node.Fulfilled(); done {
+		return nil, skip(fault.Preconditionf("node %s (pod %s) has finished (%s): nothing is paused", p.node.ID, pod.Name, p.node.Phase))
+	}
+	want := step.Container
+	if p.container != "" {
+		if want != "" && want != p.container {
+			return nil, skip(fault.Invalidf("node %s is container %s of pod %s, but container %s was asked for", p.node.ID, p.container, pod.Name, want))
+		}
+		want = p.container
+	}
+
+	var users []string
+	for _, c := range pod.Spec.Containers {
+		if !argoContainer(c.Name) {
+			users = append(users, c.Name)
+		}
+	}
+	var candidates []corev1.Container
+	for _, c := range pod.Spec.Containers {
+		if argoContainer(c.Name) || (want != "" && c.Name != want) {
+			continue
+		}
+		candidates = append(candidates, c)
+	}
+	if want != "" && len(candidates) == 0 {
+		return nil, skip(fault.NotFoundf("pod %s has no container %s (its containers: %s)", pod.Name, want, strings.Join(users, ", ")))
+	}
+
+	var targets []Target
+	var skips []Skip
+	for _, c := range candidates {
+		stage, err := stageOf(c, step.Stage)
+		if err != nil {
+			if want == "" && fault.KindOf(err) == fault.Precondition {
+				// With no container named, containers without the pause are simply not part of the step's
+				// release; say so only if nothing else is paused.
+				skips = append(skips, Skip{Node: p.node.ID, Pod: pod.Name, Reason: err})
+				continue
+			}
+			return nil, skip(err)
+		}
+		if err := running(pod, c.Name); err != nil {
+			skips = append(skips, Skip{Node: p.node.ID, Pod: pod.Name, Reason: err})
+			continue
+		}
+		others := slices.DeleteFunc(slices.Clone(users), func(n string) bool { return n == c.Name })
+		targets = append(targets, Target{
+			Namespace: pod.Namespace,
+			Workflow:  wf.Name,
+			Node:      p.node.ID,
+			NodeName:  p.node.Name,
+			Pod:       pod.Name,
+			PodUID:    pod.UID,
+			Container: c.Name,
+			Stage:     stage,
+			Others:    others,
+		})
+	}
+	if len(targets) > 0 {
+		return targets, skips
+	}
+	if len(skips) > 1 {
+		var reasons []string
+		kind := fault.Precondition
+		for _, s := range skips {
+			reasons = append(reasons, s.Reason.Error())
+			if fault.KindOf(s.Reason) == fault.Transient {
+				kind = fault.Transient
+			}
+		}
+		return nil, skip(&fault.Error{Kind: kind, Err: fmt.Errorf("pod %s: %s", pod.Name, strings.Join(reasons, "; "))})
+	}
+	return nil, skips
+}
+
+// running checks that the pod and the container are running: only then can an exec reach it. A pod or
+// container that has not started yet may still get there (retry); one that has ended never will.
+func running(pod *corev1.Pod, container string) error {
+	switch pod.Status.Phase {
+	case corev1.PodRunning:
+	case corev1.PodPending, "":
+		return fault.Transientf("pod %s is %s, not running yet", pod.Name, orUnknown(string(pod.Status.Phase)))
+	default:
+		return fault.Preconditionf("pod %s has ended (%s): nothing is paused", pod.Name, pod.Status.Phase)
+	}
+	if pod.DeletionTimestamp != nil {
+		return fault.Preconditionf("pod %s is being deleted", pod.Name)
+	}
+	for _, s := range pod.Status.ContainerStatuses {
+		if s.Name != container {
+			continue
+		}
+		switch {
+		case s.State.Running != nil:
+			return nil
+		case s.State.Terminated != nil:
+			return fault.Preconditionf("container %s in pod %s has terminated (exit %d): its pause is over", container, pod.Name, s.State.Terminated.ExitCode)
+		default:
+			return fault.Transientf("container %s in pod %s is not running yet", container, pod.Name)
+		}
+	}
+	return fault.Transientf("container %s in pod %s has no status yet", container, pod.Name)
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "Unknown"
+	}
+	return s
+}

@@ -1,0 +1,319 @@
+package lookup
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	wfclient "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/argocontroller/resume-trigger/api/v1alpha1"
+	"github.com/argocontroller/resume-trigger/fault"
+	"github.com/argocontroller/resume-trigger/request"
+)
+
+// The label and annotation Argo puts on every pod it creates for a workflow node.
+const (
+	LabelWorkflow    = "workflows.argoproj.io/workflow"
+	AnnotationNodeID = "workflows.argoproj.io/node-id"
+)
+
+// Target is one paused container to release.
+type Target struct {
+	Namespace string
+	Workflow  string
+	Node      string // node id
+	NodeName  string
+	Pod       string
+	PodUID    types.UID
+	Container string
+	Stage     v1alpha1.Stage
+	// Others are the pod's other containers that share /var/run/argo and may create the marker when
+	// Container's image has no touch; Argo's own wait container is never among them.
+	Others []string
+}
+
+func (t Target) String() string {
+	return fmt.Sprintf("pod %s container %s stage %s", t.Pod, t.Container, t.Stage)
+}
+
+// Skip is a candidate that was not released, and why.
+type Skip struct {
+	Node   string
+	Pod    string
+	Reason error
+}
+
+// Result is what a lookup found.
+type Result struct {
+	Workflow    string
+	WorkflowUID types.UID
+	Targets     []Target
+	Skipped     []Skip
+}
+
+// Finder looks steps up with one GET of the Workflow and one label-selected LIST of its pods. It keeps no
+// cache: memory does not grow with the number of workflows in the cluster.
+type Finder struct {
+	Workflows wfclient.Interface
+	Pods      kubernetes.Interface
+	// Offloaded reads nodes that Argo offloaded to its database; nil refuses such workflows clearly.
+	Offloaded NodeSource
+}
+
+// Find returns the paused containers of the step in namespace ns. It fails when there is nothing to
+// release; the error's fault.Kind says whether a retry can help.
+func (f *Finder) Find(ctx context.Context, ns string, step request.Step) (Result, error) {
+	wf, err := f.Workflows.ArgoprojV1alpha1().Workflows(ns).Get(ctx, step.Workflow, metav1.GetOptions{})
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return Result{}, fault.NotFoundf("workflow %s not found in namespace %s: check Workflow-ID (the workflow must be in the Resume's own namespace)", step.Workflow, ns)
+		}
+		return Result{}, apiError(fmt.Sprintf("get workflow %s/%s", ns, step.Workflow), err)
+	}
+	nodes, err := nodesOf(ctx, wf, f.Offloaded)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Workflow: wf.Name, WorkflowUID: wf.UID}
+	picks, err := pick(wf, nodes, step)
+	if err != nil {
+		return res, err
+	}
+
+	pods, err := f.Pods.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{
+		LabelSelector: labels.SelectorFromSet(labels.Set{LabelWorkflow: wf.Name}).String(),
+	})
+	if err != nil {
+		return res, apiError(fmt.Sprintf("list pods of workflow %s/%s", ns, wf.Name), err)
+	}
+	byNode, byName := indexPods(pods.Items)
+
+	for _, p := range picks {
+		pod, err := podOf(wf, p.node, byNode, byName)
+		if err != nil {
+			res.Skipped = append(res.Skipped, Skip{Node: p.node.ID, Reason: err})
+			continue
+		}
+		targets, skips := containersOf(wf, p, pod, step)
+		res.Targets = append(res.Targets, targets...)
+		res.Skipped = append(res.Skipped, skips...)
+	}
+	if len(res.Targets) == 0 {
+		return res, nothingToRelease(wf.Name, step, res.Skipped)
+	}
+	return res, nil
+}
+
+// apiError classifies an API failure: none of them is the request's fault, so all are retried.
+func apiError(what string, err error) error {
+	if apierrors.IsForbidden(err) {
+		return fault.Transientf("%s: %w (the server's RBAC does not allow it: apply the shipped Role for this namespace)", what, err)
+	}
+	return fault.Transientf("%s: %w", what, err)
+}
+
+// nothingToRelease folds the reasons of every skipped candidate into one error whose kind is the most
+// hopeful among them: if any candidate may still become releasable, the caller should retry.
+func nothingToRelease(wf string, step request.Step, skipped []Skip) error {
+	if len(skipped) == 1 {
+		return skipped[0].Reason
+	}
+	kind := fault.NotFound
+	var reasons []string
+	for _, s := range skipped {
+		k := fault.KindOf(s.Reason)
+		if k == fault.Transient || k == fault.Unknown {
+			kind = fault.Transient
+		} else if k == fault.Invalid && kind != fault.Transient {
+			kind = fault.Invalid
+		} else if k == fault.Precondition && kind == fault.NotFound {
+			kind = fault.Precondition
+		}
+		reasons = append(reasons, s.Reason.Error())
+	}
+	return &fault.Error{Kind: kind, Err: fmt.Errorf("nothing to release for %s: %s", step, strings.Join(reasons, "; "))}
+}
+
+// pickedNode is a node that runs a pod, with the container the request's node implies (containerSet).
+type pickedNode struct {
+	node      wfv1.NodeStatus
+	container string
+}
+
+// pick selects the nodes the step names and maps each to the node that owns a pod: a Retry node to its last
+// attempt, a containerSet Container node to its pod node and container.
+func pick(wf *wfv1.Workflow, nodes wfv1.Nodes, step request.Step) ([]pickedNode, error) {
+	var matched []wfv1.NodeStatus
+	for _, n := range nodes {
+		if step.NodeID != "" && n.ID != step.NodeID {
+			continue
+		}
+		if step.NodeName != "" && n.Name != step.NodeName && n.DisplayName != step.NodeName {
+			continue
+		}
+		if step.Template != "" && n.TemplateName != step.Template && (n.TemplateRef == nil || n.TemplateRef.Template != step.Template) {
+			continue
+		}
+		matched = append(matched, n)
+	}
+	if len(matched) == 0 {
+		return nil, fault.NotFoundf("workflow %s has no node matching %s%s", wf.Name, describeSelector(step), podTemplates(nodes))
+	}
+	sort.Slice(matched, func(i, j int) bool { return matched[i].ID < matched[j].ID })
+
+	explicit := step.NodeID != "" || step.NodeName != ""
+	seen := map[string]bool{}
+	var picks []pickedNode
+	var wrongTypes []string
+	add := func(n wfv1.NodeStatus, container string) {
+		key := n.ID + "/" + container
+		if !seen[key] {
+			seen[key] = true
+			picks = append(picks, pickedNode{node: n, container: container})
+		}
+	}
+	for _, n := range matched {
+		switch n.Type {
+		case wfv1.NodeTypePod:
+			add(n, "")
+		case wfv1.NodeTypeRetry:
+			if last, ok := lastAttempt(nodes, n); ok {
+				add(last, "")
+			} else {
+				wrongTypes = append(wrongTypes, fmt.Sprintf("retry node %s has no attempt yet", n.ID))
+			}
+		case wfv1.NodeTypeContainer:
+			podNode, ok := nodes[n.BoundaryID]
+			if !ok || podNode.Type != wfv1.NodeTypePod || !strings.HasPrefix(n.Name, podNode.Name+".") {
+				wrongTypes = append(wrongTypes, fmt.Sprintf("container node %s has no pod node", n.ID))
+				continue
+			}
+			add(podNode, strings.TrimPrefix(n.Name, podNode.Name+"."))
+		default:
+			wrongTypes = append(wrongTypes, fmt.Sprintf("node %s is of type %s", n.ID, n.Type))
+		}
+	}
+	// A whole pod node covers every container of it; drop the narrower picks of the same pod.
+	whole := map[string]bool{}
+	for _, p := range picks {
+		if p.container == "" {
+			whole[p.node.ID] = true
+		}
+	}
+	picks = slices.DeleteFunc(picks, func(p pickedNode) bool { return p.container != "" && whole[p.node.ID] })
+	if len(picks) == 0 {
+		err := fmt.Sprintf("%s selects no node that runs a pod (%s): name a step that runs a container, script or containerSet template", describeSelector(step), strings.Join(wrongTypes, ", "))
+		if explicit {
+			return nil, fault.Invalidf("workflow %s: %s", wf.Name, err)
+		}
+		return nil, fault.NotFoundf("workflow %s: %s%s", wf.Name, err, podTemplates(nodes))
+	}
+	return picks, nil
+}
+
+// lastAttempt returns the newest attempt of a Retry node: its last child that runs a pod.
+func lastAttempt(nodes wfv1.Nodes, retry wfv1.NodeStatus) (wfv1.NodeStatus, bool) {
+	for i := len(retry.Children) - 1; i >= 0; i-- {
+		if c, ok := nodes[retry.Children[i]]; ok && c.Type == wfv1.NodeTypePod {
+			return c, true
+		}
+	}
+	return wfv1.NodeStatus{}, false
+}
+
+func describeSelector(step request.Step) string {
+	var parts []string
+	if step.Template != "" {
+		parts = append(parts, "template "+step.Template)
+	}
+	if step.NodeID != "" {
+		parts = append(parts, "node id "+step.NodeID)
+	}
+	if step.NodeName != "" {
+		parts = append(parts, fmt.Sprintf("node name %q", step.NodeName))
+	}
+	return strings.Join(parts, " and ")
+}
+
+// podTemplates lists the templates that run pods in the workflow, to help a user correct a typo.
+func podTemplates(nodes wfv1.Nodes) string {
+	set := map[string]bool{}
+	for _, n := range nodes {
+		if n.Type == wfv1.NodeTypePod {
+			if t := templateOf(n); t != "" {
+				set[t] = true
+			}
+		}
+	}
+	if len(set) == 0 {
+		return " (it has no pod nodes yet)"
+	}
+	names := make([]string, 0, len(set))
+	for t := range set {
+		names = append(names, t)
+	}
+	sort.Strings(names)
+	return " (templates with pods: " + strings.Join(names, ", ") + ")"
+}
+
+func indexPods(pods []corev1.Pod) (byNode map[string][]*corev1.Pod, byName map[string]*corev1.Pod) {
+	byNode = map[string][]*corev1.Pod{}
+	byName = map[string]*corev1.Pod{}
+	for i := range pods {
+		p := &pods[i]
+		if id := p.Annotations[AnnotationNodeID]; id != "" {
+			byNode[id] = append(byNode[id], p)
+		}
+		byName[p.Name] = p
+	}
+	return byNode, byName
+}
+
+// podOf finds a node's pod among the workflow's pods: by the node-id annotation, else by the name Argo
+// computes for it. The pod must be controlled by this workflow, so a look-alike pod never gets an exec.
+func podOf(wf *wfv1.Workflow, node wfv1.NodeStatus, byNode map[string][]*corev1.Pod, byName map[string]*corev1.Pod) (*corev1.Pod, error) {
+	candidates := byNode[node.ID]
+	if len(candidates) == 0 {
+		name := podName(wf, node)
+		if p, ok := byName[name]; ok && (p.Annotations[AnnotationNodeID] == "" || p.Annotations[AnnotationNodeID] == node.ID) {
+			candidates = []*corev1.Pod{p}
+		}
+	}
+	var owned []*corev1.Pod
+	var strangers []string
+	for _, p := range candidates {
+		if ref := metav1.GetControllerOf(p); ref != nil && ref.UID == wf.UID && ref.Kind == "Workflow" {
+			owned = append(owned, p)
+		} else {
+			strangers = append(strangers, p.Name)
+		}
+	}
+	switch {
+	case len(owned) == 1:
+		return owned[0], nil
+	case len(owned) > 1:
+		names := make([]string, len(owned))
+		for i, p := range owned {
+			names[i] = p.Name
+		}
+		return nil, fault.Preconditionf("node %s has %d pods (%s): Argo keeps one; wait until the old one is gone", node.ID, len(owned), strings.Join(names, ", "))
+	case len(strangers) > 0:
+		return nil, fault.Preconditionf("pod %s claims node %s but is not controlled by workflow %s (uid %s): refusing to exec into it", strings.Join(strangers, ", "), node.ID, wf.Name, wf.UID)
+	}
+	switch node.Phase {
+	case wfv1.NodePending, wfv1.NodeRunning, "":
+		return nil, fault.Transientf("node %s (%s) has no pod yet", node.ID, node.Name)
+	default:
+		return nil, fault.NotFoundf("node %s (%s) is %s and its pod is gone", node.ID, node.Name, node.Phase)
+	}
+}

@@ -1,0 +1,92 @@
+package lookup
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+
+	"github.com/argocontroller/resume-trigger/fault"
+)
+
+// maxNodesSize bounds the decompressed size of status.compressedNodes; Argo itself compresses only
+// workflows above 1 MiB, so 256 MiB is generous and still stops a gzip bomb.
+const maxNodesSize = 256 << 20
+
+// NodeSource reads the nodes of a workflow whose node status is offloaded to Argo's database, which the
+// Kubernetes API cannot return (argo-server can).
+type NodeSource interface {
+	Nodes(ctx context.Context, namespace, workflow string) (wfv1.Nodes, error)
+}
+
+// nodesOf returns the workflow's nodes from status.nodes, status.compressedNodes or, when offloaded, the
+// NodeSource.
+func nodesOf(ctx context.Context, wf *wfv1.Workflow, offloaded NodeSource) (wfv1.Nodes, error) {
+	switch {
+	case len(wf.Status.Nodes) > 0:
+		return wf.Status.Nodes, nil
+	case wf.Status.CompressedNodes != "":
+		nodes, err := decompressNodes(wf.Status.CompressedNodes)
+		if err != nil {
+			return nil, fault.Preconditionf("workflow %s: status.compressedNodes cannot be read: %w", wf.Name, err)
+		}
+		return nodes, nil
+	case wf.Status.OffloadNodeStatusVersion != "":
+		if offloaded == nil {
+			return nil, fault.Preconditionf("workflow %s keeps its node status offloaded in Argo's database (offloadNodeStatusVersion %s), which the Kubernetes API cannot return: start resume-trigger with --argo-server-url to read nodes from argo-server", wf.Name, wf.Status.OffloadNodeStatusVersion)
+		}
+		nodes, err := offloaded.Nodes(ctx, wf.Namespace, wf.Name)
+		if err != nil {
+			return nil, err
+		}
+		return nodes, nil
+	default:
+		return nil, nil
+	}
+}
+
+func decompressNodes(s string) (wfv1.Nodes, error) {
+	raw, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("not base64: %w", err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("not gzip: %w", err)
+	}
+	defer zr.Close()
+	data, err := io.ReadAll(io.LimitReader(zr, maxNodesSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	if len(data) > maxNodesSize {
+		return nil, fmt.Errorf("larger than %d bytes once decompressed", maxNodesSize)
+	}
+	var nodes wfv1.Nodes
+	if err := json.Unmarshal(data, &nodes); err != nil {
+		return nil, fmt.Errorf("not a JSON node map: %w", err)
+	}
+	return nodes, nil
+}
+
+// CompressNodes encodes nodes the way Argo stores status.compressedNodes (base64 of gzipped JSON).
+func CompressNodes(nodes wfv1.Nodes) (string, error) {
+	data, err := json.Marshal(nodes)
+	if err != nil {
+		return "", err
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(data); err != nil {
+		return "", err
+	}
+	if err := zw.Close(); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(buf.Bytes()), nil
+}

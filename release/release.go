@@ -1,0 +1,224 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/argocontroller/resume-trigger/api/v1alpha1"
+	"github.com/argocontroller/resume-trigger/fault"
+	"github.com/argocontroller/resume-trigger/lookup"
+)
+
+// VarRunArgo is the emptyDir volume Argo mounts at /var/run/argo in every container of a workflow pod.
+const (
+	VarRunArgo     = "var-run-argo"
+	varRunArgoPath = "/var/run/argo"
+)
+
+// Argv returns the only command resume-trigger ever runs: touch of the marker that ends container's pause
+// at stage. Both parts are checked, so nothing else can reach the argv.
+func Argv(container string, stage v1alpha1.Stage) ([]string, error) {
+	if errs := validation.IsDNS1123Label(container); len(errs) > 0 {
+		return nil, fault.Invalidf("container %q is not a container name: %s", container, strings.Join(errs, "; "))
+	}
+	if stage != v1alpha1.StageBefore && stage != v1alpha1.StageAfter {
+		return nil, fault.Invalidf("stage %q is neither before nor after", stage)
+	}
+	return []string{"touch", varRunArgoPath + "/ctr/" + container + "/" + string(stage)}, nil
+}
+
+// Outcome says how a target was released.
+type Outcome struct {
+	// Via is the container the marker was created from: the target's own, another of the pod, or the
+	// ephemeral container's name.
+	Via       string
+	Ephemeral bool
+	// Attempts lists, in order, why earlier ways did not work.
+	Attempts []string
+}
+
+// Releaser releases targets.
+type Releaser struct {
+	Exec Executor
+	// Pods is used to tell a vanished pod from a broken transport and for the ephemeral fallback.
+	Pods kubernetes.Interface
+	// Timeout bounds one exec (and the ephemeral container's run).
+	Timeout time.Duration
+	// EphemeralImage, when set, enables the last-resort fallback: an ephemeral container of this image that
+	// mounts only /var/run/argo and runs touch. It needs pods/ephemeralcontainers rights.
+	EphemeralImage string
+}
+
+// Release creates the marker of t. It tries t's container, then the pod's other user containers (they share
+// /var/run/argo), then the ephemeral container if enabled. A container "without touch" is one where the
+// exec exits 126 or 127, or the runtime reports that the executable is not found.
+func (r *Releaser) Release(ctx context.Context, t lookup.Target) (Outcome, error) {
+	argv, err := Argv(t.Container, t.Stage)
+	if err != nil {
+		return Outcome{}, err
+	}
+	var out Outcome
+	for _, via := range append([]string{t.Container}, t.Others...) {
+		err := r.execOnce(ctx, t, via, argv)
+		if err == nil {
+			out.Via = via
+			return out, nil
+		}
+		if !fallThrough(err) {
+			return out, r.classify(ctx, t, via, err)
+		}
+		out.Attempts = append(out.Attempts, fmt.Sprintf("container %s: %v", via, err))
+	}
+	if r.EphemeralImage == "" {
+		return out, fault.Preconditionf("no container of pod %s can create %s (%s): give the step's image a touch, or enable the ephemeral-container fallback (--ephemeral-image)", t.Pod, argv[1], strings.Join(out.Attempts, "; "))
+	}
+	name, err := r.ephemeral(ctx, t, argv)
+	if err != nil {
+		return out, err
+	}
+	out.Via, out.Ephemeral = name, true
+	return out, nil
+}
+
+func (r *Releaser) execOnce(ctx context.Context, t lookup.Target, container string, argv []string) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout())
+	defer cancel()
+	err := r.Exec.Exec(ctx, t.Namespace, t.Pod, container, argv)
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("exec did not finish within %s: %w", r.timeout(), ctx.Err())
+	}
+	return err
+}
+
+func (r *Releaser) timeout() time.Duration {
+	if r.Timeout <= 0 {
+		return 10 * time.Second
+	}
+	return r.Timeout
+}
+
+var notFoundText = regexp.MustCompile(`(?i)executable file not found|no such file or directory|not found in \$PATH`)
+
+// fallThrough reports whether err means "this container cannot create the marker, try another": a
+// non-zero exit, or the runtime saying there is no such executable.
+func fallThrough(err error) bool {
+	var exit *ExitError
+	if errors.As(err, &exit) {
+		return true
+	}
+	return notFoundText.MatchString(err.Error())
+}
+
+// classify turns an exec failure that is not about the container's tools into a fault: if the pod or the
+// container has gone meanwhile, nothing can be released any more; otherwise the transport failed and a
+// retry may work.
+func (r *Releaser) classify(ctx context.Context, t lookup.Target, via string, err error) error {
+	if apierrors.IsForbidden(err) {
+		return fault.Transientf("exec into pod %s container %s was refused: %w (the server needs pods/exec create and get in namespace %s)", t.Pod, via, err, t.Namespace)
+	}
+	if r.Pods != nil {
+		pod, gerr := r.Pods.CoreV1().Pods(t.Namespace).Get(ctx, t.Pod, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(gerr):
+			return fault.NotFoundf("pod %s was deleted while releasing it: %v", t.Pod, err)
+		case gerr == nil && pod.UID != t.PodUID:
+			return fault.Preconditionf("pod %s was replaced while releasing it: %v", t.Pod, err)
+		case gerr == nil && terminated(pod, t.Container):
+			return fault.Preconditionf("container %s in pod %s terminated while releasing it: %v", t.Container, t.Pod, err)
+		}
+	}
+	return fault.Transientf("exec into pod %s container %s failed: %w", t.Pod, via, err)
+}
+
+func terminated(pod *corev1.Pod, container string) bool {
+	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return true
+	}
+	for _, s := range pod.Status.ContainerStatuses {
+		if s.Name == container {
+			return s.State.Terminated != nil
+		}
+	}
+	return false
+}
+
+// ephemeral adds an ephemeral container that mounts only /var/run/argo and runs the argv, then waits for it
+// to exit 0. It copies none of the target's mounts: Argo's input-artifact subPath mounts are not allowed in
+// ephemeral containers.
+func (r *Releaser) ephemeral(ctx context.Context, t lookup.Target, argv []string) (string, error) {
+	pods := r.Pods.CoreV1().Pods(t.Namespace)
+	pod, err := pods.Get(ctx, t.Pod, metav1.GetOptions{})
+	if err != nil {
+		return "", fault.Transientf("get pod %s for the ephemeral fallback: %w", t.Pod, err)
+	}
+	if pod.UID != t.PodUID {
+		return "", fault.Preconditionf("pod %s was replaced before the ephemeral fallback ran", t.Pod)
+	}
+	hasVolume := false
+	for _, v := range pod.Spec.Volumes {
+		hasVolume = hasVolume || v.Name == VarRunArgo
+	}
+	if !hasVolume {
+		return "", fault.Preconditionf("pod %s has no %s volume: it is not an Argo emissary pod", t.Pod, VarRunArgo)
+	}
+	name := "resume-" + string(t.Stage) + "-" + rand.String(5)
+	nonRoot, uid, no := true, int64(65532), false
+	pod.Spec.EphemeralContainers = append(pod.Spec.EphemeralContainers, corev1.EphemeralContainer{
+		EphemeralContainerCommon: corev1.EphemeralContainerCommon{
+			Name:                     name,
+			Image:                    r.EphemeralImage,
+			Command:                  argv,
+			VolumeMounts:             []corev1.VolumeMount{{Name: VarRunArgo, MountPath: varRunArgoPath}},
+			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+			SecurityContext: &corev1.SecurityContext{
+				RunAsNonRoot:             &nonRoot,
+				RunAsUser:                &uid,
+				AllowPrivilegeEscalation: &no,
+				ReadOnlyRootFilesystem:   &nonRoot,
+				Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+				SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			},
+		},
+	})
+	if _, err := pods.UpdateEphemeralContainers(ctx, pod.Name, pod, metav1.UpdateOptions{}); err != nil {
+		if apierrors.IsForbidden(err) {
+			return "", fault.Transientf("add ephemeral container to pod %s: %w (the server needs pods/ephemeralcontainers update: apply the ephemeral-fallback overlay)", t.Pod, err)
+		}
+		return "", fault.Transientf("add ephemeral container to pod %s: %w", t.Pod, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout())
+	defer cancel()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return "", fault.Transientf("ephemeral container %s in pod %s did not finish within %s", name, t.Pod, r.timeout())
+		case <-tick.C:
+		}
+		pod, err := pods.Get(ctx, t.Pod, metav1.GetOptions{})
+		if err != nil {
+			continue
+		}
+		for _, s := range pod.Status.EphemeralContainerStatuses {
+			if s.Name != name || s.State.Terminated == nil {
+				continue
+			}
+			if code := s.State.Terminated.ExitCode; code != 0 {
+				return "", fault.Preconditionf("ephemeral container %s in pod %s exited %d: %s", name, t.Pod, code, s.State.Terminated.Message)
+			}
+			return name, nil
+		}
+	}
+}

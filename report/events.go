@@ -1,0 +1,83 @@
+package report
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Component is the name Events are reported under.
+const Component = "resume-trigger"
+
+// Object names what an Event is about.
+type Object struct {
+	APIVersion string
+	Kind       string
+	Namespace  string
+	Name       string
+	UID        types.UID
+}
+
+// Events creates core/v1 Events. It only ever creates (no aggregation, no patch), so the server needs
+// no more than events: create.
+type Events struct {
+	Client kubernetes.Interface
+	// Host is reported as the Event's source host and reporting instance (the pod name).
+	Host string
+	now  func() time.Time
+}
+
+// Normal records a Normal Event.
+func (e *Events) Normal(ctx context.Context, obj Object, reason, message string) error {
+	return e.record(ctx, obj, corev1.EventTypeNormal, reason, message)
+}
+
+// Warning records a Warning Event.
+func (e *Events) Warning(ctx context.Context, obj Object, reason, message string) error {
+	return e.record(ctx, obj, corev1.EventTypeWarning, reason, message)
+}
+
+// maxEventMessage is the API server's limit on an Event's message.
+const maxEventMessage = 1024
+
+func (e *Events) record(ctx context.Context, obj Object, typ, reason, message string) error {
+	now := time.Now
+	if e.now != nil {
+		now = e.now
+	}
+	t := now()
+	if len(message) > maxEventMessage {
+		message = message[:maxEventMessage-3] + "..."
+	}
+	ev := &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      fmt.Sprintf("%s.%x", obj.Name, t.UnixNano()),
+			Namespace: obj.Namespace,
+		},
+		InvolvedObject: corev1.ObjectReference{
+			APIVersion: obj.APIVersion,
+			Kind:       obj.Kind,
+			Namespace:  obj.Namespace,
+			Name:       obj.Name,
+			UID:        obj.UID,
+		},
+		Reason:              reason,
+		Message:             message,
+		Type:                typ,
+		Source:              corev1.EventSource{Component: Component, Host: e.Host},
+		FirstTimestamp:      metav1.NewTime(t),
+		LastTimestamp:       metav1.NewTime(t),
+		Count:               1,
+		ReportingController: "argocontroller.io/" + Component,
+		ReportingInstance:   e.Host,
+	}
+	if _, err := e.Client.CoreV1().Events(obj.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("record event %s on %s %s/%s: %w", reason, obj.Kind, obj.Namespace, obj.Name, err)
+	}
+	return nil
+}

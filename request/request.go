@@ -1,0 +1,198 @@
+package request
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/argocontroller/resume-trigger/api/v1alpha1"
+	"github.com/argocontroller/resume-trigger/fault"
+)
+
+// Step says which paused step, container and stage to release within one namespace.
+type Step struct {
+	Workflow  string
+	Template  string
+	NodeID    string
+	NodeName  string
+	Container string
+	Stage     v1alpha1.Stage
+}
+
+// Request is one validated call to release a step. A Request that names a Resume takes its Step from that
+// object when it is read; a direct Request (the webhook path) carries its Step itself.
+type Request struct {
+	Namespace string
+	Resume    string
+	ResumeUID types.UID
+	Step      Step
+}
+
+// Key identifies the object a Request is about, for serialising concurrent duplicates.
+func (r Request) Key() string {
+	if r.Resume != "" {
+		return "resume/" + r.Namespace + "/" + r.Resume
+	}
+	return "workflow/" + r.Namespace + "/" + r.Step.Workflow
+}
+
+// wire is the JSON the Sensor sends after applying its parameters to the trigger's spec.
+type wire struct {
+	Namespace string `json:"namespace"`
+	Resume    string `json:"resume"`
+	ResumeUID string `json:"resumeUID"`
+	Workflow  string `json:"workflow"`
+	Template  string `json:"template"`
+	NodeID    string `json:"nodeID"`
+	NodeName  string `json:"nodeName"`
+	Container string `json:"container"`
+	Stage     string `json:"stage"`
+}
+
+// Keys lists the fields a request may carry, in the order the Sensor YAML documents them.
+var Keys = []string{"namespace", "resume", "resumeUID", "workflow", "template", "nodeID", "nodeName", "container", "stage"}
+
+// Parse decodes and validates the JSON request. Unknown keys and non-string values are refused, so that a
+// typo in the Sensor's parameters shows up as an error instead of an ignored field.
+func Parse(data []byte) (Request, error) {
+	var w wire
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return Request{}, fault.Invalidf("the trigger request is not a JSON object of strings with keys %s: %v", strings.Join(Keys, ", "), err)
+	}
+	if dec.More() {
+		return Request{}, fault.Invalidf("the trigger request holds more than one JSON value")
+	}
+	r := Request{
+		Namespace: strings.TrimSpace(w.Namespace),
+		Resume:    strings.TrimSpace(w.Resume),
+		ResumeUID: types.UID(strings.TrimSpace(w.ResumeUID)),
+		Step: Step{
+			Workflow:  strings.TrimSpace(w.Workflow),
+			Template:  strings.TrimSpace(w.Template),
+			NodeID:    strings.TrimSpace(w.NodeID),
+			NodeName:  strings.TrimSpace(w.NodeName),
+			Container: strings.TrimSpace(w.Container),
+			Stage:     v1alpha1.Stage(strings.TrimSpace(w.Stage)),
+		},
+	}
+	if err := r.Validate(); err != nil {
+		return Request{}, err
+	}
+	return r, nil
+}
+
+// Validate checks every name the request carries. A Request naming a Resume needs no Step yet: it is read
+// from the object, and checked with ValidateStep then.
+func (r Request) Validate() error {
+	if r.Namespace == "" {
+		return fault.Invalidf("namespace is empty: map it from the event (body.metadata.namespace for a Resume, body.namespace for the webhook)")
+	}
+	if errs := validation.IsDNS1123Label(r.Namespace); len(errs) > 0 {
+		return fault.Invalidf("namespace %q is not a valid namespace name: %s", r.Namespace, strings.Join(errs, "; "))
+	}
+	if r.Resume != "" {
+		if errs := validation.IsDNS1123Subdomain(r.Resume); len(errs) > 0 {
+			return fault.Invalidf("resume %q is not a valid object name: %s", r.Resume, strings.Join(errs, "; "))
+		}
+		if r.ResumeUID != "" && !uidPattern.MatchString(string(r.ResumeUID)) {
+			return fault.Invalidf("resumeUID %q is not a UID", r.ResumeUID)
+		}
+		// The step comes from the object; fields sent along are checked only when present.
+		return r.Step.validate(false)
+	}
+	return r.Step.validate(true)
+}
+
+// ValidateStep checks a Step that must be complete, as read from a Resume.
+func ValidateStep(s Step) error { return s.validate(true) }
+
+var (
+	uidPattern      = regexp.MustCompile(`^[0-9a-fA-F-]{1,64}$`)
+	templatePattern = regexp.MustCompile(`^[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$`)
+)
+
+// reservedContainers are Argo's own containers; no pause can be released in them.
+var reservedContainers = map[string]bool{"wait": true, "init": true}
+
+func (s Step) validate(complete bool) error {
+	if s.Workflow == "" {
+		if complete {
+			return fault.Invalidf("workflow is empty: name the Workflow whose step is paused")
+		}
+	} else if errs := validation.IsDNS1123Subdomain(s.Workflow); len(errs) > 0 {
+		return fault.Invalidf("workflow %q is not a valid Workflow name: %s", s.Workflow, strings.Join(errs, "; "))
+	}
+	if complete && s.Template == "" && s.NodeID == "" && s.NodeName == "" {
+		return fault.Invalidf("no step named: set the template name, a node id or a node name")
+	}
+	if s.Template != "" && (len(s.Template) > 253 || !templatePattern.MatchString(s.Template)) {
+		return fault.Invalidf("template %q is not a valid template name (letters, digits, '-', '_', '.', at most 253)", s.Template)
+	}
+	if s.NodeID != "" {
+		if errs := validation.IsDNS1123Subdomain(s.NodeID); len(errs) > 0 {
+			return fault.Invalidf("node id %q is not a valid node id: %s", s.NodeID, strings.Join(errs, "; "))
+		}
+	}
+	if s.NodeName != "" {
+		if len(s.NodeName) > 1024 || strings.ContainsFunc(s.NodeName, isControl) {
+			return fault.Invalidf("node name %q is longer than 1024 characters or holds control characters", s.NodeName)
+		}
+	}
+	if s.Container != "" {
+		if errs := validation.IsDNS1123Label(s.Container); len(errs) > 0 {
+			return fault.Invalidf("container %q is not a valid container name: %s", s.Container, strings.Join(errs, "; "))
+		}
+		if reservedContainers[s.Container] {
+			return fault.Invalidf("container %q is Argo's own and never paused: name the step's container (usually main)", s.Container)
+		}
+	}
+	switch s.Stage {
+	case "", v1alpha1.StageBefore, v1alpha1.StageAfter:
+	default:
+		return fault.Invalidf("stage %q is neither %q nor %q", s.Stage, v1alpha1.StageBefore, v1alpha1.StageAfter)
+	}
+	return nil
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// StepOf returns the Step a Resume's spec asks for.
+func StepOf(spec v1alpha1.ResumeSpec) Step {
+	return Step{
+		Workflow:  spec.WorkflowID,
+		Template:  spec.TemplateName,
+		NodeID:    spec.NodeID,
+		NodeName:  spec.NodeName,
+		Container: spec.Container,
+		Stage:     spec.Stage,
+	}
+}
+
+// String describes the step for logs and messages.
+func (s Step) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "workflow %s", s.Workflow)
+	if s.Template != "" {
+		fmt.Fprintf(&b, " template %s", s.Template)
+	}
+	if s.NodeID != "" {
+		fmt.Fprintf(&b, " node %s", s.NodeID)
+	}
+	if s.NodeName != "" {
+		fmt.Fprintf(&b, " node name %q", s.NodeName)
+	}
+	if s.Container != "" {
+		fmt.Fprintf(&b, " container %s", s.Container)
+	}
+	if s.Stage != "" {
+		fmt.Fprintf(&b, " stage %s", s.Stage)
+	}
+	return b.String()
+}

@@ -1,0 +1,58 @@
+package resume
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/argocontroller/resume-trigger/fault"
+)
+
+// Namespaces is the allow-list of namespaces the server acts in. It guards the webhook path, whose request
+// names its namespace itself, and keeps a cluster-wide Sensor from reaching namespaces the server is not
+// installed for.
+type Namespaces struct {
+	all   bool
+	names map[string]bool
+}
+
+// AllNamespaces allows every namespace.
+const AllNamespaces = "*"
+
+// NewNamespaces builds the allow-list from names; "*" alone allows every namespace.
+func NewNamespaces(names ...string) Namespaces {
+	n := Namespaces{names: map[string]bool{}}
+	for _, name := range names {
+		name = strings.TrimSpace(name)
+		switch name {
+		case "":
+		case AllNamespaces:
+			n.all = true
+		default:
+			n.names[name] = true
+		}
+	}
+	return n
+}
+
+// Check returns an error unless ns is allowed.
+func (n Namespaces) Check(ns string) error {
+	if n.all || n.names[ns] {
+		return nil
+	}
+	return fault.Deniedf("namespace %s is not served by this resume-trigger (it serves %s): install it for that namespace or add it to --namespaces", ns, n)
+}
+
+func (n Namespaces) String() string {
+	if n.all {
+		return AllNamespaces
+	}
+	if len(n.names) == 0 {
+		return "no namespace"
+	}
+	list := make([]string, 0, len(n.names))
+	for name := range n.names {
+		list = append(list, name)
+	}
+	sort.Strings(list)
+	return strings.Join(list, ", ")
+}

@@ -1,0 +1,50 @@
+package trigger
+
+import (
+	"context"
+	"runtime/debug"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Deadline bounds every RPC: the Sensor calls with no deadline, so a server that hangs would stall that
+// trigger's queue forever.
+func Deadline(d time.Duration) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		ctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		return handler(ctx, req)
+	}
+}
+
+// Recover turns a panic in a handler into an Internal error instead of a crashed server.
+func Recover(log logrus.FieldLogger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				log.WithFields(logrus.Fields{"method": info.FullMethod, "panic": r, "stack": string(debug.Stack())}).Error("handler panicked")
+				err = status.Errorf(codes.Internal, "internal error in %s", info.FullMethod)
+			}
+		}()
+		return handler(ctx, req)
+	}
+}
+
+// Log logs each RPC with its method, code and duration.
+func Log(log logrus.FieldLogger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := handler(ctx, req)
+		entry := log.WithFields(logrus.Fields{"method": info.FullMethod, "code": status.Code(err).String(), "duration": time.Since(start)})
+		if err != nil {
+			entry.WithError(err).Info("rpc failed")
+		} else {
+			entry.Debug("rpc done")
+		}
+		return resp, err
+	}
+}

@@ -1,0 +1,130 @@
+package trigger
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/argoproj/argo-events/pkg/sensors/triggers"
+	"github.com/sirupsen/logrus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"sigs.k8s.io/yaml"
+
+	"github.com/argocontroller/resume-trigger/api/v1alpha1"
+	"github.com/argocontroller/resume-trigger/fault"
+	"github.com/argocontroller/resume-trigger/request"
+	"github.com/argocontroller/resume-trigger/resume"
+)
+
+// Handler carries out a validated request.
+type Handler interface {
+	Handle(ctx context.Context, req request.Request) (resume.Result, error)
+}
+
+// Server implements triggers.TriggerServer.
+type Server struct {
+	Handler Handler
+	Log     logrus.FieldLogger
+}
+
+var _ triggers.TriggerServer = (*Server)(nil)
+
+// maxSpecSize bounds the trigger spec FetchResource accepts; ours holds a few short strings.
+const maxSpecSize = 64 << 10
+
+// FetchResource turns the trigger's spec, which the Sensor sends as YAML of a string map, into the JSON
+// object the Sensor's parameters are applied to. It is pure: the Sensor calls it again on every retry.
+func (s *Server) FetchResource(_ context.Context, in *triggers.FetchResourceRequest) (*triggers.FetchResourceResponse, error) {
+	if len(in.GetResource()) > maxSpecSize {
+		return nil, status.Errorf(codes.InvalidArgument, "trigger spec is %d bytes, more than %d", len(in.GetResource()), maxSpecSize)
+	}
+	spec := map[string]string{}
+	if err := yaml.UnmarshalStrict(in.GetResource(), &spec); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "trigger spec is not a map of strings (custom.spec holds string values only): %v", err)
+	}
+	known := map[string]bool{}
+	for _, k := range request.Keys {
+		known[k] = true
+	}
+	for k := range spec {
+		if !known[k] {
+			return nil, status.Errorf(codes.InvalidArgument, "trigger spec key %q is unknown: use %v", k, request.Keys)
+		}
+	}
+	out, err := json.Marshal(spec)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "encode trigger spec: %v", err)
+	}
+	return &triggers.FetchResourceResponse{Resource: out}, nil
+}
+
+// Execute parses the parameterised request and the optional CloudEvent payload, carries the request out
+// and answers with the Result as JSON. Errors carry a gRPC code chosen by fault.Kind.
+func (s *Server) Execute(ctx context.Context, in *triggers.ExecuteRequest) (*triggers.ExecuteResponse, error) {
+	log := s.log()
+	ev, err := request.ParseEvent(in.GetPayload())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if ev != nil {
+		log = log.WithFields(logrus.Fields{"event": ev.ID(), "source": ev.Source(), "subject": ev.Subject()})
+	}
+	req, err := request.Parse(in.GetResource())
+	if err != nil {
+		log.WithError(err).Warn("refused an invalid request")
+		return nil, toStatus(err)
+	}
+	log.WithFields(logrus.Fields{"namespace": req.Namespace, "resume": req.Resume, "workflow": req.Step.Workflow}).Debug("execute")
+	res, err := s.Handler.Handle(ctx, req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	out, err := json.Marshal(res)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "encode result: %v", err)
+	}
+	return &triggers.ExecuteResponse{Response: out}, nil
+}
+
+// ApplyPolicy reports whether the release succeeded. The Sensor only logs this answer; every decision was
+// made in Execute.
+func (s *Server) ApplyPolicy(_ context.Context, in *triggers.ApplyPolicyRequest) (*triggers.ApplyPolicyResponse, error) {
+	var res resume.Result
+	if err := json.Unmarshal(in.GetRequest(), &res); err != nil {
+		return &triggers.ApplyPolicyResponse{Success: false, Message: fmt.Sprintf("the response is not a resume-trigger result: %v", err)}, nil
+	}
+	msg := fmt.Sprintf("%s: %s", res.Phase, res.Message)
+	if res.AlreadyFinal {
+		msg = "already final, nothing done: " + msg
+	}
+	return &triggers.ApplyPolicyResponse{Success: res.Phase == v1alpha1.PhaseSucceeded, Message: msg}, nil
+}
+
+func (s *Server) log() logrus.FieldLogger {
+	if s.Log == nil {
+		return logrus.StandardLogger()
+	}
+	return s.Log
+}
+
+// Code returns the gRPC code for a classified error: final failures get the code that names their
+// cause; everything else is Unavailable, which tells the caller to retry.
+func Code(err error) codes.Code {
+	switch fault.KindOf(err) {
+	case fault.Invalid:
+		return codes.InvalidArgument
+	case fault.NotFound:
+		return codes.NotFound
+	case fault.Precondition:
+		return codes.FailedPrecondition
+	case fault.Denied:
+		return codes.PermissionDenied
+	default:
+		return codes.Unavailable
+	}
+}
+
+func toStatus(err error) error {
+	return status.Error(Code(err), err.Error())
+}
