@@ -197,9 +197,9 @@ func startReaper(dir string) (*exec.Cmd, error) {
 parent=$1; dir=$2
 while kill -0 "$parent" 2>/dev/null; do sleep 0.5; done
 if [ -f "$dir/pgids" ]; then
-	for g in $(cat "$dir/pgids"); do kill -TERM -- "-$g" 2>/dev/null; done
+	for g in $(cat "$dir/pgids"); do kill -TERM "-$g" 2>/dev/null; done
 	sleep 1
-	for g in $(cat "$dir/pgids"); do kill -KILL -- "-$g" 2>/dev/null; done
+	for g in $(cat "$dir/pgids"); do kill -KILL "-$g" 2>/dev/null; done
 fi
 rm -rf "$dir"
 `

@@ -12,7 +12,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	utilexec "k8s.io/client-go/util/exec"
 
 	"github.com/argocontroller/resume-trigger/tests/rig"
@@ -71,6 +74,36 @@ func TestTouchReleasesPausedArgoStep(t *testing.T) {
 	// A finished container refuses execs, as a kubelet does.
 	if _, _, err := rig.Exec(ctx, r.AdminConfig(), ns, "wf-1-step-123", "main", "touch", afterMarker); err == nil {
 		t.Error("exec into a terminated container succeeded")
+	}
+}
+
+func TestKubeconfigFileReachesTheNode(t *testing.T) {
+	r := rig.Get(t)
+	cfg, err := clientcmd.BuildConfigFromFlags("", r.KubeconfigFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := cs.CoreV1().Nodes().Get(context.Background(), rig.NodeName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := node.Status.Addresses; len(a) != 1 || a[0].Type != corev1.NodeInternalIP || a[0].Address != "127.0.0.1" {
+		t.Errorf("node addresses %v, want only InternalIP 127.0.0.1", a)
+	}
+	if p := node.Status.DaemonEndpoints.KubeletEndpoint.Port; int(p) != r.Kubelet().Port() {
+		t.Errorf("kubelet port %d, want %d", p, r.Kubelet().Port())
+	}
+	for _, crd := range []string{"workflows.argoproj.io", "resumes.argocontroller.io"} {
+		if _, err := r.Dynamic().Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).Get(context.Background(), crd, metav1.GetOptions{}); err != nil {
+			t.Errorf("CRD %s: %v", crd, err)
+		}
+	}
+	if _, err := r.Dynamic().Resource(rig.WorkflowGVR).Namespace("default").List(context.Background(), metav1.ListOptions{}); err != nil {
+		t.Errorf("list workflows: %v", err)
 	}
 }
 
@@ -249,5 +282,31 @@ func BenchmarkExecRoundTrip(b *testing.B) {
 	b.StopTimer()
 	if n := len(r.Kubelet().CallsFor(ns)); n != b.N {
 		b.Fatalf("kubelet got %d calls, want %d", n, b.N)
+	}
+}
+
+// A second rig on another address proves BindAddress reaches the API server, its certificate, the
+// kubelet and the Node address (an end-to-end test binds a test network namespace's address).
+func TestBindAddress(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a second control plane")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, err := rig.Start(ctx, rig.Options{BindAddress: "127.0.0.2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop) // after the namespace cleanup Namespace registers below
+	if !strings.HasPrefix(r.Host(), "https://127.0.0.2:") {
+		t.Errorf("host %s, want 127.0.0.2", r.Host())
+	}
+	ns := r.Namespace(t)
+	runArgoPod(t, r, ns, "p")
+	if _, _, err := rig.Exec(ctx, r.AdminConfig(), ns, "p", "main", "touch", afterMarker); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Kubelet().HasFile(ns, "p", "main", afterMarker) {
+		t.Error("marker not created")
 	}
 }
