@@ -1,0 +1,225 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/argoproj/argo-events/pkg/sensors/triggers"
+	wfclient "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sirupsen/logrus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/argocontroller/resume-trigger/lookup"
+	"github.com/argocontroller/resume-trigger/release"
+	"github.com/argocontroller/resume-trigger/report"
+	"github.com/argocontroller/resume-trigger/resume"
+	"github.com/argocontroller/resume-trigger/trigger"
+)
+
+// triggerService is the service name health checks may ask about.
+const triggerService = "triggers.Trigger"
+
+// App is a configured server with its listeners open.
+type App struct {
+	opts    *Options
+	log     *logrus.Logger
+	grpc    *grpc.Server
+	health  *health.Server
+	http    *http.Server
+	grpcLn  net.Listener
+	httpLn  net.Listener
+	Service *resume.Service
+}
+
+// Run builds the server from opts and serves until ctx ends.
+func Run(ctx context.Context, opts *Options) error {
+	a, err := New(opts)
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}
+
+// New builds the server and opens its listeners.
+func New(opts *Options) (*App, error) {
+	if err := opts.Complete(); err != nil {
+		return nil, err
+	}
+	log := logrus.New()
+	log.SetLevel(opts.logLevel)
+	log.SetOutput(os.Stderr)
+	if opts.LogFormat == "json" {
+		log.SetFormatter(&logrus.JSONFormatter{})
+	}
+
+	cfg, err := clientcmd.BuildConfigFromFlags("", opts.Kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client config: %w", err)
+	}
+	return NewWithConfig(opts, cfg, log)
+}
+
+// NewWithConfig builds the server against an explicit rest.Config; opts must be completed or are
+// completed here.
+func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, error) {
+	if opts.namespaces == nil {
+		if err := opts.Complete(); err != nil {
+			return nil, err
+		}
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = float32(opts.APIQPS), opts.APIBurst
+	cfg.UserAgent = "resume-trigger"
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	wf, err := wfclient.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("workflow client: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("dynamic client: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	host, _ := os.Hostname()
+	finder := &lookup.Finder{Workflows: wf, Pods: kube}
+	if opts.ArgoServerURL != "" {
+		finder.Offloaded = &lookup.ArgoServer{URL: opts.ArgoServerURL, TokenFile: opts.ArgoServerToken, Client: &http.Client{Timeout: opts.ExecTimeout}}
+	}
+	svc := &resume.Service{
+		Namespaces: resume.NewNamespaces(opts.namespaces...),
+		Resumes:    &report.Resumes{Client: dyn},
+		Finder:     finder,
+		Releaser: &release.Releaser{
+			Exec:           &release.APIExecutor{Config: cfg, Client: kube},
+			Pods:           kube,
+			Timeout:        opts.ExecTimeout,
+			EphemeralImage: opts.EphemeralImage,
+		},
+		Events:  &report.Events{Client: kube, Host: host},
+		Metrics: report.NewMetrics(reg),
+		Log:     log,
+		Timeout: opts.RequestTimeout,
+	}
+	if opts.ResultSink != "" {
+		sink, err := report.NewSink(opts.ResultSink, "resume-trigger/"+host)
+		if err != nil {
+			return nil, err
+		}
+		svc.Notifier = sink
+	}
+
+	a := &App{opts: opts, log: log, Service: svc, health: health.NewServer()}
+	serverOpts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(opts.MaxMessageBytes),
+		grpc.MaxConcurrentStreams(uint32(opts.MaxStreams)),
+		grpc.ConnectionTimeout(10 * time.Second),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 15 * time.Minute, Time: time.Minute, Timeout: 20 * time.Second}),
+		// The per-RPC bound is a little longer than the flow's own, so the flow can still record its outcome.
+		grpc.ChainUnaryInterceptor(trigger.Recover(log), trigger.Log(log), trigger.Deadline(opts.RequestTimeout+5*time.Second)),
+	}
+	if opts.TLSCertFile != "" {
+		creds, err := credentials.NewServerTLSFromFile(opts.TLSCertFile, opts.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load TLS certificate: %w", err)
+		}
+		serverOpts = append(serverOpts, grpc.Creds(creds))
+	}
+	a.grpc = grpc.NewServer(serverOpts...)
+	triggers.RegisterTriggerServer(a.grpc, &trigger.Server{Handler: svc, Log: log})
+	healthpb.RegisterHealthServer(a.grpc, a.health)
+
+	if a.grpcLn, err = net.Listen("tcp", opts.GRPCAddress); err != nil {
+		return nil, fmt.Errorf("listen on --grpc-address: %w", err)
+	}
+	if opts.MetricsAddress != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+			resp, err := a.health.Check(r.Context(), &healthpb.HealthCheckRequest{Service: triggerService})
+			if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+				http.Error(w, "not serving", http.StatusServiceUnavailable)
+				return
+			}
+			_, _ = w.Write([]byte("ok"))
+		})
+		a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		if a.httpLn, err = net.Listen("tcp", opts.MetricsAddress); err != nil {
+			a.grpcLn.Close()
+			return nil, fmt.Errorf("listen on --metrics-address: %w", err)
+		}
+	}
+	return a, nil
+}
+
+// GRPCAddr is the address the gRPC service listens on.
+func (a *App) GRPCAddr() string { return a.grpcLn.Addr().String() }
+
+// MetricsAddr is the address of the metrics endpoint, empty when it is off.
+func (a *App) MetricsAddr() string {
+	if a.httpLn == nil {
+		return ""
+	}
+	return a.httpLn.Addr().String()
+}
+
+// Run serves until ctx ends, then shuts down gracefully: health turns NOT_SERVING first, so probes and
+// new callers go elsewhere, and in-flight requests get --shutdown-timeout to finish.
+func (a *App) Run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- a.grpc.Serve(a.grpcLn) }()
+	if a.http != nil {
+		go func() {
+			if err := a.http.Serve(a.httpLn); !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	a.health.SetServingStatus(triggerService, healthpb.HealthCheckResponse_SERVING)
+	a.log.WithFields(logrus.Fields{"grpc": a.GRPCAddr(), "metrics": a.MetricsAddr(), "namespaces": a.Service.Namespaces.String(), "tls": a.opts.TLSCertFile != ""}).Info("resume-trigger serving")
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	a.log.Info("shutting down")
+	a.health.Shutdown()
+	stopped := make(chan struct{})
+	go func() { a.grpc.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(a.opts.ShutdownTimeout):
+		a.log.Warn("in-flight requests did not finish in time; stopping")
+		a.grpc.Stop()
+	}
+	if a.http != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = a.http.Shutdown(sctx)
+	}
+	return err
+}

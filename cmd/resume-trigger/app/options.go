@@ -1,0 +1,125 @@
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Options are resume-trigger's flags.
+type Options struct {
+	GRPCAddress     string
+	MetricsAddress  string
+	Kubeconfig      string
+	Namespaces      string
+	TLSCertFile     string
+	TLSKeyFile      string
+	RequestTimeout  time.Duration
+	ExecTimeout     time.Duration
+	ShutdownTimeout time.Duration
+	EphemeralImage  string
+	ArgoServerURL   string
+	ArgoServerToken string
+	ResultSink      string
+	LogLevel        string
+	LogFormat       string
+	MaxStreams      uint
+	MaxMessageBytes int
+	APIQPS          float64
+	APIBurst        int
+
+	// Completed by Complete.
+	namespaces []string
+	logLevel   logrus.Level
+}
+
+// NewOptions returns the defaults.
+func NewOptions() *Options {
+	return &Options{
+		GRPCAddress:     ":9000",
+		MetricsAddress:  ":8080",
+		RequestTimeout:  30 * time.Second,
+		ExecTimeout:     10 * time.Second,
+		ShutdownTimeout: 20 * time.Second,
+		LogLevel:        "info",
+		LogFormat:       "json",
+		MaxStreams:      64,
+		MaxMessageBytes: 1 << 20,
+		APIQPS:          50,
+		APIBurst:        100,
+	}
+}
+
+// AddFlags registers the options on fs.
+func (o *Options) AddFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.GRPCAddress, "grpc-address", o.GRPCAddress, "address of the gRPC trigger service (and grpc.health.v1)")
+	fs.StringVar(&o.MetricsAddress, "metrics-address", o.MetricsAddress, "address of the HTTP endpoint serving /metrics, /healthz and /readyz; empty turns it off")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig file; empty uses the in-cluster service account")
+	fs.StringVar(&o.Namespaces, "namespaces", o.Namespaces, "comma-separated namespaces the server acts in; empty means its own namespace (env POD_NAMESPACE); * means all")
+	fs.StringVar(&o.TLSCertFile, "tls-cert-file", o.TLSCertFile, "serve gRPC over TLS with this certificate (PEM); needs --tls-key-file")
+	fs.StringVar(&o.TLSKeyFile, "tls-key-file", o.TLSKeyFile, "private key (PEM) for --tls-cert-file")
+	fs.DurationVar(&o.RequestTimeout, "request-timeout", o.RequestTimeout, "bound on one Execute, from the first read to the last status write")
+	fs.DurationVar(&o.ExecTimeout, "exec-timeout", o.ExecTimeout, "bound on one exec into a container")
+	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "how long in-flight requests may finish after SIGTERM")
+	fs.StringVar(&o.EphemeralImage, "ephemeral-image", o.EphemeralImage, "image with touch for the ephemeral-container fallback (needs pods/ephemeralcontainers rights); empty turns the fallback off")
+	fs.StringVar(&o.ArgoServerURL, "argo-server-url", o.ArgoServerURL, "argo-server base URL, used to read nodes of workflows whose node status is offloaded")
+	fs.StringVar(&o.ArgoServerToken, "argo-server-token-file", o.ArgoServerToken, "file holding the bearer token for --argo-server-url")
+	fs.StringVar(&o.ResultSink, "result-sink", o.ResultSink, "URL that receives one CloudEvent per outcome; empty sends none")
+	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "json or text")
+	fs.UintVar(&o.MaxStreams, "max-concurrent-streams", o.MaxStreams, "gRPC streams allowed per connection")
+	fs.IntVar(&o.MaxMessageBytes, "max-message-bytes", o.MaxMessageBytes, "largest gRPC message accepted")
+	fs.Float64Var(&o.APIQPS, "kube-api-qps", o.APIQPS, "queries per second to the API server")
+	fs.IntVar(&o.APIBurst, "kube-api-burst", o.APIBurst, "burst of queries to the API server")
+}
+
+// Complete checks the options and fills in the defaults that depend on the environment.
+func (o *Options) Complete() error {
+	var errs []error
+	for _, ns := range strings.Split(o.Namespaces, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			o.namespaces = append(o.namespaces, ns)
+		}
+	}
+	if len(o.namespaces) == 0 {
+		own := os.Getenv("POD_NAMESPACE")
+		if own == "" {
+			if data, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
+				own = strings.TrimSpace(string(data))
+			}
+		}
+		if own == "" {
+			errs = append(errs, errors.New("--namespaces is empty and the server's own namespace is unknown (set POD_NAMESPACE or --namespaces)"))
+		}
+		o.namespaces = []string{own}
+	}
+	if (o.TLSCertFile == "") != (o.TLSKeyFile == "") {
+		errs = append(errs, errors.New("--tls-cert-file and --tls-key-file go together"))
+	}
+	if o.RequestTimeout <= 0 || o.ExecTimeout <= 0 || o.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("timeouts must be positive"))
+	}
+	if o.ExecTimeout >= o.RequestTimeout {
+		errs = append(errs, fmt.Errorf("--exec-timeout (%s) must be shorter than --request-timeout (%s)", o.ExecTimeout, o.RequestTimeout))
+	}
+	if o.ArgoServerToken != "" && o.ArgoServerURL == "" {
+		errs = append(errs, errors.New("--argo-server-token-file needs --argo-server-url"))
+	}
+	if o.MaxStreams == 0 || o.MaxMessageBytes <= 0 {
+		errs = append(errs, errors.New("--max-concurrent-streams and --max-message-bytes must be positive"))
+	}
+	lvl, err := logrus.ParseLevel(o.LogLevel)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("--log-level: %w", err))
+	}
+	o.logLevel = lvl
+	if o.LogFormat != "json" && o.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("--log-format %q is neither json nor text", o.LogFormat))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,36 @@
+// Command resume-trigger is the Argo Events custom trigger server that releases debug-paused Argo
+// Workflows steps.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/argocontroller/resume-trigger/cmd/resume-trigger/app"
+)
+
+func main() {
+	opts := app.NewOptions()
+	opts.AddFlags(flag.CommandLine)
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	go func() {
+		// The first signal starts a graceful shutdown; a second one ends the process at once.
+		<-ctx.Done()
+		stop()
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, syscall.SIGTERM, os.Interrupt)
+		<-again
+		os.Exit(1)
+	}()
+
+	if err := app.Run(ctx, opts); err != nil {
+		fmt.Fprintln(os.Stderr, "resume-trigger:", err)
+		os.Exit(1)
+	}
+}

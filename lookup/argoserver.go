@@ -1,0 +1,79 @@
+package lookup
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+
+	"github.com/argocontroller/resume-trigger/fault"
+)
+
+// ArgoServer reads a workflow's nodes from argo-server, which hydrates offloaded node status from Argo's
+// database.
+type ArgoServer struct {
+	// URL is argo-server's base URL, e.g. https://argo-server.argo.svc:2746.
+	URL string
+	// TokenFile holds the bearer token to send, read on every call so a rotated token is picked up.
+	TokenFile string
+	Client    *http.Client
+}
+
+// maxWorkflowSize bounds the argo-server response that is read.
+const maxWorkflowSize = 64 << 20
+
+// Nodes implements NodeSource.
+func (a *ArgoServer) Nodes(ctx context.Context, namespace, workflow string) (wfv1.Nodes, error) {
+	u := strings.TrimRight(a.URL, "/") + "/api/v1/workflows/" + url.PathEscape(namespace) + "/" + url.PathEscape(workflow)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fault.Invalidf("argo-server request: %w", err)
+	}
+	if a.TokenFile != "" {
+		token, err := os.ReadFile(a.TokenFile)
+		if err != nil {
+			return nil, fault.Transientf("read argo-server token: %w", err)
+		}
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	}
+	client := a.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fault.Transientf("read nodes of workflow %s/%s from argo-server: %w", namespace, workflow, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxWorkflowSize))
+	if err != nil {
+		return nil, fault.Transientf("read nodes of workflow %s/%s from argo-server: %w", namespace, workflow, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return nil, fault.NotFoundf("argo-server does not know workflow %s/%s", namespace, workflow)
+	case resp.StatusCode != http.StatusOK:
+		return nil, fault.Transientf("argo-server answered %s for workflow %s/%s: %.200s", resp.Status, namespace, workflow, body)
+	}
+	var wf wfv1.Workflow
+	if err := json.Unmarshal(body, &wf); err != nil {
+		return nil, fault.Transientf("argo-server sent no workflow for %s/%s: %w", namespace, workflow, err)
+	}
+	if len(wf.Status.Nodes) > 0 {
+		return wf.Status.Nodes, nil
+	}
+	if wf.Status.CompressedNodes != "" {
+		nodes, err := decompressNodes(wf.Status.CompressedNodes)
+		if err != nil {
+			return nil, fault.Preconditionf("argo-server's workflow %s/%s: %w", namespace, workflow, err)
+		}
+		return nodes, nil
+	}
+	return nil, fmt.Errorf("argo-server returned workflow %s/%s without nodes", namespace, workflow)
+}
