@@ -66,8 +66,9 @@ func Parse(data []byte) (Request, error) {
 	if err := dec.Decode(&w); err != nil {
 		return Request{}, fault.Invalidf("the trigger request is not a JSON object of strings with keys %s: %v", strings.Join(Keys, ", "), err)
 	}
-	if dec.More() {
-		return Request{}, fault.Invalidf("the trigger request holds more than one JSON value")
+	// Anything but JSON whitespace after the object is refused. dec.More alone misses a stray '}' or ']'.
+	if rest := data[dec.InputOffset():]; len(bytes.Trim(rest, " \t\r\n")) > 0 {
+		return Request{}, fault.Invalidf("the trigger request holds more than one JSON value, or characters after its object")
 	}
 	r := Request{
 		Namespace: strings.TrimSpace(w.Namespace),
