@@ -1,0 +1,24 @@
+# syntax=docker/dockerfile:1
+
+# Build on the builder's own platform and cross-compile (CGO is off), so multi-arch images need no emulation.
+FROM --platform=$BUILDPLATFORM golang:1.26 AS build
+ARG TARGETOS
+ARG TARGETARCH
+WORKDIR /src
+# Modules first: this layer stays cached until go.mod or go.sum change.
+COPY go.mod go.sum ./
+RUN --mount=type=cache,target=/go/pkg/mod \
+    go mod download
+COPY . .
+RUN --mount=type=cache,target=/go/pkg/mod \
+    --mount=type=cache,target=/root/.cache/go-build \
+    CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
+    go build -trimpath -ldflags "-s -w" -o /out/resume-trigger ./cmd/resume-trigger
+
+# No shell, no package manager: the server only needs its static binary and CA certificates.
+FROM gcr.io/distroless/static:nonroot
+COPY --from=build /out/resume-trigger /resume-trigger
+USER 65532:65532
+# 9000: gRPC (triggers.Trigger and grpc.health.v1); 8080: /metrics, /healthz, /readyz.
+EXPOSE 9000 8080
+ENTRYPOINT ["/resume-trigger"]
