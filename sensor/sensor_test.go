@@ -24,6 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	kjson "sigs.k8s.io/json"
@@ -211,15 +212,15 @@ func TestTriggersKeepTheDeliveryContract(t *testing.T) {
 func TestCustomTriggersCallTheServer(t *testing.T) {
 	var svc corev1.Service
 	load(t, "../manifests/base/service.yaml", &svc)
-	var k struct {
+	var kust struct {
 		APIVersion string   `json:"apiVersion"`
 		Kind       string   `json:"kind"`
 		Namespace  string   `json:"namespace"`
 		Resources  []string `json:"resources"`
 	}
-	load(t, "kustomization.yaml", &k)
-	if k.Namespace != namespace || !slices.Equal(k.Resources, []string{"sensor.yaml"}) {
-		t.Errorf("kustomization: namespace %q resources %v, want %q [sensor.yaml]", k.Namespace, k.Resources, namespace)
+	load(t, "kustomization.yaml", &kust)
+	if kust.Namespace != namespace || !slices.Equal(kust.Resources, []string{"sensor.yaml"}) {
+		t.Errorf("kustomization: namespace %q resources %v, want %q [sensor.yaml]", kust.Namespace, kust.Resources, namespace)
 	}
 
 	s := loadSensor(t)
@@ -297,10 +298,10 @@ func TestNetworkPolicyAdmitsThisSensor(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if sel.Empty() || sel.Matches(mapLabels(map[string]string{"controller": "sensor-controller"})) {
+			if sel.Empty() || sel.Matches(labels.Set(map[string]string{"controller": "sensor-controller"})) {
 				t.Errorf("port 9000 admits every Sensor pod (%v), not only %s's", sel, s.Name)
 			}
-			if sel.Matches(mapLabels(podLabels)) {
+			if sel.Matches(labels.Set(podLabels)) {
 				admitted = true
 			}
 		}
@@ -308,15 +309,6 @@ func TestNetworkPolicyAdmitsThisSensor(t *testing.T) {
 	if !admitted {
 		t.Errorf("no ingress rule admits the pods of Sensor %s (%v) on port 9000", s.Name, podLabels)
 	}
-}
-
-type mapLabels map[string]string
-
-func (m mapLabels) Has(k string) bool   { _, ok := m[k]; return ok }
-func (m mapLabels) Get(k string) string { return m[k] }
-func (m mapLabels) Lookup(k string) (string, bool) {
-	v, ok := m[k]
-	return v, ok
 }
 
 var eventTime = time.Date(2025, 11, 28, 15, 4, 5, 0, time.UTC)
