@@ -272,11 +272,11 @@ func TestHandleResume(t *testing.T) {
 			expMsg: "api server unavailable",
 		},
 		"a transient exec failure keeps what was released and stays pending": {
-			targets:  []lookup.Target{target("p1"), target("p2")},
-			relErrs:  map[string]error{"p2": fault.Transientf("exec transport broke")},
-			expKind:  fault.Transient, expPhase: v1alpha1.PhasePending, expReas: ReasonWaiting,
+			targets: []lookup.Target{target("p1"), target("p2")},
+			relErrs: map[string]error{"p2": fault.Transientf("exec transport broke")},
+			expKind: fault.Transient, expPhase: v1alpha1.PhasePending, expReas: ReasonWaiting,
 			expCalls: []string{"p1/main/after", "p2/main/after"}, expRel: []string{"p1"},
-			expMsg:   "released p1/main (after); exec transport broke",
+			expMsg: "released p1/main (after); exec transport broke",
 		},
 		"a final failure of one pod of several is a partial release": {
 			targets:  []lookup.Target{target("p1"), target("p2")},
@@ -287,9 +287,9 @@ func TestHandleResume(t *testing.T) {
 			expEvent: []string{"Normal Resume/r PartiallyReleased"},
 		},
 		"a final failure of the only pod fails the Resume": {
-			targets:  []lookup.Target{target("p1")},
-			relErrs:  map[string]error{"p1": fault.Preconditionf("no container of pod p1 can create the marker")},
-			expKind:  fault.Precondition, expPhase: v1alpha1.PhaseFailed, expReas: ReasonNotReleasable,
+			targets: []lookup.Target{target("p1")},
+			relErrs: map[string]error{"p1": fault.Preconditionf("no container of pod p1 can create the marker")},
+			expKind: fault.Precondition, expPhase: v1alpha1.PhaseFailed, expReas: ReasonNotReleasable,
 			expCalls: []string{"p1/main/after"},
 			expEvent: []string{"Warning Resume/r NotReleasable"},
 		},
@@ -622,11 +622,11 @@ func TestNamespaces(t *testing.T) {
 		ns      string
 		allowed bool
 	}{
-		"listed":           {list: []string{"a", "b"}, ns: "b", allowed: true},
-		"not listed":       {list: []string{"a"}, ns: "b"},
-		"all":              {list: []string{"*"}, ns: "anything", allowed: true},
+		"listed":            {list: []string{"a", "b"}, ns: "b", allowed: true},
+		"not listed":        {list: []string{"a"}, ns: "b"},
+		"all":               {list: []string{"*"}, ns: "anything", allowed: true},
 		"empty allows none": {list: nil, ns: "a"},
-		"blanks ignored":   {list: []string{" a ", ""}, ns: "a", allowed: true},
+		"blanks ignored":    {list: []string{" a ", ""}, ns: "a", allowed: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The checks CI runs before the tests: formatting, go vet in both modules, and generated files up to date.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail=0
+unformatted=$(gofmt -l $(git ls-files '*.go') 2>/dev/null || true)
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:"; echo "$unformatted"; fail=1
+fi
+go vet ./...
+(cd tests && go vet ./...)
+
+# Generate into a scratch copy and compare, so a stale checked-in file fails without changing the tree.
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+cp -r go.mod go.sum api "$scratch"/
+mkdir -p "$scratch/manifests/base/crd"
+(cd "$scratch" && cg=$("$OLDPWD/hack/tools.sh" controller-gen) && \
+	"$cg" object paths=./api/... && \
+	"$cg" crd:crdVersions=v1 paths=./api/... output:crd:artifacts:config=manifests/base/crd)
+for f in api/v1alpha1/zz_generated.deepcopy.go manifests/base/crd/argocontroller.io_resumes.yaml; do
+	if ! diff -q "$f" "$scratch/$f" >/dev/null; then
+		echo "$f is stale: run make generate"; diff -u "$f" "$scratch/$f" | head -20; fail=1
+	fi
+done
+exit $fail
