@@ -39,17 +39,28 @@ func (s *Server) FetchResource(_ context.Context, in *triggers.FetchResourceRequ
 	if len(in.GetResource()) > maxSpecSize {
 		return nil, status.Errorf(codes.InvalidArgument, "trigger spec is %d bytes, more than %d", len(in.GetResource()), maxSpecSize)
 	}
-	spec := map[string]string{}
-	if err := yaml.UnmarshalStrict(in.GetResource(), &spec); err != nil {
+	// Decoded untyped: into a map of strings, sigs.k8s.io/yaml would turn an unquoted 010 into "8" or
+	// true into "true" without a word. The Sensor quotes every string value, so a non-string is a mistake.
+	raw := map[string]any{}
+	if err := yaml.UnmarshalStrict(in.GetResource(), &raw); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "trigger spec is not a map of strings (custom.spec holds string values only): %v", err)
 	}
 	known := map[string]bool{}
 	for _, k := range request.Keys {
 		known[k] = true
 	}
-	for k := range spec {
+	spec := map[string]string{}
+	for k, v := range raw {
 		if !known[k] {
 			return nil, status.Errorf(codes.InvalidArgument, "trigger spec key %q is unknown: use %v", k, request.Keys)
+		}
+		switch v := v.(type) {
+		case string:
+			spec[k] = v
+		case nil:
+			spec[k] = ""
+		default:
+			return nil, status.Errorf(codes.InvalidArgument, "trigger spec key %q holds %v, not a string (custom.spec holds string values only; quote it)", k, v)
 		}
 	}
 	out, err := json.Marshal(spec)
