@@ -1,0 +1,638 @@
+package app
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"flag"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/argoproj/argo-events/pkg/sensors/triggers"
+	"github.com/sirupsen/logrus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"k8s.io/client-go/rest"
+)
+
+// noAPI is a config whose API server is never there: starting needs no API call.
+var noAPI = &rest.Config{Host: "http://127.0.0.1:1"}
+
+const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+func TestOptionsComplete(t *testing.T) {
+	tests := map[string]struct {
+		args       []string
+		env        string // POD_NAMESPACE
+		wantNS     []string
+		wantLevel  logrus.Level
+		wantErr    string
+		needNoSAns bool // the row assumes no service account namespace file
+	}{
+		"defaults with namespaces from the flag": {
+			args:      []string{"--namespaces", "argo"},
+			wantNS:    []string{"argo"},
+			wantLevel: logrus.InfoLevel,
+		},
+		"comma-separated namespaces are trimmed, empties dropped": {
+			args:      []string{"--namespaces", " argo, team-a ,,"},
+			env:       "ignored",
+			wantNS:    []string{"argo", "team-a"},
+			wantLevel: logrus.InfoLevel,
+		},
+		"all namespaces": {
+			args:      []string{"--namespaces", "*"},
+			wantNS:    []string{"*"},
+			wantLevel: logrus.InfoLevel,
+		},
+		"own namespace from POD_NAMESPACE": {
+			env:       "workflows",
+			wantNS:    []string{"workflows"},
+			wantLevel: logrus.InfoLevel,
+		},
+		"neither flag nor POD_NAMESPACE": {
+			wantErr:    "--namespaces is empty and the server's own namespace is unknown",
+			needNoSAns: true,
+		},
+		"blank flag and no POD_NAMESPACE": {
+			args:       []string{"--namespaces", " , "},
+			wantErr:    "own namespace is unknown",
+			needNoSAns: true,
+		},
+		"TLS pair": {
+			args:      []string{"--namespaces", "argo", "--tls-cert-file", "c.pem", "--tls-key-file", "k.pem"},
+			wantNS:    []string{"argo"},
+			wantLevel: logrus.InfoLevel,
+		},
+		"TLS cert without key": {
+			args:    []string{"--namespaces", "argo", "--tls-cert-file", "c.pem"},
+			wantErr: "--tls-cert-file and --tls-key-file go together",
+		},
+		"TLS key without cert": {
+			args:    []string{"--namespaces", "argo", "--tls-key-file", "k.pem"},
+			wantErr: "--tls-cert-file and --tls-key-file go together",
+		},
+		"exec timeout equal to the request timeout": {
+			args:    []string{"--namespaces", "argo", "--exec-timeout", "30s", "--request-timeout", "30s"},
+			wantErr: "--exec-timeout (30s) must be shorter than --request-timeout (30s)",
+		},
+		"exec timeout longer than the request timeout": {
+			args:    []string{"--namespaces", "argo", "--exec-timeout", "1m", "--request-timeout", "30s"},
+			wantErr: "must be shorter than --request-timeout",
+		},
+		"exec timeout shorter than the request timeout": {
+			args:      []string{"--namespaces", "argo", "--exec-timeout", "29s", "--request-timeout", "30s"},
+			wantNS:    []string{"argo"},
+			wantLevel: logrus.InfoLevel,
+		},
+		"zero shutdown timeout": {
+			args:    []string{"--namespaces", "argo", "--shutdown-timeout", "0s"},
+			wantErr: "timeouts must be positive",
+		},
+		"bad log level": {
+			args:    []string{"--namespaces", "argo", "--log-level", "loud"},
+			wantErr: "--log-level",
+		},
+		"debug log level": {
+			args:      []string{"--namespaces", "argo", "--log-level", "debug"},
+			wantNS:    []string{"argo"},
+			wantLevel: logrus.DebugLevel,
+		},
+		"bad log format": {
+			args:    []string{"--namespaces", "argo", "--log-format", "xml"},
+			wantErr: `--log-format "xml" is neither json nor text`,
+		},
+		"argo-server token without URL": {
+			args:    []string{"--namespaces", "argo", "--argo-server-token-file", "/tok"},
+			wantErr: "--argo-server-token-file needs --argo-server-url",
+		},
+		"zero streams": {
+			args:    []string{"--namespaces", "argo", "--max-concurrent-streams", "0"},
+			wantErr: "must be positive",
+		},
+		"every error is reported at once": {
+			args:    []string{"--namespaces", "argo", "--tls-key-file", "k", "--log-level", "loud", "--log-format", "xml"},
+			wantErr: "go together\n--log-level: not a valid logrus Level: \"loud\"\n--log-format",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if tc.needNoSAns {
+				if _, err := os.Stat(serviceAccountNamespace); err == nil {
+					t.Skip("running in a pod: the service account namespace file exists")
+				}
+			}
+			t.Setenv("POD_NAMESPACE", tc.env)
+			o := NewOptions()
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			o.AddFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			err := o.Complete()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Complete = %v, want an error containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Complete: %v", err)
+			}
+			if !reflect.DeepEqual(o.namespaces, tc.wantNS) {
+				t.Errorf("namespaces = %q, want %q", o.namespaces, tc.wantNS)
+			}
+			if o.logLevel != tc.wantLevel {
+				t.Errorf("log level = %v, want %v", o.logLevel, tc.wantLevel)
+			}
+		})
+	}
+}
+
+func TestAddFlags(t *testing.T) {
+	tests := map[string]struct {
+		args []string
+		want func(*Options)
+	}{
+		"no flags keeps the defaults": {
+			want: func(*Options) {},
+		},
+		"every flag": {
+			args: []string{
+				"--grpc-address", "127.0.0.1:9100", "--metrics-address", "", "--kubeconfig", "/kc",
+				"--namespaces", "a,b", "--tls-cert-file", "/c", "--tls-key-file", "/k",
+				"--request-timeout", "45s", "--exec-timeout", "5s", "--shutdown-timeout", "3s",
+				"--ephemeral-image", "busybox:1.36", "--argo-server-url", "https://argo:2746",
+				"--argo-server-token-file", "/t", "--result-sink", "http://sink", "--log-level", "debug",
+				"--log-format", "text", "--max-concurrent-streams", "8", "--max-message-bytes", "4096",
+				"--kube-api-qps", "5.5", "--kube-api-burst", "7",
+			},
+			want: func(o *Options) {
+				o.GRPCAddress, o.MetricsAddress, o.Kubeconfig = "127.0.0.1:9100", "", "/kc"
+				o.Namespaces, o.TLSCertFile, o.TLSKeyFile = "a,b", "/c", "/k"
+				o.RequestTimeout, o.ExecTimeout, o.ShutdownTimeout = 45*time.Second, 5*time.Second, 3*time.Second
+				o.EphemeralImage, o.ArgoServerURL, o.ArgoServerToken = "busybox:1.36", "https://argo:2746", "/t"
+				o.ResultSink, o.LogLevel, o.LogFormat = "http://sink", "debug", "text"
+				o.MaxStreams, o.MaxMessageBytes, o.APIQPS, o.APIBurst = 8, 4096, 5.5, 7
+			},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := NewOptions()
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			got.AddFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			want := NewOptions()
+			tc.want(want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("options =\n %+v\nwant\n %+v", got, want)
+			}
+		})
+	}
+	t.Run("defaults", func(t *testing.T) {
+		o := NewOptions()
+		if o.GRPCAddress != ":9000" || o.MetricsAddress != ":8080" || o.RequestTimeout != 30*time.Second || o.ExecTimeout != 10*time.Second || o.LogFormat != "json" {
+			t.Errorf("defaults = %+v", o)
+		}
+	})
+	t.Run("a bad duration is a parse error", func(t *testing.T) {
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		NewOptions().AddFlags(fs)
+		if err := fs.Parse([]string{"--request-timeout", "soon"}); err == nil {
+			t.Error("Parse accepted --request-timeout soon")
+		}
+	})
+}
+
+// testOptions parses args on top of the settings every started server in these tests uses.
+func testOptions(t *testing.T, args ...string) *Options {
+	t.Helper()
+	o := NewOptions()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	o.AddFlags(fs)
+	base := []string{"--grpc-address", "127.0.0.1:0", "--metrics-address", "127.0.0.1:0", "--namespaces", "argo", "--shutdown-timeout", "3s"}
+	if err := fs.Parse(append(base, args...)); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func quietLog() *logrus.Logger {
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	return log
+}
+
+// started is a server running in a goroutine.
+type started struct {
+	app    *App
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(t *testing.T, o *Options) *started {
+	t.Helper()
+	a, err := NewWithConfig(o, noAPI, quietLog())
+	if err != nil {
+		t.Fatalf("NewWithConfig: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &started{app: a, cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return after the test")
+		}
+	})
+	return s
+}
+
+func dial(t *testing.T, addr string, creds credentials.TransportCredentials) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// waitServing polls the health service until service is SERVING.
+func waitServing(t *testing.T, h healthpb.HealthClient, service string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		resp, err := h.Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+		cancel()
+		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health of %q = %v, %v; want SERVING", service, resp, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func TestRun(t *testing.T) {
+	s := start(t, testOptions(t))
+	conn := dial(t, s.app.GRPCAddr(), insecure.NewCredentials())
+	h := healthpb.NewHealthClient(conn)
+	for _, svc := range []string{"", triggerService} {
+		waitServing(t, h, svc)
+	}
+	if _, err := h.Check(context.Background(), &healthpb.HealthCheckRequest{Service: "no.such.Service"}); status.Code(err) != codes.NotFound {
+		t.Errorf("health of an unknown service = %v, want NotFound", err)
+	}
+
+	base := "http://" + s.app.MetricsAddr()
+	probes := map[string]int{"/healthz": http.StatusOK, "/readyz": http.StatusOK, "/nope": http.StatusNotFound}
+	for path, want := range probes {
+		if code, body := httpGet(t, base+path); code != want {
+			t.Errorf("GET %s = %d %q, want %d", path, code, body, want)
+		}
+	}
+
+	// One round as the Sensor makes it. The API server is not there, so the request is transient.
+	client := triggers.NewTriggerClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	fetched, err := client.FetchResource(ctx, &triggers.FetchResourceRequest{Resource: []byte("namespace: \"\"\ntemplate: \"\"\nworkflow: \"\"\n")})
+	if err != nil {
+		t.Fatalf("FetchResource: %v", err)
+	}
+	if got := string(fetched.GetResource()); got != `{"namespace":"","template":"","workflow":""}` {
+		t.Errorf("FetchResource = %s", got)
+	}
+	_, err = client.Execute(ctx, &triggers.ExecuteRequest{Resource: []byte(`{"namespace":"argo","template":"main","workflow":"wf-1"}`)})
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("Execute with no API server = %v, want Unavailable", err)
+	}
+	_, err = client.Execute(ctx, &triggers.ExecuteRequest{Resource: []byte(`{"namespace":"elsewhere","template":"main","workflow":"wf-1"}`)})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Errorf("Execute outside --namespaces = %v, want PermissionDenied", err)
+	}
+	_, body := httpGet(t, base+"/metrics")
+	for _, want := range []string{
+		`resume_trigger_requests_total{kind="direct",outcome="Pending"} 1`,
+		`resume_trigger_requests_total{kind="direct",outcome="Failed"} 1`,
+		"resume_trigger_request_duration_seconds_bucket",
+		"go_goroutines",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	// Shutdown: a health watcher sees NOT_SERVING, then Run returns nil within the shutdown timeout.
+	wctx, wcancel := context.WithCancel(context.Background())
+	defer wcancel()
+	watch, err := h.Watch(wctx, &healthpb.HealthCheckRequest{Service: triggerService})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first, err := watch.Recv(); err != nil || first.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("first watch update = %v, %v; want SERVING", first, err)
+	}
+	stopAt := time.Now()
+	s.cancel()
+	next, err := watch.Recv()
+	if err != nil || next.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("watch update after cancel = %v, %v; want NOT_SERVING", next, err)
+	}
+	wcancel()
+	select {
+	case err := <-s.done:
+		s.done <- err // for the cleanup
+		if err != nil {
+			t.Errorf("Run = %v, want nil", err)
+		}
+		if took := time.Since(stopAt); took > 3*time.Second+time.Second {
+			t.Errorf("Run took %s to return, want within the 3s shutdown timeout", took)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if _, err := h.Check(context.Background(), &healthpb.HealthCheckRequest{}); err == nil {
+		t.Error("the gRPC server still answers after Run returned")
+	}
+	c := &http.Client{Timeout: time.Second}
+	if resp, err := c.Get(base + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Error("the metrics endpoint still answers after Run returned")
+	}
+}
+
+// TestRunShutdownBound checks that a client holding a stream open cannot keep Run from returning: after
+// --shutdown-timeout the server stops anyway.
+func TestRunShutdownBound(t *testing.T) {
+	s := start(t, testOptions(t, "--shutdown-timeout", "500ms", "--metrics-address", ""))
+	if s.app.MetricsAddr() != "" {
+		t.Errorf("MetricsAddr = %q with the endpoint off", s.app.MetricsAddr())
+	}
+	h := healthpb.NewHealthClient(dial(t, s.app.GRPCAddr(), insecure.NewCredentials()))
+	waitServing(t, h, triggerService)
+	watch, err := h.Watch(context.Background(), &healthpb.HealthCheckRequest{Service: triggerService})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := watch.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	stopAt := time.Now()
+	s.cancel()
+	select {
+	case err := <-s.done:
+		s.done <- err
+		if err != nil {
+			t.Errorf("Run = %v, want nil", err)
+		}
+		if took := time.Since(stopAt); took < 400*time.Millisecond || took > 3*time.Second {
+			t.Errorf("Run returned after %s, want about the 500ms shutdown timeout", took)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return with a stream held open")
+	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and localhost and its key, returning their paths.
+func selfSigned(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "resume-trigger"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		DNSNames:              []string{"localhost", "resume-trigger.argo.svc"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+func TestRunTLS(t *testing.T) {
+	certFile, keyFile := selfSigned(t)
+	s := start(t, testOptions(t, "--tls-cert-file", certFile, "--tls-key-file", keyFile))
+	tests := map[string]struct {
+		creds  func(t *testing.T) credentials.TransportCredentials
+		wantOK bool
+	}{
+		"the Sensor's client: CA from the cert file, no override": {
+			creds: func(t *testing.T) credentials.TransportCredentials {
+				c, err := credentials.NewClientTLSFromFile(certFile, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return c
+			},
+			wantOK: true,
+		},
+		"the Sensor's client with serverNameOverride": {
+			creds: func(t *testing.T) credentials.TransportCredentials {
+				c, err := credentials.NewClientTLSFromFile(certFile, "resume-trigger.argo.svc")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return c
+			},
+			wantOK: true,
+		},
+		"a server name the cert does not hold": {
+			creds: func(t *testing.T) credentials.TransportCredentials {
+				c, err := credentials.NewClientTLSFromFile(certFile, "other.example")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return c
+			},
+		},
+		"a client not trusting the cert": {
+			creds: func(*testing.T) credentials.TransportCredentials { return credentials.NewClientTLSFromCert(nil, "") },
+		},
+		"a plaintext client": {
+			creds: func(*testing.T) credentials.TransportCredentials { return insecure.NewCredentials() },
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			client := triggers.NewTriggerClient(dial(t, s.app.GRPCAddr(), tc.creds(t)))
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			out, err := client.FetchResource(ctx, &triggers.FetchResourceRequest{Resource: []byte("resume: \"\"\n")})
+			if !tc.wantOK {
+				if err == nil {
+					t.Fatalf("FetchResource over an untrusted connection = %s, want an error", out.GetResource())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("FetchResource over TLS: %v", err)
+			}
+			if got := string(out.GetResource()); got != `{"resume":""}` {
+				t.Errorf("FetchResource = %s", got)
+			}
+		})
+	}
+}
+
+func TestNewWithConfigErrors(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	badPEM := filepath.Join(t.TempDir(), "bad.pem")
+	if err := os.WriteFile(badPEM, []byte("not a cert"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct {
+		args    []string
+		wantErr string
+	}{
+		"gRPC address in use": {
+			args:    []string{"--grpc-address", taken.Addr().String()},
+			wantErr: "listen on --grpc-address",
+		},
+		"metrics address in use": {
+			args:    []string{"--metrics-address", taken.Addr().String()},
+			wantErr: "listen on --metrics-address",
+		},
+		"unreadable TLS files": {
+			args:    []string{"--tls-cert-file", badPEM, "--tls-key-file", badPEM},
+			wantErr: "load TLS certificate",
+		},
+		"options that do not complete": {
+			args:    []string{"--log-level", "loud"},
+			wantErr: "--log-level",
+		},
+		"a bad result sink": {
+			args:    []string{"--result-sink", "::not a url"},
+			wantErr: "result sink",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			a, err := NewWithConfig(testOptions(t, tc.args...), noAPI, quietLog())
+			if err == nil {
+				a.grpcLn.Close()
+				if a.httpLn != nil {
+					a.httpLn.Close()
+				}
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("NewWithConfig = %v, want an error containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestRunFromKubeconfig(t *testing.T) {
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	const kc = `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "http://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`
+	if err := os.WriteFile(kubeconfig, []byte(kc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct {
+		args    []string
+		wantErr string
+	}{
+		"a kubeconfig file, stopped at once": {
+			args: []string{"--kubeconfig", kubeconfig},
+		},
+		"a missing kubeconfig file": {
+			args:    []string{"--kubeconfig", filepath.Join(t.TempDir(), "none")},
+			wantErr: "kubernetes client config",
+		},
+		"options that do not complete": {
+			args:    []string{"--kubeconfig", kubeconfig, "--log-format", "xml"},
+			wantErr: "--log-format",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			done := make(chan error, 1)
+			go func() { done <- Run(ctx, testOptions(t, tc.args...)) }()
+			select {
+			case err := <-done:
+				if tc.wantErr == "" {
+					if err != nil {
+						t.Fatalf("Run = %v, want nil", err)
+					}
+					return
+				}
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Run = %v, want an error containing %q", err, tc.wantErr)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Run did not return with a cancelled context")
+			}
+		})
+	}
+}
