@@ -1,0 +1,648 @@
+package chain
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	wfclient "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/argocontroller/resume-trigger/tests/rig"
+)
+
+// Component is one restartable process of the chain.
+type Component string
+
+const (
+	// Server is resume-trigger, in the host's namespaces.
+	Server Component = "resume-trigger"
+	// Sensor is `argo-events sensor-service` with sensor/sensor.yaml.
+	Sensor Component = "sensor"
+	// ResourceEventSource is `argo-events eventsource-service` with eventsource/resource.yaml.
+	ResourceEventSource Component = "eventsource-resource"
+	// WebhookEventSource is `argo-events eventsource-service` with eventsource/webhook.yaml.
+	WebhookEventSource Component = "eventsource-webhook"
+)
+
+// argoComponents run in network namespaces 0, 1, 2 in this order.
+var argoComponents = []Component{Sensor, ResourceEventSource, WebhookEventSource}
+
+// Options configure Start. The zero value works.
+type Options struct {
+	// Logf receives progress lines (one per step, with timings); nil is silent.
+	Logf func(format string, args ...any)
+	// Namespace is the Kubernetes namespace the chain serves; default "e2e".
+	Namespace string
+	// WebhookToken is the webhook EventSource's bearer token; default random.
+	WebhookToken string
+	// ExecTimeout is resume-trigger's --exec-timeout; default 5s.
+	ExecTimeout time.Duration
+	// ServerArgs are appended to resume-trigger's command line.
+	ServerArgs []string
+	// ReadyTimeout bounds the wait for each process to become ready; default 90s.
+	ReadyTimeout time.Duration
+}
+
+// Chain is a running chain. Its fields are read-only.
+type Chain struct {
+	Rig *rig.Rig
+	// Namespace is where Workflows, pods and Resumes go; the Sensor, EventSources and server serve it.
+	Namespace string
+	// WebhookURL is the webhook EventSource's endpoint (POST JSON with Authorization: Bearer WebhookToken).
+	WebhookURL   string
+	WebhookToken string
+	// HostIP is the host-side address the namespaces reach: API server, kubelet, NATS, resume-trigger.
+	HostIP string
+	// ServerAddress is resume-trigger's gRPC address (the Sensor's serverURL); MetricsURL its HTTP base.
+	ServerAddress string
+	MetricsURL    string
+	// NATSURL is the EventBus (TLS, self-signed); NATSMonitorURL its plain-HTTP monitoring on loopback.
+	NATSURL        string
+	NATSMonitorURL string
+	// Dir holds binaries, configs and logs; removed by Stop.
+	Dir string
+
+	opts              Options
+	root              string
+	workflows         wfclient.Interface
+	netns             []*netNS
+	argoEvents        string
+	serverBin         string
+	objects           map[Component]object
+	envelopes         map[Component]string
+	kubeconfig        map[Component][]byte
+	triggers          int
+	webhookIP         string
+	webhookPrt        string
+	secretPath        string
+	madeArgoEventsDir bool
+
+	mu       sync.Mutex
+	procs    map[Component]*proc
+	nats     *proc
+	runs     map[Component]int
+	logs     []string
+	cleanups []func()
+	stopOnce sync.Once
+}
+
+func (c *Chain) logf(format string, args ...any) {
+	if c.opts.Logf != nil {
+		c.opts.Logf(format, args...)
+	}
+}
+
+// onStop registers f to run at Stop, last registered first.
+func (c *Chain) onStop(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cleanups = append(c.cleanups, f)
+}
+
+// Start brings the chain up in order (network namespaces, control plane, NATS, resume-trigger, Sensor,
+// EventSources) and returns once every piece is ready: the Sensor's JetStream consumers exist, the
+// resource EventSource runs its informer and the webhook answers /health. On error everything started so
+// far is gone again.
+func Start(ctx context.Context, opts Options) (_ *Chain, err error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("chain: needs root (network and mount namespaces)")
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = "e2e"
+	}
+	if opts.WebhookToken == "" {
+		b := make([]byte, 24)
+		_, _ = rand.Read(b)
+		opts.WebhookToken = hex.EncodeToString(b)
+	}
+	if opts.ExecTimeout == 0 {
+		opts.ExecTimeout = 5 * time.Second
+	}
+	if opts.ReadyTimeout == 0 {
+		opts.ReadyTimeout = 90 * time.Second
+	}
+	began := time.Now()
+	c := &Chain{
+		opts: opts, Namespace: opts.Namespace, WebhookToken: opts.WebhookToken,
+		procs: map[Component]*proc{}, runs: map[Component]int{},
+		envelopes: map[Component]string{}, kubeconfig: map[Component][]byte{},
+	}
+	defer func() {
+		if err != nil {
+			if c.Dir != "" {
+				err = fmt.Errorf("%w\n%s", err, c.LogTails(30))
+			}
+			c.Stop()
+		}
+	}()
+	if c.root, err = rig.RepoRoot(); err != nil {
+		return nil, err
+	}
+	if c.Dir, err = os.MkdirTemp("", "resume-trigger-chain-"); err != nil {
+		return nil, err
+	}
+	dir := c.Dir
+	c.onStop(func() { os.RemoveAll(dir) })
+	for _, d := range []string{"bin", "logs", "nats"} {
+		if err := os.MkdirAll(filepath.Join(c.Dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+
+	// Binaries first: a cold build is not bounded by ctx's deadline for the rest.
+	step := time.Now()
+	if err := c.binaries(); err != nil {
+		return nil, err
+	}
+	c.logf("chain: binaries ready in %v (argo-events %s)", time.Since(step).Round(time.Millisecond), c.argoEvents)
+
+	if err := c.loadObjects(); err != nil {
+		return nil, err
+	}
+
+	step = time.Now()
+	sweepStaleNetNS()
+	x, err := pickSubnet()
+	if err != nil {
+		return nil, err
+	}
+	for i := range argoComponents {
+		n, err := addNetNS(x, i)
+		if err != nil {
+			return nil, err
+		}
+		c.netns = append(c.netns, n)
+		c.onStop(func() { _ = n.delete() })
+	}
+	c.HostIP = c.netns[0].HostIP
+	c.webhookIP = c.netns[2].IP
+	c.logf("chain: network namespaces %s (host side %s) in %v", strings.Join(c.netnsNames(), ", "), c.HostIP, time.Since(step).Round(time.Millisecond))
+	if _, err := os.Stat("/argo-events"); errors.Is(err, os.ErrNotExist) {
+		if err := os.Mkdir("/argo-events", 0o755); err != nil {
+			return nil, fmt.Errorf("create the mount point /argo-events: %w", err)
+		}
+		c.madeArgoEventsDir = true
+		c.onStop(func() { _ = os.Remove("/argo-events") })
+	}
+
+	step = time.Now()
+	r, err := rig.Start(ctx, rig.Options{BindAddress: c.HostIP})
+	if err != nil {
+		return nil, fmt.Errorf("start the control plane on %s: %w", c.HostIP, err)
+	}
+	c.Rig = r
+	c.onStop(r.Stop)
+	if c.workflows, err = wfclient.NewForConfig(r.AdminConfig()); err != nil {
+		return nil, err
+	}
+	c.logf("chain: control plane up at %s in %v", r.Host(), time.Since(step).Round(time.Millisecond))
+
+	if err := c.setupNamespace(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.startNATS(ctx); err != nil {
+		return nil, err
+	}
+	grpcPort, err := freePort(c.HostIP)
+	if err != nil {
+		return nil, err
+	}
+	c.ServerAddress = net.JoinHostPort(c.HostIP, strconv.Itoa(grpcPort))
+	metricsPort, err := freePort("127.0.0.1")
+	if err != nil {
+		return nil, err
+	}
+	c.MetricsURL = "http://127.0.0.1:" + strconv.Itoa(metricsPort)
+	if c.triggers, err = adaptSensor(c.objects[Sensor], c.ServerAddress); err != nil {
+		return nil, fmt.Errorf("%s: %w", SensorFile, err)
+	}
+	for comp, o := range c.objects {
+		if c.envelopes[comp], err = o.envelope(c.Namespace); err != nil {
+			return nil, err
+		}
+	}
+	// The Sensor first: its consumers start at new messages, so it must listen before anything emits.
+	for _, comp := range []Component{Server, Sensor, ResourceEventSource, WebhookEventSource} {
+		if err := c.StartComponent(ctx, comp); err != nil {
+			return nil, err
+		}
+	}
+	c.logf("chain: ready in %v; webhook %s", time.Since(began).Round(time.Millisecond), c.WebhookURL)
+	return c, nil
+}
+
+func (c *Chain) netnsNames() []string {
+	var out []string
+	for _, n := range c.netns {
+		out = append(out, n.Name)
+	}
+	return out
+}
+
+func (c *Chain) binaries() error {
+	var err error
+	if c.argoEvents, err = tool(c.root, "argo-events"); err != nil {
+		return err
+	}
+	c.serverBin = filepath.Join(c.Dir, "bin", "resume-trigger")
+	cmd := exec.Command("go", "build", "-o", c.serverBin, "./cmd/resume-trigger")
+	cmd.Dir = c.root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/resume-trigger: %w\n%s", err, out)
+	}
+	return nil
+}
+
+func (c *Chain) loadObjects() error {
+	c.objects = map[Component]object{}
+	for comp, file := range map[Component]string{Sensor: SensorFile, ResourceEventSource: ResourceEventSourceFile, WebhookEventSource: WebhookEventSourceFile} {
+		o, err := loadObject(c.root, file)
+		if err != nil {
+			return err
+		}
+		c.objects[comp] = o
+	}
+	if err := adaptResourceEventSource(c.objects[ResourceEventSource], c.Namespace); err != nil {
+		return fmt.Errorf("%s: %w", ResourceEventSourceFile, err)
+	}
+	port, endpoint, secret, key, err := webhookEndpoint(c.objects[WebhookEventSource])
+	if err != nil {
+		return fmt.Errorf("%s: %w", WebhookEventSourceFile, err)
+	}
+	c.webhookPrt = port
+	c.secretPath = filepath.Join("/argo-events/secrets", secret, key)
+	c.WebhookURL = "" // set once the namespace address is known
+	c.objects[WebhookEventSource]["x-endpoint"] = endpoint
+	return nil
+}
+
+// setupNamespace creates the namespace with its default ServiceAccount, applies eventsource/rbac.yaml
+// into it and writes kubeconfigs: the resource EventSource acts as its shipped ServiceAccount, the
+// Sensor and the webhook EventSource (which never call the API) as the default one.
+func (c *Chain) setupNamespace(ctx context.Context) error {
+	cs := c.Rig.Client()
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: c.Namespace}}, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create namespace %s: %w", c.Namespace, err)
+	}
+	if _, err := cs.CoreV1().ServiceAccounts(c.Namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	docs, err := loadObjects(c.root, EventSourceRBACFile)
+	if err != nil {
+		return err
+	}
+	esSA := ""
+	for _, d := range docs {
+		kind, _ := d["kind"].(string)
+		raw := map[string]any(d)
+		switch kind {
+		case "ServiceAccount":
+			var sa corev1.ServiceAccount
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &sa); err != nil {
+				return err
+			}
+			sa.Namespace, esSA = c.Namespace, sa.Name
+			if _, err := cs.CoreV1().ServiceAccounts(c.Namespace).Create(ctx, &sa, metav1.CreateOptions{}); err != nil {
+				return fmt.Errorf("%s: %w", EventSourceRBACFile, err)
+			}
+		case "ClusterRole":
+			var cr rbacv1.ClusterRole
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &cr); err != nil {
+				return err
+			}
+			if _, err := cs.RbacV1().ClusterRoles().Create(ctx, &cr, metav1.CreateOptions{}); err != nil {
+				return fmt.Errorf("%s: %w", EventSourceRBACFile, err)
+			}
+		case "RoleBinding":
+			var rb rbacv1.RoleBinding
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &rb); err != nil {
+				return err
+			}
+			rb.Namespace = c.Namespace
+			for i := range rb.Subjects {
+				if rb.Subjects[i].Kind == "ServiceAccount" {
+					rb.Subjects[i].Namespace = c.Namespace
+				}
+			}
+			if _, err := cs.RbacV1().RoleBindings(c.Namespace).Create(ctx, &rb, metav1.CreateOptions{}); err != nil {
+				return fmt.Errorf("%s: %w", EventSourceRBACFile, err)
+			}
+		default:
+			return fmt.Errorf("%s: unexpected kind %q", EventSourceRBACFile, kind)
+		}
+	}
+	if esSA == "" {
+		return fmt.Errorf("%s has no ServiceAccount", EventSourceRBACFile)
+	}
+	for comp, sa := range map[Component]string{Sensor: "default", ResourceEventSource: esSA, WebhookEventSource: "default"} {
+		cfg, err := c.Rig.ServiceAccountTokenConfig(ctx, c.Namespace, sa)
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(c.Dir, string(comp)+".kubeconfig")
+		if err := rig.WriteKubeconfig(cfg, path); err != nil {
+			return err
+		}
+		if c.kubeconfig[comp], err = os.ReadFile(path); err != nil {
+			return err
+		}
+	}
+	c.logf("chain: namespace %s with %s applied (resource EventSource acts as serviceaccount %s)", c.Namespace, EventSourceRBACFile, esSA)
+	return nil
+}
+
+func (c *Chain) startNATS(ctx context.Context) error {
+	step := time.Now()
+	bin, err := tool(c.root, "nats-server")
+	if err != nil {
+		return err
+	}
+	port, err := freePort(c.HostIP)
+	if err != nil {
+		return err
+	}
+	mport, err := freePort("127.0.0.1")
+	if err != nil {
+		return err
+	}
+	listen := net.JoinHostPort(c.HostIP, strconv.Itoa(port))
+	conf, err := natsConfig(filepath.Join(c.Dir, "nats"), listen, mport)
+	if err != nil {
+		return err
+	}
+	log := filepath.Join(c.Dir, "logs", "nats-server.log")
+	c.addLog(log)
+	p, err := startProc("nats-server", log, exec.Command(bin, "-c", conf))
+	if err != nil {
+		return err
+	}
+	c.nats = p
+	c.onStop(func() { p.kill(syscall.SIGTERM, 5*time.Second) })
+	c.NATSURL = "nats://" + listen
+	c.NATSMonitorURL = "http://127.0.0.1:" + strconv.Itoa(mport)
+	if err := c.poll(ctx, p, "JetStream healthy", func(ctx context.Context) (bool, error) {
+		return httpOK(ctx, c.NATSMonitorURL+"/healthz?js-enabled-only=true"), nil
+	}); err != nil {
+		return err
+	}
+	c.logf("chain: nats-server (JetStream, TLS) at %s in %v", c.NATSURL, time.Since(step).Round(time.Millisecond))
+	return nil
+}
+
+func httpOK(ctx context.Context, url string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// poll calls f every 100ms until it is done, p exits, or ReadyTimeout (or ctx) ends.
+func (c *Chain) poll(ctx context.Context, p *proc, what string, f func(context.Context) (bool, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.ReadyTimeout)
+	defer cancel()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		done, err := f(ctx)
+		if err != nil {
+			return p.failure(err)
+		}
+		if done {
+			return nil
+		}
+		if p.exited() {
+			return p.failure(fmt.Errorf("exited (%v) before %s", p.err, what))
+		}
+		select {
+		case <-ctx.Done():
+			return p.failure(fmt.Errorf("not %s within %v", what, c.opts.ReadyTimeout))
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Chain) addLog(path string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.logs = append(c.logs, path)
+}
+
+// StartComponent starts comp (which must not be running) and waits until it is ready. Each run logs to
+// a file of its own (LogFiles).
+func (c *Chain) StartComponent(ctx context.Context, comp Component) error {
+	c.mu.Lock()
+	if p := c.procs[comp]; p != nil && !p.exited() {
+		c.mu.Unlock()
+		return fmt.Errorf("%s is running", comp)
+	}
+	c.runs[comp]++
+	run := c.runs[comp]
+	c.mu.Unlock()
+	log := filepath.Join(c.Dir, "logs", fmt.Sprintf("%s-%d.log", comp, run))
+	c.addLog(log)
+	step := time.Now()
+	var p *proc
+	var err error
+	if comp == Server {
+		args := []string{
+			"--grpc-address", c.ServerAddress,
+			"--metrics-address", strings.TrimPrefix(c.MetricsURL, "http://"),
+			"--kubeconfig", c.Rig.KubeconfigFile(),
+			"--namespaces", c.Namespace,
+			"--exec-timeout", c.opts.ExecTimeout.String(),
+			"--log-format", "json",
+		}
+		p, err = startProc(string(comp), log, exec.Command(c.serverBin, append(args, c.opts.ServerArgs...)...))
+	} else {
+		p, err = startLaunched(string(comp), log, c.launchSpec(comp))
+	}
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.procs[comp] = p
+	c.mu.Unlock()
+	c.onStop(func() { p.kill(syscall.SIGTERM, 5*time.Second) })
+	if err := c.waitReady(ctx, comp, p); err != nil {
+		return err
+	}
+	c.logf("chain: %s (run %d, pid %d) ready in %v", comp, run, p.cmd.Process.Pid, time.Since(step).Round(time.Millisecond))
+	return nil
+}
+
+func (c *Chain) launchSpec(comp Component) launchSpec {
+	var idx int
+	for i, a := range argoComponents {
+		if a == comp {
+			idx = i
+		}
+	}
+	busConfig := fmt.Sprintf(`{"jetstream":{"url":%q,"streamConfig":"replicas: 1\n"}}`, c.NATSURL)
+	objectEnv, sub := "EVENTSOURCE_OBJECT", "eventsource-service"
+	if comp == Sensor {
+		objectEnv, sub = "SENSOR_OBJECT", "sensor-service"
+	}
+	spec := launchSpec{
+		NetNS: c.netns[idx].Name,
+		Tmpfs: []string{"/tmp"},
+		Files: []launchFile{{Path: "/tmp/kubeconfig", Data: c.kubeconfig[comp], Mode: 0o600}},
+		Argv:  []string{c.argoEvents, sub},
+		Dir:   "/tmp",
+		Env: []string{
+			"PATH=/usr/local/bin:/usr/bin:/bin",
+			"HOME=/tmp",
+			objectEnv + "=" + c.envelopes[comp],
+			"EVENTBUS_CONFIG=" + base64.StdEncoding.EncodeToString([]byte(busConfig)),
+			"EVENTBUS_SUBJECT=eventbus-" + c.Namespace,
+			"POD_NAME=" + string(comp) + "-0",
+			"KUBECONFIG=/tmp/kubeconfig",
+		},
+	}
+	if comp == WebhookEventSource {
+		spec.Tmpfs = append(spec.Tmpfs, "/argo-events")
+		spec.Files = append(spec.Files, launchFile{Path: c.secretPath, Data: []byte(c.WebhookToken), Mode: 0o400})
+	}
+	return spec
+}
+
+func (c *Chain) waitReady(ctx context.Context, comp Component, p *proc) error {
+	switch comp {
+	case Server:
+		return c.poll(ctx, p, "ready (/readyz)", func(ctx context.Context) (bool, error) {
+			return httpOK(ctx, c.MetricsURL+"/readyz"), nil
+		})
+	case Sensor:
+		// "Subscribing to subject" is logged before each PullSubscribe; the durable consumers then exist
+		// on stream default. One per trigger: each trigger names one dependency in its conditions.
+		return c.poll(ctx, p, fmt.Sprintf("subscribed (%d JetStream consumers)", c.triggers), func(ctx context.Context) (bool, error) {
+			if logCount(p.log, "Subscribing to subject") < c.triggers {
+				return false, nil
+			}
+			cons, err := consumers(ctx, c.NATSMonitorURL, "default")
+			return err == nil && len(cons) >= c.triggers, nil
+		})
+	case ResourceEventSource:
+		return c.poll(ctx, p, "running its informer", func(context.Context) (bool, error) {
+			return logCount(p.log, "running informer") > 0, nil
+		})
+	case WebhookEventSource:
+		base := "http://" + net.JoinHostPort(c.webhookIP, c.webhookPrt)
+		c.WebhookURL = base + c.objects[WebhookEventSource]["x-endpoint"].(string)
+		return c.poll(ctx, p, "answering /health", func(ctx context.Context) (bool, error) {
+			return httpOK(ctx, base+"/health"), nil
+		})
+	}
+	return fmt.Errorf("unknown component %q", comp)
+}
+
+func logCount(path, substr string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	return strings.Count(string(b), substr)
+}
+
+// Kill sends sig to comp (syscall.SIGKILL for a crash) and waits until it has exited.
+func (c *Chain) Kill(comp Component, sig syscall.Signal) error {
+	c.mu.Lock()
+	p := c.procs[comp]
+	c.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("%s was never started", comp)
+	}
+	p.kill(sig, 10*time.Second)
+	c.logf("chain: %s (pid %d) stopped with %v", comp, p.cmd.Process.Pid, sig)
+	return nil
+}
+
+// Restart stops comp with SIGTERM and starts it again, waiting until it is ready.
+func (c *Chain) Restart(ctx context.Context, comp Component) error {
+	if err := c.Kill(comp, syscall.SIGTERM); err != nil {
+		return err
+	}
+	return c.StartComponent(ctx, comp)
+}
+
+// LogFile is the log of comp's latest run.
+func (c *Chain) LogFile(comp Component) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.procs[comp]; p != nil {
+		return p.log
+	}
+	return ""
+}
+
+// LogFiles lists every log: nats-server, kube-apiserver, and each run of each component.
+func (c *Chain) LogFiles() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := append([]string(nil), c.logs...)
+	if c.Rig != nil {
+		out = append(out, c.Rig.APIServerLog())
+	}
+	sort.Strings(out)
+	return out
+}
+
+// LogTails returns the last n lines of every log, for a failing test to print.
+func (c *Chain) LogTails(n int) string {
+	var b strings.Builder
+	for _, l := range c.LogFiles() {
+		fmt.Fprintf(&b, "--- last %d lines of %s ---\n%s\n", n, l, tailFile(l, n))
+	}
+	return b.String()
+}
+
+// Stop kills every process, deletes the network namespaces and removes the temporary directories. It is
+// safe to call more than once, and on a partly started chain.
+func (c *Chain) Stop() {
+	c.stopOnce.Do(func() {
+		c.mu.Lock()
+		cleanups := c.cleanups
+		c.cleanups = nil
+		c.mu.Unlock()
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+		c.logf("chain: stopped")
+	})
+}
+
+// Client is an admin clientset; Dynamic an admin dynamic client; Workflows an admin Argo clientset.
+func (c *Chain) Client() kubernetes.Interface  { return c.Rig.Client() }
+func (c *Chain) Dynamic() dynamic.Interface    { return c.Rig.Dynamic() }
+func (c *Chain) Workflows() wfclient.Interface { return c.workflows }
+
+// Calls are the execs that reached the test kubelet in the chain's namespace, oldest first.
+func (c *Chain) Calls() []rig.Call { return c.Rig.Kubelet().CallsFor(c.Namespace) }

@@ -1,0 +1,18 @@
+// Package chain runs the whole release chain with the real programs and the YAML the project ships:
+// a test control plane (tests/rig: etcd, kube-apiserver, test kubelet), nats-server with JetStream and
+// TLS as the EventBus, resume-trigger as a separate process, and argo-events' sensor-service and two
+// eventsource-service processes (resource, webhook) fed the objects from eventsource/ and sensor/.
+//
+// Every argo-events process runs in a network namespace and a mount namespace of its own (each binds
+// :7777 for metrics, the Sensor and the resource EventSource both write /tmp/graft.log, and secrets are
+// read from /argo-events/secrets/<name>/<key>). The namespaces are joined through a re-exec of the
+// current binary, so a program using this package must call RunLauncher first thing in main (or
+// TestMain):
+//
+//	func TestMain(m *testing.M) {
+//		chain.RunLauncher() // returns unless this process is a launcher
+//		...
+//	}
+//
+// Start needs root (ip netns, mount). Stop removes everything Start made.
+package chain

@@ -1,0 +1,141 @@
+package chain
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// writeSelfSigned writes a self-signed ECDSA certificate for ips (and localhost) and its key.
+func writeSelfSigned(certPath, keyPath string, ips ...string) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: "resume-trigger chain eventbus"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              []string{"localhost"},
+	}
+	for _, ip := range ips {
+		tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(ip))
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
+}
+
+// natsConfig is a nats-server configuration with JetStream, TLS for clients and plain-HTTP monitoring on
+// loopback (the harness reads /jsz there to see the Sensor's consumers).
+func natsConfig(dir, listen string, monitorPort int) (string, error) {
+	cert, key := filepath.Join(dir, "nats.crt"), filepath.Join(dir, "nats.key")
+	host, _, _ := net.SplitHostPort(listen)
+	if err := writeSelfSigned(cert, key, host, "127.0.0.1"); err != nil {
+		return "", err
+	}
+	store := filepath.Join(dir, "jetstream")
+	if err := os.MkdirAll(store, 0o700); err != nil {
+		return "", err
+	}
+	conf := fmt.Sprintf(`listen: %q
+http: "127.0.0.1:%d"
+server_name: resume-trigger-chain
+jetstream {
+  store_dir: %q
+  max_memory_store: 64MB
+  max_file_store: 1GB
+}
+tls {
+  cert_file: %q
+  key_file: %q
+  timeout: 5
+}
+`, listen, monitorPort, store, cert, key)
+	path := filepath.Join(dir, "nats.conf")
+	return path, os.WriteFile(path, []byte(conf), 0o600)
+}
+
+// Consumer is a JetStream consumer as nats-server's /jsz reports it.
+type Consumer struct {
+	Stream     string
+	Name       string
+	NumWaiting int // outstanding pull requests: a Sensor that is fetching
+	NumPending int // messages not yet delivered
+	NumAckPend int // delivered, not acked
+	Redelivers int
+}
+
+type jsz struct {
+	AccountDetails []struct {
+		StreamDetail []struct {
+			Name           string `json:"name"`
+			ConsumerDetail []struct {
+				Name           string `json:"name"`
+				NumWaiting     int    `json:"num_waiting"`
+				NumPending     int    `json:"num_pending"`
+				NumAckPending  int    `json:"num_ack_pending"`
+				NumRedelivered int    `json:"num_redelivered"`
+			} `json:"consumer_detail"`
+		} `json:"stream_detail"`
+	} `json:"account_details"`
+}
+
+// consumers lists the consumers of stream (every stream when empty) from the monitoring endpoint.
+func consumers(ctx context.Context, monitor, stream string) ([]Consumer, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, monitor+"/jsz?accounts=true&streams=true&consumers=true", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /jsz: %s", resp.Status)
+	}
+	var j jsz
+	if err := json.NewDecoder(resp.Body).Decode(&j); err != nil {
+		return nil, fmt.Errorf("decode /jsz: %w", err)
+	}
+	var out []Consumer
+	for _, a := range j.AccountDetails {
+		for _, s := range a.StreamDetail {
+			if stream != "" && s.Name != stream {
+				continue
+			}
+			for _, c := range s.ConsumerDetail {
+				out = append(out, Consumer{Stream: s.Name, Name: c.Name, NumWaiting: c.NumWaiting, NumPending: c.NumPending,
+					NumAckPend: c.NumAckPending, Redelivers: c.NumRedelivered})
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,153 @@
+package chain
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Shipped object files, relative to the repository root.
+const (
+	SensorFile              = "sensor/sensor.yaml"
+	ResourceEventSourceFile = "eventsource/resource.yaml"
+	WebhookEventSourceFile  = "eventsource/webhook.yaml"
+	EventSourceRBACFile     = "eventsource/rbac.yaml"
+)
+
+// object is a decoded YAML object.
+type object map[string]any
+
+func loadObject(root, rel string) (object, error) {
+	b, err := os.ReadFile(filepath.Join(root, rel))
+	if err != nil {
+		return nil, err
+	}
+	var o object
+	if err := yaml.Unmarshal(b, &o); err != nil {
+		return nil, fmt.Errorf("%s: %w", rel, err)
+	}
+	return o, nil
+}
+
+// loadObjects decodes every document of a multi-document YAML file.
+func loadObjects(root, rel string) ([]object, error) {
+	b, err := os.ReadFile(filepath.Join(root, rel))
+	if err != nil {
+		return nil, err
+	}
+	var out []object
+	for _, doc := range strings.Split(string(b), "\n---") {
+		var o object
+		if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+			return nil, fmt.Errorf("%s: %w", rel, err)
+		}
+		if len(o) > 0 {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+// path walks nested maps (and list indexes are not needed here); it fails loudly when the shipped YAML
+// no longer has the shape the harness adapts.
+func (o object) path(keys ...string) (map[string]any, error) {
+	var cur map[string]any = o
+	for i, k := range keys {
+		next, ok := cur[k].(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("no map at %s", strings.Join(keys[:i+1], "."))
+		}
+		cur = next
+	}
+	return cur, nil
+}
+
+func (o object) name() string {
+	m, _ := o.path("metadata")
+	s, _ := m["name"].(string)
+	return s
+}
+
+// envelope is what the argo-events controller hands its pods: name, namespace and spec only, as base64
+// (std) of the JSON.
+func (o object) envelope(namespace string) (string, error) {
+	spec, ok := o["spec"].(map[string]any)
+	if !ok {
+		return "", fmt.Errorf("object %s has no spec", o.name())
+	}
+	b, err := json.Marshal(map[string]any{
+		"apiVersion": o["apiVersion"],
+		"kind":       o["kind"],
+		"metadata":   map[string]any{"name": o.name(), "namespace": namespace},
+		"spec":       spec,
+	})
+	if err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(b), nil
+}
+
+// adaptSensor points every custom trigger at serverURL and returns the number of triggers.
+func adaptSensor(o object, serverURL string) (int, error) {
+	spec, err := o.path("spec")
+	if err != nil {
+		return 0, err
+	}
+	triggers, ok := spec["triggers"].([]any)
+	if !ok || len(triggers) == 0 {
+		return 0, fmt.Errorf("sensor %s has no triggers", o.name())
+	}
+	for i, t := range triggers {
+		custom, err := object(t.(map[string]any)).path("template", "custom")
+		if err != nil {
+			return 0, fmt.Errorf("trigger %d: %w", i, err)
+		}
+		custom["serverURL"] = serverURL
+	}
+	return len(triggers), nil
+}
+
+// adaptResourceEventSource makes every resource event watch namespace.
+func adaptResourceEventSource(o object, namespace string) error {
+	res, err := o.path("spec", "resource")
+	if err != nil {
+		return err
+	}
+	for name, ev := range res {
+		m, ok := ev.(map[string]any)
+		if !ok {
+			return fmt.Errorf("resource event %s is not a map", name)
+		}
+		m["namespace"] = namespace
+	}
+	return nil
+}
+
+// webhookEndpoint returns port, endpoint and the auth secret (name, key) of the only webhook event.
+func webhookEndpoint(o object) (port, endpoint, secretName, secretKey string, err error) {
+	wh, err := o.path("spec", "webhook")
+	if err != nil {
+		return "", "", "", "", err
+	}
+	if len(wh) != 1 {
+		return "", "", "", "", fmt.Errorf("webhook EventSource %s has %d events, the harness expects 1", o.name(), len(wh))
+	}
+	for _, ev := range wh {
+		m, _ := ev.(map[string]any)
+		port, _ = m["port"].(string)
+		endpoint, _ = m["endpoint"].(string)
+		if auth, ok := m["authSecret"].(map[string]any); ok {
+			secretName, _ = auth["name"].(string)
+			secretKey, _ = auth["key"].(string)
+		}
+	}
+	if port == "" || endpoint == "" || secretName == "" || secretKey == "" {
+		return "", "", "", "", fmt.Errorf("webhook EventSource %s: port %q endpoint %q authSecret %s/%s: the harness needs all of them", o.name(), port, endpoint, secretName, secretKey)
+	}
+	return port, endpoint, secretName, secretKey, nil
+}

@@ -1,0 +1,271 @@
+package chain
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/argocontroller/resume-trigger/api/v1alpha1"
+	"github.com/argocontroller/resume-trigger/fixture"
+	"github.com/argocontroller/resume-trigger/tests/rig"
+)
+
+// Step is a debug-paused Workflow step: a running Workflow whose Pod node runs in Pod, whose container
+// Container waits for /var/run/argo/ctr/<Container>/after.
+type Step struct {
+	Namespace, Workflow, Template, NodeID, NodeName, Pod, Container string
+	Stage                                                           v1alpha1.Stage
+}
+
+// MarkerArgv is the exec that releases the step.
+func (s *Step) MarkerArgv() []string {
+	return []string{"touch", fmt.Sprintf("%s/ctr/%s/%s", rig.MarkerDir, s.Container, s.Stage)}
+}
+
+// CreatePausedStep creates Workflow workflow (root Steps node, step group, Pod node of template "pause")
+// and its Argo-shaped pod (wait + main with ARGO_DEBUG_PAUSE_AFTER=true), running on the test kubelet.
+func (c *Chain) CreatePausedStep(ctx context.Context, workflow string) (*Step, error) {
+	const template = "pause"
+	nodeName := workflow + "[0]." + template
+	group := fixture.Node(workflow, workflow+"[0]", "[0]", wfv1.NodeTypeStepGroup, "")
+	node := fixture.PodNode(workflow, nodeName, template, template)
+	group.Children = []string{node.ID}
+	wf := fixture.Workflow(c.Namespace, workflow, group, node)
+	root := wf.Status.Nodes[workflow]
+	root.Children = []string{group.ID}
+	wf.Status.Nodes[workflow] = root
+	wf.UID = ""
+	created, err := c.workflows.ArgoprojV1alpha1().Workflows(c.Namespace).Create(ctx, wf, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("create workflow %s: %w", workflow, err)
+	}
+	pod := fixture.Pod(created, node, podNameV2(workflow, template, nodeName), fixture.Container("main", fixture.PauseAfter))
+	pod.UID = ""
+	fixture.Own(pod, created)
+	if _, err := c.Rig.RunPod(ctx, pod); err != nil {
+		return nil, err
+	}
+	return &Step{Namespace: c.Namespace, Workflow: workflow, Template: template, NodeID: node.ID, NodeName: nodeName,
+		Pod: pod.Name, Container: "main", Stage: v1alpha1.StageAfter}, nil
+}
+
+// podNameV2 is Argo's v2 pod name of a node (argo-workflows workflow/util/pod_name.go).
+func podNameV2(wf, template, nodeName string) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(nodeName))
+	return wf + "-" + template + "-" + strconv.FormatUint(uint64(h.Sum32()), 10)
+}
+
+// CreateResume creates Resume name for step through the API (dynamic client), as a user would:
+// spec Workflow-ID and TemplateName.
+func (c *Chain) CreateResume(ctx context.Context, name string, step *Step) (*unstructured.Unstructured, error) {
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": v1alpha1.GroupVersion.String(),
+		"kind":       v1alpha1.Kind,
+		"metadata":   map[string]any{"name": name, "namespace": c.Namespace},
+		"spec":       map[string]any{"Workflow-ID": step.Workflow, "TemplateName": step.Template},
+	}}
+	created, err := c.Dynamic().Resource(v1alpha1.Resource).Namespace(c.Namespace).Create(ctx, u, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("create resume %s: %w", name, err)
+	}
+	return created, nil
+}
+
+// GetResume reads a Resume.
+func (c *Chain) GetResume(ctx context.Context, name string) (*v1alpha1.Resume, error) {
+	u, err := c.Dynamic().Resource(v1alpha1.Resource).Namespace(c.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var res v1alpha1.Resume
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &res); err != nil {
+		return nil, fmt.Errorf("decode resume %s: %w", name, err)
+	}
+	return &res, nil
+}
+
+// WaitResumePhase polls until the Resume's status.phase is phase. It fails early when the Resume reaches
+// another final phase.
+func (c *Chain) WaitResumePhase(ctx context.Context, name string, phase v1alpha1.Phase) (*v1alpha1.Resume, error) {
+	var last *v1alpha1.Resume
+	err := rig.Eventually(ctx, func() error {
+		res, err := c.GetResume(ctx, name)
+		if err != nil {
+			return err
+		}
+		last = res
+		if res.Status.Phase == phase {
+			return nil
+		}
+		return fmt.Errorf("resume %s is %q (%s), want %s", name, res.Status.Phase, res.Status.Message, phase)
+	})
+	if err == nil {
+		return last, nil
+	}
+	return last, err
+}
+
+// MarkerCalls are the execs into the step's pod that created its marker (any outcome).
+func (c *Chain) MarkerCalls(step *Step) []rig.Call {
+	var out []rig.Call
+	for _, call := range c.Rig.Kubelet().CallsFor(step.Namespace) {
+		if call.Pod == step.Pod && slices.Equal(call.Argv, step.MarkerArgv()) {
+			out = append(out, call)
+		}
+	}
+	return out
+}
+
+// SucceededMarkerCalls are MarkerCalls that exited 0.
+func (c *Chain) SucceededMarkerCalls(step *Step) []rig.Call {
+	var out []rig.Call
+	for _, call := range c.MarkerCalls(step) {
+		if call.Outcome == "exit 0" {
+			out = append(out, call)
+		}
+	}
+	return out
+}
+
+// WaitMarker waits until the kubelet has run the step's marker exec successfully and returns that call
+// (its Time is when the kubelet received it).
+func (c *Chain) WaitMarker(ctx context.Context, step *Step) (rig.Call, error) {
+	var got rig.Call
+	err := rig.Eventually(ctx, func() error {
+		calls := c.SucceededMarkerCalls(step)
+		if len(calls) == 0 {
+			return fmt.Errorf("no successful %q into %s/%s yet (execs into the namespace: %s)", step.MarkerArgv(), step.Namespace, step.Pod, FormatCalls(c.Calls()))
+		}
+		got = calls[0]
+		return nil
+	})
+	return got, err
+}
+
+// WaitStepDone waits until the step's pod Succeeded (the emulated emissary ends main once its marker exists).
+func (c *Chain) WaitStepDone(ctx context.Context, step *Step) error {
+	_, err := c.Rig.WaitPodPhase(ctx, step.Namespace, step.Pod, corev1.PodSucceeded)
+	return err
+}
+
+// WebhookRequest is the JSON body of the webhook EventSource's endpoint.
+type WebhookRequest struct {
+	Namespace string `json:"namespace"`
+	Workflow  string `json:"workflow"`
+	Template  string `json:"template,omitempty"`
+	NodeID    string `json:"nodeID,omitempty"`
+	NodeName  string `json:"nodeName,omitempty"`
+	Container string `json:"container,omitempty"`
+	Stage     string `json:"stage,omitempty"`
+}
+
+// ReleaseRequest is the webhook body that releases step.
+func (s *Step) ReleaseRequest() WebhookRequest {
+	return WebhookRequest{Namespace: s.Namespace, Workflow: s.Workflow, Template: s.Template}
+}
+
+// PostWebhook POSTs body as JSON to the webhook EventSource with "Authorization: Bearer token" (no header
+// when token is empty) and returns the HTTP status and response body.
+func (c *Chain) PostWebhook(ctx context.Context, token string, body any) (int, string, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return 0, "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.WebhookURL, bytes.NewReader(b))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, strings.TrimSpace(string(out)), nil
+}
+
+// Metric reads one sample of resume-trigger's /metrics: the series name with exactly labels. A series
+// not exported yet reads 0.
+func (c *Chain) Metric(ctx context.Context, name string, labels map[string]string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.MetricsURL+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		series, value, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		n, lbls, _ := strings.Cut(series, "{")
+		if n != name || !sameLabels(strings.TrimSuffix(lbls, "}"), labels) {
+			continue
+		}
+		return strconv.ParseFloat(strings.TrimSpace(value), 64)
+	}
+	return 0, nil
+}
+
+func sameLabels(text string, want map[string]string) bool {
+	got := map[string]string{}
+	for _, kv := range strings.Split(text, ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			got[k] = strings.Trim(v, `"`)
+		}
+	}
+	if len(got) != len(want) {
+		return false
+	}
+	for k, v := range want {
+		if got[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Consumers lists the JetStream consumers of the EventBus stream "default".
+func (c *Chain) Consumers(ctx context.Context) ([]Consumer, error) {
+	return consumers(ctx, c.NATSMonitorURL, "default")
+}
+
+// FormatCalls renders kubelet calls one a line.
+func FormatCalls(calls []rig.Call) string {
+	var b strings.Builder
+	for _, c := range calls {
+		fmt.Fprintf(&b, "\n  %s %s/%s container %s argv %q -> %s", c.Time.Format("15:04:05.000"), c.Namespace, c.Pod, c.Container, c.Argv, c.Outcome)
+	}
+	if b.Len() == 0 {
+		return "(none)"
+	}
+	return b.String()
+}

@@ -1,0 +1,5 @@
+// Package e2e proves the whole release chain with the real programs and the shipped YAML: a Resume (or a
+// webhook call) -> argo-events EventSource -> NATS JetStream EventBus -> argo-events Sensor ->
+// resume-trigger (a separate process) -> exec touch through the API server into the test kubelet. See
+// tests/chain. Needs root; run with `make test-e2e`.
+package e2e

@@ -1,0 +1,273 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/argocontroller/resume-trigger/api/v1alpha1"
+	"github.com/argocontroller/resume-trigger/tests/chain"
+	"github.com/argocontroller/resume-trigger/tests/rig"
+)
+
+// expectOneRelease checks that exactly one exec reached the step's pod, that it was the marker for the
+// paused container, and that it succeeded.
+func expectOneRelease(t *testing.T, c *chain.Chain, step *chain.Step) {
+	t.Helper()
+	var intoPod []rig.Call
+	for _, call := range c.Calls() {
+		if call.Pod == step.Pod {
+			intoPod = append(intoPod, call)
+		}
+	}
+	if len(intoPod) != 1 || intoPod[0].Container != step.Container || !slices.Equal(intoPod[0].Argv, step.MarkerArgv()) || intoPod[0].Outcome != "exit 0" {
+		t.Fatalf("execs into pod %s: %s\nwant exactly one %q into container %s that exits 0", step.Pod, chain.FormatCalls(intoPod), step.MarkerArgv(), step.Container)
+	}
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+// 1. A Resume created through the API releases the paused step: resource EventSource -> JetStream ->
+// Sensor -> resume-trigger -> exec through the API server. Repeated on five workflows for the latency.
+func TestResumeThroughAPIReleasesPausedStep(t *testing.T) {
+	c := setup(t)
+	var latencies []time.Duration
+	var steps []*chain.Step
+	for i := range 5 {
+		wf := fmt.Sprintf("api-%d", i)
+		step, err := c.CreatePausedStep(ctxFor(t, 20*time.Second), wf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps = append(steps, step)
+		created := time.Now()
+		if _, err := c.CreateResume(ctxFor(t, 10*time.Second), "resume-"+wf, step); err != nil {
+			t.Fatal(err)
+		}
+		call, err := c.WaitMarker(ctxFor(t, 60*time.Second), step)
+		if err != nil {
+			t.Fatalf("Resume resume-%s did not release %s: %v", wf, step.Pod, err)
+		}
+		lat := call.Time.Sub(created)
+		latencies = append(latencies, lat)
+		t.Logf("%s: Resume created -> marker exec at the kubelet: %v", wf, lat.Round(time.Millisecond))
+		res, err := c.WaitResumePhase(ctxFor(t, 30*time.Second), "resume-"+wf, v1alpha1.PhaseSucceeded)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Status.Released) != 1 || res.Status.Released[0].Pod != step.Pod || res.Status.Released[0].Container != step.Container || res.Status.Released[0].Stage != step.Stage {
+			t.Fatalf("Resume %s status.released = %+v, want pod %s container %s stage %s", res.Name, res.Status.Released, step.Pod, step.Container, step.Stage)
+		}
+		if err := c.WaitStepDone(ctxFor(t, 30*time.Second), step); err != nil {
+			t.Fatalf("the released step did not complete: %v", err)
+		}
+	}
+	// Checked after all five: a late duplicate of an early one would have had time to show up.
+	for _, step := range steps {
+		expectOneRelease(t, c, step)
+	}
+	t.Logf("end-to-end latency (Resume create -> marker exec), %d runs: median %v, all %v", len(latencies), median(latencies).Round(time.Millisecond), latencies)
+}
+
+// 2. A webhook call with the bearer token releases a step; without it, or with a wrong one, the webhook
+// EventSource refuses it with 401 and nothing is exec'd.
+func TestWebhookReleasesStepAndRefusesWithoutToken(t *testing.T) {
+	c := setup(t)
+	step, err := c.CreatePausedStep(ctxFor(t, 20*time.Second), "webhook-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, token string }{{"no token", ""}, {"wrong token", "not-" + c.WebhookToken}} {
+		code, body, err := c.PostWebhook(ctxFor(t, 30*time.Second), tc.token, step.ReleaseRequest())
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if code != http.StatusUnauthorized {
+			t.Fatalf("%s: webhook answered %d %q, want 401", tc.name, code, body)
+		}
+		t.Logf("%s: %d %s", tc.name, code, body)
+	}
+	// Absence can only be checked over a window: a refused call that still reached the bus would exec
+	// within well under a second (see the latencies of the other tests).
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if calls := c.MarkerCalls(step); len(calls) != 0 {
+			t.Fatalf("a refused webhook call released the step: %s", chain.FormatCalls(calls))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	sent := time.Now()
+	code, body, err := c.PostWebhook(ctxFor(t, 30*time.Second), c.WebhookToken, step.ReleaseRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != http.StatusOK {
+		t.Fatalf("webhook answered %d %q, want 200", code, body)
+	}
+	call, err := c.WaitMarker(ctxFor(t, 60*time.Second), step)
+	if err != nil {
+		t.Fatalf("the webhook call did not release %s: %v", step.Pod, err)
+	}
+	t.Logf("webhook POST -> marker exec at the kubelet: %v", call.Time.Sub(sent).Round(time.Millisecond))
+	if err := c.WaitStepDone(ctxFor(t, 30*time.Second), step); err != nil {
+		t.Fatalf("the released step did not complete: %v", err)
+	}
+	expectOneRelease(t, c, step)
+}
+
+// 3. A restarted resource EventSource lists every Resume again and emits ADD for each; the server finds
+// them final and execs nothing.
+func TestResourceEventSourceRestartDoesNotExecAgain(t *testing.T) {
+	c := setup(t)
+	step, err := c.CreatePausedStep(ctxFor(t, 20*time.Second), "restart-es-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateResume(ctxFor(t, 10*time.Second), "resume-restart-es-0", step); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitResumePhase(ctxFor(t, 60*time.Second), "resume-restart-es-0", v1alpha1.PhaseSucceeded); err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.Dynamic().Resource(v1alpha1.Resource).Namespace(c.Namespace).List(ctxFor(t, 10*time.Second), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range list.Items {
+		if phase, _, _ := unstructuredString(u.Object, "status", "phase"); !v1alpha1.Phase(phase).Final() {
+			t.Fatalf("Resume %s is %q: every Resume must be final before the restart for this test to mean anything", u.GetName(), phase)
+		}
+	}
+	alreadyFinal := map[string]string{"kind": "resume", "outcome": "AlreadyFinal"}
+	before, err := c.Metric(ctxFor(t, 10*time.Second), "resume_trigger_requests_total", alreadyFinal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	callsBefore := c.Calls()
+
+	restarted := time.Now()
+	if err := c.Restart(ctxFor(t, 90*time.Second), chain.ResourceEventSource); err != nil {
+		t.Fatal(err)
+	}
+	want := before + float64(len(list.Items))
+	var now float64
+	err = rig.Eventually(ctxFor(t, 60*time.Second), func() error {
+		if now, err = c.Metric(ctxFor(t, 10*time.Second), "resume_trigger_requests_total", alreadyFinal); err != nil {
+			return err
+		}
+		if now < want {
+			return fmt.Errorf("resume_trigger_requests_total{kind=resume,outcome=AlreadyFinal} = %v, want %v (%v before the restart + %d Resumes re-emitted)", now, want, before, len(list.Items))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("restart of the resource EventSource: %d Resumes re-emitted and found final in %v", len(list.Items), time.Since(restarted).Round(time.Millisecond))
+	if calls := c.Calls(); len(calls) != len(callsBefore) {
+		t.Fatalf("execs after the restart: %d, before: %d; new: %s", len(calls), len(callsBefore), chain.FormatCalls(calls[len(callsBefore):]))
+	}
+	if log := c.LogFile(chain.Server); !fileContains(log, `"outcome":"AlreadyFinal"`) {
+		t.Fatalf("resume-trigger's log %s has no AlreadyFinal outcome", log)
+	}
+	expectOneRelease(t, c, step)
+}
+
+// 4. The Sensor dies (SIGKILL) while Execute is in flight (the exec hangs at the kubelet). JetStream
+// redelivers the unacked event to the restarted Sensor after AckWait (~30 s); the step is released
+// exactly once and the Resume Succeeds.
+func TestSensorKilledDuringExecuteReleasesOnce(t *testing.T) {
+	c := setup(t)
+	step, err := c.CreatePausedStep(ctxFor(t, 20*time.Second), "sensor-crash-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubelet := c.Rig.Kubelet()
+	kubelet.SetBehaviour(step.Namespace, step.Pod, "", rig.Hang)
+	if _, err := c.CreateResume(ctxFor(t, 10*time.Second), "resume-sensor-crash-0", step); err != nil {
+		t.Fatal(err)
+	}
+	err = rig.Eventually(ctxFor(t, 60*time.Second), func() error {
+		for _, call := range c.MarkerCalls(step) {
+			if call.Outcome == "" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no marker exec in flight into %s: %s", step.Pod, chain.FormatCalls(c.MarkerCalls(step)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Kill(chain.Sensor, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	// resume-trigger handles a request detached from the caller (resume/service.go), so the hung exec
+	// ends at its --exec-timeout, not when the Sensor's connection goes; the Resume stays Pending.
+	err = rig.Eventually(ctxFor(t, 30*time.Second), func() error {
+		for _, call := range c.MarkerCalls(step) {
+			if call.Outcome == "" {
+				return fmt.Errorf("the exec is still in flight after the Sensor died")
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := c.GetResume(ctxFor(t, 10*time.Second), "resume-sensor-crash-0"); err != nil {
+		t.Fatal(err)
+	} else if res.Status.Phase.Final() {
+		t.Fatalf("Resume is %s (%s) after the interrupted Execute, want it still pending", res.Status.Phase, res.Status.Message)
+	}
+	kubelet.SetBehaviour(step.Namespace, step.Pod, "", rig.HasTouch)
+	if err := c.StartComponent(ctxFor(t, 90*time.Second), chain.Sensor); err != nil {
+		t.Fatal(err)
+	}
+	// JetStream's AckWait (30 s) plus the Sensor's retry backoff.
+	if _, err := c.WaitResumePhase(ctxFor(t, 120*time.Second), "resume-sensor-crash-0", v1alpha1.PhaseSucceeded); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("released %v after the Sensor was killed (redelivery by JetStream)", time.Since(killed).Round(time.Millisecond))
+	if err := c.WaitStepDone(ctxFor(t, 30*time.Second), step); err != nil {
+		t.Fatalf("the released step did not complete: %v", err)
+	}
+	calls := c.MarkerCalls(step)
+	if ok := c.SucceededMarkerCalls(step); len(ok) != 1 {
+		t.Fatalf("successful marker execs into %s: %d, want 1; all: %s", step.Pod, len(ok), chain.FormatCalls(calls))
+	}
+	t.Logf("marker execs into %s: %s", step.Pod, chain.FormatCalls(calls))
+}
+
+func unstructuredString(obj map[string]any, keys ...string) (string, bool, error) {
+	cur := obj
+	for i, k := range keys {
+		if i == len(keys)-1 {
+			s, ok := cur[k].(string)
+			return s, ok, nil
+		}
+		next, ok := cur[k].(map[string]any)
+		if !ok {
+			return "", false, nil
+		}
+		cur = next
+	}
+	return "", false, nil
+}
+
+func fileContains(path, substr string) bool {
+	b, err := readFile(path)
+	return err == nil && strings.Contains(b, substr)
+}
