@@ -1,0 +1,569 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/argoproj/argo-events/pkg/sensors/triggers"
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	wfclient "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
+	"github.com/sirupsen/logrus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/argocontroller/resume-trigger/api/v1alpha1"
+	"github.com/argocontroller/resume-trigger/cmd/resume-trigger/app"
+	"github.com/argocontroller/resume-trigger/fixture"
+	"github.com/argocontroller/resume-trigger/request"
+	"github.com/argocontroller/resume-trigger/resume"
+	"github.com/argocontroller/resume-trigger/tests/rig"
+)
+
+// The original example: workflow hello-world, whose first step "pause" (template pause) sleeps after its
+// command. FNV-1a-32("hello-world[0].pause") = 4183098892, so Argo names its pod as below.
+const (
+	helloWorld  = "hello-world"
+	helloStep   = "hello-world[0].pause"
+	helloNodeID = "hello-world-4183098892"
+	helloPodV2  = "hello-world-pause-4183098892"
+	helloPodV1  = "hello-world-4183098892"
+)
+
+// Argv the server must run to release container main paused after its command.
+var touchMainAfter = []string{"touch", "/var/run/argo/ctr/main/after"}
+
+// env is one test's namespace, admin clients to set the scene, and (once served) a resume-trigger.
+type env struct {
+	t   *testing.T
+	r   *rig.Rig
+	ns  string
+	wfc wfclient.Interface
+	srv *server
+}
+
+// setup gives the test a namespace and a resume-trigger that serves only it, with admin rights.
+func setup(t *testing.T, opts ...serverOption) *env {
+	t.Helper()
+	e := newEnv(t)
+	e.srv = startServer(t, e.r.AdminConfig(), []string{e.ns}, opts...)
+	return e
+}
+
+// newEnv gives the test a namespace without a server.
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	r := rig.Get(t)
+	wfc, err := wfclient.NewForConfig(r.AdminConfig())
+	if err != nil {
+		t.Fatalf("workflow client: %v", err)
+	}
+	return &env{t: t, r: r, ns: r.Namespace(t), wfc: wfc}
+}
+
+func ctxFor(tb testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	tb.Cleanup(cancel)
+	return ctx
+}
+
+// createWorkflow creates wf in one call, status.nodes (or compressedNodes) included: the Workflow CRD has no
+// status subresource. The returned Workflow carries the UID the API server gave it.
+func (e *env) createWorkflow(wf *wfv1.Workflow) *wfv1.Workflow {
+	e.t.Helper()
+	wf = wf.DeepCopy()
+	wf.UID = ""
+	created, err := e.wfc.ArgoprojV1alpha1().Workflows(wf.Namespace).Create(ctxFor(e.t, 10*time.Second), wf, metav1.CreateOptions{})
+	if err != nil {
+		e.t.Fatalf("create workflow %s/%s: %v", wf.Namespace, wf.Name, err)
+	}
+	if created.UID == "" {
+		e.t.Fatalf("workflow %s has no UID", created.Name)
+	}
+	return created
+}
+
+// runPod creates the Argo-shaped pod of node in wf, controlled by the created wf's UID, and sets it running.
+func (e *env) runPod(wf *wfv1.Workflow, nodeID, name string, containers []corev1.Container, opts ...rig.PodOption) *corev1.Pod {
+	e.t.Helper()
+	node, ok := wf.Status.Nodes[nodeID]
+	if !ok {
+		e.t.Fatalf("workflow %s has no node %s", wf.Name, nodeID)
+	}
+	pod := fixture.Pod(wf, node, name, containers...)
+	pod.UID = ""
+	fixture.Own(pod, wf)
+	return e.runPodObject(pod, opts...)
+}
+
+func (e *env) runPodObject(pod *corev1.Pod, opts ...rig.PodOption) *corev1.Pod {
+	e.t.Helper()
+	created, err := e.r.RunPod(ctxFor(e.t, 10*time.Second), pod, opts...)
+	if err != nil {
+		e.t.Fatalf("run pod: %v", err)
+	}
+	return created
+}
+
+// helloWorldWorkflow is the original example's Workflow in ns: root Steps node, step group, and the paused
+// Pod node, plus extra nodes.
+func helloWorldWorkflow(ns string, extra ...wfv1.NodeStatus) *wfv1.Workflow {
+	group := fixture.Node(helloWorld, "hello-world[0]", "[0]", wfv1.NodeTypeStepGroup, "")
+	step := fixture.PodNode(helloWorld, helloStep, "pause", "pause")
+	group.Children = []string{step.ID}
+	wf := fixture.Workflow(ns, helloWorld, append([]wfv1.NodeStatus{group, step}, extra...)...)
+	root := wf.Status.Nodes[helloWorld]
+	root.Children = []string{group.ID}
+	wf.Status.Nodes[helloWorld] = root
+	return wf
+}
+
+// podNameV2 is Argo's v2 pod name of a node (workflow/util/pod_name.go), for names too tedious to hardcode.
+func podNameV2(wf, template, nodeName string) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(nodeName))
+	return wf + "-" + template + "-" + strconv.FormatUint(uint64(h.Sum32()), 10)
+}
+
+// createResume creates a Resume through the dynamic client, as a user (or the original hook) would.
+func (e *env) createResume(name string, spec map[string]any) *unstructured.Unstructured {
+	e.t.Helper()
+	u, err := e.tryCreateResume(name, spec)
+	if err != nil {
+		e.t.Fatalf("create resume %s: %v", name, err)
+	}
+	return u
+}
+
+func (e *env) tryCreateResume(name string, spec map[string]any) (*unstructured.Unstructured, error) {
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": v1alpha1.GroupVersion.String(),
+		"kind":       v1alpha1.Kind,
+		"metadata":   map[string]any{"name": name, "namespace": e.ns},
+		"spec":       spec,
+	}}
+	return e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Create(ctxFor(e.t, 10*time.Second), u, metav1.CreateOptions{})
+}
+
+// resume reads a Resume back.
+func (e *env) resume(name string) (*v1alpha1.Resume, string) {
+	e.t.Helper()
+	u, err := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Get(ctxFor(e.t, 10*time.Second), name, metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatalf("get resume %s: %v", name, err)
+	}
+	var res v1alpha1.Resume
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &res); err != nil {
+		e.t.Fatalf("decode resume %s: %v", name, err)
+	}
+	return &res, u.GetResourceVersion()
+}
+
+// calls are the execs that reached the kubelet for this test's namespace.
+func (e *env) calls() []rig.Call { return e.r.Kubelet().CallsFor(e.ns) }
+
+func (e *env) expectNoCalls() {
+	e.t.Helper()
+	if calls := e.calls(); len(calls) != 0 {
+		e.t.Fatalf("%d execs reached the kubelet, want none: %s", len(calls), formatCalls(calls))
+	}
+}
+
+// expectCalls checks the exact execs, in order: pod, container, argv and how they ended.
+func (e *env) expectCalls(want ...rig.Call) {
+	e.t.Helper()
+	got := e.calls()
+	ok := len(got) == len(want)
+	for i := 0; ok && i < len(got); i++ {
+		g, w := got[i], want[i]
+		ok = g.Pod == w.Pod && g.Container == w.Container && slices.Equal(g.Argv, w.Argv) &&
+			(w.Outcome == "" || strings.HasPrefix(g.Outcome, w.Outcome))
+	}
+	if !ok {
+		e.t.Fatalf("kubelet execs:\n%s\nwant:\n%s", formatCalls(got), formatCalls(want))
+	}
+}
+
+func formatCalls(calls []rig.Call) string {
+	var b strings.Builder
+	for _, c := range calls {
+		fmt.Fprintf(&b, "  %s/%s container %s argv %q -> %s\n", c.Namespace, c.Pod, c.Container, c.Argv, c.Outcome)
+	}
+	if b.Len() == 0 {
+		return "  (none)"
+	}
+	return b.String()
+}
+
+// expectEvent finds a core/v1 Event about the Resume with this type and reason.
+func (e *env) expectEvent(resumeName, typ, reason string) corev1.Event {
+	e.t.Helper()
+	list, err := e.r.Client().CoreV1().Events(e.ns).List(ctxFor(e.t, 10*time.Second), metav1.ListOptions{})
+	if err != nil {
+		e.t.Fatalf("list events: %v", err)
+	}
+	var seen []string
+	for _, ev := range list.Items {
+		io := ev.InvolvedObject
+		seen = append(seen, fmt.Sprintf("%s %s/%s %s %s", io.Kind, io.Namespace, io.Name, ev.Type, ev.Reason))
+		if io.Kind == v1alpha1.Kind && io.APIVersion == v1alpha1.GroupVersion.String() && io.Name == resumeName && ev.Type == typ && ev.Reason == reason {
+			return ev
+		}
+	}
+	e.t.Fatalf("no %s event %s on Resume %s; events: %v", typ, reason, resumeName, seen)
+	return corev1.Event{}
+}
+
+// waitPodSucceeded waits for the emissary emulation to finish the pod once its marker exists.
+func (e *env) waitPodSucceeded(name string) {
+	e.t.Helper()
+	if _, err := e.r.WaitPodPhase(ctxFor(e.t, 15*time.Second), e.ns, name, corev1.PodSucceeded); err != nil {
+		e.t.Fatalf("the released step did not complete: %v", err)
+	}
+}
+
+// waitContainerTerminated waits until one container of the pod has ended.
+func (e *env) waitContainerTerminated(pod, container string) {
+	e.t.Helper()
+	_, err := e.r.WaitPod(ctxFor(e.t, 15*time.Second), e.ns, pod, func(p *corev1.Pod) bool {
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.Name == container {
+				return cs.State.Terminated != nil
+			}
+		}
+		return false
+	})
+	if err != nil {
+		e.t.Fatalf("container %s of pod %s did not end after its release: %v", container, pod, err)
+	}
+}
+
+// expectSucceeded checks a Resume's status after a release: phase, released containers (time aside),
+// the Released condition, and observedGeneration.
+func expectSucceeded(t *testing.T, res *v1alpha1.Resume, want ...v1alpha1.ReleasedTarget) {
+	t.Helper()
+	st := res.Status
+	if st.Phase != v1alpha1.PhaseSucceeded {
+		t.Fatalf("resume %s phase %q (message %q), want Succeeded", res.Name, st.Phase, st.Message)
+	}
+	expectReleased(t, st.Released, want...)
+	if res.Generation == 0 || st.ObservedGeneration != res.Generation {
+		t.Errorf("observedGeneration %d, generation %d", st.ObservedGeneration, res.Generation)
+	}
+	c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReleased)
+	if c == nil || c.Status != metav1.ConditionTrue || c.Reason != resume.ReasonReleased || c.ObservedGeneration != res.Generation {
+		t.Errorf("Released condition %+v, want True/%s at generation %d", c, resume.ReasonReleased, res.Generation)
+	}
+}
+
+// expectFailed checks a Resume that was refused for good, with a message naming the cause.
+func expectFailed(t *testing.T, res *v1alpha1.Resume, reason, message string) {
+	t.Helper()
+	st := res.Status
+	if st.Phase != v1alpha1.PhaseFailed || !strings.Contains(st.Message, message) {
+		t.Fatalf("resume %s phase %q message %q, want Failed with %q", res.Name, st.Phase, st.Message, message)
+	}
+	if len(st.Released) != 0 {
+		t.Errorf("a failed resume lists released containers: %+v", st.Released)
+	}
+	c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReleased)
+	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != reason {
+		t.Errorf("Released condition %+v, want False/%s", c, reason)
+	}
+	if st.ObservedGeneration != res.Generation {
+		t.Errorf("observedGeneration %d, generation %d", st.ObservedGeneration, res.Generation)
+	}
+}
+
+func expectReleased(t *testing.T, got []v1alpha1.ReleasedTarget, want ...v1alpha1.ReleasedTarget) {
+	t.Helper()
+	key := func(r v1alpha1.ReleasedTarget) string {
+		return fmt.Sprintf("node=%s pod=%s container=%s stage=%s via=%s", r.Node, r.Pod, r.Container, r.Stage, r.Via)
+	}
+	var g, w []string
+	for _, r := range got {
+		g = append(g, key(r))
+		if r.Time.IsZero() {
+			t.Errorf("released %s has no time", key(r))
+		}
+	}
+	for _, r := range want {
+		w = append(w, key(r))
+	}
+	slices.Sort(g)
+	slices.Sort(w)
+	if !slices.Equal(g, w) {
+		t.Fatalf("released:\n  %s\nwant:\n  %s", strings.Join(g, "\n  "), strings.Join(w, "\n  "))
+	}
+}
+
+// server is a resume-trigger running in-process and the gRPC client the Sensor would hold.
+type server struct {
+	app    *app.App
+	client triggers.TriggerClient
+	logs   *logBuffer
+}
+
+type serverOption func(*app.Options)
+
+func withExecTimeout(d time.Duration) serverOption {
+	return func(o *app.Options) { o.ExecTimeout = d }
+}
+
+// startServer starts resume-trigger with app.NewWithConfig on a free loopback port, serving namespaces,
+// talking to the API server as cfg. It stops when the test ends; its log is printed if the test failed.
+func startServer(tb testing.TB, cfg *rest.Config, namespaces []string, opts ...serverOption) *server {
+	tb.Helper()
+	o := app.NewOptions()
+	o.GRPCAddress = "127.0.0.1:0"
+	o.MetricsAddress = ""
+	o.Namespaces = strings.Join(namespaces, ",")
+	o.ExecTimeout = 5 * time.Second
+	o.RequestTimeout = 20 * time.Second
+	o.ShutdownTimeout = 5 * time.Second
+	o.LogFormat = "text"
+	o.LogLevel = "debug"
+	for _, f := range opts {
+		f(o)
+	}
+	logs := &logBuffer{}
+	log := logrus.New()
+	log.SetOutput(logs)
+	log.SetLevel(logrus.DebugLevel)
+	log.SetFormatter(&logrus.TextFormatter{DisableColors: true, FullTimestamp: true})
+	a, err := app.NewWithConfig(o, cfg, log)
+	if err != nil {
+		tb.Fatalf("build resume-trigger: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	conn, err := grpc.NewClient(a.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		cancel()
+		tb.Fatalf("dial resume-trigger at %s: %v", a.GRPCAddr(), err)
+	}
+	tb.Cleanup(func() {
+		_ = conn.Close()
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				tb.Errorf("resume-trigger stopped with: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			tb.Errorf("resume-trigger did not stop within 15s")
+		}
+		if tb.Failed() {
+			tb.Logf("resume-trigger log:\n%s", logs)
+		}
+	})
+	return &server{app: a, client: triggers.NewTriggerClient(conn), logs: logs}
+}
+
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// sensorSpec is custom.spec of the shipped Sensor's triggers, YAML-encoded as argo-events sends it to
+// FetchResource: every request key, empty, so that the parameters can overwrite them.
+func sensorSpec() []byte {
+	spec := map[string]string{}
+	for _, k := range request.Keys {
+		spec[k] = ""
+	}
+	out, err := yaml.Marshal(spec)
+	if err != nil {
+		panic(err)
+	}
+	return out
+}
+
+// firing is what the Sensor saw for one event.
+type firing struct {
+	Err    error
+	Result resume.Result
+	Policy *triggers.ApplyPolicyResponse
+	Took   time.Duration
+}
+
+func (f firing) code() codes.Code { return status.Code(f.Err) }
+
+// fire does what an argo-events custom trigger does for one event: FetchResource with the spec, apply the
+// parameters to the JSON it returns, Execute with the parameterised resource and the CloudEvent payload,
+// and, if Execute succeeded, ApplyPolicy with its response. It returns an error only for failures of the
+// calls the Sensor itself would treat as broken (FetchResource, ApplyPolicy, undecodable answers).
+func (s *server) fire(ctx context.Context, params map[string]string, payload []byte) (firing, error) {
+	fr, err := s.client.FetchResource(ctx, &triggers.FetchResourceRequest{Resource: sensorSpec()})
+	if err != nil {
+		return firing{}, fmt.Errorf("FetchResource: %w", err)
+	}
+	obj := map[string]any{}
+	if err := json.Unmarshal(fr.GetResource(), &obj); err != nil {
+		return firing{}, fmt.Errorf("FetchResource returned no JSON object: %w", err)
+	}
+	for k, v := range params {
+		if _, ok := obj[k]; !ok {
+			return firing{}, fmt.Errorf("FetchResource dropped key %q: the Sensor's parameter could not be applied", k)
+		}
+		obj[k] = v
+	}
+	resource, err := json.Marshal(obj)
+	if err != nil {
+		return firing{}, err
+	}
+	start := time.Now()
+	resp, err := s.client.Execute(ctx, &triggers.ExecuteRequest{Resource: resource, Payload: payload})
+	f := firing{Err: err, Took: time.Since(start)}
+	if err != nil {
+		return f, nil
+	}
+	if err := json.Unmarshal(resp.GetResponse(), &f.Result); err != nil {
+		return f, fmt.Errorf("Execute response is not a result: %w: %s", err, resp.GetResponse())
+	}
+	if f.Policy, err = s.client.ApplyPolicy(ctx, &triggers.ApplyPolicyRequest{Request: resp.GetResponse()}); err != nil {
+		return f, fmt.Errorf("ApplyPolicy: %w", err)
+	}
+	return f, nil
+}
+
+func (s *server) mustFire(tb testing.TB, params map[string]string, payload []byte) firing {
+	tb.Helper()
+	f, err := s.fire(ctxFor(tb, 60*time.Second), params, payload)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return f
+}
+
+// resumeEvent is what the Sensor's release-resume trigger makes of a Resume's ADD event: the parameters
+// mapped from body.metadata and body.spec, and the CloudEvent payload whose data is the object.
+func resumeEvent(u *unstructured.Unstructured) (map[string]string, []byte) {
+	spec, _, _ := unstructured.NestedStringMap(u.Object, "spec")
+	params := map[string]string{
+		"namespace": u.GetNamespace(),
+		"resume":    u.GetName(),
+		"resumeUID": string(u.GetUID()),
+		"workflow":  spec["Workflow-ID"],
+		"template":  spec["TemplateName"],
+		"nodeID":    spec["nodeID"],
+		"nodeName":  spec["nodeName"],
+		"container": spec["container"],
+		"stage":     spec["stage"],
+	}
+	return params, cloudEvent("resume-resource", "resumes", u.Object)
+}
+
+// fireResume sends the Resume's event the way the Sensor does.
+func (s *server) fireResume(tb testing.TB, u *unstructured.Unstructured) firing {
+	tb.Helper()
+	params, payload := resumeEvent(u)
+	return s.mustFire(tb, params, payload)
+}
+
+// fireDirect sends a webhook request: no Resume, the body's fields are the parameters.
+func (s *server) fireDirect(tb testing.TB, params map[string]string) firing {
+	tb.Helper()
+	return s.mustFire(tb, params, cloudEvent("resume-webhook", "release", params))
+}
+
+var eventSeq struct {
+	sync.Mutex
+	n int
+}
+
+// cloudEvent is the payload the Sensor builds with one entry per context attribute and data = the body.
+func cloudEvent(source, subject string, body any) []byte {
+	eventSeq.Lock()
+	eventSeq.n++
+	id := fmt.Sprintf("%s-%d-%d", source, time.Now().UnixNano(), eventSeq.n)
+	eventSeq.Unlock()
+	data, err := json.Marshal(body)
+	if err != nil {
+		panic(err)
+	}
+	out, err := json.Marshal(map[string]any{
+		"id":              id,
+		"source":          source,
+		"specversion":     "1.0",
+		"type":            "webhook",
+		"subject":         subject,
+		"time":            time.Now().UTC().Format(time.RFC3339Nano),
+		"datacontenttype": "application/json",
+		"data":            json.RawMessage(data),
+	})
+	if err != nil {
+		panic(err)
+	}
+	return out
+}
+
+// expectOK checks that the Sensor saw a successful release.
+func expectOK(t *testing.T, f firing, released int) {
+	t.Helper()
+	if f.Err != nil {
+		t.Fatalf("Execute: %v", f.Err)
+	}
+	if f.Result.Phase != v1alpha1.PhaseSucceeded || len(f.Result.Released) != released {
+		t.Fatalf("result phase %s, %d released (%s), want Succeeded with %d", f.Result.Phase, len(f.Result.Released), f.Result.Message, released)
+	}
+	if f.Policy == nil || !f.Policy.Success {
+		t.Fatalf("ApplyPolicy %+v, want success", f.Policy)
+	}
+}
+
+// expectCode checks that Execute failed with code and a message that says why.
+func expectCode(t *testing.T, f firing, code codes.Code, message string) {
+	t.Helper()
+	if f.code() != code || !strings.Contains(status.Convert(f.Err).Message(), message) {
+		t.Fatalf("Execute: %v (result %+v), want %s with %q", f.Err, f.Result, code, message)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func benchWorkflowClient(tb testing.TB, r *rig.Rig) wfclient.Interface {
+	tb.Helper()
+	wfc, err := wfclient.NewForConfig(r.AdminConfig())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return wfc
+}

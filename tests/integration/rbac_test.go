@@ -1,0 +1,239 @@
+package integration
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	wfclient "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
+
+	"github.com/argocontroller/resume-trigger/fixture"
+	"github.com/argocontroller/resume-trigger/tests/rig"
+)
+
+const serviceAccount = "resume-trigger"
+
+var (
+	clusterRoleGVR    = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}
+	roleBindingGVR    = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"}
+	serviceAccountGVR = schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}
+)
+
+// notApplied are the kinds of manifests/namespace-install the RBAC test does not need: the rig installed
+// the CRD, the test made its own namespace, and the server runs in-process.
+var notApplied = map[string]bool{
+	"CustomResourceDefinition": true, "Namespace": true, "Deployment": true, "Service": true, "NetworkPolicy": true,
+}
+
+// applyNamespaceInstall renders manifests/namespace-install with kustomize and applies its RBAC for
+// namespace ns: the ClusterRole as is, the ServiceAccount and RoleBinding moved from the overlay's
+// namespace into ns (in code; the files are what users apply).
+func applyNamespaceInstall(t *testing.T, r *rig.Rig, ns string) []string {
+	t.Helper()
+	root, err := rig.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resources, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), filepath.Join(root, "manifests", "namespace-install"))
+	if err != nil {
+		t.Fatalf("kustomize build manifests/namespace-install: %v", err)
+	}
+	ctx := ctxFor(t, 20*time.Second)
+	var applied []string
+	for _, res := range resources.Resources() {
+		m, err := res.Map()
+		if err != nil {
+			t.Fatalf("rendered %s/%s: %v", res.GetKind(), res.GetName(), err)
+		}
+		u := &unstructured.Unstructured{Object: m}
+		var gvr schema.GroupVersionResource
+		switch kind := u.GetKind(); {
+		case notApplied[kind]:
+			continue
+		case kind == "ClusterRole":
+			gvr = clusterRoleGVR
+		case kind == "ServiceAccount":
+			gvr = serviceAccountGVR
+		case kind == "RoleBinding":
+			gvr = roleBindingGVR
+			subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
+			for _, s := range subjects {
+				if s := s.(map[string]any); s["kind"] == "ServiceAccount" {
+					s["namespace"] = ns
+				}
+			}
+			if err := unstructured.SetNestedSlice(u.Object, subjects, "subjects"); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			t.Fatalf("manifests/namespace-install renders a %s (%s) this test does not know: decide whether the server needs it", kind, u.GetName())
+		}
+		client := r.Dynamic().Resource(gvr)
+		var apply interface {
+			Create(context.Context, *unstructured.Unstructured, metav1.CreateOptions, ...string) (*unstructured.Unstructured, error)
+			Get(context.Context, string, metav1.GetOptions, ...string) (*unstructured.Unstructured, error)
+			Update(context.Context, *unstructured.Unstructured, metav1.UpdateOptions, ...string) (*unstructured.Unstructured, error)
+		} = client
+		if u.GetNamespace() != "" {
+			u.SetNamespace(ns)
+			apply = client.Namespace(ns)
+		}
+		if _, err := apply.Create(ctx, u, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
+			// The ClusterRole outlives the test's namespace (same rig, -count > 1).
+			old, gerr := apply.Get(ctx, u.GetName(), metav1.GetOptions{})
+			if gerr != nil {
+				t.Fatal(gerr)
+			}
+			u.SetResourceVersion(old.GetResourceVersion())
+			_, err = apply.Update(ctx, u, metav1.UpdateOptions{})
+			if err != nil {
+				t.Fatalf("update %s %s: %v", u.GetKind(), u.GetName(), err)
+			}
+		} else if err != nil {
+			t.Fatalf("apply %s %s: %v", u.GetKind(), u.GetName(), err)
+		}
+		applied = append(applied, u.GetKind()+"/"+u.GetName())
+	}
+	return applied
+}
+
+// The server runs as its ServiceAccount with exactly the shipped namespace-install RBAC: the release
+// works end to end, and the identity can do nothing beyond what the release needs.
+func TestShippedRBACIsEnoughAndNoMore(t *testing.T) {
+	e := newEnv(t)
+	other := newEnv(t)
+	applied := applyNamespaceInstall(t, e.r, e.ns)
+	t.Logf("applied from manifests/namespace-install: %s", strings.Join(applied, ", "))
+	for _, want := range []string{"ClusterRole/resume-trigger", "ServiceAccount/" + serviceAccount, "RoleBinding/resume-trigger"} {
+		if !strings.Contains(strings.Join(applied, " "), want) {
+			t.Fatalf("manifests/namespace-install has no %s (applied %v)", want, applied)
+		}
+	}
+	saConfig := e.r.ServiceAccountConfig(e.ns, serviceAccount)
+
+	t.Run("release works", func(t *testing.T) {
+		e := &env{t: t, r: e.r, ns: e.ns, wfc: e.wfc}
+		e.pausedHelloWorld()
+		e.srv = startServer(t, saConfig, []string{e.ns})
+		u := e.createResume("as-serviceaccount", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+
+		expectOK(t, e.srv.fireResume(t, u), 1)
+		e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+		res, _ := e.resume("as-serviceaccount")
+		expectSucceeded(t, res, helloReleased)
+		e.expectEvent("as-serviceaccount", corev1.EventTypeNormal, "Released")
+		if strings.Contains(e.srv.logs.String(), "forbidden") {
+			t.Errorf("the server was refused something:\n%s", e.srv.logs)
+		}
+		e.waitPodSucceeded(helloPodV2)
+	})
+
+	t.Run("nothing more", func(t *testing.T) {
+		otherWf := other.createWorkflow(helloWorldWorkflow(other.ns))
+		other.runPod(otherWf, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
+		sa, err := kubernetes.NewForConfig(saConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := ctxFor(t, 30*time.Second)
+
+		type access struct {
+			ns, group, resource, sub, verb string
+		}
+		allowed := []access{
+			{e.ns, "", "pods", "", "get"}, {e.ns, "", "pods", "", "list"},
+			{e.ns, "", "pods", "exec", "create"}, {e.ns, "", "pods", "exec", "get"},
+			{e.ns, "argoproj.io", "workflows", "", "get"},
+			{e.ns, "argocontroller.io", "resumes", "", "get"},
+			{e.ns, "argocontroller.io", "resumes", "status", "update"},
+			{e.ns, "", "events", "", "create"},
+		}
+		denied := []access{
+			{e.ns, "", "secrets", "", "get"}, {e.ns, "", "secrets", "", "list"}, {e.ns, "", "secrets", "", "watch"},
+			{e.ns, "", "pods", "", "create"}, {e.ns, "", "pods", "", "delete"}, {e.ns, "", "pods", "", "update"}, {e.ns, "", "pods", "", "patch"},
+			{e.ns, "", "pods", "log", "get"}, {e.ns, "", "pods", "ephemeralcontainers", "update"}, {e.ns, "", "pods", "ephemeralcontainers", "patch"},
+			{e.ns, "", "pods", "attach", "create"}, {e.ns, "", "pods", "portforward", "create"},
+			{e.ns, "argoproj.io", "workflows", "", "update"}, {e.ns, "argoproj.io", "workflows", "", "patch"}, {e.ns, "argoproj.io", "workflows", "", "delete"}, {e.ns, "argoproj.io", "workflows", "", "create"},
+			{e.ns, "argocontroller.io", "resumes", "", "create"}, {e.ns, "argocontroller.io", "resumes", "", "update"}, {e.ns, "argocontroller.io", "resumes", "", "delete"},
+			{e.ns, "", "configmaps", "", "get"}, {e.ns, "", "serviceaccounts", "token", "create"},
+			{e.ns, "rbac.authorization.k8s.io", "rolebindings", "", "create"},
+			{other.ns, "", "pods", "", "get"}, {other.ns, "", "pods", "", "list"},
+			{other.ns, "", "pods", "exec", "create"}, {other.ns, "", "pods", "exec", "get"},
+			{other.ns, "argoproj.io", "workflows", "", "get"}, {other.ns, "argocontroller.io", "resumes", "status", "update"},
+			{other.ns, "", "events", "", "create"}, {"", "", "namespaces", "", "list"}, {"", "", "nodes", "", "get"},
+		}
+		check := func(a access, want bool) {
+			review, err := sa.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+				Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+					Namespace: a.ns, Group: a.group, Resource: a.resource, Subresource: a.sub, Verb: a.verb,
+				}},
+			}, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatalf("SelfSubjectAccessReview %+v: %v", a, err)
+			}
+			if review.Status.Allowed != want {
+				t.Errorf("%s may %s %s/%s (%s) in namespace %q: %v, want %v (%s)", serviceAccount, a.verb, a.resource, a.sub, a.group, a.ns, review.Status.Allowed, want, review.Status.Reason)
+			}
+		}
+		for _, a := range allowed {
+			check(a, true)
+		}
+		for _, a := range denied {
+			check(a, false)
+		}
+
+		// And the real calls are refused by the API server.
+		forbidden := func(what string, err error) {
+			t.Helper()
+			if !apierrors.IsForbidden(err) {
+				t.Errorf("%s as %s: err %v, want Forbidden", what, serviceAccount, err)
+			}
+		}
+		_, err = sa.CoreV1().Secrets(e.ns).List(ctx, metav1.ListOptions{})
+		forbidden("list secrets", err)
+		_, err = sa.CoreV1().Secrets(e.ns).Get(ctx, "any", metav1.GetOptions{})
+		forbidden("get a secret", err)
+		_, err = sa.CoreV1().Pods(e.ns).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "intruder"},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+		}, metav1.CreateOptions{})
+		forbidden("create a pod", err)
+		err = sa.CoreV1().Pods(e.ns).Delete(ctx, helloPodV2, metav1.DeleteOptions{})
+		forbidden("delete a pod", err)
+		_, err = sa.CoreV1().Pods(other.ns).List(ctx, metav1.ListOptions{})
+		forbidden("list pods in another namespace", err)
+
+		saWf, err := wfclient.NewForConfig(saConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mine, err := saWf.ArgoprojV1alpha1().Workflows(e.ns).Get(ctx, helloWorld, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("get own workflow as %s: %v", serviceAccount, err)
+		}
+		mine.Labels["tampered"] = "true"
+		_, err = saWf.ArgoprojV1alpha1().Workflows(e.ns).Update(ctx, mine, metav1.UpdateOptions{})
+		forbidden("update a workflow", err)
+		_, err = saWf.ArgoprojV1alpha1().Workflows(other.ns).Get(ctx, helloWorld, metav1.GetOptions{})
+		forbidden("get a workflow in another namespace", err)
+
+		_, _, err = rig.Exec(ctx, saConfig, other.ns, helloPodV2, "main", touchMainAfter...)
+		// The exec upgrade's refusal is not an API status error, only its text says forbidden.
+		if err == nil || !strings.Contains(err.Error(), "forbidden") || !strings.Contains(err.Error(), "pods/exec") {
+			t.Errorf("exec into %s/%s as %s: %v, want forbidden on pods/exec", other.ns, helloPodV2, serviceAccount, err)
+		}
+		other.expectNoCalls()
+	})
+}

@@ -1,0 +1,203 @@
+package integration
+
+import (
+	"testing"
+	"time"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/argocontroller/resume-trigger/api/v1alpha1"
+	"github.com/argocontroller/resume-trigger/fixture"
+	"github.com/argocontroller/resume-trigger/lookup"
+	"github.com/argocontroller/resume-trigger/tests/rig"
+)
+
+func mainContainer(env ...corev1.EnvVar) []corev1.Container {
+	return []corev1.Container{fixture.Container("main", env...)}
+}
+
+func TestOriginalExampleIsReleased(t *testing.T) {
+	e := setup(t)
+	if id := fixture.NodeID(helloWorld, helloStep); id != helloNodeID {
+		t.Fatalf("node id of %s is %s, want %s", helloStep, id, helloNodeID)
+	}
+	wf := e.createWorkflow(helloWorldWorkflow(e.ns))
+	e.runPod(wf, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
+	u := e.createResume("release-hello", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+
+	f := e.srv.fireResume(t, u)
+	expectOK(t, f, 1)
+	e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+	res, _ := e.resume("release-hello")
+	expectSucceeded(t, res, v1alpha1.ReleasedTarget{Node: helloNodeID, Pod: helloPodV2, Container: "main", Stage: v1alpha1.StageAfter})
+	ev := e.expectEvent("release-hello", corev1.EventTypeNormal, "Released")
+	if ev.InvolvedObject.UID != u.GetUID() {
+		t.Errorf("event is about uid %s, the Resume is %s", ev.InvolvedObject.UID, u.GetUID())
+	}
+	e.waitPodSucceeded(helloPodV2)
+}
+
+// Pods without the node-id annotation are found by the name Argo computes, in the format the Workflow's
+// annotation names. A pod with the other format's name exists too and must not be touched.
+func TestPodNameFormats(t *testing.T) {
+	for format, tc := range map[string]struct{ pod, other string }{
+		"v1": {helloPodV1, helloPodV2},
+		"v2": {helloPodV2, helloPodV1},
+	} {
+		t.Run(format, func(t *testing.T) {
+			e := setup(t)
+			wf := helloWorldWorkflow(e.ns)
+			wf.Annotations["workflows.argoproj.io/pod-name-format"] = format
+			wf = e.createWorkflow(wf)
+			for _, name := range []string{tc.pod, tc.other} {
+				pod := fixture.Pod(wf, wf.Status.Nodes[helloNodeID], name, mainContainer(fixture.PauseAfter)...)
+				pod.UID = ""
+				delete(pod.Annotations, lookup.AnnotationNodeID)
+				fixture.Own(pod, wf)
+				e.runPodObject(pod)
+			}
+			u := e.createResume("release", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+
+			expectOK(t, e.srv.fireResume(t, u), 1)
+			e.expectCalls(rig.Call{Pod: tc.pod, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+			res, _ := e.resume("release")
+			expectSucceeded(t, res, v1alpha1.ReleasedTarget{Node: helloNodeID, Pod: tc.pod, Container: "main", Stage: v1alpha1.StageAfter})
+			e.waitPodSucceeded(tc.pod)
+		})
+	}
+}
+
+// A withItems loop runs the template once per item; a Resume naming the template releases every item.
+func TestLoopReleasesEveryPausedPod(t *testing.T) {
+	e := setup(t)
+	var nodes []wfv1.NodeStatus
+	for _, item := range []string{"(0:a)", "(1:b)", "(2:c)"} {
+		nodes = append(nodes, fixture.PodNode(helloWorld, "hello-world[0].fan"+item, "fan"+item, "fan"))
+	}
+	wf := e.createWorkflow(fixture.Workflow(e.ns, helloWorld, nodes...))
+	var want []v1alpha1.ReleasedTarget
+	var calls []rig.Call
+	for _, n := range nodes {
+		pod := podNameV2(helloWorld, "fan", n.Name)
+		e.runPod(wf, n.ID, pod, mainContainer(fixture.PauseAfter))
+		want = append(want, v1alpha1.ReleasedTarget{Node: n.ID, Pod: pod, Container: "main", Stage: v1alpha1.StageAfter})
+		calls = append(calls, rig.Call{Pod: pod, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+	}
+	u := e.createResume("release-loop", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "fan"})
+
+	expectOK(t, e.srv.fireResume(t, u), 3)
+	// Targets are released in node id order.
+	byID := map[string]rig.Call{}
+	for i, n := range nodes {
+		byID[n.ID] = calls[i]
+	}
+	var ordered []rig.Call
+	for _, id := range sortedKeys(byID) {
+		ordered = append(ordered, byID[id])
+	}
+	e.expectCalls(ordered...)
+	res, _ := e.resume("release-loop")
+	expectSucceeded(t, res, want...)
+	for _, w := range want {
+		e.waitPodSucceeded(w.Pod)
+	}
+}
+
+// A step with retryStrategy: the Retry node and its attempts all carry the template name; only the last
+// attempt's pod is paused, the first attempt's pod has failed.
+func TestRetryReleasesLastAttempt(t *testing.T) {
+	e := setup(t)
+	retry := fixture.Node(helloWorld, "hello-world[0].flaky", "flaky", wfv1.NodeTypeRetry, "flaky")
+	first := fixture.PodNode(helloWorld, "hello-world[0].flaky(0)", "flaky(0)", "flaky")
+	first.Phase, first.NodeFlag = wfv1.NodeFailed, &wfv1.NodeFlag{Retried: true}
+	first.BoundaryID = helloWorld
+	last := fixture.PodNode(helloWorld, "hello-world[0].flaky(1)", "flaky(1)", "flaky")
+	last.NodeFlag = &wfv1.NodeFlag{Retried: true}
+	retry.Children = []string{first.ID, last.ID}
+	wf := e.createWorkflow(fixture.Workflow(e.ns, helloWorld, retry, first, last))
+
+	firstPod, lastPod := podNameV2(helloWorld, "flaky", first.Name), podNameV2(helloWorld, "flaky", last.Name)
+	e.runPod(wf, first.ID, firstPod, mainContainer(fixture.PauseAfter), func(p *corev1.Pod) {
+		p.Status.Phase = corev1.PodFailed
+		for i := range p.Status.ContainerStatuses {
+			p.Status.ContainerStatuses[i].State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}}
+			p.Status.ContainerStatuses[i].Ready = false
+		}
+	})
+	e.runPod(wf, last.ID, lastPod, mainContainer(fixture.PauseAfter))
+	u := e.createResume("release-retry", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "flaky"})
+
+	expectOK(t, e.srv.fireResume(t, u), 1)
+	e.expectCalls(rig.Call{Pod: lastPod, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+	res, _ := e.resume("release-retry")
+	expectSucceeded(t, res, v1alpha1.ReleasedTarget{Node: last.ID, Pod: lastPod, Container: "main", Stage: v1alpha1.StageAfter})
+	e.waitPodSucceeded(lastPod)
+}
+
+// A containerSet template: one pod, containers main (not paused) and debugme (paused after).
+func TestContainerSetReleasesPausedContainer(t *testing.T) {
+	e := setup(t)
+	podNode := fixture.PodNode(helloWorld, "hello-world[0].set", "set", "set")
+	var containerNodes []wfv1.NodeStatus
+	for _, c := range []string{"main", "debugme"} {
+		n := fixture.Node(helloWorld, podNode.Name+"."+c, c, wfv1.NodeTypeContainer, "")
+		n.BoundaryID = podNode.ID
+		podNode.Children = append(podNode.Children, n.ID)
+		containerNodes = append(containerNodes, n)
+	}
+	wf := e.createWorkflow(fixture.Workflow(e.ns, helloWorld, append([]wfv1.NodeStatus{podNode}, containerNodes...)...))
+	pod := podNameV2(helloWorld, "set", podNode.Name)
+	e.runPod(wf, podNode.ID, pod, []corev1.Container{fixture.Container("main"), fixture.Container("debugme", fixture.PauseAfter)})
+	u := e.createResume("release-set", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "set"})
+
+	expectOK(t, e.srv.fireResume(t, u), 1)
+	e.expectCalls(rig.Call{Pod: pod, Container: "debugme", Argv: []string{"touch", "/var/run/argo/ctr/debugme/after"}, Outcome: "exit 0"})
+	res, _ := e.resume("release-set")
+	expectSucceeded(t, res, v1alpha1.ReleasedTarget{Node: podNode.ID, Pod: pod, Container: "debugme", Stage: v1alpha1.StageAfter})
+	e.waitContainerTerminated(pod, "debugme")
+}
+
+// ARGO_DEBUG_PAUSE_BEFORE: the Resume names no stage, the container's env decides.
+func TestBeforeStage(t *testing.T) {
+	e := setup(t)
+	wf := e.createWorkflow(helloWorldWorkflow(e.ns))
+	e.runPod(wf, helloNodeID, helloPodV2, mainContainer(fixture.PauseBefore))
+	u := e.createResume("release-before", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+
+	expectOK(t, e.srv.fireResume(t, u), 1)
+	e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: []string{"touch", "/var/run/argo/ctr/main/before"}, Outcome: "exit 0"})
+	res, _ := e.resume("release-before")
+	expectSucceeded(t, res, v1alpha1.ReleasedTarget{Node: helloNodeID, Pod: helloPodV2, Container: "main", Stage: v1alpha1.StageBefore})
+	e.waitPodSucceeded(helloPodV2)
+}
+
+// Large workflows keep their nodes in status.compressedNodes.
+func TestCompressedNodes(t *testing.T) {
+	e := setup(t)
+	wf := helloWorldWorkflow(e.ns)
+	compressed, err := lookup.CompressNodes(wf.Status.Nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := wf.Status.Nodes
+	wf.Status.Nodes, wf.Status.CompressedNodes = nil, compressed
+	created := e.createWorkflow(wf)
+	stored, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Get(ctxFor(t, 10*time.Second), helloWorld, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored.Status.Nodes) != 0 || stored.Status.CompressedNodes == "" {
+		t.Fatalf("stored workflow has %d nodes and compressedNodes %q: the test needs compressed nodes only", len(stored.Status.Nodes), stored.Status.CompressedNodes)
+	}
+	created.Status.Nodes = nodes // for runPod's node lookup only
+	e.runPod(created, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
+	u := e.createResume("release-compressed", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+
+	expectOK(t, e.srv.fireResume(t, u), 1)
+	e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+	res, _ := e.resume("release-compressed")
+	expectSucceeded(t, res, v1alpha1.ReleasedTarget{Node: helloNodeID, Pod: helloPodV2, Container: "main", Stage: v1alpha1.StageAfter})
+	e.waitPodSucceeded(helloPodV2)
+}
