@@ -1,0 +1,558 @@
+package release_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	k8sfake "k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/argocontroller/resume-trigger/api/v1alpha1"
+	"github.com/argocontroller/resume-trigger/fault"
+	"github.com/argocontroller/resume-trigger/fixture"
+	"github.com/argocontroller/resume-trigger/lookup"
+	"github.com/argocontroller/resume-trigger/release"
+)
+
+const (
+	ns      = "argo"
+	podName = "hello-world-pause-4183098892"
+)
+
+// call is one exec the Releaser asked for.
+type call struct {
+	Namespace, Pod, Container string
+	Argv                      []string
+}
+
+// recorder is an Executor that records every call and answers per container: the scripted error, or
+// success. A container listed in hang blocks until the call's context ends.
+type recorder struct {
+	mu      sync.Mutex
+	calls   []call
+	results map[string]error
+	hang    map[string]bool
+}
+
+func (r *recorder) Exec(ctx context.Context, namespace, pod, container string, argv []string) error {
+	r.mu.Lock()
+	r.calls = append(r.calls, call{namespace, pod, container, slices.Clone(argv)})
+	err, hang := r.results[container], r.hang[container]
+	r.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return err
+}
+
+func (r *recorder) containers() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, c := range r.calls {
+		out = append(out, c.Container)
+	}
+	return out
+}
+
+// stepPod is a paused step's pod: main pauses before; tools and sidecar are other user containers.
+func stepPod() *corev1.Pod {
+	node := fixture.PodNode("hello-world", "hello-world[0].pause", "pause", "pause")
+	wf := fixture.Workflow(ns, "hello-world", node)
+	return fixture.Pod(wf, node, podName,
+		fixture.Container("main", fixture.PauseBefore), fixture.Container("tools"), fixture.Container("sidecar"))
+}
+
+func targetOf(pod *corev1.Pod) lookup.Target {
+	return lookup.Target{
+		Namespace: ns,
+		Workflow:  "hello-world",
+		Node:      "hello-world-4183098892",
+		NodeName:  "hello-world[0].pause",
+		Pod:       pod.Name,
+		PodUID:    pod.UID,
+		Container: "main",
+		Stage:     v1alpha1.StageBefore,
+		Others:    []string{"tools", "sidecar"},
+	}
+}
+
+var touchMain = []string{"touch", "/var/run/argo/ctr/main/before"}
+
+func TestArgv(t *testing.T) {
+	tests := map[string]struct {
+		container string
+		stage     v1alpha1.Stage
+		exp       []string
+	}{
+		"main before":                      {container: "main", stage: v1alpha1.StageBefore, exp: []string{"touch", "/var/run/argo/ctr/main/before"}},
+		"containerSet container after":     {container: "lint-2", stage: v1alpha1.StageAfter, exp: []string{"touch", "/var/run/argo/ctr/lint-2/after"}},
+		"shell injection in the name":      {container: "main; rm -rf /", stage: v1alpha1.StageBefore},
+		"path traversal in the name":       {container: "../x", stage: v1alpha1.StageBefore},
+		"command substitution in name":     {container: "$(id)", stage: v1alpha1.StageBefore},
+		"slash in the name":                {container: "main/../../etc", stage: v1alpha1.StageBefore},
+		"empty name":                       {container: "", stage: v1alpha1.StageBefore},
+		"upper case name":                  {container: "Main", stage: v1alpha1.StageBefore},
+		"name longer than 63 characters":   {container: strings.Repeat("a", 64), stage: v1alpha1.StageBefore},
+		"empty stage":                      {container: "main"},
+		"upper case stage":                 {container: "main", stage: "Before"},
+		"stage with a path":                {container: "main", stage: "before/../../x"},
+		"stage other than before or after": {container: "main", stage: "exitcode"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := release.Argv(tc.container, tc.stage)
+			if tc.exp == nil {
+				if err == nil || fault.KindOf(err) != fault.Invalid {
+					t.Fatalf("Argv(%q, %q) = %q, %v; want an Invalid error", tc.container, tc.stage, got, err)
+				}
+				if got != nil {
+					t.Errorf("Argv returned %q with its error", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if !slices.Equal(got, tc.exp) {
+				t.Errorf("Argv = %q, want %q", got, tc.exp)
+			}
+		})
+	}
+}
+
+func TestRelease(t *testing.T) {
+	forbidden := apierrors.NewForbidden(schema.GroupResource{Resource: "pods/exec"}, podName, errors.New("denied"))
+	noTouch := &release.ExitError{Code: 127, Output: "touch: not found"}
+	tests := map[string]struct {
+		// target changes the default target; pod changes the pod the fake API server holds (nil: none).
+		target  func(*lookup.Target)
+		pod     func(*corev1.Pod) *corev1.Pod
+		results map[string]error
+		// expCalls are the containers exec'd into, in order; each call must carry touchMain.
+		expCalls    []string
+		expVia      string
+		expAttempts int
+		expKind     fault.Kind
+		expErr      []string
+		// expPodGets is how many times the pod was read.
+		expPodGets int
+	}{
+		"paused container creates the marker": {
+			expCalls: []string{"main"},
+			expVia:   "main",
+		},
+		"exit 127 falls back to the next container": {
+			results:     map[string]error{"main": noTouch},
+			expCalls:    []string{"main", "tools"},
+			expVia:      "tools",
+			expAttempts: 1,
+		},
+		"exit 126 falls back to the next container": {
+			results:     map[string]error{"main": &release.ExitError{Code: 126}},
+			expCalls:    []string{"main", "tools"},
+			expVia:      "tools",
+			expAttempts: 1,
+		},
+		"executable file not found from the API server falls back": {
+			results:     map[string]error{"main": errors.New(`OCI runtime exec failed: exec failed: unable to start container process: exec: "touch": executable file not found in $PATH: unknown`)},
+			expCalls:    []string{"main", "tools"},
+			expVia:      "tools",
+			expAttempts: 1,
+		},
+		"falls back through every other container in order": {
+			results:     map[string]error{"main": noTouch, "tools": &release.ExitError{Code: 126}},
+			expCalls:    []string{"main", "tools", "sidecar"},
+			expVia:      "sidecar",
+			expAttempts: 2,
+		},
+		"no container with touch and no ephemeral image is Precondition": {
+			results:     map[string]error{"main": noTouch, "tools": noTouch, "sidecar": errors.New("executable file not found in $PATH")},
+			expCalls:    []string{"main", "tools", "sidecar"},
+			expAttempts: 3,
+			expKind:     fault.Precondition,
+			expErr:      []string{"/var/run/argo/ctr/main/before", "--ephemeral-image", "container main: exit status 127", "container sidecar"},
+		},
+		"transport error without a pod client is Transient": {
+			results:  map[string]error{"main": errors.New("error dialing backend: connection reset")},
+			expCalls: []string{"main"},
+			expKind:  fault.Transient,
+			expErr:   []string{"exec into pod " + podName + " container main failed", "connection reset"},
+		},
+		"transport error while the pod still runs is Transient": {
+			pod:        func(p *corev1.Pod) *corev1.Pod { return p },
+			results:    map[string]error{"main": errors.New("error dialing backend: connection reset")},
+			expCalls:   []string{"main"},
+			expKind:    fault.Transient,
+			expErr:     []string{"exec into pod " + podName + " container main failed", "connection reset"},
+			expPodGets: 1,
+		},
+		"transport error after the pod was deleted is NotFound": {
+			pod:        func(*corev1.Pod) *corev1.Pod { return nil },
+			results:    map[string]error{"main": errors.New("error dialing backend: EOF")},
+			expCalls:   []string{"main"},
+			expKind:    fault.NotFound,
+			expErr:     []string{"pod " + podName + " was deleted"},
+			expPodGets: 1,
+		},
+		"transport error after the pod was replaced is Precondition": {
+			pod: func(p *corev1.Pod) *corev1.Pod {
+				p.UID = "new-uid"
+				return p
+			},
+			results:    map[string]error{"main": errors.New("error dialing backend: EOF")},
+			expCalls:   []string{"main"},
+			expKind:    fault.Precondition,
+			expErr:     []string{"was replaced"},
+			expPodGets: 1,
+		},
+		"transport error after the container terminated is Precondition": {
+			pod: func(p *corev1.Pod) *corev1.Pod {
+				fixture.SetTerminated(p, "main", 0)
+				return p
+			},
+			results:    map[string]error{"main": errors.New("container not running")},
+			expCalls:   []string{"main"},
+			expKind:    fault.Precondition,
+			expErr:     []string{"container main in pod " + podName + " terminated"},
+			expPodGets: 1,
+		},
+		"transport error after the pod succeeded is Precondition": {
+			pod: func(p *corev1.Pod) *corev1.Pod {
+				p.Status.Phase = corev1.PodSucceeded
+				return p
+			},
+			results:    map[string]error{"main": errors.New("container not running")},
+			expCalls:   []string{"main"},
+			expKind:    fault.Precondition,
+			expErr:     []string{"terminated"},
+			expPodGets: 1,
+		},
+		"transport error in a fallback container is Transient": {
+			pod:         func(p *corev1.Pod) *corev1.Pod { return p },
+			results:     map[string]error{"main": noTouch, "tools": errors.New("stream reset")},
+			expCalls:    []string{"main", "tools"},
+			expKind:     fault.Transient,
+			expErr:      []string{"container tools failed", "stream reset"},
+			expPodGets:  1,
+			expAttempts: 1,
+		},
+		"forbidden exec is Transient with an RBAC hint": {
+			pod:      func(p *corev1.Pod) *corev1.Pod { return p },
+			results:  map[string]error{"main": forbidden},
+			expCalls: []string{"main"},
+			expKind:  fault.Transient,
+			expErr:   []string{"was refused", "pods/exec create and get in namespace argo"},
+		},
+		"injected container name never reaches the executor": {
+			target:  func(t *lookup.Target) { t.Container = "main; rm -rf /" },
+			expKind: fault.Invalid,
+		},
+		"bad stage never reaches the executor": {
+			target:  func(t *lookup.Target) { t.Stage = "during" },
+			expKind: fault.Invalid,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			pod := stepPod()
+			target := targetOf(pod)
+			if tc.target != nil {
+				tc.target(&target)
+			}
+			exec := &recorder{results: tc.results}
+			r := &release.Releaser{Exec: exec, Timeout: time.Second}
+			var kube *k8sfake.Clientset
+			if tc.pod != nil {
+				kube = k8sfake.NewClientset()
+				if p := tc.pod(stepPod()); p != nil {
+					kube = k8sfake.NewClientset(p)
+				}
+				r.Pods = kube
+			}
+			out, err := r.Release(context.Background(), target)
+			checkErr(t, err, tc.expKind, tc.expErr)
+			if got := exec.containers(); !slices.Equal(got, tc.expCalls) {
+				t.Errorf("exec'd into %v, want %v", got, tc.expCalls)
+			}
+			for _, c := range exec.calls {
+				if c.Namespace != ns || c.Pod != podName || !slices.Equal(c.Argv, touchMain) {
+					t.Errorf("exec call = %+v, want namespace %s pod %s argv %q", c, ns, podName, touchMain)
+				}
+			}
+			if out.Via != tc.expVia || out.Ephemeral {
+				t.Errorf("outcome via %q (ephemeral %v), want via %q", out.Via, out.Ephemeral, tc.expVia)
+			}
+			if len(out.Attempts) != tc.expAttempts {
+				t.Errorf("attempts = %q, want %d", out.Attempts, tc.expAttempts)
+			}
+			if kube != nil {
+				gets := 0
+				for _, a := range kube.Actions() {
+					if !a.Matches("get", "pods") {
+						t.Errorf("unexpected action %v", a)
+					}
+					gets++
+				}
+				if gets != tc.expPodGets {
+					t.Errorf("pod gets = %d, want %d", gets, tc.expPodGets)
+				}
+			}
+		})
+	}
+}
+
+func TestReleaseHangingExecTimesOut(t *testing.T) {
+	tests := map[string]struct {
+		withPods bool
+	}{
+		"without a pod client":     {},
+		"with the pod still there": {withPods: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			pod := stepPod()
+			exec := &recorder{hang: map[string]bool{"main": true}}
+			r := &release.Releaser{Exec: exec, Timeout: 100 * time.Millisecond}
+			if tc.withPods {
+				r.Pods = k8sfake.NewClientset(pod)
+			}
+			start := time.Now()
+			_, err := r.Release(context.Background(), targetOf(pod))
+			elapsed := time.Since(start)
+			checkErr(t, err, fault.Transient, []string{"did not finish within 100ms"})
+			if elapsed < 100*time.Millisecond || elapsed > 2*time.Second {
+				t.Errorf("Release returned after %s, want about the 100ms timeout", elapsed)
+			}
+			if got := exec.containers(); !slices.Equal(got, []string{"main"}) {
+				t.Errorf("exec'd into %v, want only main", got)
+			}
+		})
+	}
+}
+
+// ephemeralExit makes the fake API server report the ephemeral container as terminated with code once it
+// exists; a nil code leaves it running for ever.
+func ephemeralExit(kube *k8sfake.Clientset, code *int32) {
+	gvr := schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+	kube.PrependReactor("get", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		obj, err := kube.Tracker().Get(gvr, a.GetNamespace(), a.(k8stesting.GetAction).GetName())
+		if err != nil {
+			return false, nil, nil
+		}
+		pod := obj.(*corev1.Pod).DeepCopy()
+		if code == nil || len(pod.Spec.EphemeralContainers) == 0 {
+			return true, pod, nil
+		}
+		for _, e := range pod.Spec.EphemeralContainers {
+			pod.Status.EphemeralContainerStatuses = append(pod.Status.EphemeralContainerStatuses, corev1.ContainerStatus{
+				Name:  e.Name,
+				State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: *code, Message: "touch said so"}},
+			})
+		}
+		return true, pod, nil
+	})
+}
+
+func TestReleaseEphemeralFallback(t *testing.T) {
+	zero, one := int32(0), int32(1)
+	noTouch := &release.ExitError{Code: 127}
+	tests := map[string]struct {
+		pod      func(*corev1.Pod) *corev1.Pod
+		exit     *int32
+		updErr   error
+		expKind  fault.Kind
+		expErr   []string
+		expAdded bool
+	}{
+		"ephemeral container exiting 0 releases": {
+			exit:     &zero,
+			expAdded: true,
+		},
+		"ephemeral container exiting 1 is Precondition": {
+			exit:     &one,
+			expAdded: true,
+			expKind:  fault.Precondition,
+			expErr:   []string{"exited 1", "touch said so"},
+		},
+		"ephemeral container that never terminates is Transient at the timeout": {
+			expAdded: true,
+			expKind:  fault.Transient,
+			expErr:   []string{"did not finish within"},
+		},
+		"pod without the var-run-argo volume is Precondition": {
+			pod: func(p *corev1.Pod) *corev1.Pod {
+				p.Spec.Volumes = []corev1.Volume{{Name: "other", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+				return p
+			},
+			exit:    &zero,
+			expKind: fault.Precondition,
+			expErr:  []string{"has no var-run-argo volume"},
+		},
+		"pod replaced before the fallback is Precondition": {
+			pod: func(p *corev1.Pod) *corev1.Pod {
+				p.UID = "new-uid"
+				return p
+			},
+			exit:    &zero,
+			expKind: fault.Precondition,
+			expErr:  []string{"was replaced"},
+		},
+		"pod gone before the fallback is Transient": {
+			pod:     func(*corev1.Pod) *corev1.Pod { return nil },
+			exit:    &zero,
+			expKind: fault.Transient,
+			expErr:  []string{"for the ephemeral fallback"},
+		},
+		"forbidden ephemeral update is Transient naming the overlay": {
+			exit:     &zero,
+			updErr:   apierrors.NewForbidden(schema.GroupResource{Resource: "pods/ephemeralcontainers"}, podName, errors.New("denied")),
+			expAdded: true,
+			expKind:  fault.Transient,
+			expErr:   []string{"pods/ephemeralcontainers update", "ephemeral-fallback overlay"},
+		},
+		"failed ephemeral update is Transient": {
+			exit:     &zero,
+			updErr:   apierrors.NewConflict(schema.GroupResource{Resource: "pods"}, podName, errors.New("changed")),
+			expAdded: true,
+			expKind:  fault.Transient,
+			expErr:   []string{"add ephemeral container to pod " + podName},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			pod := stepPod()
+			kube := k8sfake.NewClientset()
+			stored := pod.DeepCopy()
+			if tc.pod != nil {
+				stored = tc.pod(stored)
+			}
+			if stored != nil {
+				kube = k8sfake.NewClientset(stored)
+			}
+			ephemeralExit(kube, tc.exit)
+			if tc.updErr != nil {
+				kube.PrependReactor("update", "pods", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, tc.updErr })
+			}
+			exec := &recorder{results: map[string]error{"main": noTouch, "tools": noTouch, "sidecar": noTouch}}
+			r := &release.Releaser{Exec: exec, Pods: kube, Timeout: 700 * time.Millisecond, EphemeralImage: "busybox:1.36"}
+			out, err := r.Release(context.Background(), targetOf(pod))
+			checkErr(t, err, tc.expKind, tc.expErr)
+			if got := exec.containers(); !slices.Equal(got, []string{"main", "tools", "sidecar"}) {
+				t.Errorf("exec'd into %v before the ephemeral container, want main, tools, sidecar", got)
+			}
+
+			var updates []*corev1.Pod
+			for _, a := range kube.Actions() {
+				switch {
+				case a.Matches("get", "pods"):
+				case a.Matches("update", "pods") && a.GetSubresource() == "ephemeralcontainers":
+					updates = append(updates, a.(k8stesting.UpdateAction).GetObject().(*corev1.Pod))
+				default:
+					t.Errorf("unexpected action %s %s/%s", a.GetVerb(), a.GetResource().Resource, a.GetSubresource())
+				}
+			}
+			if !tc.expAdded {
+				if len(updates) != 0 {
+					t.Errorf("ephemeral containers were updated %d times, want never", len(updates))
+				}
+				return
+			}
+			if len(updates) != 1 {
+				t.Fatalf("ephemeral containers were updated %d times, want once", len(updates))
+			}
+			checkEphemeral(t, updates[0])
+			name := updates[0].Spec.EphemeralContainers[0].Name
+			if tc.expKind == fault.Unknown {
+				if out.Via != name || !out.Ephemeral {
+					t.Errorf("outcome via %q (ephemeral %v), want via %q ephemeral", out.Via, out.Ephemeral, name)
+				}
+				if len(out.Attempts) != 3 {
+					t.Errorf("attempts = %q, want one per container", out.Attempts)
+				}
+			}
+		})
+	}
+}
+
+// checkEphemeral asserts that the update adds exactly one ephemeral container that runs the touch argv,
+// mounts only var-run-argo and runs as non-root with nothing extra.
+func checkEphemeral(t *testing.T, pod *corev1.Pod) {
+	t.Helper()
+	if pod.Name != podName || pod.Namespace != ns {
+		t.Errorf("updated pod %s/%s, want %s/%s", pod.Namespace, pod.Name, ns, podName)
+	}
+	if len(pod.Spec.EphemeralContainers) != 1 {
+		t.Fatalf("ephemeral containers = %v, want exactly one", pod.Spec.EphemeralContainers)
+	}
+	e := pod.Spec.EphemeralContainers[0]
+	if !strings.HasPrefix(e.Name, "resume-before-") {
+		t.Errorf("ephemeral container name = %q, want resume-before-*", e.Name)
+	}
+	if e.Image != "busybox:1.36" {
+		t.Errorf("image = %q, want busybox:1.36", e.Image)
+	}
+	if !slices.Equal(e.Command, touchMain) || len(e.Args) != 0 {
+		t.Errorf("command = %q args %q, want %q", e.Command, e.Args, touchMain)
+	}
+	if len(e.VolumeMounts) != 1 || !equality.Semantic.DeepEqual(e.VolumeMounts[0], corev1.VolumeMount{Name: "var-run-argo", MountPath: "/var/run/argo"}) {
+		t.Errorf("volume mounts = %+v, want only var-run-argo at /var/run/argo", e.VolumeMounts)
+	}
+	if e.TargetContainerName != "" || len(e.Env) != 0 || len(e.EnvFrom) != 0 || len(e.VolumeDevices) != 0 {
+		t.Errorf("ephemeral container has extras: target %q env %v envFrom %v devices %v", e.TargetContainerName, e.Env, e.EnvFrom, e.VolumeDevices)
+	}
+	sc := e.SecurityContext
+	switch {
+	case sc == nil:
+		t.Fatal("no security context")
+	case sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot:
+		t.Error("runAsNonRoot is not true")
+	case sc.RunAsUser == nil || *sc.RunAsUser == 0:
+		t.Error("runAsUser is root or unset")
+	case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation:
+		t.Error("allowPrivilegeEscalation is not false")
+	case sc.Privileged != nil && *sc.Privileged:
+		t.Error("privileged")
+	case sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) != 0:
+		t.Errorf("capabilities = %+v, want drop ALL and add none", sc.Capabilities)
+	case sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault:
+		t.Errorf("seccomp = %+v, want RuntimeDefault", sc.SeccompProfile)
+	}
+	// The rest of the pod is sent back unchanged.
+	want := stepPod()
+	if !slices.EqualFunc(pod.Spec.Containers, want.Spec.Containers, func(a, b corev1.Container) bool { return a.Name == b.Name }) {
+		t.Errorf("containers changed: %v", pod.Spec.Containers)
+	}
+}
+
+func checkErr(t *testing.T, err error, kind fault.Kind, substrings []string) {
+	t.Helper()
+	if kind == fault.Unknown {
+		if err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		return
+	}
+	if err == nil {
+		t.Fatalf("got no error, want %s", kind)
+	}
+	if got := fault.KindOf(err); got != kind {
+		t.Errorf("error kind = %s, want %s: %v", got, kind, err)
+	}
+	for _, s := range substrings {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not mention %q", err, s)
+		}
+	}
+}
