@@ -83,20 +83,20 @@ type Chain struct {
 	// Dir holds binaries, configs and logs; removed by Stop.
 	Dir string
 
-	opts              Options
-	root              string
-	workflows         wfclient.Interface
-	netns             []*netNS
-	argoEvents        string
-	serverBin         string
-	objects           map[Component]object
-	envelopes         map[Component]string
-	kubeconfig        map[Component][]byte
-	triggers          int
-	webhookIP         string
-	webhookPrt        string
-	secretPath        string
-	madeArgoEventsDir bool
+	opts       Options
+	root       string
+	workflows  wfclient.Interface
+	netns      []*netNS
+	argoEvents string
+	serverBin  string
+	objects    map[Component]object
+	envelopes  map[Component]string
+	kubeconfig map[Component][]byte
+	triggers   int
+	webhookIP  string
+	webhookPrt string
+	webhookEP  string
+	secretPath string
 
 	mu       sync.Mutex
 	procs    map[Component]*proc
@@ -159,11 +159,17 @@ func Start(ctx context.Context, opts Options) (_ *Chain, err error) {
 	if c.root, err = rig.RepoRoot(); err != nil {
 		return nil, err
 	}
-	if c.Dir, err = os.MkdirTemp("", "resume-trigger-chain-"); err != nil {
+	sweepStaleDirs()
+	if c.Dir, err = os.MkdirTemp("", fmt.Sprintf("%s%d-", dirPrefix, os.Getpid())); err != nil {
 		return nil, err
 	}
 	dir := c.Dir
 	c.onStop(func() { os.RemoveAll(dir) })
+	reaper, err := startReaper(dir)
+	if err != nil {
+		return nil, err
+	}
+	c.onStop(func() { _ = reaper.Process.Kill() }) // runs next to last: all but the directory is gone by then
 	for _, d := range []string{"bin", "logs", "nats"} {
 		if err := os.MkdirAll(filepath.Join(c.Dir, d), 0o755); err != nil {
 			return nil, err
@@ -197,14 +203,12 @@ func Start(ctx context.Context, opts Options) (_ *Chain, err error) {
 	}
 	c.HostIP = c.netns[0].HostIP
 	c.webhookIP = c.netns[2].IP
+	c.WebhookURL = "http://" + net.JoinHostPort(c.webhookIP, c.webhookPrt) + c.webhookEP
 	c.logf("chain: network namespaces %s (host side %s) in %v", strings.Join(c.netnsNames(), ", "), c.HostIP, time.Since(step).Round(time.Millisecond))
-	if _, err := os.Stat("/argo-events"); errors.Is(err, os.ErrNotExist) {
-		if err := os.Mkdir("/argo-events", 0o755); err != nil {
-			return nil, fmt.Errorf("create the mount point /argo-events: %w", err)
-		}
-		c.madeArgoEventsDir = true
-		c.onStop(func() { _ = os.Remove("/argo-events") })
+	if err := ownArgoEventsDir(); err != nil {
+		return nil, err
 	}
+	c.onStop(releaseArgoEventsDir)
 
 	step = time.Now()
 	r, err := rig.Start(ctx, rig.Options{BindAddress: c.HostIP})
@@ -290,10 +294,8 @@ func (c *Chain) loadObjects() error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", WebhookEventSourceFile, err)
 	}
-	c.webhookPrt = port
 	c.secretPath = filepath.Join("/argo-events/secrets", secret, key)
-	c.WebhookURL = "" // set once the namespace address is known
-	c.objects[WebhookEventSource]["x-endpoint"] = endpoint
+	c.webhookPrt, c.webhookEP = port, endpoint
 	return nil
 }
 
@@ -556,7 +558,6 @@ func (c *Chain) waitReady(ctx context.Context, comp Component, p *proc) error {
 		})
 	case WebhookEventSource:
 		base := "http://" + net.JoinHostPort(c.webhookIP, c.webhookPrt)
-		c.WebhookURL = base + c.objects[WebhookEventSource]["x-endpoint"].(string)
 		return c.poll(ctx, p, "answering /health", func(ctx context.Context) (bool, error) {
 			return httpOK(ctx, base+"/health"), nil
 		})

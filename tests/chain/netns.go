@@ -2,10 +2,13 @@ package chain
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -83,6 +86,64 @@ func (n *netNS) delete() error {
 	return ipCmd("netns", "del", n.Name)
 }
 
+// dirPrefix names a chain's temporary directory: resume-trigger-chain-<pid>-<random>.
+const dirPrefix = "resume-trigger-chain-"
+
+// argoEventsDir is where argo-events reads secrets (/argo-events/secrets/<name>/<key>). It must exist on
+// the host as a mount point for the webhook EventSource's private tmpfs; it stays empty on the host.
+const argoEventsDir = "/argo-events"
+
+// ownArgoEventsDir creates /argo-events if it is missing.
+func ownArgoEventsDir() error {
+	if err := os.Mkdir(argoEventsDir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("create the mount point %s: %w", argoEventsDir, err)
+	}
+	return nil
+}
+
+// releaseArgoEventsDir removes /argo-events when it is empty and no other live chain uses it (removing a
+// mount point would unmount it in that chain's webhook EventSource).
+func releaseArgoEventsDir() {
+	if len(liveChains()) == 0 {
+		_ = os.Remove(argoEventsDir) // fails, as it should, when not empty
+	}
+}
+
+// chainPID parses the pid out of rtchain-<pid>-<i> or resume-trigger-chain-<pid>-<random>.
+func chainPID(name, prefix string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, prefix)
+	if !ok {
+		return 0, false
+	}
+	pidStr, _, _ := strings.Cut(rest, "-")
+	pid, err := strconv.Atoi(pidStr)
+	return pid, err == nil
+}
+
+func alive(pid int) bool { return syscall.Kill(pid, 0) != syscall.ESRCH }
+
+// liveChains are the pids of other processes whose chain namespaces exist.
+func liveChains() []int {
+	entries, _ := os.ReadDir("/var/run/netns")
+	var out []int
+	for _, e := range entries {
+		if pid, ok := chainPID(e.Name(), netnsPrefix); ok && pid != os.Getpid() && alive(pid) && !slices.Contains(out, pid) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// sweepStaleDirs removes temporary directories of chains whose process is gone (killed before Stop).
+func sweepStaleDirs() {
+	entries, _ := os.ReadDir(os.TempDir())
+	for _, e := range entries {
+		if pid, ok := chainPID(e.Name(), dirPrefix); ok && pid != os.Getpid() && !alive(pid) {
+			_ = os.RemoveAll(filepath.Join(os.TempDir(), e.Name()))
+		}
+	}
+}
+
 // sweepStaleNetNS deletes namespaces of chains whose process no longer exists.
 func sweepStaleNetNS() {
 	entries, err := os.ReadDir("/var/run/netns")
@@ -90,16 +151,7 @@ func sweepStaleNetNS() {
 		return
 	}
 	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), netnsPrefix)
-		if !ok {
-			continue
-		}
-		pidStr, _, _ := strings.Cut(rest, "-")
-		pid, err := strconv.Atoi(pidStr)
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if syscall.Kill(pid, 0) == syscall.ESRCH {
+		if pid, ok := chainPID(e.Name(), netnsPrefix); ok && pid != os.Getpid() && !alive(pid) {
 			_ = exec.Command("ip", "netns", "del", e.Name()).Run()
 		}
 	}

@@ -61,6 +61,27 @@ func startLaunched(name, logPath string, spec launchSpec) (*proc, error) {
 	return startProc(name, logPath, cmd)
 }
 
+// startReaper starts a copy of the current binary that outlives this process and cleans up after it if
+// it dies without Stop. It is in a process group of its own and has no PDEATHSIG.
+func startReaper(dir string) (*exec.Cmd, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(reaperSpec{PID: os.Getpid(), Dir: dir})
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self)
+	cmd.Env = []string{reaperEnv + "=" + string(raw), "PATH=" + os.Getenv("PATH")}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start the chain reaper: %w", err)
+	}
+	go func() { _ = cmd.Wait() }()
+	return cmd, nil
+}
+
 func (p *proc) exited() bool {
 	select {
 	case <-p.done:
