@@ -95,6 +95,7 @@ func containersOf(wf *wfv1.Workflow, p pickedNode, pod *corev1.Pod, step request
 	for _, c := range candidates {
 		stage, err := stageOf(c, step.Stage)
 		if err != nil {
+			err = fmt.Errorf("pod %s: %w", pod.Name, err)
 			if want == "" && fault.KindOf(err) == fault.Precondition {
 				// With no container named, containers without the pause are simply not part of the step's
 				// release; say so only if nothing else is paused.

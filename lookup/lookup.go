@@ -85,9 +85,13 @@ func (f *Finder) Find(ctx context.Context, ns string, step request.Step) (Result
 		return Result{}, err
 	}
 	res := Result{Workflow: wf.Name, WorkflowUID: wf.UID}
-	picks, err := pick(wf, nodes, step)
+	picks, waiting, err := pick(wf, nodes, step)
 	if err != nil {
 		return res, err
+	}
+	res.Skipped = append(res.Skipped, waiting...)
+	if len(picks) == 0 {
+		return res, nothingToRelease(wf.Name, step, res.Skipped)
 	}
 
 	pods, err := f.Pods.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{
@@ -151,8 +155,9 @@ type pickedNode struct {
 }
 
 // pick selects the nodes the step names and maps each to the node that owns a pod: a Retry node to its last
-// attempt, a containerSet Container node to its pod node and container.
-func pick(wf *wfv1.Workflow, nodes wfv1.Nodes, step request.Step) ([]pickedNode, error) {
+// attempt, a containerSet Container node to its pod node and container. A Retry node that is between
+// attempts is returned as a transient skip: its next attempt will run, and pause, soon.
+func pick(wf *wfv1.Workflow, nodes wfv1.Nodes, step request.Step) ([]pickedNode, []Skip, error) {
 	var matched []wfv1.NodeStatus
 	for _, n := range nodes {
 		if step.NodeID != "" && n.ID != step.NodeID {
@@ -167,13 +172,14 @@ func pick(wf *wfv1.Workflow, nodes wfv1.Nodes, step request.Step) ([]pickedNode,
 		matched = append(matched, n)
 	}
 	if len(matched) == 0 {
-		return nil, fault.NotFoundf("workflow %s has no node matching %s%s", wf.Name, describeSelector(step), podTemplates(nodes))
+		return nil, nil, fault.NotFoundf("workflow %s has no node matching %s%s", wf.Name, describeSelector(step), podTemplates(nodes))
 	}
 	sort.Slice(matched, func(i, j int) bool { return matched[i].ID < matched[j].ID })
 
 	explicit := step.NodeID != "" || step.NodeName != ""
 	seen := map[string]bool{}
 	var picks []pickedNode
+	var waiting []Skip
 	var wrongTypes []string
 	add := func(n wfv1.NodeStatus, container string) {
 		key := n.ID + "/" + container
@@ -187,10 +193,14 @@ func pick(wf *wfv1.Workflow, nodes wfv1.Nodes, step request.Step) ([]pickedNode,
 		case wfv1.NodeTypePod:
 			add(n, "")
 		case wfv1.NodeTypeRetry:
-			if last, ok := lastAttempt(nodes, n); ok {
+			last, ok := lastAttempt(nodes, n)
+			switch {
+			case ok && !(last.Fulfilled() && !n.Fulfilled()):
 				add(last, "")
-			} else {
-				wrongTypes = append(wrongTypes, fmt.Sprintf("retry node %s has no attempt yet", n.ID))
+			case !n.Fulfilled():
+				waiting = append(waiting, Skip{Node: n.ID, Reason: fault.Transientf("retry node %s (%s) is between attempts: the next attempt has no pod yet", n.ID, n.Name)})
+			default:
+				wrongTypes = append(wrongTypes, fmt.Sprintf("retry node %s is %s", n.ID, n.Phase))
 			}
 		case wfv1.NodeTypeContainer:
 			podNode, ok := nodes[n.BoundaryID]
@@ -211,14 +221,17 @@ func pick(wf *wfv1.Workflow, nodes wfv1.Nodes, step request.Step) ([]pickedNode,
 		}
 	}
 	picks = slices.DeleteFunc(picks, func(p pickedNode) bool { return p.container != "" && whole[p.node.ID] })
+	if len(picks) == 0 && len(waiting) > 0 {
+		return nil, waiting, nil
+	}
 	if len(picks) == 0 {
 		err := fmt.Sprintf("%s selects no node that runs a pod (%s): name a step that runs a container, script or containerSet template", describeSelector(step), strings.Join(wrongTypes, ", "))
 		if explicit {
-			return nil, fault.Invalidf("workflow %s: %s", wf.Name, err)
+			return nil, nil, fault.Invalidf("workflow %s: %s", wf.Name, err)
 		}
-		return nil, fault.NotFoundf("workflow %s: %s%s", wf.Name, err, podTemplates(nodes))
+		return nil, nil, fault.NotFoundf("workflow %s: %s%s", wf.Name, err, podTemplates(nodes))
 	}
-	return picks, nil
+	return picks, waiting, nil
 }
 
 // lastAttempt returns the newest attempt of a Retry node: its last child that runs a pod.

@@ -397,7 +397,7 @@ func TestFind(t *testing.T) {
 				onPod(loopPodB, func(p *corev1.Pod) { p.Spec.Containers[1].Env = p.Spec.Containers[1].Env[:1] })),
 			step:       request.Step{Workflow: "loop", Template: "item"},
 			expKind:    fault.Precondition,
-			expErr:     []string{"nothing to release for workflow loop template item: container main is not debug-paused", "; container main is not debug-paused"},
+			expErr:     []string{"nothing to release for workflow loop template item: pod " + loopPodB + ": container main is not debug-paused", "; pod " + loopPodA + ": container main is not debug-paused"},
 			expSkipped: []string{loopNodeB, loopNodeA},
 		},
 		"loop where one pod is gone and the other finished is Precondition": {
@@ -442,18 +442,39 @@ func TestFind(t *testing.T) {
 			expTargets: []target{{Node: retryNode1, Pod: retryPod1, Container: "main", Stage: v1alpha1.StageAfter}},
 			expSkipped: []string{retryNode0},
 		},
-		"retry whose last attempt finished is Precondition": {
-			cluster:    retry().with(onNode(retryNode1, nodePhase(wfv1.NodeSucceeded))),
+		"retry that has finished is Precondition": {
+			cluster: retry().with(
+				onNode(retryNode1, nodePhase(wfv1.NodeSucceeded)),
+				onNode(fixture.NodeID("retry", "retry[0].flaky"), nodePhase(wfv1.NodeSucceeded))),
 			step:       request.Step{Workflow: "retry", NodeName: "flaky"},
 			expKind:    fault.Precondition,
 			expErr:     []string{"node " + retryNode1, "has finished (Succeeded)"},
 			expSkipped: []string{retryNode1},
 		},
-		"retry node without attempts selects no pod": {
-			cluster:   retry().with(onNode(fixture.NodeID("retry", "retry[0].flaky"), func(n *wfv1.NodeStatus) { n.Children = nil })),
+		"retry between attempts is Transient: the next attempt will pause": {
+			cluster:    retry().with(onNode(retryNode1, nodePhase(wfv1.NodeFailed))),
+			step:       request.Step{Workflow: "retry", NodeName: "flaky"},
+			expKind:    fault.Transient,
+			expErr:     []string{"is between attempts"},
+			expSkipped: []string{fixture.NodeID("retry", "retry[0].flaky")},
+			expNoList:  true,
+		},
+		"running retry node without attempts is Transient": {
+			cluster:    retry().with(onNode(fixture.NodeID("retry", "retry[0].flaky"), func(n *wfv1.NodeStatus) { n.Children = nil })),
+			step:       request.Step{Workflow: "retry", NodeName: "flaky"},
+			expKind:    fault.Transient,
+			expErr:     []string{"is between attempts"},
+			expSkipped: []string{fixture.NodeID("retry", "retry[0].flaky")},
+			expNoList:  true,
+		},
+		"finished retry node without attempts selects no pod": {
+			cluster: retry().with(onNode(fixture.NodeID("retry", "retry[0].flaky"), func(n *wfv1.NodeStatus) {
+				n.Children = nil
+				n.Phase = wfv1.NodeFailed
+			})),
 			step:      request.Step{Workflow: "retry", NodeName: "flaky"},
 			expKind:   fault.Invalid,
-			expErr:    []string{"has no attempt yet"},
+			expErr:    []string{"retry node " + fixture.NodeID("retry", "retry[0].flaky") + " is Failed"},
 			expNoList: true,
 		},
 

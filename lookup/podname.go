@@ -34,10 +34,10 @@ func podName(wf *wfv1.Workflow, node wfv1.NodeStatus) string {
 	return prefix + "-" + strconv.FormatUint(uint64(h.Sum32()), 10)
 }
 
-// templateOf is the template a node runs, as readers of a workflow name it: templateRef.template if set,
-// else templateName.
+// templateOf is the template a node runs, as Argo's readers name it when they compute pod names:
+// templateRef.template whenever the node has a templateRef, else templateName.
 func templateOf(node wfv1.NodeStatus) string {
-	if node.TemplateRef != nil && node.TemplateRef.Template != "" {
+	if node.TemplateRef != nil {
 		return node.TemplateRef.Template
 	}
 	return node.TemplateName

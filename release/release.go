@@ -61,8 +61,9 @@ type Releaser struct {
 }
 
 // Release creates the marker of t. It tries t's container, then the pod's other user containers (they share
-// /var/run/argo), then the ephemeral container if enabled. A container "without touch" is one where the
-// exec exits 126 or 127, or the runtime reports that the executable is not found.
+// /var/run/argo), then the ephemeral container if enabled. The next container is tried whenever touch ran
+// and failed (any non-zero exit: 126/127 for a missing touch, 1 for a volume it cannot write) or the runtime
+// reports that the executable is not found; a transport error ends the attempt instead.
 func (r *Releaser) Release(ctx context.Context, t lookup.Target) (Outcome, error) {
 	argv, err := Argv(t.Container, t.Stage)
 	if err != nil {
@@ -159,6 +160,9 @@ func terminated(pod *corev1.Pod, container string) bool {
 func (r *Releaser) ephemeral(ctx context.Context, t lookup.Target, argv []string) (string, error) {
 	pods := r.Pods.CoreV1().Pods(t.Namespace)
 	pod, err := pods.Get(ctx, t.Pod, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return "", fault.NotFoundf("pod %s was deleted before the ephemeral fallback ran", t.Pod)
+	}
 	if err != nil {
 		return "", fault.Transientf("get pod %s for the ephemeral fallback: %w", t.Pod, err)
 	}

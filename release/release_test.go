@@ -409,11 +409,11 @@ func TestReleaseEphemeralFallback(t *testing.T) {
 			expKind: fault.Precondition,
 			expErr:  []string{"was replaced"},
 		},
-		"pod gone before the fallback is Transient": {
+		"pod gone before the fallback is NotFound": {
 			pod:     func(*corev1.Pod) *corev1.Pod { return nil },
 			exit:    &zero,
-			expKind: fault.Transient,
-			expErr:  []string{"for the ephemeral fallback"},
+			expKind: fault.NotFound,
+			expErr:  []string{"deleted before the ephemeral fallback ran"},
 		},
 		"forbidden ephemeral update is Transient naming the overlay": {
 			exit:     &zero,

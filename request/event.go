@@ -18,5 +18,8 @@ func ParseEvent(payload []byte) (*cloudevents.Event, error) {
 	if err := json.Unmarshal(payload, &ev); err != nil {
 		return nil, fault.Invalidf("the trigger payload is not a CloudEvent (map id, source, specversion, type, subject, time and datacontenttype by contextKey, and data by dataKey body): %v", err)
 	}
+	if err := ev.Validate(); err != nil {
+		return nil, fault.Invalidf("the trigger payload is an incomplete CloudEvent (it needs id, source, specversion and type): %v", err)
+	}
 	return &ev, nil
 }

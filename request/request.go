@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -70,6 +71,16 @@ func Parse(data []byte) (Request, error) {
 	if rest := data[dec.InputOffset():]; len(bytes.Trim(rest, " \t\r\n")) > 0 {
 		return Request{}, fault.Invalidf("the trigger request holds more than one JSON value, or characters after its object")
 	}
+	// encoding/json matches keys regardless of case; the Sensor's keys are exact, so ours are too.
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(data, &keys); err != nil {
+		return Request{}, fault.Invalidf("the trigger request is not a JSON object: %v", err)
+	}
+	for k := range keys {
+		if !slices.Contains(Keys, k) {
+			return Request{}, fault.Invalidf("the trigger request has key %q: the keys are %s, spelled exactly so", k, strings.Join(Keys, ", "))
+		}
+	}
 	r := Request{
 		Namespace: strings.TrimSpace(w.Namespace),
 		Resume:    strings.TrimSpace(w.Resume),
@@ -129,6 +140,9 @@ func (s Step) validate(complete bool) error {
 		}
 	} else if errs := validation.IsDNS1123Subdomain(s.Workflow); len(errs) > 0 {
 		return fault.Invalidf("workflow %q is not a valid Workflow name: %s", s.Workflow, strings.Join(errs, "; "))
+	} else if len(s.Workflow) > validation.LabelValueMaxLength {
+		// Argo labels every pod with the workflow's name, so a longer name cannot exist.
+		return fault.Invalidf("workflow %q is longer than %d characters, which Argo does not allow", s.Workflow, validation.LabelValueMaxLength)
 	}
 	if complete && s.Template == "" && s.NodeID == "" && s.NodeName == "" {
 		return fault.Invalidf("no step named: set the template name, a node id or a node name")

@@ -40,7 +40,7 @@ type ResumeSpec struct {
 	// WorkflowID is the name of the Workflow in this namespace.
 	// +kubebuilder:validation:Required
 	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	WorkflowID string `json:"Workflow-ID"`
 

@@ -81,6 +81,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 // Complete checks the options and fills in the defaults that depend on the environment.
 func (o *Options) Complete() error {
 	var errs []error
+	o.namespaces = nil
 	for _, ns := range strings.Split(o.Namespaces, ",") {
 		if ns = strings.TrimSpace(ns); ns != "" {
 			o.namespaces = append(o.namespaces, ns)
