@@ -1,0 +1,161 @@
+// Command demo shows resume-trigger's whole job on a local embedded control plane: a real kube-apiserver
+// and etcd with a test kubelet, NATS JetStream, the shipped argo-events EventSources and Sensor, and the
+// resume-trigger server. It pauses a workflow step, creates the README's Resume, and shows the release,
+// the Resume's status and the step finishing. It exits 0 on success, non-zero with the reason otherwise,
+// and leaves nothing running. It needs root (network and mount namespaces for the argo-events processes).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+
+	"github.com/argocontroller/resume-trigger/api/v1alpha1"
+	"github.com/argocontroller/resume-trigger/tests/chain"
+)
+
+// The README's example: Workflow hello-world in namespace argo, step "pause" paused after its command.
+const (
+	namespace = "argo"
+	workflow  = "hello-world"
+	resume    = "hello-world-pause"
+	// waitFor bounds the demo once everything runs (the tool builds before are not bounded).
+	waitFor = 3 * time.Minute
+)
+
+func main() {
+	chain.RunLauncher()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "\ndemo FAILED: %v\n", err)
+		os.Exit(1)
+	}
+	fmt.Println("\ndemo succeeded; everything it started has been stopped.")
+}
+
+func run(ctx context.Context) error {
+	header("1/6", "starting the local control plane, NATS JetStream, resume-trigger, the EventSources and the Sensor")
+	fmt.Println("    (the first run builds kube-apiserver, etcd, nats-server and argo-events; that takes a while)")
+	start := time.Now()
+	c, err := chain.Start(ctx, chain.Options{
+		Namespace: namespace,
+		Logf:      func(format string, args ...any) { fmt.Printf("    · "+format+"\n", args...) },
+	})
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	defer c.Stop()
+	fmt.Printf("    ready in %s: API server %s, gRPC trigger server %s, webhook %s\n",
+		time.Since(start).Round(100*time.Millisecond), c.Rig.Host(), c.ServerAddress, c.WebhookURL)
+
+	ctx, cancel := context.WithTimeout(ctx, waitFor)
+	defer cancel()
+	if err := show(ctx, c); err != nil {
+		fmt.Fprintf(os.Stderr, "\nlast lines of the process logs:\n%s\n", c.LogTails(15))
+		return err
+	}
+	return nil
+}
+
+func show(ctx context.Context, c *chain.Chain) error {
+	header("2/6", "a workflow step paused for debugging")
+	step, err := c.CreatePausedStep(ctx, workflow)
+	if err != nil {
+		return err
+	}
+	pod, err := c.Client().CoreV1().Pods(namespace).Get(ctx, step.Pod, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("    Workflow %s/%s, step %s (node %s, template %s)\n", namespace, step.Workflow, step.NodeName, step.NodeID, step.Template)
+	fmt.Printf("    Pod %s is %s; container %s has %s=true, so Argo's emissary waits for %s\n",
+		pod.Name, pod.Status.Phase, step.Container, "ARGO_DEBUG_PAUSE_AFTER", step.MarkerArgv()[1])
+
+	header("3/6", "kubectl create -f resume.yaml")
+	fmt.Printf(`    apiVersion: %s
+    kind: Resume
+    metadata:
+      name: %s
+      namespace: %s
+    spec:
+      Workflow-ID: %s
+      TemplateName: %s
+`, v1alpha1.GroupVersion, resume, namespace, step.Workflow, step.Template)
+	created := time.Now()
+	if _, err := c.CreateResume(ctx, resume, step); err != nil {
+		return err
+	}
+	fmt.Printf("    resume.argocontroller.io/%s created\n", resume)
+
+	header("4/6", "the release: EventSource → JetStream → Sensor → resume-trigger → exec through the API server")
+	call, err := c.WaitMarker(ctx, step)
+	if err != nil {
+		return fmt.Errorf("the paused step was not released: %w", err)
+	}
+	fmt.Printf("    the kubelet ran %q in pod %s, container %s, %s after the Resume was created\n",
+		strings.Join(call.Argv, " "), call.Pod, call.Container, call.Time.Sub(created).Round(time.Millisecond))
+	if n := len(c.MarkerCalls(step)); n != 1 {
+		return fmt.Errorf("the marker was exec'd %d times, want once", n)
+	}
+
+	header("5/6", "kubectl get resume "+resume)
+	res, err := c.WaitResumePhase(ctx, resume, v1alpha1.PhaseSucceeded)
+	if err != nil {
+		return fmt.Errorf("the Resume did not succeed: %w", err)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "    NAME\tWORKFLOW\tTEMPLATE\tPHASE\tAGE")
+	fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\n", res.Name, res.Spec.WorkflowID, res.Spec.TemplateName, res.Status.Phase,
+		time.Since(res.CreationTimestamp.Time).Round(time.Second))
+	_ = tw.Flush()
+	fmt.Printf("    message: %s\n", res.Status.Message)
+	for _, r := range res.Status.Released {
+		fmt.Printf("    released: pod %s, container %s, stage %s, at %s\n", r.Pod, r.Container, r.Stage, r.Time.Format(time.RFC3339))
+	}
+	events, err := c.Client().CoreV1().Events(namespace).List(ctx, metav1.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector("involvedObject.name", resume).String(),
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range events.Items {
+		fmt.Printf("    event: %s %s (%s): %s\n", e.Type, e.Reason, e.Source.Component, e.Message)
+	}
+	if len(events.Items) == 0 {
+		return errors.New("no Event was recorded on the Resume")
+	}
+
+	header("6/6", "the step goes on and finishes")
+	if err := c.WaitStepDone(ctx, step); err != nil {
+		return fmt.Errorf("the step did not finish: %w", err)
+	}
+	pod, err = c.Client().CoreV1().Pods(namespace).Get(ctx, step.Pod, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	for _, s := range pod.Status.ContainerStatuses {
+		if s.Name == step.Container && s.State.Terminated != nil {
+			fmt.Printf("    Pod %s is %s; container %s terminated with exit code %d\n", pod.Name, pod.Status.Phase, s.Name, s.State.Terminated.ExitCode)
+		}
+	}
+	if pod.Status.Phase != corev1.PodSucceeded {
+		return fmt.Errorf("pod %s is %s, want Succeeded", pod.Name, pod.Status.Phase)
+	}
+	return nil
+}
+
+func header(n, what string) {
+	fmt.Printf("\n[%s] %s\n", n, what)
+}
