@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
@@ -79,19 +80,31 @@ func (a *APIExecutor) Exec(ctx context.Context, namespace, pod, container string
 	return err
 }
 
-// capped is a buffer that keeps the first max bytes and drops the rest.
+// capped is a buffer that keeps the first max bytes and drops the rest. client-go copies stdout and
+// stderr into it from two goroutines, so writes are serialised. The buffer is a field, not embedded:
+// an embedded bytes.Buffer would make capped an io.ReaderFrom, and io.Copy would then bypass Write and
+// the cap.
 type capped struct {
-	bytes.Buffer
+	mu  sync.Mutex
+	buf bytes.Buffer
 	max int
 }
 
 func (c *capped) Write(p []byte) (int, error) {
-	if room := c.max - c.Len(); room > 0 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if room := c.max - c.buf.Len(); room > 0 {
 		if len(p) > room {
-			c.Buffer.Write(p[:room])
+			c.buf.Write(p[:room])
 		} else {
-			c.Buffer.Write(p)
+			c.buf.Write(p)
 		}
 	}
 	return len(p), nil
+}
+
+func (c *capped) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String()
 }
