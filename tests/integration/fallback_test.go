@@ -1,10 +1,16 @@
 package integration
 
 import (
+	"context"
+	"errors"
+	"io"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
+	utilexec "k8s.io/utils/exec"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/fixture"
@@ -65,5 +71,35 @@ func TestFailsWhenNoContainerHasTouch(t *testing.T) {
 			expectFailed(t, res, resume.ReasonNotReleasable, "--ephemeral-image")
 			e.expectEvent("no-touch", corev1.EventTypeWarning, resume.ReasonNotReleasable)
 		})
+	}
+}
+
+// A container whose failing touch floods its output (a wrapper script printing a huge usage text): the
+// server keeps only the start of it, so the Resume's status and the gRPC error stay small.
+func TestFloodingOutputIsCapped(t *testing.T) {
+	e := setup(t)
+	wf := e.createWorkflow(helloWorldWorkflow(e.ns))
+	e.runPod(wf, helloNodeID, helloPodV2, []corev1.Container{fixture.Container("main", fixture.PauseAfter), fixture.Container("tools")})
+	const flood = 256 << 10
+	e.r.Kubelet().SetBehaviour(e.ns, helloPodV2, "", rig.Func("flood", func(_ context.Context, _ rig.Call, stdout, stderr io.Writer) error {
+		chunk := []byte(strings.Repeat("x", 1024) + "\n")
+		for written := 0; written < flood; written += 2 * len(chunk) {
+			_, _ = stdout.Write(chunk)
+			_, _ = stderr.Write(chunk)
+		}
+		return utilexec.CodeExitError{Err: errors.New("exit status 127"), Code: 127}
+	}))
+	u := e.createResume("flood", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+
+	f := e.srv.fireResume(t, u)
+	expectCode(t, f, codes.FailedPrecondition, "no container of pod "+helloPodV2)
+	const limit = 16 << 10 // two containers' output of at most 4 KiB each, and the explanation
+	if n := len(status.Convert(f.Err).Message()); n > limit {
+		t.Errorf("the gRPC error is %d bytes for %d bytes of output per container, want at most %d", n, flood, limit)
+	}
+	res, _ := e.resume("flood")
+	expectFailed(t, res, resume.ReasonNotReleasable, "no container of pod "+helloPodV2)
+	if n := len(res.Status.Message); n > limit {
+		t.Errorf("the Resume's status message is %d bytes for %d bytes of output per container, want at most %d", n, flood, limit)
 	}
 }
