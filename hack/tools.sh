@@ -21,25 +21,16 @@ version() {
 	esac
 }
 
-build() {
-	local tool=$1 ver out
-	ver=$(version "$tool")
-	out=$cache/$tool@$ver
-	if [ -x "$out/$tool" ]; then
-		echo "$out/$tool"
-		return
-	fi
-	mkdir -p "$out"
-	local tmp
+compile() {
+	local tool=$1 ver=$2 out=$3 tmp start=$SECONDS ticker
 	tmp=$(mktemp -d "$out/.build.XXXXXX")
-	local start=$SECONDS
 	echo ">> building $tool $ver into $out (first time only)" >&2
 	(
 		# A ticker keeps a quiet, long build visibly alive.
 		while sleep 60; do echo ">> still building $tool ($(( (SECONDS - start) / 60 )) min)" >&2; done
 	) &
-	local ticker=$!
-	trap 'kill $ticker 2>/dev/null || true' RETURN
+	ticker=$!
+	trap "kill $ticker 2>/dev/null || true; trap - RETURN" RETURN
 	case $tool in
 	kube-apiserver)
 		(cd "$root/tests/tools/kube-apiserver" && go build -trimpath -o "$tmp/$tool" -ldflags "\
@@ -58,6 +49,25 @@ build() {
 	mv "$tmp/$tool" "$out/$tool"
 	rmdir "$tmp"
 	echo ">> built $tool $ver in $(( SECONDS - start )) s" >&2
+}
+
+build() {
+	local tool=$1 ver out
+	ver=$(version "$tool")
+	out=$cache/$tool@$ver
+	if [ ! -x "$out/$tool" ]; then
+		mkdir -p "$out"
+		# One build per tool at a time: a second caller (another make target, a parallel test package)
+		# waits for the first instead of building the same thing again.
+		exec 9>"$out/.lock"
+		if ! flock -n 9; then
+			echo ">> waiting for another build of $tool $ver" >&2
+			flock 9
+		fi
+		[ -x "$out/$tool" ] || compile "$tool" "$ver" "$out"
+		flock -u 9
+		exec 9>&-
+	fi
 	echo "$out/$tool"
 }
 
