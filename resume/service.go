@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sirupsen/logrus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -261,6 +262,7 @@ func (s *Service) settle(ctx context.Context, obj *v1alpha1.Resume, res *Result,
 		res.Skipped = append(res.Skipped, sk.Reason.Error())
 	}
 	res.Phase, res.Reason, res.Message = s.summary(res, err)
+	res.Message = truncate(res.Message, maxStatusMessage)
 	if res.Phase == v1alpha1.PhaseSucceeded && err != nil {
 		// Some containers were released: the Resume did its job; the rest is said in the message.
 		err = nil
@@ -375,6 +377,23 @@ func (s *Service) summary(res *Result, err error) (v1alpha1.Phase, string, strin
 	}
 	msg.WriteString(err.Error())
 	return phaseOf(err), reasonOf(err), msg.String()
+}
+
+// maxStatusMessage bounds the message written into a Resume's status and its condition (which the API
+// server caps at 32768): a loop with many pods, or containers that print a lot when touch fails, must not
+// make the status write itself fail and leave the Resume stuck.
+const maxStatusMessage = 4096
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	suffix := fmt.Sprintf(" … (%d more bytes)", len(s)-n)
+	cut := n - len(suffix)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + suffix
 }
 
 func phaseOf(err error) v1alpha1.Phase {

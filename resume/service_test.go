@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -613,6 +614,30 @@ resume_trigger_releases_total{via="self"} 1
 	}
 	if got := strings.Join(f.notifier.outcomes, ","); got != "Succeeded argo/r,Failed other/r" {
 		t.Errorf("notifications %q", got)
+	}
+}
+
+func TestLongMessagesAreCut(t *testing.T) {
+	f := newFixture(newResume("r", v1alpha1.ResumeStatus{}))
+	var targets []lookup.Target
+	errs := map[string]error{}
+	for i := range 40 {
+		pod := fmt.Sprintf("pod-%02d", i)
+		targets = append(targets, target(pod))
+		errs[pod] = fault.Preconditionf("no container of pod %s can create the marker: %s", pod, strings.Repeat("é", 200))
+	}
+	f.finder.result = lookup.Result{Workflow: "wf", Targets: targets}
+	f.releaser.errs = errs
+	res, err := f.svc.Handle(t.Context(), resumeRequest("r"))
+	if fault.KindOf(err) != fault.Precondition {
+		t.Fatalf("error %v, want Precondition", err)
+	}
+	st := f.store.get(ns, "r").Status
+	if len(st.Message) > maxStatusMessage || !utf8.ValidString(st.Message) || !strings.Contains(st.Message, "more bytes)") {
+		t.Fatalf("status message is %d bytes (valid UTF-8: %v), want at most %d ending in a note", len(st.Message), utf8.ValidString(st.Message), maxStatusMessage)
+	}
+	if res.Message != st.Message || st.Conditions[0].Message != st.Message {
+		t.Errorf("result, status and condition messages differ")
 	}
 }
 
