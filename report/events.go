@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -52,7 +53,12 @@ func (e *Events) record(ctx context.Context, obj Object, typ, reason, message st
 	}
 	t := now()
 	if len(message) > maxEventMessage {
-		message = message[:maxEventMessage-3] + "..."
+		// Cut on a character boundary: half a UTF-8 sequence would reach the reader as U+FFFD.
+		cut := maxEventMessage - len("...")
+		for cut > 0 && !utf8.RuneStart(message[cut]) {
+			cut--
+		}
+		message = message[:cut] + "..."
 	}
 	ev := &corev1.Event{
 		ObjectMeta: metav1.ObjectMeta{
