@@ -20,11 +20,6 @@ const (
 	EnvPauseAfter  = "ARGO_DEBUG_PAUSE_AFTER"
 )
 
-// argoContainer reports whether a container is Argo's own; none of them ever pauses or has a touch.
-func argoContainer(name string) bool {
-	return name == "wait" || name == "init" || strings.HasPrefix(name, "init-artifact-") || strings.HasPrefix(name, "artifact-plugin-")
-}
-
 func pausedAt(c corev1.Container, stage v1alpha1.Stage) bool {
 	want := EnvPauseBefore
 	if stage == v1alpha1.StageAfter {
@@ -75,13 +70,13 @@ func containersOf(wf *wfv1.Workflow, p pickedNode, pod *corev1.Pod, step request
 
 	var users []string
 	for _, c := range pod.Spec.Containers {
-		if !argoContainer(c.Name) {
+		if !request.ArgoContainer(c.Name) {
 			users = append(users, c.Name)
 		}
 	}
 	var candidates []corev1.Container
 	for _, c := range pod.Spec.Containers {
-		if argoContainer(c.Name) || (want != "" && c.Name != want) {
+		if request.ArgoContainer(c.Name) || (want != "" && c.Name != want) {
 			continue
 		}
 		candidates = append(candidates, c)

@@ -94,14 +94,20 @@ func Parse(data []byte) (Request, error) {
 			Stage:     v1alpha1.Stage(strings.TrimSpace(w.Stage)),
 		},
 	}
+	if r.Resume != "" {
+		// The Sensor also maps the Resume's spec into the request, from the event's copy of the object; the
+		// live object is what counts, so those fields are not used (nor judged) here.
+		r.Step = Step{}
+	}
 	if err := r.Validate(); err != nil {
 		return Request{}, err
 	}
 	return r, nil
 }
 
-// Validate checks every name the request carries. A Request naming a Resume needs no Step yet: it is read
-// from the object, and checked with ValidateStep then.
+// Validate checks every name the request carries. A Request naming a Resume carries no Step: the step is
+// read from the object and checked with ValidateStep then, so that a spec the server refuses is written
+// into that Resume's status instead of failing before the object is even read.
 func (r Request) Validate() error {
 	if r.Namespace == "" {
 		return fault.Invalidf("namespace is empty: map it from the event (body.metadata.namespace for a Resume, body.namespace for the webhook)")
@@ -116,35 +122,33 @@ func (r Request) Validate() error {
 		if r.ResumeUID != "" && !uidPattern.MatchString(string(r.ResumeUID)) {
 			return fault.Invalidf("resumeUID %q is not a UID", r.ResumeUID)
 		}
-		// The step comes from the object; fields sent along are checked only when present.
-		return r.Step.validate(false)
+		return nil
 	}
-	return r.Step.validate(true)
+	return ValidateStep(r.Step)
 }
-
-// ValidateStep checks a Step that must be complete, as read from a Resume.
-func ValidateStep(s Step) error { return s.validate(true) }
 
 var (
 	uidPattern      = regexp.MustCompile(`^[0-9a-fA-F-]{1,64}$`)
 	templatePattern = regexp.MustCompile(`^[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$`)
 )
 
-// reservedContainers are Argo's own containers; no pause can be released in them.
-var reservedContainers = map[string]bool{"wait": true, "init": true}
+// ArgoContainer reports whether a container is one of Argo's own (its init and wait containers, and the
+// artifact containers of v4); none of them is ever paused, and wait's image has no touch.
+func ArgoContainer(name string) bool {
+	return name == "wait" || name == "init" || strings.HasPrefix(name, "init-artifact-") || strings.HasPrefix(name, "artifact-plugin-")
+}
 
-func (s Step) validate(complete bool) error {
+// ValidateStep checks a complete Step: a workflow and at least one of template, node id and node name.
+func ValidateStep(s Step) error {
 	if s.Workflow == "" {
-		if complete {
-			return fault.Invalidf("workflow is empty: name the Workflow whose step is paused")
-		}
+		return fault.Invalidf("workflow is empty: name the Workflow whose step is paused")
 	} else if errs := validation.IsDNS1123Subdomain(s.Workflow); len(errs) > 0 {
 		return fault.Invalidf("workflow %q is not a valid Workflow name: %s", s.Workflow, strings.Join(errs, "; "))
 	} else if len(s.Workflow) > validation.LabelValueMaxLength {
 		// Argo labels every pod with the workflow's name, so a longer name cannot exist.
 		return fault.Invalidf("workflow %q is longer than %d characters, which Argo does not allow", s.Workflow, validation.LabelValueMaxLength)
 	}
-	if complete && s.Template == "" && s.NodeID == "" && s.NodeName == "" {
+	if s.Template == "" && s.NodeID == "" && s.NodeName == "" {
 		return fault.Invalidf("no step named: set the template name, a node id or a node name")
 	}
 	if s.Template != "" && (len(s.Template) > 253 || !templatePattern.MatchString(s.Template)) {
@@ -164,7 +168,7 @@ func (s Step) validate(complete bool) error {
 		if errs := validation.IsDNS1123Label(s.Container); len(errs) > 0 {
 			return fault.Invalidf("container %q is not a valid container name: %s", s.Container, strings.Join(errs, "; "))
 		}
-		if reservedContainers[s.Container] {
+		if ArgoContainer(s.Container) {
 			return fault.Invalidf("container %q is Argo's own and never paused: name the step's container (usually main)", s.Container)
 		}
 	}

@@ -54,9 +54,13 @@ func TestParse(t *testing.T) {
 			in:   `{"namespace":"argo","resume":"resume-1"}`,
 			want: Request{Namespace: "argo", Resume: "resume-1"},
 		},
-		"resume request may carry a partial step, checked when present": {
-			in:   `{"namespace":"argo","resume":"resume-1","container":"main"}`,
-			want: Request{Namespace: "argo", Resume: "resume-1", Step: Step{Container: "main"}},
+		"resume request drops the step the Sensor copied from the event: the live object counts": {
+			in:   `{"namespace":"argo","resume":"resume-1","workflow":"wf-1","template":"main","container":"main"}`,
+			want: Request{Namespace: "argo", Resume: "resume-1"},
+		},
+		"resume request does not judge the copied step: the Resume's status will say what is wrong": {
+			in:   `{"namespace":"argo","resume":"resume-1","workflow":"wf-1","template":"bad-","container":"wait"}`,
+			want: Request{Namespace: "argo", Resume: "resume-1"},
 		},
 		"direct request with every step field": {
 			in: `{"namespace":"argo","workflow":"wf-1","template":"main","nodeID":"wf-1-12345","nodeName":"wf-1[0].step(1:b)","container":"main","stage":"after"}`,
@@ -73,10 +77,14 @@ func TestParse(t *testing.T) {
 			want: Request{Namespace: "argo", Step: Step{Workflow: "wf-1", NodeID: "wf-1-1", Stage: v1alpha1.StageBefore}},
 		},
 		"whitespace around every value is trimmed": {
-			in: `{"namespace":" argo\n","resume":"\tresume-1 ","resumeUID":" abc-123 ","workflow":" wf-1 ","template":" main ","nodeID":" n-1 ","nodeName":" wf-1.a ","container":" main ","stage":" after "}`,
-			want: Request{Namespace: "argo", Resume: "resume-1", ResumeUID: "abc-123", Step: Step{
+			in: `{"namespace":" argo\n","workflow":" wf-1 ","template":" main ","nodeID":" n-1 ","nodeName":" wf-1.a ","container":" main ","stage":" after "}`,
+			want: Request{Namespace: "argo", Step: Step{
 				Workflow: "wf-1", Template: "main", NodeID: "n-1", NodeName: "wf-1.a", Container: "main", Stage: v1alpha1.StageAfter,
 			}},
+		},
+		"whitespace around resume fields is trimmed": {
+			in:   `{"namespace":" argo\n","resume":"\tresume-1 ","resumeUID":" abc-123 "}`,
+			want: Request{Namespace: "argo", Resume: "resume-1", ResumeUID: "abc-123"},
 		},
 		"whitespace around the object is fine": {
 			in:   " \n{\"namespace\":\"argo\",\"resume\":\"r\"}\r\n\t ",
@@ -153,10 +161,6 @@ func TestParse(t *testing.T) {
 		"reserved container init is refused": {
 			in:      body(t, with(directBase, "container", "init")),
 			wantErr: `container "init" is Argo's own`,
-		},
-		"reserved container is refused on a resume request too": {
-			in:      body(t, with(resumeBase, "container", "wait")),
-			wantErr: `container "wait" is Argo's own`,
 		},
 		"unknown stage is refused": {
 			in:      body(t, with(directBase, "stage", "during")),

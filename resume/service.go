@@ -95,9 +95,15 @@ const (
 	ReasonNotReleasable     = "NotReleasable"
 )
 
+// reportTimeout bounds the writes that record an outcome (status, Events, result event). They get their own
+// budget, apart from Timeout: a release that used up its time must still be recorded, or a retry would not
+// know it happened.
+const reportTimeout = 10 * time.Second
+
 // Handle carries out req. The returned error is classified with fault; the Result is meaningful with or
 // without an error. Handling is detached from ctx's cancellation: once a release has started it is
 // finished and recorded even if the caller went away, so a redelivered event finds the final status.
+// Waiting for a duplicate request, looking up and releasing share Timeout; recording has reportTimeout.
 func (s *Service) Handle(ctx context.Context, req request.Request) (Result, error) {
 	start := s.clock()
 	res := Result{Namespace: req.Namespace, Resume: req.Resume, Workflow: req.Step.Workflow}
@@ -106,19 +112,29 @@ func (s *Service) Handle(ctx context.Context, req request.Request) (Result, erro
 		return res, err
 	}
 
-	unlock := s.locks.Lock(req.Key())
-	defer unlock()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout())
+	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout())
 	defer cancel()
+	unlock, err := s.locks.Lock(work, req.Key())
+	if err != nil {
+		err = fault.Transientf("another request for %s is still being carried out: %w", strings.TrimPrefix(req.Key(), "resume/"), err)
+		s.finish(ctx, req, &res, err, start)
+		return res, err
+	}
+	defer unlock()
 
-	var err error
 	if req.Resume != "" {
-		err = s.handleResume(ctx, req, &res)
+		err = s.handleResume(work, req, &res)
 	} else {
-		err = s.handleDirect(ctx, req, &res)
+		err = s.handleDirect(work, req, &res)
 	}
 	s.finish(ctx, req, &res, err, start)
 	return res, err
+}
+
+// recording returns the context for writes that record an outcome: detached from ctx's deadline, with
+// reportTimeout of its own.
+func recording(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
 }
 
 func (s *Service) timeout() time.Duration {
@@ -148,9 +164,9 @@ func (s *Service) handleResume(ctx context.Context, req request.Request, res *Re
 	}
 	step := request.StepOf(obj.Spec)
 	res.Workflow = step.Workflow
+	res.AlreadyReleased = obj.Status.Released
 	if obj.Status.Phase.Final() {
 		res.Phase, res.Message, res.AlreadyFinal = obj.Status.Phase, obj.Status.Message, true
-		res.AlreadyReleased = obj.Status.Released
 		if c := meta.FindStatusCondition(obj.Status.Conditions, v1alpha1.ConditionReleased); c != nil {
 			res.Reason = c.Reason
 		}
@@ -165,7 +181,6 @@ func (s *Service) handleResume(ctx context.Context, req request.Request, res *Re
 		done[targetKey(r.Pod, r.Container, r.Stage)] = r
 	}
 	found, err := s.Finder.Find(ctx, req.Namespace, step)
-	res.Workflow = step.Workflow
 	if err != nil {
 		return s.settle(ctx, obj, res, found.Skipped, err)
 	}
@@ -184,6 +199,8 @@ func (s *Service) handleDirect(ctx context.Context, req request.Request, res *Re
 	}
 	err = s.releaseAll(ctx, found, nil, res)
 	res.Phase, res.Reason, res.Message = s.summary(res, err)
+	ctx, cancel := recording(ctx)
+	defer cancel()
 	wf := report.Object{APIVersion: "argoproj.io/v1alpha1", Kind: "Workflow", Namespace: req.Namespace, Name: found.Workflow, UID: found.WorkflowUID}
 	if len(res.Released) > 0 {
 		s.event(ctx, wf, false, "DebugPauseReleased", "released by a direct request: "+res.Message)
@@ -200,8 +217,9 @@ func (s *Service) handleDirect(ctx context.Context, req request.Request, res *Re
 	return nil
 }
 
-// releaseAll releases every target not yet done. It returns the first transient error, or else a final
-// error describing the targets that could not be released.
+// releaseAll releases every target not yet done (done lists what earlier requests released; they are in
+// res.AlreadyReleased already). It returns the first transient error, or else a final error describing the
+// targets that could not be released.
 func (s *Service) releaseAll(ctx context.Context, found lookup.Result, done map[string]v1alpha1.ReleasedTarget, res *Result) error {
 	var transient error
 	var failures []string
@@ -211,8 +229,7 @@ func (s *Service) releaseAll(ctx context.Context, found lookup.Result, done map[
 			"namespace": t.Namespace, "workflow": t.Workflow, "node": t.Node,
 			"pod": t.Pod, "container": t.Container, "stage": t.Stage,
 		})
-		if r, ok := done[targetKey(t.Pod, t.Container, t.Stage)]; ok {
-			res.AlreadyReleased = append(res.AlreadyReleased, r)
+		if _, ok := done[targetKey(t.Pod, t.Container, t.Stage)]; ok {
 			log.WithField("outcome", "already-released").Info("already released")
 			continue
 		}
@@ -258,6 +275,8 @@ func (s *Service) releaseAll(ctx context.Context, found lookup.Result, done map[
 // settle writes the outcome into the Resume's status. A final failure is written once, as Failed; a
 // transient one leaves the Resume Pending (with what was released so far) and is returned for a retry.
 func (s *Service) settle(ctx context.Context, obj *v1alpha1.Resume, res *Result, skipped []lookup.Skip, err error) error {
+	ctx, cancel := recording(ctx)
+	defer cancel()
 	for _, sk := range skipped {
 		res.Skipped = append(res.Skipped, sk.Reason.Error())
 	}
@@ -431,6 +450,8 @@ func (s *Service) event(ctx context.Context, obj report.Object, warning bool, re
 
 // finish logs, counts and notifies the outcome of a request.
 func (s *Service) finish(ctx context.Context, req request.Request, res *Result, err error, start time.Time) {
+	ctx, cancel := recording(ctx)
+	defer cancel()
 	if res.Phase == "" {
 		res.Phase, res.Reason, res.Message = phaseOf(err), reasonOf(err), err.Error()
 	}
@@ -476,37 +497,44 @@ func targetKey(pod, container string, stage v1alpha1.Stage) string {
 }
 
 // keyedMutex serialises requests about the same object, so duplicate deliveries of one event run one after
-// the other and the second finds the first's status.
+// the other and the second finds the first's status. Waiting is bounded by the caller's context.
 type keyedMutex struct {
 	mu    sync.Mutex
 	locks map[string]*keyedLock
 }
 
 type keyedLock struct {
-	sync.Mutex
+	held    chan struct{} // holds a value while the lock is taken
 	waiters int
 }
 
-func (k *keyedMutex) Lock(key string) (unlock func()) {
+// Lock takes the lock for key, or fails when ctx ends first.
+func (k *keyedMutex) Lock(ctx context.Context, key string) (unlock func(), err error) {
 	k.mu.Lock()
 	if k.locks == nil {
 		k.locks = map[string]*keyedLock{}
 	}
 	l, ok := k.locks[key]
 	if !ok {
-		l = &keyedLock{}
+		l = &keyedLock{held: make(chan struct{}, 1)}
 		k.locks[key] = l
 	}
 	l.waiters++
 	k.mu.Unlock()
-	l.Lock()
-	return func() {
-		l.Unlock()
+
+	release := func() {
 		k.mu.Lock()
 		l.waiters--
 		if l.waiters == 0 {
 			delete(k.locks, key)
 		}
 		k.mu.Unlock()
+	}
+	select {
+	case l.held <- struct{}{}:
+		return func() { <-l.held; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
 	}
 }

@@ -617,6 +617,65 @@ resume_trigger_releases_total{via="self"} 1
 	}
 }
 
+func TestBounds(t *testing.T) {
+	t.Run("a duplicate waits for the first request no longer than Timeout", func(t *testing.T) {
+		f := newFixture(newResume("r", v1alpha1.ResumeStatus{}))
+		f.finder.result = lookup.Result{Workflow: "wf", Targets: []lookup.Target{target("p1")}}
+		f.svc.Timeout = 100 * time.Millisecond
+		unlock, err := f.svc.locks.Lock(t.Context(), resumeRequest("r").Key())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unlock()
+		start := time.Now()
+		_, err = f.svc.Handle(t.Context(), resumeRequest("r"))
+		if fault.KindOf(err) != fault.Transient || !strings.Contains(err.Error(), "another request for argo/r is still being carried out") {
+			t.Fatalf("error %v, want a Transient wait error", err)
+		}
+		t.Logf("gave up after %s", time.Since(start))
+		if len(f.releaser.calls) != 0 || f.store.updates != 0 {
+			t.Errorf("acted while another request held the Resume: calls %v, %d status writes", f.releaser.calls, f.store.updates)
+		}
+	})
+	t.Run("a release that used up Timeout is still recorded", func(t *testing.T) {
+		f := newFixture(newResume("r", v1alpha1.ResumeStatus{}))
+		f.finder.result = lookup.Result{Workflow: "wf", Targets: []lookup.Target{target("p1")}}
+		f.svc.Timeout = 50 * time.Millisecond
+		f.svc.Resumes = &deadlineStore{store: f.store}
+		f.releaser.delay = 100 * time.Millisecond
+		if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.store.get(ns, "r").Status; got.Phase != v1alpha1.PhaseSucceeded || len(got.Released) != 1 {
+			t.Fatalf("status %+v, want the release recorded as Succeeded", got)
+		}
+	})
+	t.Run("an earlier release counts when nothing is left to release", func(t *testing.T) {
+		f := newFixture(newResume("r", v1alpha1.ResumeStatus{Phase: v1alpha1.PhasePending, Released: []v1alpha1.ReleasedTarget{
+			{Node: "wf-p1", Pod: "p1", Container: "main", Stage: v1alpha1.StageAfter},
+		}}))
+		f.finder.err = fault.Preconditionf("container main in pod p1 has terminated (exit 0): its pause is over")
+		res, err := f.svc.Handle(t.Context(), resumeRequest("r"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := f.store.get(ns, "r").Status
+		if res.Reason != ReasonPartiallyReleased || got.Phase != v1alpha1.PhaseSucceeded || len(got.Released) != 1 {
+			t.Fatalf("result %s/%s, status %+v: want Succeeded keeping the earlier release", res.Phase, res.Reason, got)
+		}
+	})
+}
+
+// deadlineStore refuses writes whose context has ended, as a real client does.
+type deadlineStore struct{ *store }
+
+func (d *deadlineStore) UpdateStatus(ctx context.Context, res *v1alpha1.Resume) (*v1alpha1.Resume, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return d.store.UpdateStatus(ctx, res)
+}
+
 func TestLongMessagesAreCut(t *testing.T) {
 	f := newFixture(newResume("r", v1alpha1.ResumeStatus{}))
 	var targets []lookup.Target

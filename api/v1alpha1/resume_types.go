@@ -46,23 +46,27 @@ type ResumeSpec struct {
 
 	// TemplateName selects the step's nodes by template name (templateName or templateRef.template).
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9][-a-zA-Z0-9_.]*$`
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$`
 	TemplateName string `json:"TemplateName,omitempty"`
 
 	// NodeID selects exactly one node by its id.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	NodeID string `json:"nodeID,omitempty"`
 
 	// NodeName selects nodes whose name or displayName equals it, e.g. "wf[0].step(1:b)".
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
 	NodeName string `json:"nodeName,omitempty"`
 
 	// Container releases only this container; by default every paused container of the step.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Container string `json:"container,omitempty"`
