@@ -5,6 +5,11 @@
 #   hack/tools.sh kube-apiserver etcd      -> one path a line, building what is missing
 #
 # Progress goes to stderr so that a cold build (kube-apiserver takes 15-25 minutes) does not look hung.
+#
+# Cache keys: TOOL@VERSION for the tools installed with `go install TOOL@VERSION`, and
+# TOOL@VERSION-HASH for the tools built from a wrapper module under tests/tools/TOOL, where HASH is the
+# first 12 hex digits of the sha256 of that module's go.mod and go.sum: a changed pin or replace never
+# reuses a binary built from the old one.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,16 +26,42 @@ version() {
 	esac
 }
 
-compile() {
-	local tool=$1 ver=$2 out=$3 tmp start=$SECONDS ticker
+# key prints the cache directory name of a tool.
+key() {
+	local tool=$1 ver=$2 mod=$root/tests/tools/$1
+	case $tool in
+	kube-apiserver | etcd | argo-events)
+		local sum
+		sum=$(cat "$mod/go.mod" "$mod/go.sum" | sha256sum)
+		echo "$tool@$ver-${sum:0:12}" ;;
+	*) echo "$tool@$ver" ;;
+	esac
+}
+
+# compile builds tool into out. It runs in a subshell whose EXIT trap stops the progress ticker and removes
+# the temporary directory however the build ends (failure under set -e, a signal), so a failed build
+# leaves neither a process holding the caller's stderr open nor a half-written .build.* directory.
+compile() (
+	tool=$1 ver=$2 out=$3 start=$SECONDS ticker=
 	tmp=$(mktemp -d "$out/.build.XXXXXX")
+	trap '[ -z "$ticker" ] || kill "$ticker" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+	trap 'exit 129' HUP
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
 	echo ">> building $tool $ver into $out (first time only)" >&2
+	# A ticker keeps a quiet, long build visibly alive. Its sleep has no link to stderr, and the ticker
+	# kills it when told to stop, so nothing outlives the build.
 	(
-		# A ticker keeps a quiet, long build visibly alive.
-		while sleep 60; do echo ">> still building $tool ($(( (SECONDS - start) / 60 )) min)" >&2; done
+		sleeper=
+		trap '[ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null; exit 0' TERM
+		while :; do
+			sleep 60 </dev/null >/dev/null 2>&1 &
+			sleeper=$!
+			wait "$sleeper" || true
+			echo ">> still building $tool ($(( (SECONDS - start) / 60 )) min)" >&2
+		done
 	) &
 	ticker=$!
-	trap "kill $ticker 2>/dev/null || true; trap - RETURN" RETURN
 	case $tool in
 	kube-apiserver)
 		(cd "$root/tests/tools/kube-apiserver" && go build -trimpath -o "$tmp/$tool" -ldflags "\
@@ -47,24 +78,25 @@ compile() {
 		GOBIN=$tmp go install github.com/nats-io/nats-server/v2@"$ver" ;;
 	esac
 	mv "$tmp/$tool" "$out/$tool"
-	rmdir "$tmp"
 	echo ">> built $tool $ver in $(( SECONDS - start )) s" >&2
-}
+)
 
 build() {
 	local tool=$1 ver out
 	ver=$(version "$tool")
-	out=$cache/$tool@$ver
+	out=$cache/$(key "$tool" "$ver")
 	if [ ! -x "$out/$tool" ]; then
 		mkdir -p "$out"
 		# One build per tool at a time: a second caller (another make target, a parallel test package)
-		# waits for the first instead of building the same thing again.
+		# waits for the first instead of building the same thing again. The lock goes with the process.
 		exec 9>"$out/.lock"
 		if ! flock -n 9; then
 			echo ">> waiting for another build of $tool $ver" >&2
 			flock 9
 		fi
-		[ -x "$out/$tool" ] || compile "$tool" "$ver" "$out"
+		if [ ! -x "$out/$tool" ]; then
+			compile "$tool" "$ver" "$out"
+		fi
 		flock -u 9
 		exec 9>&-
 	fi
