@@ -4,9 +4,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 fail=0
-unformatted=$(gofmt -l $(git ls-files '*.go') 2>/dev/null || true)
-if [ -n "$unformatted" ]; then
-	echo "gofmt would change:"; echo "$unformatted"; fail=1
+# Tracked Go files that exist in the working tree (a deletion not yet committed is no error). gofmt gets
+# them as arguments, never an empty list: without arguments it would read stdin.
+gofiles=()
+while IFS= read -r -d '' f; do
+	[ -f "$f" ] && gofiles+=("$f")
+done < <(git ls-files -z -- '*.go')
+if [ ${#gofiles[@]} -gt 0 ]; then
+	# A file gofmt cannot parse is a failure too: its error goes to stderr and gofmt exits non-zero.
+	if ! unformatted=$(gofmt -l "${gofiles[@]}"); then
+		echo "gofmt failed (see the errors above)"; fail=1
+	fi
+	if [ -n "$unformatted" ]; then
+		echo "gofmt would change:"; echo "$unformatted"; fail=1
+	fi
 fi
 go vet ./...
 (cd tests && go vet ./...)
