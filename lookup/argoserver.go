@@ -3,7 +3,6 @@ package lookup
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -28,8 +27,10 @@ type ArgoServer struct {
 // maxWorkflowSize bounds the argo-server response that is read.
 const maxWorkflowSize = 64 << 20
 
-// Nodes implements NodeSource.
-func (a *ArgoServer) Nodes(ctx context.Context, namespace, workflow string) (wfv1.Nodes, error) {
+// Nodes implements NodeSource. The workflow argo-server returns must be the one the API server has (same
+// UID), not an archived namesake.
+func (a *ArgoServer) Nodes(ctx context.Context, want *wfv1.Workflow) (wfv1.Nodes, error) {
+	namespace, workflow := want.Namespace, want.Name
 	u := strings.TrimRight(a.URL, "/") + "/api/v1/workflows/" + url.PathEscape(namespace) + "/" + url.PathEscape(workflow)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -57,7 +58,7 @@ func (a *ArgoServer) Nodes(ctx context.Context, namespace, workflow string) (wfv
 	}
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
-		return nil, fault.NotFoundf("argo-server does not know workflow %s/%s", namespace, workflow)
+		return nil, fault.NotFoundf("argo-server does not know workflow %s/%s, which the API server has: check --argo-server-url", namespace, workflow)
 	case resp.StatusCode != http.StatusOK:
 		return nil, fault.Transientf("argo-server answered %s for workflow %s/%s: %.200s", resp.Status, namespace, workflow, body)
 	}
@@ -65,15 +66,15 @@ func (a *ArgoServer) Nodes(ctx context.Context, namespace, workflow string) (wfv
 	if err := json.Unmarshal(body, &wf); err != nil {
 		return nil, fault.Transientf("argo-server sent no workflow for %s/%s: %w", namespace, workflow, err)
 	}
-	if len(wf.Status.Nodes) > 0 {
-		return wf.Status.Nodes, nil
+	if wf.UID != "" && want.UID != "" && wf.UID != want.UID {
+		return nil, fault.Preconditionf("argo-server's workflow %s/%s has uid %s, the API server's %s: it is another workflow of that name", namespace, workflow, wf.UID, want.UID)
 	}
-	if wf.Status.CompressedNodes != "" {
-		nodes, err := decompressNodes(wf.Status.CompressedNodes)
-		if err != nil {
-			return nil, fault.Preconditionf("argo-server's workflow %s/%s: %w", namespace, workflow, err)
-		}
-		return nodes, nil
+	nodes, ok, err := statusNodes(&wf)
+	switch {
+	case err != nil:
+		return nil, fault.Preconditionf("argo-server's workflow %s/%s: %w", namespace, workflow, err)
+	case !ok:
+		return nil, fault.Preconditionf("argo-server returned workflow %s/%s without nodes", namespace, workflow)
 	}
-	return nil, fmt.Errorf("argo-server returned workflow %s/%s without nodes", namespace, workflow)
+	return nodes, nil
 }

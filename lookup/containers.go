@@ -33,6 +33,19 @@ func pausedAt(c corev1.Container, stage v1alpha1.Stage) bool {
 	return false
 }
 
+// varRunArgo is the emptyDir Argo shares between the containers of a workflow pod at /var/run/argo.
+const varRunArgo = "var-run-argo"
+
+// mountsVarRunArgo reports whether c sees Argo's shared /var/run/argo, where the markers live.
+func mountsVarRunArgo(c corev1.Container) bool {
+	for _, m := range c.VolumeMounts {
+		if m.Name == varRunArgo && m.MountPath == "/var/run/argo" && m.SubPath == "" {
+			return true
+		}
+	}
+	return false
+}
+
 // stageOf decides which pause to release in a container: the requested one, else the only one its
 // environment sets.
 func stageOf(c corev1.Container, requested v1alpha1.Stage) (v1alpha1.Stage, error) {
@@ -68,10 +81,13 @@ func containersOf(wf *wfv1.Workflow, p pickedNode, pod *corev1.Pod, step request
 		want = p.container
 	}
 
-	var users []string
+	var users, sharing []string
 	for _, c := range pod.Spec.Containers {
 		if !request.ArgoContainer(c.Name) {
 			users = append(users, c.Name)
+			if mountsVarRunArgo(c) {
+				sharing = append(sharing, c.Name)
+			}
 		}
 	}
 	var candidates []corev1.Container
@@ -99,11 +115,17 @@ func containersOf(wf *wfv1.Workflow, p pickedNode, pod *corev1.Pod, step request
 			}
 			return nil, skip(err)
 		}
+		if !mountsVarRunArgo(c) {
+			// Argo mounts the volume into every container its emissary runs; one without it (injected by a
+			// webhook, say) is not paused by Argo, and its marker could not be created from it anyway.
+			skips = append(skips, Skip{Node: p.node.ID, Pod: pod.Name, Reason: fault.Preconditionf("pod %s: container %s does not mount %s at /var/run/argo, so Argo's emissary does not run it", pod.Name, c.Name, varRunArgo)})
+			continue
+		}
 		if err := running(pod, c.Name); err != nil {
 			skips = append(skips, Skip{Node: p.node.ID, Pod: pod.Name, Reason: err})
 			continue
 		}
-		others := slices.DeleteFunc(slices.Clone(users), func(n string) bool { return n == c.Name })
+		others := slices.DeleteFunc(slices.Clone(sharing), func(n string) bool { return n == c.Name })
 		targets = append(targets, Target{
 			Namespace: pod.Namespace,
 			Workflow:  wf.Name,

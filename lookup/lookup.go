@@ -37,8 +37,8 @@ type Target struct {
 	PodUID    types.UID
 	Container string
 	Stage     v1alpha1.Stage
-	// Others are the pod's other containers that share /var/run/argo and may create the marker when
-	// Container's image has no touch; Argo's own wait container is never among them.
+	// Others are the pod's other containers that mount /var/run/argo and may create the marker when
+	// Container's image has no touch; Argo's own containers are never among them.
 	Others []string
 }
 
@@ -172,6 +172,10 @@ func pick(wf *wfv1.Workflow, nodes wfv1.Nodes, step request.Step) ([]pickedNode,
 		matched = append(matched, n)
 	}
 	if len(matched) == 0 {
+		if step.Template != "" && step.NodeID == "" && step.NodeName == "" && !wf.Status.Fulfilled() && definesTemplate(wf, step.Template) {
+			// A Resume created with its Workflow, before the workflow reached the step: the node will come.
+			return nil, nil, fault.Transientf("workflow %s has not reached template %s yet (no node runs it so far)", wf.Name, step.Template)
+		}
 		return nil, nil, fault.NotFoundf("workflow %s has no node matching %s%s", wf.Name, describeSelector(step), podTemplates(nodes))
 	}
 	sort.Slice(matched, func(i, j int) bool { return matched[i].ID < matched[j].ID })
@@ -232,6 +236,28 @@ func pick(wf *wfv1.Workflow, nodes wfv1.Nodes, step request.Step) ([]pickedNode,
 		return nil, nil, fault.NotFoundf("workflow %s: %s%s", wf.Name, err, podTemplates(nodes))
 	}
 	return picks, waiting, nil
+}
+
+// definesTemplate reports whether the workflow's own spec, or the spec or templates it stored from a
+// WorkflowTemplate, has a template of that name.
+func definesTemplate(wf *wfv1.Workflow, name string) bool {
+	specs := []*wfv1.WorkflowSpec{&wf.Spec, wf.Status.StoredWorkflowSpec}
+	for _, spec := range specs {
+		if spec == nil {
+			continue
+		}
+		for _, t := range spec.Templates {
+			if t.Name == name {
+				return true
+			}
+		}
+	}
+	for _, t := range wf.Status.StoredTemplates {
+		if t.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // lastAttempt returns the newest attempt of a Retry node: its last child that runs a pod.

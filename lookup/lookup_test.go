@@ -312,6 +312,22 @@ func TestFind(t *testing.T) {
 			step:       request.Step{Workflow: "hello-world", Template: "pause"},
 			expTargets: []target{{Node: helloNode, Pod: "renamed", Container: "main", Stage: v1alpha1.StageBefore}},
 		},
+		"containers without /var/run/argo are not in Others": {
+			cluster: helloWorld(fixture.Container("main", fixture.PauseBefore), fixture.Container("tools"),
+				corev1.Container{Name: "istio-proxy", Image: "proxyv2"}),
+			step:       request.Step{Workflow: "hello-world", Template: "pause"},
+			expTargets: []target{{Node: helloNode, Pod: helloPod, Container: "main", Stage: v1alpha1.StageBefore, Others: []string{"tools"}}},
+			expSkipped: []string{helloNode, helloNode},
+		},
+		"a paused container without /var/run/argo is not Argo's: Precondition": {
+			cluster: helloWorld().with(onPod(helloPod, func(p *corev1.Pod) {
+				p.Spec.Containers[1].VolumeMounts = nil
+			})),
+			step:       request.Step{Workflow: "hello-world", Template: "pause"},
+			expKind:    fault.Precondition,
+			expErr:     []string{"container main does not mount var-run-argo at /var/run/argo"},
+			expSkipped: []string{helloNode},
+		},
 		"other user containers are listed in Others, wait never": {
 			cluster:    helloWorld(fixture.Container("main", fixture.PauseBefore), fixture.Container("sidecar"), fixture.Container("tools")),
 			step:       request.Step{Workflow: "hello-world", Template: "pause"},
@@ -545,6 +561,40 @@ func TestFind(t *testing.T) {
 			step:      request.Step{Workflow: "deep", Template: "lib"},
 			expKind:   fault.NotFound,
 			expErr:    []string{"no node matching template lib", "templates with pods: ref"},
+			expNoList: true,
+		},
+		"a running workflow that has not reached a template it defines is Transient": {
+			cluster: helloWorld().with(func(c *cluster) {
+				c.wf.Spec.Templates = []wfv1.Template{{Name: "pause"}, {Name: "later"}}
+			}),
+			step:      request.Step{Workflow: "hello-world", Template: "later"},
+			expKind:   fault.Transient,
+			expErr:    []string{"has not reached template later yet"},
+			expNoList: true,
+		},
+		"a template stored from a WorkflowTemplate counts as defined": {
+			cluster: helloWorld().with(func(c *cluster) {
+				c.wf.Status.StoredTemplates = map[string]wfv1.Template{"namespaced/lib/later": {Name: "later"}}
+			}),
+			step:      request.Step{Workflow: "hello-world", Template: "later"},
+			expKind:   fault.Transient,
+			expNoList: true,
+		},
+		"a finished workflow will never reach the template: NotFound": {
+			cluster: helloWorld().with(func(c *cluster) {
+				c.wf.Spec.Templates = []wfv1.Template{{Name: "pause"}, {Name: "later"}}
+				c.wf.Status.Phase = wfv1.WorkflowSucceeded
+			}),
+			step:      request.Step{Workflow: "hello-world", Template: "later"},
+			expKind:   fault.NotFound,
+			expNoList: true,
+		},
+		"a template the workflow does not define is NotFound at once": {
+			cluster: helloWorld().with(func(c *cluster) {
+				c.wf.Spec.Templates = []wfv1.Template{{Name: "pause"}}
+			}),
+			step:      request.Step{Workflow: "hello-world", Template: "typo"},
+			expKind:   fault.NotFound,
 			expNoList: true,
 		},
 

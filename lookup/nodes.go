@@ -21,33 +21,38 @@ const maxNodesSize = 256 << 20
 // NodeSource reads the nodes of a workflow whose node status is offloaded to Argo's database, which the
 // Kubernetes API cannot return (argo-server can).
 type NodeSource interface {
-	Nodes(ctx context.Context, namespace, workflow string) (wfv1.Nodes, error)
+	Nodes(ctx context.Context, wf *wfv1.Workflow) (wfv1.Nodes, error)
 }
 
 // nodesOf returns the workflow's nodes from status.nodes, status.compressedNodes or, when offloaded, the
 // NodeSource.
 func nodesOf(ctx context.Context, wf *wfv1.Workflow, offloaded NodeSource) (wfv1.Nodes, error) {
+	if nodes, ok, err := statusNodes(wf); ok || err != nil {
+		return nodes, err
+	}
+	if wf.Status.OffloadNodeStatusVersion == "" {
+		return nil, nil
+	}
+	if offloaded == nil {
+		return nil, fault.Preconditionf("workflow %s keeps its node status offloaded in Argo's database (offloadNodeStatusVersion %s), which the Kubernetes API cannot return: start resume-trigger with --argo-server-url to read nodes from argo-server", wf.Name, wf.Status.OffloadNodeStatusVersion)
+	}
+	return offloaded.Nodes(ctx, wf)
+}
+
+// statusNodes reads the nodes a Workflow object carries itself: status.nodes, else status.compressedNodes.
+// ok is false when it carries neither.
+func statusNodes(wf *wfv1.Workflow) (nodes wfv1.Nodes, ok bool, err error) {
 	switch {
 	case len(wf.Status.Nodes) > 0:
-		return wf.Status.Nodes, nil
+		return wf.Status.Nodes, true, nil
 	case wf.Status.CompressedNodes != "":
 		nodes, err := decompressNodes(wf.Status.CompressedNodes)
 		if err != nil {
-			return nil, fault.Preconditionf("workflow %s: status.compressedNodes cannot be read: %w", wf.Name, err)
+			return nil, true, fault.Preconditionf("workflow %s: status.compressedNodes cannot be read: %w", wf.Name, err)
 		}
-		return nodes, nil
-	case wf.Status.OffloadNodeStatusVersion != "":
-		if offloaded == nil {
-			return nil, fault.Preconditionf("workflow %s keeps its node status offloaded in Argo's database (offloadNodeStatusVersion %s), which the Kubernetes API cannot return: start resume-trigger with --argo-server-url to read nodes from argo-server", wf.Name, wf.Status.OffloadNodeStatusVersion)
-		}
-		nodes, err := offloaded.Nodes(ctx, wf.Namespace, wf.Name)
-		if err != nil {
-			return nil, err
-		}
-		return nodes, nil
-	default:
-		return nil, nil
+		return nodes, true, nil
 	}
+	return nil, false, nil
 }
 
 func decompressNodes(s string) (wfv1.Nodes, error) {

@@ -263,11 +263,22 @@ func TestArgoServerNodes(t *testing.T) {
 			expKind: fault.Precondition,
 			expErr:  []string{"argo-server's workflow argo/hello-world", "not base64"},
 		},
-		"workflow without nodes is an unclassified error": {
+		"workflow without nodes is Precondition": {
 			server:  &argoServer{status: http.StatusOK, body: workflowJSON(t, nil, "")},
 			token:   "t",
-			expKind: fault.Unknown,
+			expKind: fault.Precondition,
 			expErr:  []string{"without nodes"},
+		},
+		"an archived namesake (another uid) is Precondition": {
+			server: &argoServer{status: http.StatusOK, body: func() string {
+				wf := helloWorld().wf
+				wf.UID = "another-uid"
+				data, _ := json.Marshal(wf)
+				return string(data)
+			}()},
+			token:   "t",
+			expKind: fault.Precondition,
+			expErr:  []string{"has uid another-uid", "another workflow of that name"},
 		},
 		"not a workflow is Transient": {
 			server:  &argoServer{status: http.StatusOK, body: "<html>login</html>"},
@@ -279,7 +290,7 @@ func TestArgoServerNodes(t *testing.T) {
 			server:  &argoServer{status: http.StatusNotFound},
 			token:   "t",
 			expKind: fault.NotFound,
-			expErr:  []string{"argo-server does not know workflow argo/hello-world"},
+			expErr:  []string{"argo-server does not know workflow argo/hello-world", "check --argo-server-url"},
 		},
 		"500 is Transient with the status and body": {
 			server:  &argoServer{status: http.StatusInternalServerError, body: "boom"},
@@ -340,7 +351,7 @@ func TestArgoServerNodes(t *testing.T) {
 			case "bad":
 				a.URL = "http://[::1"
 			}
-			got, err := a.Nodes(context.Background(), ns, "hello-world")
+			got, err := a.Nodes(context.Background(), helloWorld().wf)
 			if tc.expNodes {
 				if err != nil {
 					t.Fatalf("unexpected error: %v", err)
@@ -402,7 +413,7 @@ func TestArgoServerHonoursContext(t *testing.T) {
 	defer close(block)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := (&lookup.ArgoServer{URL: srv.URL}).Nodes(ctx, ns, "hello-world")
+	_, err := (&lookup.ArgoServer{URL: srv.URL}).Nodes(ctx, helloWorld().wf)
 	if k := fault.KindOf(err); k != fault.Transient {
 		t.Fatalf("error kind = %s, want Transient: %v", k, err)
 	}

@@ -4,14 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 
@@ -60,10 +61,10 @@ type Releaser struct {
 	EphemeralImage string
 }
 
-// Release creates the marker of t. It tries t's container, then the pod's other user containers (they share
-// /var/run/argo), then the ephemeral container if enabled. The next container is tried whenever touch ran
-// and failed (any non-zero exit: 126/127 for a missing touch, 1 for a volume it cannot write) or the runtime
-// reports that the executable is not found; a transport error ends the attempt instead.
+// Release creates the marker of t. It tries t's container, then the pod's other user containers that mount
+// /var/run/argo, then the ephemeral container if enabled. The next container is tried only when the
+// container has no touch: the exec exits 126 or 127, or the runtime reports that the executable is not
+// found. Any other failure (another exit code, a broken transport) ends the attempt and is retried later.
 func (r *Releaser) Release(ctx context.Context, t lookup.Target) (Outcome, error) {
 	argv, err := Argv(t.Container, t.Stage)
 	if err != nil {
@@ -109,14 +110,14 @@ func (r *Releaser) timeout() time.Duration {
 	return r.Timeout
 }
 
-var notFoundText = regexp.MustCompile(`(?i)executable file not found|no such file or directory|not found in \$PATH`)
+var notFoundText = regexp.MustCompile(`(?i)executable file not found|not found in \$PATH`)
 
-// fallThrough reports whether err means "this container cannot create the marker, try another": a
-// non-zero exit, or the runtime saying there is no such executable.
+// fallThrough reports whether err means "this container has no touch, try another": the shell-less exit
+// codes for a command that cannot run (126) or is not there (127), or the runtime saying so itself.
 func fallThrough(err error) bool {
 	var exit *ExitError
 	if errors.As(err, &exit) {
-		return true
+		return exit.Code == 126 || exit.Code == 127
 	}
 	return notFoundText.MatchString(err.Error())
 }
@@ -176,7 +177,11 @@ func (r *Releaser) ephemeral(ctx context.Context, t lookup.Target, argv []string
 	if !hasVolume {
 		return "", fault.Preconditionf("pod %s has no %s volume: it is not an Argo emissary pod", t.Pod, VarRunArgo)
 	}
-	name := "resume-" + string(t.Stage) + "-" + rand.String(5)
+	name := EphemeralName(t.Container, t.Stage)
+	if slices.ContainsFunc(pod.Spec.EphemeralContainers, func(e corev1.EphemeralContainer) bool { return e.Name == name }) {
+		// An earlier attempt added it (ephemeral containers can never be removed): wait for that one.
+		return r.waitEphemeral(ctx, t, name)
+	}
 	nonRoot, uid, no := true, int64(65532), false
 	pod.Spec.EphemeralContainers = append(pod.Spec.EphemeralContainers, corev1.EphemeralContainer{
 		EphemeralContainerCommon: corev1.EphemeralContainerCommon{
@@ -201,6 +206,24 @@ func (r *Releaser) ephemeral(ctx context.Context, t lookup.Target, argv []string
 		}
 		return "", fault.Transientf("add ephemeral container to pod %s: %w", t.Pod, err)
 	}
+	return r.waitEphemeral(ctx, t, name)
+}
+
+// EphemeralName is the name of the ephemeral container that releases container at stage. It is the same
+// on every attempt, so a retry finds the container an earlier attempt added instead of adding another.
+func EphemeralName(container string, stage v1alpha1.Stage) string {
+	name := "resume-" + string(stage) + "-" + container
+	if len(name) <= validation.DNS1123LabelMaxLength {
+		return name
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(name))
+	return fmt.Sprintf("%s-%08x", strings.TrimRight(name[:validation.DNS1123LabelMaxLength-9], "-"), h.Sum32())
+}
+
+// waitEphemeral waits for the ephemeral container name to exit 0.
+func (r *Releaser) waitEphemeral(ctx context.Context, t lookup.Target, name string) (string, error) {
+	pods := r.Pods.CoreV1().Pods(t.Namespace)
 	ctx, cancel := context.WithTimeout(ctx, r.timeout())
 	defer cancel()
 	tick := time.NewTicker(250 * time.Millisecond)

@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
@@ -170,6 +171,17 @@ func TestRelease(t *testing.T) {
 			expCalls:    []string{"main", "tools"},
 			expVia:      "tools",
 			expAttempts: 1,
+		},
+		"another non-zero exit is no reason to try elsewhere: retried later": {
+			results:  map[string]error{"main": &release.ExitError{Code: 1, Output: "touch: /var/run/argo/ctr/main/before: No such file or directory"}},
+			expCalls: []string{"main"},
+			expKind:  fault.Transient,
+			expErr:   []string{"exit status 1", "No such file or directory"},
+		},
+		"a runtime error that is not about the executable is no reason to try elsewhere": {
+			results:  map[string]error{"main": errors.New("chdir to cwd: no such file or directory")},
+			expCalls: []string{"main"},
+			expKind:  fault.Transient,
 		},
 		"falls back through every other container in order": {
 			results:     map[string]error{"main": noTouch, "tools": &release.ExitError{Code: 126}},
@@ -365,6 +377,35 @@ func ephemeralExit(kube *k8sfake.Clientset, code *int32) {
 	})
 }
 
+func TestEphemeralName(t *testing.T) {
+	tests := map[string]struct {
+		container string
+		stage     v1alpha1.Stage
+		exp       string
+	}{
+		"short names are readable":    {container: "main", stage: v1alpha1.StageAfter, exp: "resume-after-main"},
+		"the stage is part of it":     {container: "main", stage: v1alpha1.StageBefore, exp: "resume-before-main"},
+		"long names keep 63 and hash": {container: strings.Repeat("c", 63), stage: v1alpha1.StageBefore},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := release.EphemeralName(tc.container, tc.stage)
+			if tc.exp != "" && got != tc.exp {
+				t.Fatalf("EphemeralName = %q, want %q", got, tc.exp)
+			}
+			if errs := validation.IsDNS1123Label(got); len(errs) > 0 {
+				t.Fatalf("EphemeralName = %q is not a container name: %v", got, errs)
+			}
+			if again := release.EphemeralName(tc.container, tc.stage); again != got {
+				t.Errorf("not deterministic: %q then %q", got, again)
+			}
+		})
+	}
+	if release.EphemeralName(strings.Repeat("c", 63), v1alpha1.StageBefore) == release.EphemeralName(strings.Repeat("c", 62)+"d", v1alpha1.StageBefore) {
+		t.Error("two long container names share an ephemeral name")
+	}
+}
+
 func TestReleaseEphemeralFallback(t *testing.T) {
 	zero, one := int32(0), int32(1)
 	noTouch := &release.ExitError{Code: 127}
@@ -390,6 +431,13 @@ func TestReleaseEphemeralFallback(t *testing.T) {
 			expAdded: true,
 			expKind:  fault.Transient,
 			expErr:   []string{"did not finish within"},
+		},
+		"an ephemeral container from an earlier attempt is waited for, not added again": {
+			pod: func(p *corev1.Pod) *corev1.Pod {
+				p.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "resume-before-main", Image: "busybox:1.36"}}}
+				p.Status.EphemeralContainerStatuses = []corev1.ContainerStatus{{Name: "resume-before-main", State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0}}}}
+				return p
+			},
 		},
 		"pod without the var-run-argo volume is Precondition": {
 			pod: func(p *corev1.Pod) *corev1.Pod {
