@@ -82,6 +82,9 @@ type Chain struct {
 	NATSMonitorURL string
 	// Dir holds binaries, configs and logs; removed by Stop.
 	Dir string
+	// ServerServiceAccount is the ServiceAccount (from manifests/namespace-install, applied into Namespace)
+	// whose token resume-trigger uses.
+	ServerServiceAccount string
 
 	opts       Options
 	root       string
@@ -92,11 +95,13 @@ type Chain struct {
 	objects    map[Component]object
 	envelopes  map[Component]string
 	kubeconfig map[Component][]byte
-	triggers   int
-	webhookIP  string
-	webhookPrt string
-	webhookEP  string
-	secretPath string
+	// serverKubeconfig is resume-trigger's kubeconfig: a token of ServerServiceAccount.
+	serverKubeconfig string
+	triggers         int
+	webhookIP        string
+	webhookPrt       string
+	webhookEP        string
+	secretPath       string
 
 	mu       sync.Mutex
 	procs    map[Component]*proc
@@ -371,6 +376,39 @@ func (c *Chain) setupNamespace(ctx context.Context) error {
 		}
 	}
 	c.logf("chain: namespace %s with %s applied (resource EventSource acts as serviceaccount %s)", c.Namespace, EventSourceRBACFile, esSA)
+	return c.setupServerIdentity(ctx)
+}
+
+// setupServerIdentity applies manifests/namespace-install's ServiceAccount, ClusterRole and RoleBinding into
+// the namespace and writes resume-trigger's kubeconfig with a token of that ServiceAccount (TokenRequest),
+// so the server has exactly the rights a user's install gives it.
+func (c *Chain) setupServerIdentity(ctx context.Context) error {
+	applied, err := c.Rig.ApplyNamespaceInstall(ctx, c.Namespace)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, u := range applied {
+		names = append(names, u.GetKind()+"/"+u.GetName())
+		if u.GetKind() == "ServiceAccount" {
+			if c.ServerServiceAccount != "" {
+				return fmt.Errorf("%s has more than one ServiceAccount (%s, %s)", rig.NamespaceInstallDir, c.ServerServiceAccount, u.GetName())
+			}
+			c.ServerServiceAccount = u.GetName()
+		}
+	}
+	if c.ServerServiceAccount == "" {
+		return fmt.Errorf("%s has no ServiceAccount for the server", rig.NamespaceInstallDir)
+	}
+	cfg, err := c.Rig.ServiceAccountTokenConfig(ctx, c.Namespace, c.ServerServiceAccount)
+	if err != nil {
+		return err
+	}
+	c.serverKubeconfig = filepath.Join(c.Dir, string(Server)+".kubeconfig")
+	if err := rig.WriteKubeconfig(cfg, c.serverKubeconfig); err != nil {
+		return err
+	}
+	c.logf("chain: %s applied (%s); resume-trigger acts as serviceaccount %s/%s", rig.NamespaceInstallDir, strings.Join(names, ", "), c.Namespace, c.ServerServiceAccount)
 	return nil
 }
 
@@ -478,7 +516,7 @@ func (c *Chain) StartComponent(ctx context.Context, comp Component) error {
 		args := []string{
 			"--grpc-address", c.ServerAddress,
 			"--metrics-address", strings.TrimPrefix(c.MetricsURL, "http://"),
-			"--kubeconfig", c.Rig.KubeconfigFile(),
+			"--kubeconfig", c.serverKubeconfig,
 			"--namespaces", c.Namespace,
 			"--exec-timeout", c.opts.ExecTimeout.String(),
 			"--log-format", "json",
@@ -644,6 +682,9 @@ func (c *Chain) Stop() {
 func (c *Chain) Client() kubernetes.Interface  { return c.Rig.Client() }
 func (c *Chain) Dynamic() dynamic.Interface    { return c.Rig.Dynamic() }
 func (c *Chain) Workflows() wfclient.Interface { return c.workflows }
+
+// ServerKubeconfig is the kubeconfig resume-trigger runs with: a token of ServerServiceAccount.
+func (c *Chain) ServerKubeconfig() string { return c.serverKubeconfig }
 
 // Calls are the execs that reached the test kubelet in the chain's namespace, oldest first.
 func (c *Chain) Calls() []rig.Call { return c.Rig.Kubelet().CallsFor(c.Namespace) }

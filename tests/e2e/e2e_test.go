@@ -10,7 +10,11 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/tests/chain"
@@ -249,6 +253,58 @@ func TestSensorKilledDuringExecuteReleasesOnce(t *testing.T) {
 		t.Fatalf("successful marker execs into %s: %d, want 1; all: %s", step.Pod, len(ok), chain.FormatCalls(calls))
 	}
 	t.Logf("marker execs into %s: %s", step.Pod, chain.FormatCalls(calls))
+}
+
+// 5. resume-trigger runs as the ServiceAccount of manifests/namespace-install, with a token the API server
+// issued for it, not as an admin: it is that identity, and it may exec into pods of its namespace but not
+// read Secrets there or touch another namespace.
+func TestServerActsAsShippedServiceAccount(t *testing.T) {
+	c := setup(t)
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.ServerKubeconfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.BearerToken == "" || cfg.Impersonate.UserName != "" {
+		t.Fatalf("resume-trigger's kubeconfig %s: want a bearer token and no impersonation", c.ServerKubeconfig())
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxFor(t, 20*time.Second)
+	review, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "system:serviceaccount:" + c.Namespace + ":" + c.ServerServiceAccount
+	if got := review.Status.UserInfo.Username; got != want || c.ServerServiceAccount != "resume-trigger" {
+		t.Fatalf("resume-trigger acts as %q (serviceaccount %q), want %q", got, c.ServerServiceAccount, "system:serviceaccount:"+c.Namespace+":resume-trigger")
+	}
+	for _, tc := range []struct {
+		ns, resource, sub, verb string
+		allowed                 bool
+	}{
+		{c.Namespace, "pods", "exec", "create", true},
+		{c.Namespace, "pods", "", "get", true},
+		{c.Namespace, "secrets", "", "get", false},
+		{c.Namespace, "pods", "", "delete", false},
+		{"default", "pods", "exec", "create", false},
+	} {
+		r, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Namespace: tc.ns, Resource: tc.resource, Subresource: tc.sub, Verb: tc.verb,
+			}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status.Allowed != tc.allowed {
+			t.Errorf("resume-trigger may %s %s/%s in %s: %v, want %v", tc.verb, tc.resource, tc.sub, tc.ns, r.Status.Allowed, tc.allowed)
+		}
+	}
+	if log := c.LogFile(chain.Server); fileContains(log, "forbidden") {
+		t.Errorf("resume-trigger was refused something (its log %s says forbidden)", log)
+	}
 }
 
 func unstructuredString(obj map[string]any, keys ...string) (string, bool, error) {

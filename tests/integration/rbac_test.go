@@ -1,8 +1,6 @@
 package integration
 
 import (
-	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,11 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	wfclient "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
 
@@ -25,85 +19,16 @@ import (
 
 const serviceAccount = "resume-trigger"
 
-var (
-	clusterRoleGVR    = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}
-	roleBindingGVR    = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"}
-	serviceAccountGVR = schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}
-)
-
-// notApplied are the kinds of manifests/namespace-install the RBAC test does not need: the rig installed
-// the CRD, the test made its own namespace, and the server runs in-process.
-var notApplied = map[string]bool{
-	"CustomResourceDefinition": true, "Namespace": true, "Deployment": true, "Service": true, "NetworkPolicy": true,
-}
-
-// applyNamespaceInstall renders manifests/namespace-install with kustomize and applies its RBAC for
-// namespace ns: the ClusterRole as is, the ServiceAccount and RoleBinding moved from the overlay's
-// namespace into ns (in code; the files are what users apply).
+// applyNamespaceInstall applies manifests/namespace-install's ServiceAccount, ClusterRole and RoleBinding
+// for namespace ns (rig.ApplyNamespaceInstall) and returns them as Kind/name.
 func applyNamespaceInstall(t *testing.T, r *rig.Rig, ns string) []string {
 	t.Helper()
-	root, err := rig.RepoRoot()
+	objs, err := r.ApplyNamespaceInstall(ctxFor(t, 20*time.Second), ns)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resources, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), filepath.Join(root, "manifests", "namespace-install"))
-	if err != nil {
-		t.Fatalf("kustomize build manifests/namespace-install: %v", err)
-	}
-	ctx := ctxFor(t, 20*time.Second)
 	var applied []string
-	for _, res := range resources.Resources() {
-		m, err := res.Map()
-		if err != nil {
-			t.Fatalf("rendered %s/%s: %v", res.GetKind(), res.GetName(), err)
-		}
-		u := &unstructured.Unstructured{Object: m}
-		var gvr schema.GroupVersionResource
-		switch kind := u.GetKind(); {
-		case notApplied[kind]:
-			continue
-		case kind == "ClusterRole":
-			gvr = clusterRoleGVR
-		case kind == "ServiceAccount":
-			gvr = serviceAccountGVR
-		case kind == "RoleBinding":
-			gvr = roleBindingGVR
-			subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
-			for _, s := range subjects {
-				if s := s.(map[string]any); s["kind"] == "ServiceAccount" {
-					s["namespace"] = ns
-				}
-			}
-			if err := unstructured.SetNestedSlice(u.Object, subjects, "subjects"); err != nil {
-				t.Fatal(err)
-			}
-		default:
-			t.Fatalf("manifests/namespace-install renders a %s (%s) this test does not know: decide whether the server needs it", kind, u.GetName())
-		}
-		client := r.Dynamic().Resource(gvr)
-		var apply interface {
-			Create(context.Context, *unstructured.Unstructured, metav1.CreateOptions, ...string) (*unstructured.Unstructured, error)
-			Get(context.Context, string, metav1.GetOptions, ...string) (*unstructured.Unstructured, error)
-			Update(context.Context, *unstructured.Unstructured, metav1.UpdateOptions, ...string) (*unstructured.Unstructured, error)
-		} = client
-		if u.GetNamespace() != "" {
-			u.SetNamespace(ns)
-			apply = client.Namespace(ns)
-		}
-		if _, err := apply.Create(ctx, u, metav1.CreateOptions{}); apierrors.IsAlreadyExists(err) {
-			// The ClusterRole outlives the test's namespace (same rig, -count > 1).
-			old, gerr := apply.Get(ctx, u.GetName(), metav1.GetOptions{})
-			if gerr != nil {
-				t.Fatal(gerr)
-			}
-			u.SetResourceVersion(old.GetResourceVersion())
-			_, err = apply.Update(ctx, u, metav1.UpdateOptions{})
-			if err != nil {
-				t.Fatalf("update %s %s: %v", u.GetKind(), u.GetName(), err)
-			}
-		} else if err != nil {
-			t.Fatalf("apply %s %s: %v", u.GetKind(), u.GetName(), err)
-		}
+	for _, u := range objs {
 		applied = append(applied, u.GetKind()+"/"+u.GetName())
 	}
 	return applied
