@@ -43,6 +43,16 @@ func (e *Events) Warning(ctx context.Context, obj Object, reason, message string
 	return e.record(ctx, obj, corev1.EventTypeWarning, reason, message)
 }
 
+// eventName is the object's name and the time in hex, like client-go's recorder; the object's name is cut
+// so the whole stays a valid name however long the object's is.
+func eventName(object string, t time.Time) string {
+	const maxObject = 253 - 1 - 16
+	if len(object) > maxObject {
+		object = object[:maxObject]
+	}
+	return fmt.Sprintf("%s.%x", object, t.UnixNano())
+}
+
 // maxEventMessage is the API server's limit on an Event's message.
 const maxEventMessage = 1024
 
@@ -62,7 +72,7 @@ func (e *Events) record(ctx context.Context, obj Object, typ, reason, message st
 	}
 	ev := &corev1.Event{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      fmt.Sprintf("%s.%x", obj.Name, t.UnixNano()),
+			Name:      eventName(obj.Name, t),
 			Namespace: obj.Namespace,
 		},
 		InvolvedObject: corev1.ObjectReference{

@@ -3,6 +3,7 @@ package report
 import (
 	"errors"
 	"fmt"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"strings"
 	"testing"
 	"time"
@@ -237,5 +238,18 @@ func TestEventsAPIError(t *testing.T) {
 				t.Errorf("%d actions, want the one create (no retry, no patch)", n)
 			}
 		})
+	}
+}
+
+func TestEventNameStaysValidForLongObjectNames(t *testing.T) {
+	at := time.Unix(1, 5)
+	for _, object := range []string{"r", strings.Repeat("a", 236), strings.Repeat("b", 253)} {
+		got := eventName(object, at)
+		if errs := validation.IsDNS1123Subdomain(got); len(errs) > 0 {
+			t.Errorf("eventName(%d-character name) = %q (%d characters): %v", len(object), got, len(got), errs)
+		}
+		if !strings.HasSuffix(got, ".3b9aca05") {
+			t.Errorf("eventName = %q, want the time in hex at the end", got)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/yaml"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/fault"
@@ -57,6 +58,38 @@ type wire struct {
 
 // Keys lists the fields a request may carry, in the order the Sensor YAML documents them.
 var Keys = []string{"namespace", "resume", "resumeUID", "workflow", "template", "nodeID", "nodeName", "container", "stage"}
+
+// maxSpecSize bounds the trigger spec ParseSpec accepts; ours holds a few short strings.
+const maxSpecSize = 64 << 10
+
+// ParseSpec turns the trigger's custom.spec, which the Sensor sends as YAML of a string map, into the JSON
+// object its parameters are then applied to. Only the request's keys are allowed, each with a string.
+func ParseSpec(data []byte) ([]byte, error) {
+	if len(data) > maxSpecSize {
+		return nil, fault.Invalidf("trigger spec is %d bytes, more than %d", len(data), maxSpecSize)
+	}
+	// Decoded untyped: into a map of strings, sigs.k8s.io/yaml would turn an unquoted 010 into "8" or
+	// true into "true" without a word. The Sensor quotes every string value, so a non-string is a mistake.
+	raw := map[string]any{}
+	if err := yaml.UnmarshalStrict(data, &raw); err != nil {
+		return nil, fault.Invalidf("trigger spec is not a map of strings (custom.spec holds string values only): %v", err)
+	}
+	spec := map[string]string{}
+	for k, v := range raw {
+		if !slices.Contains(Keys, k) {
+			return nil, fault.Invalidf("trigger spec key %q is unknown: use %v", k, Keys)
+		}
+		switch v := v.(type) {
+		case string:
+			spec[k] = v
+		case nil:
+			spec[k] = ""
+		default:
+			return nil, fault.Invalidf("trigger spec key %q holds %v, not a string (custom.spec holds string values only; quote it)", k, v)
+		}
+	}
+	return json.Marshal(spec)
+}
 
 // Parse decodes and validates the JSON request. Unknown keys and non-string values are refused, so that a
 // typo in the Sensor's parameters shows up as an error instead of an ignored field.

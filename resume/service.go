@@ -81,7 +81,7 @@ type Result struct {
 	AlreadyReleased []v1alpha1.ReleasedTarget `json:"alreadyReleased,omitempty"`
 	// Skipped says why candidates were left alone.
 	Skipped []string `json:"skipped,omitempty"`
-	// Final is true when the Resume was already final and nothing was done.
+	// AlreadyFinal is true when the Resume was already final and nothing was done.
 	AlreadyFinal bool `json:"alreadyFinal,omitempty"`
 }
 

@@ -9,7 +9,6 @@ import (
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"sigs.k8s.io/yaml"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/fault"
@@ -30,42 +29,12 @@ type Server struct {
 
 var _ triggers.TriggerServer = (*Server)(nil)
 
-// maxSpecSize bounds the trigger spec FetchResource accepts; ours holds a few short strings.
-const maxSpecSize = 64 << 10
-
 // FetchResource turns the trigger's spec, which the Sensor sends as YAML of a string map, into the JSON
 // object the Sensor's parameters are applied to. It is pure: the Sensor calls it again on every retry.
 func (s *Server) FetchResource(_ context.Context, in *triggers.FetchResourceRequest) (*triggers.FetchResourceResponse, error) {
-	if len(in.GetResource()) > maxSpecSize {
-		return nil, status.Errorf(codes.InvalidArgument, "trigger spec is %d bytes, more than %d", len(in.GetResource()), maxSpecSize)
-	}
-	// Decoded untyped: into a map of strings, sigs.k8s.io/yaml would turn an unquoted 010 into "8" or
-	// true into "true" without a word. The Sensor quotes every string value, so a non-string is a mistake.
-	raw := map[string]any{}
-	if err := yaml.UnmarshalStrict(in.GetResource(), &raw); err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "trigger spec is not a map of strings (custom.spec holds string values only): %v", err)
-	}
-	known := map[string]bool{}
-	for _, k := range request.Keys {
-		known[k] = true
-	}
-	spec := map[string]string{}
-	for k, v := range raw {
-		if !known[k] {
-			return nil, status.Errorf(codes.InvalidArgument, "trigger spec key %q is unknown: use %v", k, request.Keys)
-		}
-		switch v := v.(type) {
-		case string:
-			spec[k] = v
-		case nil:
-			spec[k] = ""
-		default:
-			return nil, status.Errorf(codes.InvalidArgument, "trigger spec key %q holds %v, not a string (custom.spec holds string values only; quote it)", k, v)
-		}
-	}
-	out, err := json.Marshal(spec)
+	out, err := request.ParseSpec(in.GetResource())
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "encode trigger spec: %v", err)
+		return nil, toStatus(err)
 	}
 	return &triggers.FetchResourceResponse{Resource: out}, nil
 }

@@ -83,6 +83,9 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 			return nil, err
 		}
 	}
+	if opts.shutdownShort() {
+		log.Warnf("--shutdown-timeout %s is shorter than --request-timeout %s plus 10s: a release in flight at SIGTERM may not be recorded", opts.ShutdownTimeout, opts.RequestTimeout)
+	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = float32(opts.APIQPS), opts.APIBurst
 	cfg.UserAgent = "resume-trigger"

@@ -636,3 +636,22 @@ current-context: x
 		})
 	}
 }
+
+func TestShutdownTimeoutCoversARelease(t *testing.T) {
+	tests := map[string]struct {
+		shutdown, request time.Duration
+		short             bool
+	}{
+		"the defaults leave room to record a release": {shutdown: NewOptions().ShutdownTimeout, request: NewOptions().RequestTimeout},
+		"shorter than a request plus recording":      {shutdown: 20 * time.Second, request: 30 * time.Second, short: true},
+		"just enough":                                {shutdown: 40 * time.Second, request: 30 * time.Second},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			o := &Options{ShutdownTimeout: tc.shutdown, RequestTimeout: tc.request}
+			if got := o.shutdownShort(); got != tc.short {
+				t.Fatalf("shutdownShort() = %v, want %v", got, tc.short)
+			}
+		})
+	}
+}

@@ -45,7 +45,7 @@ func NewOptions() *Options {
 		MetricsAddress:  ":8080",
 		RequestTimeout:  30 * time.Second,
 		ExecTimeout:     10 * time.Second,
-		ShutdownTimeout: 20 * time.Second,
+		ShutdownTimeout: 45 * time.Second,
 		LogLevel:        "info",
 		LogFormat:       "json",
 		MaxStreams:      64,
@@ -77,6 +77,11 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&o.APIQPS, "kube-api-qps", o.APIQPS, "queries per second to the API server")
 	fs.IntVar(&o.APIBurst, "kube-api-burst", o.APIBurst, "burst of queries to the API server")
 }
+
+// shutdownShort reports whether a release in flight at SIGTERM could be cut off: it may take the whole
+// request timeout and then about 10s to record its outcome, and cut off before that, the marker exists but
+// the Resume does not say so.
+func (o *Options) shutdownShort() bool { return o.ShutdownTimeout < o.RequestTimeout+10*time.Second }
 
 // Complete checks the options and fills in the defaults that depend on the environment.
 func (o *Options) Complete() error {
