@@ -643,8 +643,8 @@ func TestShutdownTimeoutCoversARelease(t *testing.T) {
 		short             bool
 	}{
 		"the defaults leave room to record a release": {shutdown: NewOptions().ShutdownTimeout, request: NewOptions().RequestTimeout},
-		"shorter than a request plus recording":      {shutdown: 20 * time.Second, request: 30 * time.Second, short: true},
-		"just enough":                                {shutdown: 40 * time.Second, request: 30 * time.Second},
+		"shorter than a request plus recording":       {shutdown: 20 * time.Second, request: 30 * time.Second, short: true},
+		"just enough":                                 {shutdown: 40 * time.Second, request: 30 * time.Second},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
