@@ -91,6 +91,7 @@ type Chain struct {
 	workflows  wfclient.Interface
 	netns      []*netNS
 	argoEvents string
+	natsServer string
 	serverBin  string
 	objects    map[Component]object
 	envelopes  map[Component]string
@@ -103,9 +104,11 @@ type Chain struct {
 	webhookEP        string
 	secretPath       string
 
+	reaper *rig.Reaper
+
 	mu       sync.Mutex
-	procs    map[Component]*proc
-	nats     *proc
+	procs    map[Component]*rig.Process
+	nats     *rig.Process
 	runs     map[Component]int
 	logs     []string
 	cleanups []func()
@@ -150,7 +153,7 @@ func Start(ctx context.Context, opts Options) (_ *Chain, err error) {
 	began := time.Now()
 	c := &Chain{
 		opts: opts, Namespace: opts.Namespace, WebhookToken: opts.WebhookToken,
-		procs: map[Component]*proc{}, runs: map[Component]int{},
+		procs: map[Component]*rig.Process{}, runs: map[Component]int{},
 		envelopes: map[Component]string{}, kubeconfig: map[Component][]byte{},
 	}
 	defer func() {
@@ -170,11 +173,10 @@ func Start(ctx context.Context, opts Options) (_ *Chain, err error) {
 	}
 	dir := c.Dir
 	c.onStop(func() { os.RemoveAll(dir) })
-	reaper, err := startReaper(dir)
-	if err != nil {
+	if c.reaper, err = rig.StartReaper(dir, reaperCleanup); err != nil {
 		return nil, err
 	}
-	c.onStop(func() { _ = reaper.Process.Kill() }) // runs next to last: all but the directory is gone by then
+	c.onStop(c.reaper.Stop) // runs next to last: all but the directory is gone by then
 	for _, d := range []string{"bin", "logs", "nats"} {
 		if err := os.MkdirAll(filepath.Join(c.Dir, d), 0o755); err != nil {
 			return nil, err
@@ -233,12 +235,12 @@ func Start(ctx context.Context, opts Options) (_ *Chain, err error) {
 	if err := c.startNATS(ctx); err != nil {
 		return nil, err
 	}
-	grpcPort, err := freePort(c.HostIP)
+	grpcPort, err := rig.FreePort(c.HostIP)
 	if err != nil {
 		return nil, err
 	}
 	c.ServerAddress = net.JoinHostPort(c.HostIP, strconv.Itoa(grpcPort))
-	metricsPort, err := freePort("127.0.0.1")
+	metricsPort, err := rig.FreePort("127.0.0.1")
 	if err != nil {
 		return nil, err
 	}
@@ -270,10 +272,11 @@ func (c *Chain) netnsNames() []string {
 }
 
 func (c *Chain) binaries() error {
-	var err error
-	if c.argoEvents, err = tool(c.root, "argo-events"); err != nil {
+	tools, err := rig.Tools(c.root, "argo-events", "nats-server")
+	if err != nil {
 		return err
 	}
+	c.argoEvents, c.natsServer = tools[0], tools[1]
 	c.serverBin = filepath.Join(c.Dir, "bin", "resume-trigger")
 	cmd := exec.Command("go", "build", "-o", c.serverBin, "./cmd/resume-trigger")
 	cmd.Dir = c.root
@@ -414,15 +417,11 @@ func (c *Chain) setupServerIdentity(ctx context.Context) error {
 
 func (c *Chain) startNATS(ctx context.Context) error {
 	step := time.Now()
-	bin, err := tool(c.root, "nats-server")
+	port, err := rig.FreePort(c.HostIP)
 	if err != nil {
 		return err
 	}
-	port, err := freePort(c.HostIP)
-	if err != nil {
-		return err
-	}
-	mport, err := freePort("127.0.0.1")
+	mport, err := rig.FreePort("127.0.0.1")
 	if err != nil {
 		return err
 	}
@@ -433,12 +432,12 @@ func (c *Chain) startNATS(ctx context.Context) error {
 	}
 	log := filepath.Join(c.Dir, "logs", "nats-server.log")
 	c.addLog(log)
-	p, err := startProc("nats-server", log, exec.Command(bin, "-c", conf))
+	p, err := c.startProc("nats-server", log, exec.Command(c.natsServer, "-c", conf))
 	if err != nil {
 		return err
 	}
 	c.nats = p
-	c.onStop(func() { p.kill(syscall.SIGTERM, 5*time.Second) })
+	c.onStop(func() { p.Stop(syscall.SIGTERM, 5*time.Second) })
 	c.NATSURL = "nats://" + listen
 	c.NATSMonitorURL = "http://127.0.0.1:" + strconv.Itoa(mport)
 	if err := c.poll(ctx, p, "JetStream healthy", func(ctx context.Context) (bool, error) {
@@ -466,7 +465,7 @@ func httpOK(ctx context.Context, url string) bool {
 }
 
 // poll calls f every 100ms until it is done, p exits, or ReadyTimeout (or ctx) ends.
-func (c *Chain) poll(ctx context.Context, p *proc, what string, f func(context.Context) (bool, error)) error {
+func (c *Chain) poll(ctx context.Context, p *rig.Process, what string, f func(context.Context) (bool, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.ReadyTimeout)
 	defer cancel()
 	t := time.NewTicker(100 * time.Millisecond)
@@ -474,17 +473,17 @@ func (c *Chain) poll(ctx context.Context, p *proc, what string, f func(context.C
 	for {
 		done, err := f(ctx)
 		if err != nil {
-			return p.failure(err)
+			return p.Failure(err)
 		}
 		if done {
 			return nil
 		}
-		if p.exited() {
-			return p.failure(fmt.Errorf("exited (%v) before %s", p.err, what))
+		if p.Exited() {
+			return p.Failure(fmt.Errorf("exited (%v) before %s", p.Err(), what))
 		}
 		select {
 		case <-ctx.Done():
-			return p.failure(fmt.Errorf("not %s within %v", what, c.opts.ReadyTimeout))
+			return p.Failure(fmt.Errorf("not %s within %v", what, c.opts.ReadyTimeout))
 		case <-t.C:
 		}
 	}
@@ -500,7 +499,7 @@ func (c *Chain) addLog(path string) {
 // a file of its own (LogFiles).
 func (c *Chain) StartComponent(ctx context.Context, comp Component) error {
 	c.mu.Lock()
-	if p := c.procs[comp]; p != nil && !p.exited() {
+	if p := c.procs[comp]; p != nil && !p.Exited() {
 		c.mu.Unlock()
 		return fmt.Errorf("%s is running", comp)
 	}
@@ -510,7 +509,7 @@ func (c *Chain) StartComponent(ctx context.Context, comp Component) error {
 	log := filepath.Join(c.Dir, "logs", fmt.Sprintf("%s-%d.log", comp, run))
 	c.addLog(log)
 	step := time.Now()
-	var p *proc
+	var p *rig.Process
 	var err error
 	if comp == Server {
 		args := []string{
@@ -521,9 +520,9 @@ func (c *Chain) StartComponent(ctx context.Context, comp Component) error {
 			"--exec-timeout", c.opts.ExecTimeout.String(),
 			"--log-format", "json",
 		}
-		p, err = startProc(string(comp), log, exec.Command(c.serverBin, append(args, c.opts.ServerArgs...)...))
+		p, err = c.startProc(string(comp), log, exec.Command(c.serverBin, append(args, c.opts.ServerArgs...)...))
 	} else {
-		p, err = startLaunched(string(comp), log, c.launchSpec(comp))
+		p, err = c.startLaunched(string(comp), log, c.launchSpec(comp))
 	}
 	if err != nil {
 		return err
@@ -531,11 +530,11 @@ func (c *Chain) StartComponent(ctx context.Context, comp Component) error {
 	c.mu.Lock()
 	c.procs[comp] = p
 	c.mu.Unlock()
-	c.onStop(func() { p.kill(syscall.SIGTERM, 5*time.Second) })
+	c.onStop(func() { p.Stop(syscall.SIGTERM, 5*time.Second) })
 	if err := c.waitReady(ctx, comp, p); err != nil {
 		return err
 	}
-	c.logf("chain: %s (run %d, pid %d) ready in %v", comp, run, p.cmd.Process.Pid, time.Since(step).Round(time.Millisecond))
+	c.logf("chain: %s (run %d, pid %d) ready in %v", comp, run, p.Pid(), time.Since(step).Round(time.Millisecond))
 	return nil
 }
 
@@ -574,7 +573,7 @@ func (c *Chain) launchSpec(comp Component) launchSpec {
 	return spec
 }
 
-func (c *Chain) waitReady(ctx context.Context, comp Component, p *proc) error {
+func (c *Chain) waitReady(ctx context.Context, comp Component, p *rig.Process) error {
 	switch comp {
 	case Server:
 		return c.poll(ctx, p, "ready (/readyz)", func(ctx context.Context) (bool, error) {
@@ -584,7 +583,7 @@ func (c *Chain) waitReady(ctx context.Context, comp Component, p *proc) error {
 		// "Subscribing to subject" is logged before each PullSubscribe; the durable consumers then exist
 		// on stream default. One per trigger: each trigger names one dependency in its conditions.
 		return c.poll(ctx, p, fmt.Sprintf("subscribed (%d JetStream consumers)", c.triggers), func(ctx context.Context) (bool, error) {
-			if logCount(p.log, "Subscribing to subject") < c.triggers {
+			if logCount(p.Log, "Subscribing to subject") < c.triggers {
 				return false, nil
 			}
 			cons, err := consumers(ctx, c.NATSMonitorURL, "default")
@@ -592,7 +591,7 @@ func (c *Chain) waitReady(ctx context.Context, comp Component, p *proc) error {
 		})
 	case ResourceEventSource:
 		return c.poll(ctx, p, "running its informer", func(context.Context) (bool, error) {
-			return logCount(p.log, "running informer") > 0, nil
+			return logCount(p.Log, "running informer") > 0, nil
 		})
 	case WebhookEventSource:
 		base := "http://" + net.JoinHostPort(c.webhookIP, c.webhookPrt)
@@ -619,8 +618,8 @@ func (c *Chain) Kill(comp Component, sig syscall.Signal) error {
 	if p == nil {
 		return fmt.Errorf("%s was never started", comp)
 	}
-	p.kill(sig, 10*time.Second)
-	c.logf("chain: %s (pid %d) stopped with %v", comp, p.cmd.Process.Pid, sig)
+	p.Stop(sig, 10*time.Second)
+	c.logf("chain: %s (pid %d) stopped with %v", comp, p.Pid(), sig)
 	return nil
 }
 
@@ -637,7 +636,7 @@ func (c *Chain) LogFile(comp Component) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p := c.procs[comp]; p != nil {
-		return p.log
+		return p.Log
 	}
 	return ""
 }
@@ -658,7 +657,7 @@ func (c *Chain) LogFiles() []string {
 func (c *Chain) LogTails(n int) string {
 	var b strings.Builder
 	for _, l := range c.LogFiles() {
-		fmt.Fprintf(&b, "--- last %d lines of %s ---\n%s\n", n, l, tailFile(l, n))
+		fmt.Fprintf(&b, "--- last %d lines of %s ---\n%s\n", n, l, rig.Tail(l, n))
 	}
 	return b.String()
 }

@@ -1,7 +1,8 @@
 // Package chain runs the whole release chain with the real programs and the YAML the project ships:
 // a test control plane (tests/rig: etcd, kube-apiserver, test kubelet), nats-server with JetStream and
-// TLS as the EventBus, resume-trigger as a separate process, and argo-events' sensor-service and two
-// eventsource-service processes (resource, webhook) fed the objects from eventsource/ and sensor/.
+// TLS as the EventBus, resume-trigger as a separate process acting as the ServiceAccount of
+// manifests/namespace-install (its RBAC applied, a TokenRequest token), and argo-events' sensor-service
+// and two eventsource-service processes (resource, webhook) fed the objects from eventsource/ and sensor/.
 //
 // Every argo-events process runs in a network namespace and a mount namespace of its own (each binds
 // :7777 for metrics, the Sensor and the resource EventSource both write /tmp/graft.log, and secrets are

@@ -4,12 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -36,48 +34,9 @@ type launchFile struct {
 	Mode uint32 `json:"mode"`
 }
 
-// reaperEnv makes a re-executed copy of the current binary the chain's reaper.
-const reaperEnv = "RESUME_TRIGGER_CHAIN_REAPER"
-
-// reaperSpec says whose leftovers to remove once that process is gone.
-type reaperSpec struct {
-	PID int    `json:"pid"`
-	Dir string `json:"dir"`
-}
-
-// reap waits until the chain's process has exited, then removes what it may have left behind when it
-// died without Stop (a panic, go test's -timeout, a signal): its network namespaces, its temporary
-// directory and /argo-events. Its children die with it (PDEATHSIG); the rig has a reaper of its own.
-func reap(spec reaperSpec) {
-	for alive(spec.PID) {
-		time.Sleep(500 * time.Millisecond)
-	}
-	entries, _ := os.ReadDir("/var/run/netns")
-	for _, e := range entries {
-		if pid, ok := chainPID(e.Name(), netnsPrefix); ok && pid == spec.PID {
-			_ = exec.Command("ip", "netns", "del", e.Name()).Run()
-		}
-	}
-	if spec.Dir != "" {
-		_ = os.RemoveAll(spec.Dir)
-	}
-	if len(liveChains()) == 0 {
-		_ = os.Remove(argoEventsDir)
-	}
-}
-
 // RunLauncher turns this process into an argo-events process inside its namespaces when Chain started it
-// as a launcher (or into the chain's reaper), and returns at once otherwise. Call it before anything else in main or TestMain.
+// as a launcher, and returns at once otherwise. Call it before anything else in main or TestMain.
 func RunLauncher() {
-	if raw, ok := os.LookupEnv(reaperEnv); ok {
-		var spec reaperSpec
-		if err := json.Unmarshal([]byte(raw), &spec); err != nil || spec.PID == 0 {
-			fmt.Fprintf(os.Stderr, "chain reaper: bad %s %q: %v\n", reaperEnv, raw, err)
-			os.Exit(111)
-		}
-		reap(spec)
-		os.Exit(0)
-	}
 	raw, ok := os.LookupEnv(launchEnv)
 	if !ok {
 		return

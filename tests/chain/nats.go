@@ -2,62 +2,29 @@ package chain
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"time"
-)
 
-// writeSelfSigned writes a self-signed ECDSA certificate for ips (and localhost) and its key.
-func writeSelfSigned(certPath, keyPath string, ips ...string) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: "resume-trigger chain eventbus"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		DNSNames:              []string{"localhost"},
-	}
-	for _, ip := range ips {
-		tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(ip))
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return err
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		return err
-	}
-	return os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
-}
+	"github.com/argocontroller/resume-trigger/tests/rig"
+)
 
 // natsConfig is a nats-server configuration with JetStream, TLS for clients and plain-HTTP monitoring on
 // loopback (the harness reads /jsz there to see the Sensor's consumers).
 func natsConfig(dir, listen string, monitorPort int) (string, error) {
 	cert, key := filepath.Join(dir, "nats.crt"), filepath.Join(dir, "nats.key")
 	host, _, _ := net.SplitHostPort(listen)
-	if err := writeSelfSigned(cert, key, host, "127.0.0.1"); err != nil {
+	certPEM, keyPEM, err := rig.SelfSignedCert("resume-trigger chain eventbus", host, "127.0.0.1")
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(cert, certPEM, 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
 		return "", err
 	}
 	store := filepath.Join(dir, "jetstream")

@@ -4,11 +4,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
-	"sigs.k8s.io/yaml"
+	"github.com/argocontroller/resume-trigger/tests/rig"
 )
 
 // Shipped object files, relative to the repository root.
@@ -22,35 +21,29 @@ const (
 // object is a decoded YAML object.
 type object map[string]any
 
-func loadObject(root, rel string) (object, error) {
-	b, err := os.ReadFile(filepath.Join(root, rel))
-	if err != nil {
-		return nil, err
-	}
-	var o object
-	if err := yaml.Unmarshal(b, &o); err != nil {
-		return nil, fmt.Errorf("%s: %w", rel, err)
-	}
-	return o, nil
-}
-
-// loadObjects decodes every document of a multi-document YAML file.
+// loadObjects decodes every document of a multi-document YAML file (rig.ReadObjects).
 func loadObjects(root, rel string) ([]object, error) {
-	b, err := os.ReadFile(filepath.Join(root, rel))
+	objs, err := rig.ReadObjects(filepath.Join(root, rel))
 	if err != nil {
 		return nil, err
 	}
-	var out []object
-	for _, doc := range strings.Split(string(b), "\n---") {
-		var o object
-		if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
-			return nil, fmt.Errorf("%s: %w", rel, err)
-		}
-		if len(o) > 0 {
-			out = append(out, o)
-		}
+	out := make([]object, 0, len(objs))
+	for _, u := range objs {
+		out = append(out, object(u.Object))
 	}
 	return out, nil
+}
+
+// loadObject decodes a file that holds exactly one object.
+func loadObject(root, rel string) (object, error) {
+	objs, err := loadObjects(root, rel)
+	if err != nil {
+		return nil, err
+	}
+	if len(objs) != 1 {
+		return nil, fmt.Errorf("%s holds %d objects, want 1", rel, len(objs))
+	}
+	return objs[0], nil
 }
 
 // path walks nested maps (and list indexes are not needed here); it fails loudly when the shipped YAML

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"net/http"
 	"slices"
@@ -53,7 +52,7 @@ func (c *Chain) CreatePausedStep(ctx context.Context, workflow string) (*Step, e
 	if err != nil {
 		return nil, fmt.Errorf("create workflow %s: %w", workflow, err)
 	}
-	pod := fixture.Pod(created, node, podNameV2(workflow, template, nodeName), fixture.Container("main", fixture.PauseAfter))
+	pod := fixture.Pod(created, node, rig.ArgoPodName(workflow, template, nodeName), fixture.Container("main", fixture.PauseAfter))
 	pod.UID = ""
 	fixture.Own(pod, created)
 	if _, err := c.Rig.RunPod(ctx, pod); err != nil {
@@ -61,13 +60,6 @@ func (c *Chain) CreatePausedStep(ctx context.Context, workflow string) (*Step, e
 	}
 	return &Step{Namespace: c.Namespace, Workflow: workflow, Template: template, NodeID: node.ID, NodeName: nodeName,
 		Pod: pod.Name, Container: "main", Stage: v1alpha1.StageAfter}, nil
-}
-
-// podNameV2 is Argo's v2 pod name of a node (argo-workflows workflow/util/pod_name.go).
-func podNameV2(wf, template, nodeName string) string {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(nodeName))
-	return wf + "-" + template + "-" + strconv.FormatUint(uint64(h.Sum32()), 10)
 }
 
 // CreateResume creates Resume name for step through the API (dynamic client), as a user would:

@@ -13,6 +13,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -150,7 +151,7 @@ func TestResourceEventSourceRestartDoesNotExecAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, u := range list.Items {
-		if phase, _, _ := unstructuredString(u.Object, "status", "phase"); !v1alpha1.Phase(phase).Final() {
+		if phase, _, _ := unstructured.NestedString(u.Object, "status", "phase"); !v1alpha1.Phase(phase).Final() {
 			t.Fatalf("Resume %s is %q: every Resume must be final before the restart for this test to mean anything", u.GetName(), phase)
 		}
 	}
@@ -305,22 +306,6 @@ func TestServerActsAsShippedServiceAccount(t *testing.T) {
 	if log := c.LogFile(chain.Server); fileContains(log, "forbidden") {
 		t.Errorf("resume-trigger was refused something (its log %s says forbidden)", log)
 	}
-}
-
-func unstructuredString(obj map[string]any, keys ...string) (string, bool, error) {
-	cur := obj
-	for i, k := range keys {
-		if i == len(keys)-1 {
-			s, ok := cur[k].(string)
-			return s, ok, nil
-		}
-		next, ok := cur[k].(map[string]any)
-		if !ok {
-			return "", false, nil
-		}
-		cur = next
-	}
-	return "", false, nil
 }
 
 func fileContains(path, substr string) bool {

@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -133,13 +131,6 @@ func helloWorldWorkflow(ns string, extra ...wfv1.NodeStatus) *wfv1.Workflow {
 	root.Children = []string{group.ID}
 	wf.Status.Nodes[helloWorld] = root
 	return wf
-}
-
-// podNameV2 is Argo's v2 pod name of a node (workflow/util/pod_name.go), for names too tedious to hardcode.
-func podNameV2(wf, template, nodeName string) string {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(nodeName))
-	return wf + "-" + template + "-" + strconv.FormatUint(uint64(h.Sum32()), 10)
 }
 
 // createResume creates a Resume through the dynamic client, as a user (or the original hook) would.

@@ -154,7 +154,7 @@ func TestShippedRBACIsEnoughAndNoMore(t *testing.T) {
 		_, err = saWf.ArgoprojV1alpha1().Workflows(other.ns).Get(ctx, helloWorld, metav1.GetOptions{})
 		forbidden("get a workflow in another namespace", err)
 
-		_, _, err = rig.Exec(ctx, saConfig, other.ns, helloPodV2, "main", touchMainAfter...)
+		err = rig.Exec(ctx, saConfig, other.ns, helloPodV2, "main", touchMainAfter...)
 		// The exec upgrade's refusal is not an API status error, only its text says forbidden.
 		if err == nil || !strings.Contains(err.Error(), "forbidden") || !strings.Contains(err.Error(), "pods/exec") {
 			t.Errorf("exec into %s/%s as %s: %v, want forbidden on pods/exec", other.ns, helloPodV2, serviceAccount, err)

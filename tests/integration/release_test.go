@@ -80,7 +80,7 @@ func TestLoopReleasesEveryPausedPod(t *testing.T) {
 	var want []v1alpha1.ReleasedTarget
 	var calls []rig.Call
 	for _, n := range nodes {
-		pod := podNameV2(helloWorld, "fan", n.Name)
+		pod := rig.ArgoPodName(helloWorld, "fan", n.Name)
 		e.runPod(wf, n.ID, pod, mainContainer(fixture.PauseAfter))
 		want = append(want, v1alpha1.ReleasedTarget{Node: n.ID, Pod: pod, Container: "main", Stage: v1alpha1.StageAfter})
 		calls = append(calls, rig.Call{Pod: pod, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
@@ -118,7 +118,7 @@ func TestRetryReleasesLastAttempt(t *testing.T) {
 	retry.Children = []string{first.ID, last.ID}
 	wf := e.createWorkflow(fixture.Workflow(e.ns, helloWorld, retry, first, last))
 
-	firstPod, lastPod := podNameV2(helloWorld, "flaky", first.Name), podNameV2(helloWorld, "flaky", last.Name)
+	firstPod, lastPod := rig.ArgoPodName(helloWorld, "flaky", first.Name), rig.ArgoPodName(helloWorld, "flaky", last.Name)
 	e.runPod(wf, first.ID, firstPod, mainContainer(fixture.PauseAfter), func(p *corev1.Pod) {
 		p.Status.Phase = corev1.PodFailed
 		for i := range p.Status.ContainerStatuses {
@@ -148,7 +148,7 @@ func TestContainerSetReleasesPausedContainer(t *testing.T) {
 		containerNodes = append(containerNodes, n)
 	}
 	wf := e.createWorkflow(fixture.Workflow(e.ns, helloWorld, append([]wfv1.NodeStatus{podNode}, containerNodes...)...))
-	pod := podNameV2(helloWorld, "set", podNode.Name)
+	pod := rig.ArgoPodName(helloWorld, "set", podNode.Name)
 	e.runPod(wf, podNode.ID, pod, []corev1.Container{fixture.Container("main"), fixture.Container("debugme", fixture.PauseAfter)})
 	u := e.createResume("release-set", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "set"})
 

@@ -29,96 +29,6 @@ const (
 	envEtcd      = "RESUME_TRIGGER_ETCD"
 )
 
-// process is one child of the rig (etcd or kube-apiserver), started in its own process group so that
-// teardown can kill it with everything it spawned.
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{} // closed when the process has exited
-	err  error         // exit status, valid after done is closed
-}
-
-func startProcess(dir, name, bin string, args ...string) (*process, error) {
-	logPath := filepath.Join(dir, name+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.Dir = dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("start %s (%s): %w", name, bin, err)
-	}
-	p := &process{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		logFile.Close()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-// stop kills the whole process group and waits for the process to be reaped.
-func (p *process) stop() {
-	if p == nil {
-		return
-	}
-	select {
-	case <-p.done:
-	default:
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-	}
-	// SIGKILL the group even after a clean exit of the leader: a child it left behind must go too.
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.done
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// failure wraps err with the tail of the process log, which is where the reason usually is.
-func (p *process) failure(err error) error {
-	return fmt.Errorf("%s: %w\n--- last lines of %s ---\n%s", p.name, err, p.log, tail(p.log, 40))
-}
-
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "(no log: " + err.Error() + ")"
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// freePort asks the kernel for a free TCP port on addr. The port is released before the caller uses
-// it, which leaves a small race that is acceptable for a test rig.
-func freePort(addr string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // RepoRoot walks up from the working directory to the directory whose go.mod declares the
 // resume-trigger module.
 func RepoRoot() (string, error) {
@@ -161,17 +71,9 @@ func binaries(root string) (apiserver, etcd string, err error) {
 		want = append(want, "etcd")
 	}
 	if len(want) > 0 {
-		script := filepath.Join(root, "hack", "tools.sh")
-		cmd := exec.Command("bash", append([]string{script}, want...)...)
-		cmd.Stderr = os.Stderr // a cold build takes many minutes and reports progress there
-		out, err := cmd.Output()
+		paths, err := Tools(root, want...)
 		if err != nil {
-			return "", "", fmt.Errorf("%s %s: %w (set %s / %s to use prebuilt binaries)",
-				script, strings.Join(want, " "), err, envAPIServer, envEtcd)
-		}
-		paths := strings.Fields(string(out))
-		if len(paths) != len(want) {
-			return "", "", fmt.Errorf("%s printed %q, want one path for each of %v", script, out, want)
+			return "", "", fmt.Errorf("%w (set %s / %s to use prebuilt binaries)", err, envAPIServer, envEtcd)
 		}
 		for i, w := range want {
 			if w == "kube-apiserver" {
@@ -182,58 +84,25 @@ func binaries(root string) (apiserver, etcd string, err error) {
 		}
 	}
 	for _, p := range []string{apiserver, etcd} {
-		if fi, err := os.Stat(p); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
-			return "", "", fmt.Errorf("%s is not an executable file", p)
+		if err := executable(p); err != nil {
+			return "", "", err
 		}
 	}
 	return apiserver, etcd, nil
 }
 
-// startReaper starts a detached shell that waits for this process to die and then kills the process
-// groups listed in dir/pgids and removes dir. It covers the exits that skip deferred teardown:
-// a panicking test, a -timeout, a signal.
-func startReaper(dir string) (*exec.Cmd, error) {
-	const script = `
-parent=$1; dir=$2
-while kill -0 "$parent" 2>/dev/null; do sleep 0.5; done
-if [ -f "$dir/pgids" ]; then
-	for g in $(cat "$dir/pgids"); do kill -TERM "-$g" 2>/dev/null; done
-	sleep 1
-	for g in $(cat "$dir/pgids"); do kill -KILL "-$g" 2>/dev/null; done
-fi
-rm -rf "$dir"
-`
-	cmd := exec.Command("sh", "-c", script, "rig-reaper", strconv.Itoa(os.Getpid()), dir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start reaper: %w", err)
-	}
-	go func() { _ = cmd.Wait() }()
-	return cmd, nil
-}
-
-func recordPgid(dir string, p *process) error {
-	f, err := os.OpenFile(filepath.Join(dir, "pgids"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = fmt.Fprintln(f, p.cmd.Process.Pid)
-	return err
-}
-
-func startEtcd(ctx context.Context, dir, bin string) (*process, string, error) {
-	client, err := freePort("127.0.0.1")
+func startEtcd(ctx context.Context, dir string, reaper *Reaper, bin string) (*Process, string, error) {
+	client, err := FreePort("127.0.0.1")
 	if err != nil {
 		return nil, "", err
 	}
-	peer, err := freePort("127.0.0.1")
+	peer, err := FreePort("127.0.0.1")
 	if err != nil {
 		return nil, "", err
 	}
 	clientURL := fmt.Sprintf("http://127.0.0.1:%d", client)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
-	p, err := startProcess(dir, "etcd", bin,
+	p, err := startProcess(dir, reaper, "etcd", bin,
 		"--name", "rig",
 		"--data-dir", filepath.Join(dir, "etcd-data"),
 		"--listen-client-urls", clientURL,
@@ -247,14 +116,10 @@ func startEtcd(ctx context.Context, dir, bin string) (*process, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if err := recordPgid(dir, p); err != nil {
-		p.stop()
-		return nil, "", err
-	}
 	hc := &http.Client{Timeout: time.Second}
 	err = poll(ctx, 50*time.Millisecond, func() (bool, error) {
-		if p.exited() {
-			return false, fmt.Errorf("exited early: %v", p.err)
+		if p.Exited() {
+			return false, fmt.Errorf("exited early: %v", p.Err())
 		}
 		resp, err := hc.Get(clientURL + "/health")
 		if err != nil {
@@ -264,8 +129,8 @@ func startEtcd(ctx context.Context, dir, bin string) (*process, string, error) {
 		return resp.StatusCode == http.StatusOK, nil
 	})
 	if err != nil {
-		p.stop()
-		return nil, "", p.failure(fmt.Errorf("not healthy: %w", err))
+		stopProcess(p)
+		return nil, "", p.Failure(fmt.Errorf("not healthy: %w", err))
 	}
 	return p, clientURL, nil
 }
@@ -305,12 +170,12 @@ func writeAPIServerFiles(dir, adminToken string) (apiserverFiles, error) {
 	return f, os.WriteFile(f.saPub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o600)
 }
 
-func startAPIServer(ctx context.Context, dir, bin, etcdURL, bindAddress, adminToken string, extra []string) (*process, string, []byte, error) {
+func startAPIServer(ctx context.Context, dir string, reaper *Reaper, bin, etcdURL, bindAddress, adminToken string, extra []string) (*Process, string, []byte, error) {
 	files, err := writeAPIServerFiles(dir, adminToken)
 	if err != nil {
 		return nil, "", nil, err
 	}
-	port, err := freePort(bindAddress)
+	port, err := FreePort(bindAddress)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -331,12 +196,8 @@ func startAPIServer(ctx context.Context, dir, bin, etcdURL, bindAddress, adminTo
 		"--v", "1",
 	}
 	args = append(args, extra...)
-	p, err := startProcess(dir, "kube-apiserver", bin, args...)
+	p, err := startProcess(dir, reaper, "kube-apiserver", bin, args...)
 	if err != nil {
-		return nil, "", nil, err
-	}
-	if err := recordPgid(dir, p); err != nil {
-		p.stop()
 		return nil, "", nil, err
 	}
 	host := "https://" + net.JoinHostPort(bindAddress, strconv.Itoa(port))
@@ -346,8 +207,8 @@ func startAPIServer(ctx context.Context, dir, bin, etcdURL, bindAddress, adminTo
 	defer hc.CloseIdleConnections()
 	var last string
 	err = poll(ctx, 100*time.Millisecond, func() (bool, error) {
-		if p.exited() {
-			return false, fmt.Errorf("exited early: %v", p.err)
+		if p.Exited() {
+			return false, fmt.Errorf("exited early: %v", p.Err())
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, host+"/readyz", nil)
 		req.Header.Set("Authorization", "Bearer "+adminToken)
@@ -361,12 +222,12 @@ func startAPIServer(ctx context.Context, dir, bin, etcdURL, bindAddress, adminTo
 		return resp.StatusCode == http.StatusOK, nil
 	})
 	if err != nil {
-		p.stop()
-		return nil, "", nil, p.failure(fmt.Errorf("/readyz never OK (last: %s): %w", last, err))
+		stopProcess(p)
+		return nil, "", nil, p.Failure(fmt.Errorf("/readyz never OK (last: %s): %w", last, err))
 	}
 	ca, err := os.ReadFile(filepath.Join(files.certDir, "apiserver.crt"))
 	if err != nil {
-		p.stop()
+		stopProcess(p)
 		return nil, "", nil, fmt.Errorf("read the serving certificate the apiserver generated: %w", err)
 	}
 	return p, host, ca, nil
@@ -392,4 +253,21 @@ func poll(ctx context.Context, interval time.Duration, f func() (bool, error)) e
 	}
 }
 
-func killGroup(pgid int) { _ = syscall.Kill(-pgid, syscall.SIGKILL) }
+// startProcess starts one control-plane process in dir, logging to dir/NAME.log, and has the reaper
+// watch it.
+func startProcess(dir string, reaper *Reaper, name, bin string, args ...string) (*Process, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	p, err := StartProcess(name, filepath.Join(dir, name+".log"), cmd)
+	if err != nil {
+		return nil, err
+	}
+	if err := reaper.Watch(p); err != nil {
+		stopProcess(p)
+		return nil, err
+	}
+	return p, nil
+}
+
+// stopProcess stops a control-plane process: SIGTERM, 5 s to exit, then SIGKILL.
+func stopProcess(p *Process) { p.Stop(syscall.SIGTERM, 5*time.Second) }

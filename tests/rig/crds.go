@@ -4,18 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/yaml"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/argoproj/argo-workflows/v3/pkg/apis/workflow"
 )
@@ -76,7 +77,7 @@ func (r *Rig) installCRDs(ctx context.Context, root string) error {
 	}
 	var names []string
 	for _, f := range files {
-		objs, err := readObjects(f)
+		objs, err := ReadObjects(f)
 		if err != nil {
 			return err
 		}
@@ -119,24 +120,24 @@ func (r *Rig) waitEstablished(ctx context.Context, name string) error {
 	return nil
 }
 
-// readObjects decodes every YAML document of a file.
-func readObjects(path string) ([]*unstructured.Unstructured, error) {
-	b, err := os.ReadFile(path)
+// ReadObjects decodes every YAML (or JSON) document of a file; empty documents are skipped.
+func ReadObjects(path string) ([]*unstructured.Unstructured, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
+	defer f.Close()
+	dec := utilyaml.NewYAMLOrJSONDecoder(f, 4096)
 	var out []*unstructured.Unstructured
-	for _, doc := range strings.Split("\n"+string(b), "\n---") {
-		if strings.TrimSpace(doc) == "" {
-			continue
-		}
+	for {
 		var m map[string]any
-		if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
+			return out, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("%s (after %d objects): %w", path, len(out), err)
 		}
 		if len(m) > 0 {
 			out = append(out, &unstructured.Unstructured{Object: m})
 		}
 	}
-	return out, nil
 }

@@ -3,6 +3,8 @@ package rig
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
+	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -227,6 +229,15 @@ func ArgoPod(namespace, name, workflowName, nodeID string, mainEnv ...corev1.Env
 			},
 		},
 	}
+}
+
+// ArgoPodName is the name Argo (v3.2 and later, pod names "v2") gives the pod of node nodeName running
+// template in workflow: "<workflow>-<template>-<FNV-1a 32 of nodeName>" (argo-workflows
+// workflow/util/pod_name.go; the prefix cut for names over 253 characters is left out).
+func ArgoPodName(workflow, template, nodeName string) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(nodeName))
+	return workflow + "-" + template + "-" + strconv.FormatUint(uint64(h.Sum32()), 10)
 }
 
 // Eventually polls f every 50ms until it returns nil or ctx ends, and returns f's last error then.

@@ -43,9 +43,9 @@ type Options struct {
 type Rig struct {
 	opts       Options
 	dir        string
-	reaper     *processHandle
-	etcd       *process
-	apiserver  *process
+	reaper     *Reaper
+	etcd       *Process
+	apiserver  *Process
 	kubelet    *Kubelet
 	host       string
 	caData     []byte
@@ -59,8 +59,6 @@ type Rig struct {
 
 	stopOnce sync.Once
 }
-
-type processHandle struct{ pid int }
 
 // Start starts etcd, kube-apiserver and the test kubelet, installs the CRDs and registers the Node.
 // On error everything started so far is gone again.
@@ -94,21 +92,19 @@ func Start(ctx context.Context, opts Options) (_ *Rig, err error) {
 			r.Stop()
 		}
 	}()
-	reaper, err := startReaper(dir)
-	if err != nil {
+	if r.reaper, err = StartReaper(dir, ""); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	r.reaper = &processHandle{pid: reaper.Process.Pid}
 
 	var etcdURL string
-	if r.etcd, etcdURL, err = startEtcd(ctx, dir, etcdBin); err != nil {
+	if r.etcd, etcdURL, err = startEtcd(ctx, dir, r.reaper, etcdBin); err != nil {
 		return nil, err
 	}
 	token := make([]byte, 16)
 	_, _ = rand.Read(token)
 	r.adminToken = hex.EncodeToString(token)
-	if r.apiserver, r.host, r.caData, err = startAPIServer(ctx, dir, apiserverBin, etcdURL, opts.BindAddress, r.adminToken, opts.APIServerFlags); err != nil {
+	if r.apiserver, r.host, r.caData, err = startAPIServer(ctx, dir, r.reaper, apiserverBin, etcdURL, opts.BindAddress, r.adminToken, opts.APIServerFlags); err != nil {
 		return nil, err
 	}
 	cfg := r.AdminConfig()
@@ -128,7 +124,7 @@ func Start(ctx context.Context, opts Options) (_ *Rig, err error) {
 	go func() { errs <- r.installCRDs(ctx, root) }()
 	go func() { errs <- r.registerNode(ctx) }()
 	if err := errors.Join(<-errs, <-errs); err != nil {
-		return nil, r.apiserver.failure(err)
+		return nil, r.apiserver.Failure(err)
 	}
 	r.kubeconfig = filepath.Join(dir, "admin.kubeconfig")
 	if err := WriteKubeconfig(cfg, r.kubeconfig); err != nil {
@@ -145,11 +141,9 @@ func (r *Rig) Stop() {
 		if r.kubelet != nil {
 			r.kubelet.close()
 		}
-		r.apiserver.stop()
-		r.etcd.stop()
-		if r.reaper != nil {
-			killGroup(r.reaper.pid)
-		}
+		stopProcess(r.apiserver)
+		stopProcess(r.etcd)
+		r.reaper.Stop()
 		os.RemoveAll(r.dir)
 	})
 }
@@ -176,7 +170,7 @@ func (r *Rig) Kubelet() *Kubelet { return r.kubelet }
 func (r *Rig) KubeconfigFile() string { return r.kubeconfig }
 
 // APIServerLog is the path of the kube-apiserver log.
-func (r *Rig) APIServerLog() string { return r.apiserver.log }
+func (r *Rig) APIServerLog() string { return r.apiserver.Log }
 
 // AdminConfig returns a new rest.Config of a system:masters user.
 func (r *Rig) AdminConfig() *rest.Config {
