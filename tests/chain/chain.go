@@ -100,8 +100,8 @@ type Chain struct {
 	serverKubeconfig string
 	triggers         int
 	webhookIP        string
-	webhookPrt       string
-	webhookEP        string
+	webhookPort      string
+	webhookPath      string
 	secretPath       string
 
 	reaper *rig.Reaper
@@ -210,7 +210,7 @@ func Start(ctx context.Context, opts Options) (_ *Chain, err error) {
 	}
 	c.HostIP = c.netns[0].HostIP
 	c.webhookIP = c.netns[2].IP
-	c.WebhookURL = "http://" + net.JoinHostPort(c.webhookIP, c.webhookPrt) + c.webhookEP
+	c.WebhookURL = "http://" + net.JoinHostPort(c.webhookIP, c.webhookPort) + c.webhookPath
 	c.logf("chain: network namespaces %s (host side %s) in %v", strings.Join(c.netnsNames(), ", "), c.HostIP, time.Since(step).Round(time.Millisecond))
 	if err := ownArgoEventsDir(); err != nil {
 		return nil, err
@@ -303,7 +303,7 @@ func (c *Chain) loadObjects() error {
 		return fmt.Errorf("%s: %w", WebhookEventSourceFile, err)
 	}
 	c.secretPath = filepath.Join("/argo-events/secrets", secret, key)
-	c.webhookPrt, c.webhookEP = port, endpoint
+	c.webhookPort, c.webhookPath = port, endpoint
 	return nil
 }
 
@@ -586,15 +586,15 @@ func (c *Chain) waitReady(ctx context.Context, comp Component, p *rig.Process) e
 			if logCount(p.Log, "Subscribing to subject") < c.triggers {
 				return false, nil
 			}
-			cons, err := consumers(ctx, c.NATSMonitorURL, "default")
-			return err == nil && len(cons) >= c.triggers, nil
+			n, err := consumerCount(ctx, c.NATSMonitorURL, "default")
+			return err == nil && n >= c.triggers, nil
 		})
 	case ResourceEventSource:
 		return c.poll(ctx, p, "running its informer", func(context.Context) (bool, error) {
 			return logCount(p.Log, "running informer") > 0, nil
 		})
 	case WebhookEventSource:
-		base := "http://" + net.JoinHostPort(c.webhookIP, c.webhookPrt)
+		base := "http://" + net.JoinHostPort(c.webhookIP, c.webhookPort)
 		return c.poll(ctx, p, "answering /health", func(ctx context.Context) (bool, error) {
 			return httpOK(ctx, base+"/health"), nil
 		})

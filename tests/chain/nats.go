@@ -49,60 +49,42 @@ tls {
 	return path, os.WriteFile(path, []byte(conf), 0o600)
 }
 
-// Consumer is a JetStream consumer as nats-server's /jsz reports it.
-type Consumer struct {
-	Stream     string
-	Name       string
-	NumWaiting int // outstanding pull requests: a Sensor that is fetching
-	NumPending int // messages not yet delivered
-	NumAckPend int // delivered, not acked
-	Redelivers int
-}
-
 type jsz struct {
 	AccountDetails []struct {
 		StreamDetail []struct {
 			Name           string `json:"name"`
 			ConsumerDetail []struct {
-				Name           string `json:"name"`
-				NumWaiting     int    `json:"num_waiting"`
-				NumPending     int    `json:"num_pending"`
-				NumAckPending  int    `json:"num_ack_pending"`
-				NumRedelivered int    `json:"num_redelivered"`
+				Name string `json:"name"`
 			} `json:"consumer_detail"`
 		} `json:"stream_detail"`
 	} `json:"account_details"`
 }
 
-// consumers lists the consumers of stream (every stream when empty) from the monitoring endpoint.
-func consumers(ctx context.Context, monitor, stream string) ([]Consumer, error) {
+// consumerCount counts the consumers of stream from the monitoring endpoint.
+func consumerCount(ctx context.Context, monitor, stream string) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, monitor+"/jsz?accounts=true&streams=true&consumers=true", nil)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /jsz: %s", resp.Status)
+		return 0, fmt.Errorf("GET /jsz: %s", resp.Status)
 	}
 	var j jsz
 	if err := json.NewDecoder(resp.Body).Decode(&j); err != nil {
-		return nil, fmt.Errorf("decode /jsz: %w", err)
+		return 0, fmt.Errorf("decode /jsz: %w", err)
 	}
-	var out []Consumer
+	n := 0
 	for _, a := range j.AccountDetails {
 		for _, s := range a.StreamDetail {
-			if stream != "" && s.Name != stream {
-				continue
-			}
-			for _, c := range s.ConsumerDetail {
-				out = append(out, Consumer{Stream: s.Name, Name: c.Name, NumWaiting: c.NumWaiting, NumPending: c.NumPending,
-					NumAckPend: c.NumAckPending, Redelivers: c.NumRedelivered})
+			if s.Name == stream {
+				n += len(s.ConsumerDetail)
 			}
 		}
 	}
-	return out, nil
+	return n, nil
 }

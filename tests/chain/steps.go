@@ -245,11 +245,6 @@ func sameLabels(text string, want map[string]string) bool {
 	return true
 }
 
-// Consumers lists the JetStream consumers of the EventBus stream "default".
-func (c *Chain) Consumers(ctx context.Context) ([]Consumer, error) {
-	return consumers(ctx, c.NATSMonitorURL, "default")
-}
-
 // FormatCalls renders kubelet calls one a line.
 func FormatCalls(calls []rig.Call) string {
 	var b strings.Builder

@@ -199,14 +199,14 @@ func (k *Kubelet) emissary(namespace, pod string) bool {
 }
 
 // Calls returns every exec the kubelet received, oldest first.
-func (k *Kubelet) Calls() []Call { return k.calls_(func(*Call) bool { return true }) }
+func (k *Kubelet) Calls() []Call { return k.callsWhere(func(*Call) bool { return true }) }
 
 // CallsFor returns the execs into pods of one namespace, oldest first.
 func (k *Kubelet) CallsFor(namespace string) []Call {
-	return k.calls_(func(c *Call) bool { return c.Namespace == namespace })
+	return k.callsWhere(func(c *Call) bool { return c.Namespace == namespace })
 }
 
-func (k *Kubelet) calls_(keep func(*Call) bool) []Call {
+func (k *Kubelet) callsWhere(keep func(*Call) bool) []Call {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	var out []Call
