@@ -69,6 +69,12 @@ func launch(raw string) error {
 		}
 		f.Close()
 	}
+	// The binary may live under a directory the tmpfs below hides (a tool cache under /tmp, say): hold it
+	// open first, and exec it through its descriptor.
+	bin, err := os.Open(spec.Argv[0])
+	if err != nil {
+		return fmt.Errorf("open %s: %w", spec.Argv[0], err)
+	}
 	// Redundant with what the runtime did after unshare, but cheap: nothing mounted here may leak out.
 	if err := syscall.Mount("none", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make / rprivate: %w", err)
@@ -97,5 +103,6 @@ func launch(raw string) error {
 			env = append(env, e)
 		}
 	}
-	return syscall.Exec(spec.Argv[0], spec.Argv, env)
+	// The descriptor is close-on-exec, which is fine for a binary: the kernel has opened it by then.
+	return syscall.Exec(fmt.Sprintf("/proc/self/fd/%d", bin.Fd()), spec.Argv, env)
 }
