@@ -19,22 +19,55 @@ const WaitContainerName = "wait"
 // ARGO_DEBUG_PAUSE_AFTER set to exactly "true" waits for /var/run/argo/ctr/<name>/<stage> of every
 // such stage; once all are there it exits 0. When every container but wait has terminated, wait
 // terminates too and the pod Succeeds.
+// Every marker ends in one EmissaryEvent (Kubelet.EmissaryEvents), recorded once the emulation is done
+// with it, so a test can wait for the emulation's decision instead of sleeping.
 func (r *Rig) onMarker(ns, pod, container, stage string) {
+	ev := EmissaryEvent{Namespace: ns, Pod: pod, Container: container, Stage: stage}
 	if !r.kubelet.emissary(ns, pod) {
+		ev.Outcome = EmissaryOff
+		r.kubelet.recordEmissary(ev)
 		return
 	}
 	go func() {
 		ctx, cancel := context.WithTimeout(r.kubelet.ctx, 30*time.Second)
 		defer cancel()
-		if err := r.emulateEmissary(ctx, ns, pod, container, stage); err != nil && ctx.Err() == nil {
-			fmt.Fprintf(os.Stderr, "rig: emissary emulation for %s/%s container %s (%s): %v\n", ns, pod, container, stage, err)
+		outcome, err := r.emulateEmissary(ctx, ns, pod, container, stage)
+		if err != nil {
+			outcome = "error: " + err.Error()
+			if ctx.Err() == nil {
+				fmt.Fprintf(os.Stderr, "rig: emissary emulation for %s/%s container %s (%s): %v\n", ns, pod, container, stage, err)
+			}
 		}
+		ev.Outcome = outcome
+		r.kubelet.recordEmissary(ev)
 	}()
 }
 
-func (r *Rig) emulateEmissary(ctx context.Context, ns, name, container, stage string) error {
+// What the emissary emulation did about a marker (EmissaryEvent.Outcome); an error is "error: ...".
+const (
+	// EmissaryOff: the emulation is off for the pod (Kubelet.SetEmissary).
+	EmissaryOff = "emulation off"
+	// EmissaryNotPaused: the container does not pause at the marker's stage (its env is missing or not
+	// exactly "true"), so the marker changes nothing.
+	EmissaryNotPaused = "not paused at this stage"
+	// EmissaryStillPaused: the container also pauses at the other stage, whose marker is missing.
+	EmissaryStillPaused = "still paused at the other stage"
+	// EmissaryReleased: the container ended (Completed), and the pod Succeeded if it was the last one.
+	EmissaryReleased = "released"
+	// EmissaryAlreadyEnded: the container had ended before.
+	EmissaryAlreadyEnded = "container had ended"
+)
+
+// EmissaryEvent is the emissary emulation's decision about one marker an exec created.
+type EmissaryEvent struct {
+	Namespace, Pod, Container, Stage string
+	Outcome                          string
+}
+
+func (r *Rig) emulateEmissary(ctx context.Context, ns, name, container, stage string) (string, error) {
 	pods := r.client.CoreV1().Pods(ns)
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	var outcome string
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		pod, err := pods.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -46,17 +79,21 @@ func (r *Rig) emulateEmissary(ctx context.Context, ns, name, container, stage st
 			}
 		}
 		if spec == nil || !debugPause(spec, stage) {
-			return nil // not paused at this stage: the marker changes nothing
+			outcome = EmissaryNotPaused
+			return nil
 		}
 		for _, s := range []string{"before", "after"} {
 			if debugPause(spec, s) && !r.kubelet.HasFile(ns, name, container, fmt.Sprintf("%s/ctr/%s/%s", MarkerDir, container, s)) {
-				return nil // still paused at the other stage
+				outcome = EmissaryStillPaused
+				return nil
 			}
 		}
 		now := metav1.Now()
 		if !terminate(pod, container, now) {
+			outcome = EmissaryAlreadyEnded
 			return nil
 		}
+		outcome = EmissaryReleased
 		done := true
 		for _, c := range pod.Spec.Containers {
 			if c.Name != WaitContainerName && !terminated(pod, c.Name) {
@@ -75,6 +112,7 @@ func (r *Rig) emulateEmissary(ctx context.Context, ns, name, container, stage st
 		_, err = pods.UpdateStatus(ctx, pod, metav1.UpdateOptions{})
 		return err
 	})
+	return outcome, err
 }
 
 func debugPause(c *corev1.Container, stage string) bool {

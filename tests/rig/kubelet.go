@@ -124,6 +124,7 @@ type Kubelet struct {
 	files      map[podKey]map[string]bool // per pod: shared /var/run/argo paths, others as "container:path"
 	noEmissary map[podKey]bool
 	calls      []*Call
+	emissaryEv []EmissaryEvent
 }
 
 func startKubelet(bindAddress string) (*Kubelet, error) {
@@ -220,6 +221,27 @@ func (k *Kubelet) callsWhere(keep func(*Call) bool) []Call {
 	return out
 }
 
+// EmissaryEvents returns the emissary emulation's decisions about the markers created in pods of
+// namespace, oldest first. A marker's event appears once the emulation is done with it (the pod status
+// written, if it changes).
+func (k *Kubelet) EmissaryEvents(namespace string) []EmissaryEvent {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []EmissaryEvent
+	for _, ev := range k.emissaryEv {
+		if ev.Namespace == namespace {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func (k *Kubelet) recordEmissary(ev EmissaryEvent) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.emissaryEv = append(k.emissaryEv, ev)
+}
+
 // Files lists the paths created in a pod, sorted: paths under /var/run/argo (shared by all
 // containers) as is, other paths as "container:path".
 func (k *Kubelet) Files(namespace, pod string) []string {
@@ -241,7 +263,7 @@ func (k *Kubelet) HasFile(namespace, pod, container, p string) bool {
 	return k.files[podKey{namespace, pod}][fileKey(container, p)]
 }
 
-// ForgetNamespace drops the behaviours, files and calls of a namespace.
+// ForgetNamespace drops the behaviours, files, calls and emissary events of a namespace.
 func (k *Kubelet) ForgetNamespace(namespace string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -261,6 +283,7 @@ func (k *Kubelet) ForgetNamespace(namespace string) {
 		}
 	}
 	k.calls = slices.DeleteFunc(k.calls, func(c *Call) bool { return c.Namespace == namespace })
+	k.emissaryEv = slices.DeleteFunc(k.emissaryEv, func(ev EmissaryEvent) bool { return ev.Namespace == namespace })
 }
 
 func fileKey(container, p string) string {
