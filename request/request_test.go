@@ -470,3 +470,40 @@ func TestParseEvent(t *testing.T) {
 		})
 	}
 }
+
+func TestParseSpec(t *testing.T) {
+	tests := map[string]struct {
+		in      string
+		want    string
+		wantErr string
+	}{
+		"the Sensor's YAML (sorted keys, quoted strings) becomes a JSON object": {
+			in:   "namespace: \"\"\nresume: \"\"\nworkflow: \"\"\n",
+			want: `{"namespace":"","resume":"","workflow":""}`,
+		},
+		"values are kept":               {in: "namespace: argo\nstage: after\n", want: `{"namespace":"argo","stage":"after"}`},
+		"null reads as empty":           {in: "namespace: null\n", want: `{"namespace":""}`},
+		"empty spec is an empty object": {in: "", want: `{}`},
+		"unknown key":                   {in: "namespace: argo\nworkflowName: wf\n", wantErr: `trigger spec key "workflowName" is unknown`},
+		"key in another case":           {in: "Namespace: argo\n", wantErr: `trigger spec key "Namespace" is unknown`},
+		"unquoted number":               {in: "nodeID: 010\n", wantErr: `trigger spec key "nodeID" holds 8, not a string`},
+		"unquoted boolean":              {in: "stage: true\n", wantErr: `holds true, not a string`},
+		"a list is no map":              {in: "- namespace\n", wantErr: "trigger spec is not a map of strings"},
+		"a nested map is no string":     {in: "namespace:\n  a: b\n", wantErr: `trigger spec key "namespace" holds`},
+		"too large":                     {in: "namespace: \"" + strings.Repeat("a", 70000) + "\"\n", wantErr: "more than 65536"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := ParseSpec([]byte(tc.in))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || fault.KindOf(err) != fault.Invalid {
+					t.Fatalf("ParseSpec = %s, %v; want an Invalid error containing %q", got, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || string(got) != tc.want {
+				t.Fatalf("ParseSpec = %s, %v; want %s", got, err, tc.want)
+			}
+		})
+	}
+}
