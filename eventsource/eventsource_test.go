@@ -1,12 +1,7 @@
 package eventsource_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"errors"
-	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -17,11 +12,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	resumev1alpha1 "github.com/argocontroller/resume-trigger/api/v1alpha1"
+	"github.com/argocontroller/resume-trigger/fixture"
 )
 
 const namespace = "argo"
@@ -29,34 +24,6 @@ const namespace = "argo"
 // validator is what every argo-events event source listener implements.
 type validator interface {
 	ValidateEventSource(ctx context.Context) error
-}
-
-// documents splits a YAML file into its documents.
-func documents(t *testing.T, name string) [][]byte {
-	t.Helper()
-	raw, err := os.ReadFile(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(raw)))
-	var docs [][]byte
-	for {
-		doc, err := reader.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		asJSON, err := yaml.YAMLToJSON(doc)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if string(asJSON) != "null" { // a document of comments only
-			docs = append(docs, doc)
-		}
-	}
-	return docs
 }
 
 // decodeStrict fails on unknown, duplicate or wrongly cased fields, so a misspelt key cannot be silently
@@ -80,7 +47,7 @@ func decodeStrict(t *testing.T, name string, doc []byte, into any) {
 // single decodes a file that must hold exactly one object.
 func single(t *testing.T, name string, into any) {
 	t.Helper()
-	docs := documents(t, name)
+	docs := fixture.YAMLDocuments(t, name)
 	if len(docs) != 1 {
 		t.Fatalf("%s: want 1 document, got %d", name, len(docs))
 	}
@@ -248,7 +215,7 @@ func TestEventSourceRBACGrantsOnlyResumeReads(t *testing.T) {
 		roles    = map[string]rbacv1.ClusterRole{}
 		bindings []rbacv1.RoleBinding
 	)
-	for i, doc := range documents(t, "rbac.yaml") {
+	for i, doc := range fixture.YAMLDocuments(t, "rbac.yaml") {
 		var meta metav1.TypeMeta
 		if err := yaml.Unmarshal(doc, &meta); err != nil {
 			t.Fatal(err)

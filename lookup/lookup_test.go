@@ -262,27 +262,6 @@ func checkTargets(t *testing.T, c cluster, got []lookup.Target, exp []target) {
 	}
 }
 
-func checkErr(t *testing.T, err error, kind fault.Kind, substrings []string) {
-	t.Helper()
-	if kind == fault.Unknown {
-		if err != nil {
-			t.Fatalf("unexpected error: %v", err)
-		}
-		return
-	}
-	if err == nil {
-		t.Fatalf("got no error, want %s", kind)
-	}
-	if got := fault.KindOf(err); got != kind {
-		t.Errorf("error kind = %s, want %s: %v", got, kind, err)
-	}
-	for _, s := range substrings {
-		if !strings.Contains(err.Error(), s) {
-			t.Errorf("error %q does not mention %q", err, s)
-		}
-	}
-}
-
 func TestFind(t *testing.T) {
 	tests := map[string]struct {
 		cluster cluster
@@ -855,7 +834,7 @@ func TestFind(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f, wfc, kube := newFinder(tc.cluster, nil)
 			res, err := f.Find(context.Background(), ns, tc.step)
-			checkErr(t, err, tc.expKind, tc.expErr)
+			fixture.CheckFault(t, err, tc.expKind, tc.expErr)
 			checkTargets(t, tc.cluster, res.Targets, tc.expTargets)
 			var skipped []string
 			for _, s := range res.Skipped {
@@ -1103,7 +1082,7 @@ func TestFindAPIErrors(t *testing.T) {
 			wfc.PrependReactor(tc.verb, tc.resource, react)
 			kube.PrependReactor(tc.verb, tc.resource, react)
 			res, err := f.Find(context.Background(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
-			checkErr(t, err, fault.Transient, tc.expErr)
+			fixture.CheckFault(t, err, fault.Transient, tc.expErr)
 			if !errors.Is(err, tc.err) {
 				t.Errorf("error %v does not wrap %v", err, tc.err)
 			}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/fault"
+	"github.com/argocontroller/resume-trigger/fixture"
 	"github.com/argocontroller/resume-trigger/lookup"
 	"github.com/argocontroller/resume-trigger/request"
 )
@@ -118,7 +119,7 @@ func TestFindCompressedNodes(t *testing.T) {
 			}
 			f, wfc, kube := newFinder(c, nil)
 			res, err := f.Find(context.Background(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
-			checkErr(t, err, tc.expKind, tc.expErr)
+			fixture.CheckFault(t, err, tc.expKind, tc.expErr)
 			var exp []target
 			if tc.expKind == fault.Unknown {
 				exp = []target{{Node: helloNode, Pod: helloPod, Container: "main", Stage: v1alpha1.StageBefore}}
@@ -203,7 +204,7 @@ func TestFindOffloadedNodes(t *testing.T) {
 			}
 			f, wfc, kube := newFinder(c, src)
 			res, err := f.Find(context.Background(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
-			checkErr(t, err, tc.expKind, tc.expErr)
+			fixture.CheckFault(t, err, tc.expKind, tc.expErr)
 			var exp []target
 			if tc.expKind == fault.Unknown {
 				exp = []target{{Node: helloNode, Pod: helloPod, Container: "main", Stage: v1alpha1.StageBefore}}

@@ -294,7 +294,7 @@ func TestRelease(t *testing.T) {
 				r.Pods = kube
 			}
 			out, err := r.Release(context.Background(), target)
-			checkErr(t, err, tc.expKind, tc.expErr)
+			fixture.CheckFault(t, err, tc.expKind, tc.expErr)
 			if got := exec.containers(); !slices.Equal(got, tc.expCalls) {
 				t.Errorf("exec'd into %v, want %v", got, tc.expCalls)
 			}
@@ -343,7 +343,7 @@ func TestReleaseHangingExecTimesOut(t *testing.T) {
 			start := time.Now()
 			_, err := r.Release(context.Background(), targetOf(pod))
 			elapsed := time.Since(start)
-			checkErr(t, err, fault.Transient, []string{"did not finish within 100ms"})
+			fixture.CheckFault(t, err, fault.Transient, []string{"did not finish within 100ms"})
 			if elapsed < 100*time.Millisecond || elapsed > 2*time.Second {
 				t.Errorf("Release returned after %s, want about the 100ms timeout", elapsed)
 			}
@@ -496,7 +496,7 @@ func TestReleaseEphemeralFallback(t *testing.T) {
 			exec := &recorder{results: map[string]error{"main": noTouch, "tools": noTouch, "sidecar": noTouch}}
 			r := &release.Releaser{Exec: exec, Pods: kube, Timeout: 700 * time.Millisecond, EphemeralImage: "busybox:1.36"}
 			out, err := r.Release(context.Background(), targetOf(pod))
-			checkErr(t, err, tc.expKind, tc.expErr)
+			fixture.CheckFault(t, err, tc.expKind, tc.expErr)
 			if got := exec.containers(); !slices.Equal(got, []string{"main", "tools", "sidecar"}) {
 				t.Errorf("exec'd into %v before the ephemeral container, want main, tools, sidecar", got)
 			}
@@ -581,26 +581,5 @@ func checkEphemeral(t *testing.T, pod *corev1.Pod) {
 	want := stepPod()
 	if !slices.EqualFunc(pod.Spec.Containers, want.Spec.Containers, func(a, b corev1.Container) bool { return a.Name == b.Name }) {
 		t.Errorf("containers changed: %v", pod.Spec.Containers)
-	}
-}
-
-func checkErr(t *testing.T, err error, kind fault.Kind, substrings []string) {
-	t.Helper()
-	if kind == fault.Unknown {
-		if err != nil {
-			t.Fatalf("unexpected error: %v", err)
-		}
-		return
-	}
-	if err == nil {
-		t.Fatalf("got no error, want %s", kind)
-	}
-	if got := fault.KindOf(err); got != kind {
-		t.Errorf("error kind = %s, want %s: %v", got, kind, err)
-	}
-	for _, s := range substrings {
-		if !strings.Contains(err.Error(), s) {
-			t.Errorf("error %q does not mention %q", err, s)
-		}
 	}
 }

@@ -1,14 +1,9 @@
 package sensor_test
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
 	"maps"
 	"net"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,11 +21,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	resumev1alpha1 "github.com/argocontroller/resume-trigger/api/v1alpha1"
+	"github.com/argocontroller/resume-trigger/fixture"
 )
 
 const namespace = "argo"
@@ -41,39 +36,12 @@ var requestKeys = []string{"namespace", "resume", "resumeUID", "workflow", "temp
 // cloudEventKeys are the payload keys that make the payload a structured-mode CloudEvent.
 var cloudEventKeys = []string{"id", "source", "specversion", "type", "subject", "time", "datacontenttype", "data"}
 
-// documents splits a YAML file into its non-empty documents.
-func documents(t *testing.T, name string) [][]byte {
-	t.Helper()
-	raw, err := os.ReadFile(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(raw)))
-	var docs [][]byte
-	for {
-		doc, err := reader.Read()
-		if errors.Is(err, io.EOF) {
-			return docs
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		asJSON, err := yaml.YAMLToJSON(doc)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if string(asJSON) != "null" { // a document of comments only
-			docs = append(docs, doc)
-		}
-	}
-}
-
 // load decodes a one-object file strictly: an unknown, duplicate or wrongly cased field fails, where the
 // API server (argo-events CRDs preserve unknown fields) and the Sensor would silently ignore it. Decoding
 // is case-sensitive, as in Kubernetes: encoding/json would take `atleastonce` for `atLeastOnce`.
 func load(t *testing.T, name string, into any) {
 	t.Helper()
-	docs := documents(t, name)
+	docs := fixture.YAMLDocuments(t, name)
 	if len(docs) != 1 {
 		t.Fatalf("%s: want 1 document, got %d", name, len(docs))
 	}
