@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	resumev1alpha1 "github.com/argocontroller/resume-trigger/api/v1alpha1"
@@ -26,24 +25,6 @@ type validator interface {
 	ValidateEventSource(ctx context.Context) error
 }
 
-// decodeStrict fails on unknown, duplicate or wrongly cased fields, so a misspelt key cannot be silently
-// ignored the way the API server (whose argo-events CRDs preserve unknown fields) would ignore it. It
-// decodes case-sensitively, as Kubernetes does: encoding/json would accept `afterstart` for `afterStart`.
-func decodeStrict(t *testing.T, name string, doc []byte, into any) {
-	t.Helper()
-	asJSON, err := yaml.YAMLToJSONStrict(doc)
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	strict, err := kjson.UnmarshalStrict(asJSON, into, kjson.DisallowUnknownFields)
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	for _, e := range strict {
-		t.Errorf("%s: %v", name, e)
-	}
-}
-
 // single decodes a file that must hold exactly one object.
 func single(t *testing.T, name string, into any) {
 	t.Helper()
@@ -51,7 +32,7 @@ func single(t *testing.T, name string, into any) {
 	if len(docs) != 1 {
 		t.Fatalf("%s: want 1 document, got %d", name, len(docs))
 	}
-	decodeStrict(t, name, docs[0], into)
+	fixture.DecodeStrict(t, name, docs[0], into)
 }
 
 func TestEventSourcesPassArgoEventsValidation(t *testing.T) {
@@ -223,15 +204,15 @@ func TestEventSourceRBACGrantsOnlyResumeReads(t *testing.T) {
 		switch meta.Kind {
 		case "ServiceAccount":
 			var sa corev1.ServiceAccount
-			decodeStrict(t, "rbac.yaml", doc, &sa)
+			fixture.DecodeStrict(t, "rbac.yaml", doc, &sa)
 			accounts = append(accounts, sa)
 		case "ClusterRole":
 			var role rbacv1.ClusterRole
-			decodeStrict(t, "rbac.yaml", doc, &role)
+			fixture.DecodeStrict(t, "rbac.yaml", doc, &role)
 			roles[role.Name] = role
 		case "RoleBinding":
 			var binding rbacv1.RoleBinding
-			decodeStrict(t, "rbac.yaml", doc, &binding)
+			fixture.DecodeStrict(t, "rbac.yaml", doc, &binding)
 			bindings = append(bindings, binding)
 		default:
 			t.Errorf("rbac.yaml document %d: unexpected kind %q (ClusterRoleBinding would grant every namespace)", i, meta.Kind)

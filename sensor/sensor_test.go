@@ -21,7 +21,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	resumev1alpha1 "github.com/argocontroller/resume-trigger/api/v1alpha1"
@@ -45,17 +44,7 @@ func load(t *testing.T, name string, into any) {
 	if len(docs) != 1 {
 		t.Fatalf("%s: want 1 document, got %d", name, len(docs))
 	}
-	asJSON, err := yaml.YAMLToJSONStrict(docs[0])
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	strict, err := kjson.UnmarshalStrict(asJSON, into, kjson.DisallowUnknownFields)
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	for _, e := range strict {
-		t.Errorf("%s: %v", name, e)
-	}
+	fixture.DecodeStrict(t, name, docs[0], into)
 }
 
 func loadSensor(t *testing.T) *v1alpha1.Sensor {
