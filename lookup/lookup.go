@@ -94,28 +94,49 @@ func (f *Finder) Find(ctx context.Context, ns string, step request.Step) (Result
 		return res, nothingToRelease(wf.Name, step, res.Skipped)
 	}
 
-	pods, err := f.Pods.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{
-		LabelSelector: labels.SelectorFromSet(labels.Set{LabelWorkflow: wf.Name}).String(),
-	})
-	if err != nil {
-		return res, apiError(fmt.Sprintf("list pods of workflow %s/%s", ns, wf.Name), err)
-	}
-	byNode, byName := indexPods(pods.Items)
-
-	for _, p := range picks {
-		pod, err := podOf(wf, p.node, byNode, byName)
+	// The pods are listed from the API server's watch cache first (ResourceVersion "0"), which answers at
+	// once. A consistent list waits until that cache has caught up with etcd, which after a write
+	// elsewhere (the Resume just created) took about 65 ms on a quiet server, most of a release's time.
+	// The cache may be a moment behind, so it only decides when everything it shows is settled: if a
+	// candidate was skipped for a reason that may pass (no pod yet, not running yet), or nothing was
+	// found, the pods are listed again, consistently, and that answer stands.
+	base := res.Skipped
+	for _, rv := range []string{"0", ""} {
+		pods, err := f.Pods.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{
+			LabelSelector:   labels.SelectorFromSet(labels.Set{LabelWorkflow: wf.Name}).String(),
+			ResourceVersion: rv,
+		})
 		if err != nil {
-			res.Skipped = append(res.Skipped, Skip{Node: p.node.ID, Reason: err})
-			continue
+			return res, apiError(fmt.Sprintf("list pods of workflow %s/%s", ns, wf.Name), err)
 		}
-		targets, skips := containersOf(wf, p, pod, step)
-		res.Targets = append(res.Targets, targets...)
-		res.Skipped = append(res.Skipped, skips...)
+		res.Targets, res.Skipped = collect(wf, picks, pods.Items, step)
+		res.Skipped = append(slices.Clip(base), res.Skipped...)
+		if len(res.Targets) > 0 && !slices.ContainsFunc(res.Skipped, func(s Skip) bool { return fault.KindOf(s.Reason) == fault.Transient }) {
+			break
+		}
 	}
 	if len(res.Targets) == 0 {
 		return res, nothingToRelease(wf.Name, step, res.Skipped)
 	}
 	return res, nil
+}
+
+// collect maps the picked nodes to their pods and the pods' paused containers.
+func collect(wf *wfv1.Workflow, picks []pickedNode, pods []corev1.Pod, step request.Step) ([]Target, []Skip) {
+	byNode, byName := indexPods(pods)
+	var targets []Target
+	var skipped []Skip
+	for _, p := range picks {
+		pod, err := podOf(wf, p.node, byNode, byName)
+		if err != nil {
+			skipped = append(skipped, Skip{Node: p.node.ID, Reason: err})
+			continue
+		}
+		t, s := containersOf(wf, p, pod, step)
+		targets = append(targets, t...)
+		skipped = append(skipped, s...)
+	}
+	return targets, skipped
 }
 
 // apiError classifies an API failure: none of them is the request's fault, so all are retried.

@@ -201,7 +201,9 @@ func newFinder(c cluster, offloaded lookup.NodeSource) (*lookup.Finder, *wffake.
 
 // checkActions asserts the API cost of a lookup: exactly one GET of the workflow, and at most one LIST of its
 // pods selected by the workflow label (none when listPods is false).
-func checkActions(t *testing.T, wfc *wffake.Clientset, kube *k8sfake.Clientset, wf string, listPods bool) {
+// checkActions asserts the cost of a lookup: one get of the workflow and lists pod lists, the first from
+// the API server's cache (resourceVersion 0), a second one consistent.
+func checkActions(t *testing.T, wfc *wffake.Clientset, kube *k8sfake.Clientset, wf string, lists int) {
 	t.Helper()
 	wfActions := wfc.Actions()
 	if len(wfActions) != 1 {
@@ -212,26 +214,41 @@ func checkActions(t *testing.T, wfc *wffake.Clientset, kube *k8sfake.Clientset, 
 		t.Errorf("workflow action = %#v, want get workflows %s/%s", wfActions[0], ns, wf)
 	}
 	podActions := kube.Actions()
-	want := 0
-	if listPods {
-		want = 1
+	if len(podActions) != lists {
+		t.Fatalf("pod actions = %v, want %d list", podActions, lists)
 	}
-	if len(podActions) != want {
-		t.Fatalf("pod actions = %v, want %d list", podActions, want)
+	for i, a := range podActions {
+		list, ok := a.(k8stesting.ListActionImpl)
+		if !ok || list.GetVerb() != "list" || list.GetResource().Resource != "pods" || list.GetNamespace() != ns {
+			t.Fatalf("pod action = %#v, want list pods in %s", a, ns)
+		}
+		if sel := list.GetListRestrictions().Labels.String(); sel != "workflows.argoproj.io/workflow="+wf {
+			t.Errorf("pod list label selector = %q, want workflows.argoproj.io/workflow=%s", sel, wf)
+		}
+		if sel := list.GetListRestrictions().Fields.String(); sel != "" {
+			t.Errorf("pod list field selector = %q, want none", sel)
+		}
+		want := []string{"0", ""}[i]
+		if rv := list.ListOptions.ResourceVersion; rv != want {
+			t.Errorf("pod list %d resourceVersion = %q, want %q", i+1, rv, want)
+		}
 	}
-	if want == 0 {
-		return
+}
+
+// podLists is how many pod lists a lookup needs: the cached one decides alone when it found targets and
+// nothing that may still change; otherwise a consistent one follows.
+func podLists(res lookup.Result) int {
+	if len(res.Targets) > 0 && !slices.ContainsFunc(res.Skipped, func(s lookup.Skip) bool { return fault.KindOf(s.Reason) == fault.Transient }) {
+		return 1
 	}
-	list, ok := podActions[0].(k8stesting.ListAction)
-	if !ok || list.GetVerb() != "list" || list.GetResource().Resource != "pods" || list.GetNamespace() != ns {
-		t.Fatalf("pod action = %#v, want list pods in %s", podActions[0], ns)
+	return 2
+}
+
+func lists(n int, when bool) int {
+	if !when {
+		return 0
 	}
-	if sel := list.GetListRestrictions().Labels.String(); sel != "workflows.argoproj.io/workflow="+wf {
-		t.Errorf("pod list label selector = %q, want workflows.argoproj.io/workflow=%s", sel, wf)
-	}
-	if sel := list.GetListRestrictions().Fields.String(); sel != "" {
-		t.Errorf("pod list field selector = %q, want none", sel)
-	}
+	return n
 }
 
 func checkTargets(t *testing.T, c cluster, got []lookup.Target, exp []target) {
@@ -850,7 +867,7 @@ func TestFind(t *testing.T) {
 				t.Errorf("result workflow = %s (%s), want %s (%s)", res.Workflow, res.WorkflowUID, tc.cluster.wf.Name, tc.cluster.wf.UID)
 			}
 			wf := tc.step.Workflow
-			checkActions(t, wfc, kube, wf, !tc.expNoList)
+			checkActions(t, wfc, kube, wf, lists(podLists(res), !tc.expNoList))
 		})
 	}
 }
@@ -1041,7 +1058,30 @@ func TestFindCost(t *testing.T) {
 	if len(res.Targets) != 2 {
 		t.Fatalf("targets = %v, want 2", res.Targets)
 	}
-	checkActions(t, wfc, kube, "loop", true)
+	checkActions(t, wfc, kube, "loop", 1)
+}
+
+func TestFindReadsAStaleCacheAgain(t *testing.T) {
+	// The API server's cache still shows the pod before it ran; the consistent list shows it running.
+	c := helloWorld()
+	f, wfc, kube := newFinder(c, nil)
+	kube.PrependReactor("list", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.(k8stesting.ListActionImpl).ListOptions.ResourceVersion != "0" {
+			return false, nil, nil
+		}
+		stale := c.pods[0].DeepCopy()
+		stale.Status = corev1.PodStatus{Phase: corev1.PodPending}
+		return true, &corev1.PodList{Items: []corev1.Pod{*stale}}, nil
+	})
+	res, err := f.Find(context.Background(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTargets(t, c, res.Targets, []target{{Node: helloNode, Pod: helloPod, Container: "main", Stage: v1alpha1.StageBefore}})
+	if len(res.Skipped) != 0 {
+		t.Errorf("skipped %v: the stale view must not be reported", res.Skipped)
+	}
+	checkActions(t, wfc, kube, "hello-world", 2)
 }
 
 func TestFindAPIErrors(t *testing.T) {
@@ -1089,7 +1129,7 @@ func TestFindAPIErrors(t *testing.T) {
 			if len(res.Targets) != 0 {
 				t.Errorf("targets = %v, want none", res.Targets)
 			}
-			checkActions(t, wfc, kube, "hello-world", !tc.expNoList)
+			checkActions(t, wfc, kube, "hello-world", lists(1, !tc.expNoList))
 		})
 	}
 }

@@ -126,7 +126,7 @@ func TestFindCompressedNodes(t *testing.T) {
 			}
 			c.wf.Status.Nodes = helloWorld().wf.Status.Nodes // for checkTargets' node-name check
 			checkTargets(t, c, res.Targets, exp)
-			checkActions(t, wfc, kube, "hello-world", tc.expKind == fault.Unknown)
+			checkActions(t, wfc, kube, "hello-world", lists(1, tc.expKind == fault.Unknown))
 		})
 	}
 }
@@ -211,7 +211,7 @@ func TestFindOffloadedNodes(t *testing.T) {
 			}
 			c.wf.Status.Nodes = nodes
 			checkTargets(t, c, res.Targets, exp)
-			checkActions(t, wfc, kube, "hello-world", tc.expKind == fault.Unknown)
+			checkActions(t, wfc, kube, "hello-world", lists(1, tc.expKind == fault.Unknown))
 			if tc.server != nil && len(tc.server.requests) != 1 {
 				t.Errorf("argo-server got %d requests, want 1", len(tc.server.requests))
 			}
