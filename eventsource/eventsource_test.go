@@ -25,16 +25,6 @@ type validator interface {
 	ValidateEventSource(ctx context.Context) error
 }
 
-// single decodes a file that must hold exactly one object.
-func single(t *testing.T, name string, into any) {
-	t.Helper()
-	docs := fixture.YAMLDocuments(t, name)
-	if len(docs) != 1 {
-		t.Fatalf("%s: want 1 document, got %d", name, len(docs))
-	}
-	fixture.DecodeStrict(t, name, docs[0], into)
-}
-
 func TestEventSourcesPassArgoEventsValidation(t *testing.T) {
 	tests := map[string]struct {
 		file      string
@@ -67,7 +57,7 @@ func TestEventSourcesPassArgoEventsValidation(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			var es v1alpha1.EventSource
-			single(t, tc.file, &es)
+			fixture.DecodeFile(t, tc.file, &es)
 			if es.APIVersion != "argoproj.io/v1alpha1" || es.Kind != "EventSource" {
 				t.Errorf("apiVersion/kind = %s/%s, want argoproj.io/v1alpha1/EventSource", es.APIVersion, es.Kind)
 			}
@@ -115,7 +105,7 @@ func sourceKinds(t *testing.T, es *v1alpha1.EventSource) []string {
 
 func TestResourceEventSourceWatchesResumeCreation(t *testing.T) {
 	var es v1alpha1.EventSource
-	single(t, "resource.yaml", &es)
+	fixture.DecodeFile(t, "resource.yaml", &es)
 	src, ok := es.Spec.Resource["resumes"]
 	if !ok {
 		t.Fatalf("no event named resumes (the Sensor depends on it); events: %v", es.Spec.Resource)
@@ -151,7 +141,7 @@ func TestResourceEventSourceWatchesResumeCreation(t *testing.T) {
 
 func TestWebhookEventSourceRequiresBearerToken(t *testing.T) {
 	var es v1alpha1.EventSource
-	single(t, "webhook.yaml", &es)
+	fixture.DecodeFile(t, "webhook.yaml", &es)
 	src, ok := es.Spec.Webhook["release"]
 	if !ok {
 		t.Fatalf("no event named release (the Sensor depends on it); events: %v", es.Spec.Webhook)
@@ -188,7 +178,7 @@ func TestWebhookEventSourceRequiresBearerToken(t *testing.T) {
 
 func TestEventSourceRBACGrantsOnlyResumeReads(t *testing.T) {
 	var es v1alpha1.EventSource
-	single(t, "resource.yaml", &es)
+	fixture.DecodeFile(t, "resource.yaml", &es)
 	account := es.Spec.Template.ServiceAccountName
 
 	var (
@@ -252,7 +242,7 @@ func TestKustomizationListsEveryManifest(t *testing.T) {
 		Namespace  string   `json:"namespace"`
 		Resources  []string `json:"resources"`
 	}
-	single(t, "kustomization.yaml", &k)
+	fixture.DecodeFile(t, "kustomization.yaml", &k)
 	if k.Namespace != namespace {
 		t.Errorf("namespace = %q, want %q", k.Namespace, namespace)
 	}

@@ -35,22 +35,10 @@ var requestKeys = []string{"namespace", "resume", "resumeUID", "workflow", "temp
 // cloudEventKeys are the payload keys that make the payload a structured-mode CloudEvent.
 var cloudEventKeys = []string{"id", "source", "specversion", "type", "subject", "time", "datacontenttype", "data"}
 
-// load decodes a one-object file strictly: an unknown, duplicate or wrongly cased field fails, where the
-// API server (argo-events CRDs preserve unknown fields) and the Sensor would silently ignore it. Decoding
-// is case-sensitive, as in Kubernetes: encoding/json would take `atleastonce` for `atLeastOnce`.
-func load(t *testing.T, name string, into any) {
-	t.Helper()
-	docs := fixture.YAMLDocuments(t, name)
-	if len(docs) != 1 {
-		t.Fatalf("%s: want 1 document, got %d", name, len(docs))
-	}
-	fixture.DecodeStrict(t, name, docs[0], into)
-}
-
 func loadSensor(t *testing.T) *v1alpha1.Sensor {
 	t.Helper()
 	var s v1alpha1.Sensor
-	load(t, "sensor.yaml", &s)
+	fixture.DecodeFile(t, "sensor.yaml", &s)
 	return &s
 }
 
@@ -71,7 +59,7 @@ func TestSensorPassesArgoEventsValidation(t *testing.T) {
 		t.Errorf("got %s %s %q, want argoproj.io/v1alpha1 Sensor resume-trigger", s.APIVersion, s.Kind, s.Name)
 	}
 	var bus v1alpha1.EventBus
-	load(t, "../manifests/eventbus/eventbus.yaml", &bus)
+	fixture.DecodeFile(t, "../manifests/eventbus/eventbus.yaml", &bus)
 	if bus.Spec.JetStream == nil {
 		t.Fatal("the shipped EventBus is not JetStream: atLeastOnce (and so retries) needs JetStream")
 	}
@@ -87,7 +75,7 @@ func TestDependenciesNameShippedEventSources(t *testing.T) {
 	events := map[string][]string{} // EventSource name -> its event names
 	for _, file := range []string{"../eventsource/resource.yaml", "../eventsource/webhook.yaml"} {
 		var es v1alpha1.EventSource
-		load(t, file, &es)
+		fixture.DecodeFile(t, file, &es)
 		events[es.Name] = append(slices.Collect(maps.Keys(es.Spec.Resource)), slices.Collect(maps.Keys(es.Spec.Webhook))...)
 	}
 	want := map[string]struct{ source, event string }{
@@ -168,14 +156,14 @@ func TestTriggersKeepTheDeliveryContract(t *testing.T) {
 
 func TestCustomTriggersCallTheServer(t *testing.T) {
 	var svc corev1.Service
-	load(t, "../manifests/base/service.yaml", &svc)
+	fixture.DecodeFile(t, "../manifests/base/service.yaml", &svc)
 	var kust struct {
 		APIVersion string   `json:"apiVersion"`
 		Kind       string   `json:"kind"`
 		Namespace  string   `json:"namespace"`
 		Resources  []string `json:"resources"`
 	}
-	load(t, "kustomization.yaml", &kust)
+	fixture.DecodeFile(t, "kustomization.yaml", &kust)
 	if kust.Namespace != namespace || !slices.Equal(kust.Resources, []string{"sensor.yaml"}) {
 		t.Errorf("kustomization: namespace %q resources %v, want %q [sensor.yaml]", kust.Namespace, kust.Resources, namespace)
 	}
@@ -237,7 +225,7 @@ func TestCustomTriggersCallTheServer(t *testing.T) {
 
 func TestNetworkPolicyAdmitsThisSensor(t *testing.T) {
 	var np networkingv1.NetworkPolicy
-	load(t, "../manifests/base/networkpolicy.yaml", &np)
+	fixture.DecodeFile(t, "../manifests/base/networkpolicy.yaml", &np)
 	s := loadSensor(t)
 	// The labels the argo-events sensor controller puts on the Sensor's pods.
 	podLabels := map[string]string{"controller": "sensor-controller", v1alpha1.LabelSensorName: s.Name, v1alpha1.LabelOwnerName: s.Name}

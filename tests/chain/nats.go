@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/argocontroller/resume-trigger/tests/rig"
+	"github.com/argocontroller/resume-trigger/fixture"
 )
 
 // natsConfig is a nats-server configuration with JetStream, TLS for clients and plain-HTTP monitoring on
@@ -17,7 +17,7 @@ import (
 func natsConfig(dir, listen string, monitorPort int) (string, error) {
 	cert, key := filepath.Join(dir, "nats.crt"), filepath.Join(dir, "nats.key")
 	host, _, _ := net.SplitHostPort(listen)
-	certPEM, keyPEM, err := rig.SelfSignedCert("resume-trigger chain eventbus", host, "127.0.0.1")
+	certPEM, keyPEM, err := fixture.SelfSignedCert("resume-trigger chain eventbus", host, "127.0.0.1")
 	if err != nil {
 		return "", err
 	}

@@ -21,6 +21,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 	utilexec "k8s.io/utils/exec"
+
+	"github.com/argocontroller/resume-trigger/fixture"
 )
 
 // MarkerDir is where Argo's emissary looks for the debug-pause markers; all containers of a pod
@@ -128,7 +130,7 @@ type Kubelet struct {
 }
 
 func startKubelet(bindAddress string) (*Kubelet, error) {
-	certPEM, keyPEM, err := SelfSignedCert("rig-kubelet", bindAddress)
+	certPEM, keyPEM, err := fixture.SelfSignedCert("rig-kubelet", bindAddress)
 	if err != nil {
 		return nil, err
 	}
