@@ -176,9 +176,9 @@ func (s *Service) handleResume(ctx context.Context, req request.Request, res *Re
 		return s.settle(ctx, obj, res, nil, err)
 	}
 
-	done := map[string]v1alpha1.ReleasedTarget{}
+	done := map[string]bool{}
 	for _, r := range obj.Status.Released {
-		done[targetKey(r.Pod, r.Container, r.Stage)] = r
+		done[targetKey(r.Pod, r.Container, r.Stage)] = true
 	}
 	found, err := s.Finder.Find(ctx, req.Namespace, step)
 	if err != nil {
@@ -208,19 +208,18 @@ func (s *Service) handleDirect(ctx context.Context, req request.Request, res *Re
 	if err != nil && len(res.Released) == 0 {
 		s.event(ctx, wf, true, "DebugPauseNotReleased", err.Error())
 	}
-	if err != nil && fault.KindOf(err) == fault.Transient {
-		return err
+	// As for a Resume: some released and the rest never will be is a success; anything that may still
+	// change (transient or unclassified) is returned for a retry.
+	if len(res.Released) > 0 && fault.KindOf(err).Final() {
+		return nil
 	}
-	if len(res.Released) == 0 {
-		return err
-	}
-	return nil
+	return err
 }
 
 // releaseAll releases every target not yet done (done lists what earlier requests released; they are in
 // res.AlreadyReleased already). It returns the first transient error, or else a final error describing the
 // targets that could not be released.
-func (s *Service) releaseAll(ctx context.Context, found lookup.Result, done map[string]v1alpha1.ReleasedTarget, res *Result) error {
+func (s *Service) releaseAll(ctx context.Context, found lookup.Result, done map[string]bool, res *Result) error {
 	var transient error
 	var failures []string
 	var finalKind fault.Kind
@@ -229,7 +228,7 @@ func (s *Service) releaseAll(ctx context.Context, found lookup.Result, done map[
 			"namespace": t.Namespace, "workflow": t.Workflow, "node": t.Node,
 			"pod": t.Pod, "container": t.Container, "stage": t.Stage,
 		})
-		if _, ok := done[targetKey(t.Pod, t.Container, t.Stage)]; ok {
+		if done[targetKey(t.Pod, t.Container, t.Stage)] {
 			log.WithField("outcome", "already-released").Info("already released")
 			continue
 		}

@@ -556,6 +556,16 @@ func TestHandleDirect(t *testing.T) {
 			expKind: fault.Precondition, expPhase: v1alpha1.PhaseFailed,
 			expEvent: []string{"Warning Workflow/wf DebugPauseNotReleased"},
 		},
+		"a partial release is a success, with an Event on the Workflow": {
+			targets: []lookup.Target{target("p1"), target("p2")}, relErrs: map[string]error{"p2": fault.Preconditionf("no touch")},
+			expPhase: v1alpha1.PhaseSucceeded,
+			expEvent: []string{"Normal Workflow/wf DebugPauseReleased"},
+		},
+		"a transient failure beside a release is retried": {
+			targets: []lookup.Target{target("p1"), target("p2")}, relErrs: map[string]error{"p2": fault.Transientf("broken pipe")},
+			expKind: fault.Transient, expPhase: v1alpha1.PhasePending,
+			expEvent: []string{"Normal Workflow/wf DebugPauseReleased"},
+		},
 		"a transient failure is retried": {
 			targets: []lookup.Target{target("p1")}, relErrs: map[string]error{"p1": fault.Transientf("broken pipe")},
 			expKind: fault.Transient, expPhase: v1alpha1.PhasePending,
