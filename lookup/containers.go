@@ -138,21 +138,7 @@ func containersOf(wf *wfv1.Workflow, p pickedNode, pod *corev1.Pod, step request
 			Others:    others,
 		})
 	}
-	if len(targets) > 0 {
-		return targets, skips
-	}
-	if len(skips) > 1 {
-		var reasons []string
-		kind := fault.Precondition
-		for _, s := range skips {
-			reasons = append(reasons, s.Reason.Error())
-			if fault.KindOf(s.Reason) == fault.Transient {
-				kind = fault.Transient
-			}
-		}
-		return nil, skip(&fault.Error{Kind: kind, Err: fmt.Errorf("pod %s: %s", pod.Name, strings.Join(reasons, "; "))})
-	}
-	return nil, skips
+	return targets, skips
 }
 
 // running checks that the pod and the container are running: only then can an exec reach it. A pod or

@@ -532,8 +532,8 @@ func TestFind(t *testing.T) {
 			cluster:    containerSet().with(onPod(setPod, func(p *corev1.Pod) { p.Spec.Containers[2].Env = p.Spec.Containers[2].Env[:1] })),
 			step:       request.Step{Workflow: "set", Template: "build"},
 			expKind:    fault.Precondition,
-			expErr:     []string{"pod " + setPod + ":", "container main is not", "container lint is not", "container tools is not"},
-			expSkipped: []string{setNode},
+			expErr:     []string{"pod " + setPod + ": container main is not", "pod " + setPod + ": container lint is not", "pod " + setPod + ": container tools is not"},
+			expSkipped: []string{setNode, setNode, setNode},
 		},
 		"containerSet with one container not paused and one not started is Transient": {
 			cluster: containerSet().with(onPod(setPod, func(p *corev1.Pod) {
@@ -543,7 +543,7 @@ func TestFind(t *testing.T) {
 			step:       request.Step{Workflow: "set", Template: "build"},
 			expKind:    fault.Transient,
 			expErr:     []string{"container lint in pod " + setPod + " is not running yet"},
-			expSkipped: []string{setNode},
+			expSkipped: []string{setNode, setNode},
 		},
 
 		// templateRef.
