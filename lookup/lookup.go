@@ -2,6 +2,7 @@ package lookup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -26,6 +27,21 @@ const (
 	LabelWorkflow    = "workflows.argoproj.io/workflow"
 	AnnotationNodeID = "workflows.argoproj.io/node-id"
 )
+
+// NoWorkflowError is in the chain of the error Find returns when the named Workflow does not exist.
+type NoWorkflowError struct {
+	Namespace, Name string
+}
+
+func (e *NoWorkflowError) Error() string {
+	return fmt.Sprintf("workflow %s not found in namespace %s: check Workflow-ID (the workflow must be in the Resume's own namespace)", e.Name, e.Namespace)
+}
+
+// IsNoWorkflow reports whether err says the named Workflow does not exist.
+func IsNoWorkflow(err error) bool {
+	var e *NoWorkflowError
+	return errors.As(err, &e)
+}
 
 // Target is one paused container to release.
 type Target struct {
@@ -76,15 +92,15 @@ func (f *Finder) Find(ctx context.Context, ns string, step request.Step) (Result
 	wf, err := f.Workflows.ArgoprojV1alpha1().Workflows(ns).Get(ctx, step.Workflow, metav1.GetOptions{})
 	if err != nil {
 		if apierrors.IsNotFound(err) {
-			return Result{}, fault.NotFoundf("workflow %s not found in namespace %s: check Workflow-ID (the workflow must be in the Resume's own namespace)", step.Workflow, ns)
+			return Result{}, &fault.Error{Kind: fault.NotFound, Err: &NoWorkflowError{Namespace: ns, Name: step.Workflow}}
 		}
 		return Result{}, apiError(fmt.Sprintf("get workflow %s/%s", ns, step.Workflow), err)
 	}
+	res := Result{Workflow: wf.Name, WorkflowUID: wf.UID}
 	nodes, err := nodesOf(ctx, wf, f.Offloaded)
 	if err != nil {
-		return Result{}, err
+		return res, err
 	}
-	res := Result{Workflow: wf.Name, WorkflowUID: wf.UID}
 	picks, waiting, err := pick(wf, nodes, step)
 	if err != nil {
 		return res, err

@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
@@ -40,6 +41,36 @@ func (r *Resumes) UpdateStatus(ctx context.Context, res *v1alpha1.Resume) (*v1al
 		return nil, err
 	}
 	return fromUnstructured(u)
+}
+
+// Delete deletes a Resume, only if it still has uid: a Resume created again under the same name is left.
+func (r *Resumes) Delete(ctx context.Context, namespace, name string, uid types.UID) error {
+	return r.Client.Resource(v1alpha1.Resource).Namespace(namespace).Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+}
+
+// listPage bounds one LIST answer, so a namespace with many Resumes is read in pieces.
+const listPage = 250
+
+// List calls visit for every Resume of namespace ("" for all namespaces), reading them a page at a time
+// so memory does not grow with their number.
+func (r *Resumes) List(ctx context.Context, namespace string, visit func(*v1alpha1.Resume)) error {
+	opts := metav1.ListOptions{Limit: listPage}
+	for {
+		page, err := r.Client.Resource(v1alpha1.Resource).Namespace(namespace).List(ctx, opts)
+		if err != nil {
+			return fmt.Errorf("list resumes in namespace %q: %w", namespace, err)
+		}
+		for i := range page.Items {
+			res, err := fromUnstructured(&page.Items[i])
+			if err != nil {
+				return err
+			}
+			visit(res)
+		}
+		if opts.Continue = page.GetContinue(); opts.Continue == "" {
+			return nil
+		}
+	}
 }
 
 func fromUnstructured(u *unstructured.Unstructured) (*v1alpha1.Resume, error) {

@@ -33,6 +33,8 @@ type Request struct {
 	Resume    string
 	ResumeUID types.UID
 	Step      Step
+	// Revisit marks the server's own second look at a Pending Resume, not a caller's request.
+	Revisit bool
 }
 
 // Key identifies the object a Request is about, for serialising concurrent duplicates.

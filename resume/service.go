@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/sirupsen/logrus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/fault"
@@ -27,6 +26,8 @@ import (
 type Resumes interface {
 	Get(ctx context.Context, namespace, name string) (*v1alpha1.Resume, error)
 	UpdateStatus(ctx context.Context, res *v1alpha1.Resume) (*v1alpha1.Resume, error)
+	// Delete deletes the Resume if it still has uid.
+	Delete(ctx context.Context, namespace, name string, uid types.UID) error
 }
 
 // Finder finds the targets of a step.
@@ -62,6 +63,12 @@ type Service struct {
 	Log        logrus.FieldLogger
 	// Timeout bounds one request from start to the last status write.
 	Timeout time.Duration
+	// Deadline is how long a Resume without spec.activeDeadlineSeconds waits for its step; 15 minutes by
+	// default.
+	Deadline time.Duration
+	// Revisits is told which Resumes to look at again (Pending ones, and finished ones with a TTL); nil
+	// looks at a Resume only when asked.
+	Revisits Revisits
 
 	locks keyedMutex
 	now   func() time.Time
@@ -93,6 +100,9 @@ const (
 	ReasonInvalid           = "InvalidRequest"
 	ReasonNotFound          = "NotFound"
 	ReasonNotReleasable     = "NotReleasable"
+	ReasonDeadlineExceeded  = "DeadlineExceeded"
+	ReasonWorkflowReplaced  = "WorkflowReplaced"
+	ReasonNotServed         = "NotServed"
 )
 
 // reportTimeout bounds the writes that record an outcome (status, Events, result event). They get their own
@@ -157,6 +167,8 @@ func (s *Service) handleResume(ctx context.Context, req request.Request, res *Re
 		if apierrors.IsNotFound(err) {
 			return fault.NotFoundf("resume %s/%s not found: it was deleted before it could be carried out", req.Namespace, req.Resume)
 		}
+		// Look again later even if the caller gives up: the Resume must not be lost to an outage.
+		s.pending(Ref{Namespace: req.Namespace, Name: req.Resume, UID: req.ResumeUID})
 		return fault.Transientf("get resume %s/%s: %w", req.Namespace, req.Resume, err)
 	}
 	if req.ResumeUID != "" && obj.UID != req.ResumeUID {
@@ -170,10 +182,14 @@ func (s *Service) handleResume(ctx context.Context, req request.Request, res *Re
 		if c := meta.FindStatusCondition(obj.Status.Conditions, v1alpha1.ConditionReleased); c != nil {
 			res.Reason = c.Reason
 		}
-		return nil
+		return s.finished(ctx, obj)
+	}
+	p := progress{deadline: s.deadlineOf(obj)}
+	if !s.clock().Before(p.deadline) {
+		return s.settle(ctx, obj, res, p, deadlineExceeded(obj, p.deadline, s.clock()))
 	}
 	if err := request.ValidateStep(step); err != nil {
-		return s.settle(ctx, obj, res, nil, err)
+		return s.settle(ctx, obj, res, p, err)
 	}
 
 	done := map[string]bool{}
@@ -181,11 +197,18 @@ func (s *Service) handleResume(ctx context.Context, req request.Request, res *Re
 		done[targetKey(r.Pod, r.Container, r.Stage)] = true
 	}
 	found, err := s.Finder.Find(ctx, req.Namespace, step)
+	p.skipped = found.Skipped
+	if err := s.bind(obj, found, err, &p); err != nil {
+		return s.settle(ctx, obj, res, p, err)
+	}
 	if err != nil {
-		return s.settle(ctx, obj, res, found.Skipped, err)
+		return s.settle(ctx, obj, res, p, err)
 	}
 	relErr := s.releaseAll(ctx, found, done, res)
-	return s.settle(ctx, obj, res, found.Skipped, relErr)
+	if relErr == nil && !narrowed(step) {
+		relErr = waitForTheRest(step, found.Skipped, &p)
+	}
+	return s.settle(ctx, obj, res, p, relErr)
 }
 
 func (s *Service) handleDirect(ctx context.Context, req request.Request, res *Result) error {
@@ -271,103 +294,6 @@ func (s *Service) releaseAll(ctx context.Context, found lookup.Result, done map[
 	return nil
 }
 
-// settle writes the outcome into the Resume's status. A final failure is written once, as Failed; a
-// transient one leaves the Resume Pending (with what was released so far) and is returned for a retry.
-func (s *Service) settle(ctx context.Context, obj *v1alpha1.Resume, res *Result, skipped []lookup.Skip, err error) error {
-	ctx, cancel := recording(ctx)
-	defer cancel()
-	for _, sk := range skipped {
-		res.Skipped = append(res.Skipped, sk.Reason.Error())
-	}
-	res.Phase, res.Reason, res.Message = s.summary(res, err)
-	res.Message = truncate(res.Message, maxStatusMessage)
-	if res.Phase == v1alpha1.PhaseSucceeded && err != nil {
-		// Some containers were released: the Resume did its job; the rest is said in the message.
-		err = nil
-	}
-
-	status := obj.Status.DeepCopy()
-	status.Released = append(status.Released, res.Released...)
-	status.Phase, status.Message = res.Phase, res.Message
-	status.ObservedGeneration = obj.Generation
-	cond := metav1.Condition{Type: v1alpha1.ConditionReleased, Reason: res.Reason, Message: res.Message, ObservedGeneration: obj.Generation}
-	switch res.Phase {
-	case v1alpha1.PhaseSucceeded:
-		cond.Status = metav1.ConditionTrue
-	case v1alpha1.PhaseFailed:
-		cond.Status = metav1.ConditionFalse
-	default:
-		cond.Status = metav1.ConditionUnknown
-	}
-	meta.SetStatusCondition(&status.Conditions, cond)
-
-	if err := s.writeStatus(ctx, obj, *status); err != nil {
-		return err
-	}
-	ref := report.Object{APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.Kind, Namespace: obj.Namespace, Name: obj.Name, UID: obj.UID}
-	switch res.Phase {
-	case v1alpha1.PhaseSucceeded:
-		s.event(ctx, ref, false, res.Reason, res.Message)
-	case v1alpha1.PhaseFailed:
-		s.event(ctx, ref, true, res.Reason, res.Message)
-	}
-	return err
-}
-
-// writeStatus updates the status unless it would change nothing. On a conflict it reads the object again:
-// if another request finished it meanwhile, that status stands.
-func (s *Service) writeStatus(ctx context.Context, obj *v1alpha1.Resume, status v1alpha1.ResumeStatus) error {
-	for attempt := 0; ; attempt++ {
-		if statusEqual(obj.Status, status) {
-			return nil
-		}
-		next := obj.DeepCopy()
-		next.Status = status
-		_, err := s.Resumes.UpdateStatus(ctx, next)
-		if err == nil {
-			return nil
-		}
-		if !apierrors.IsConflict(err) || attempt >= 3 {
-			if apierrors.IsNotFound(err) {
-				return fault.NotFoundf("resume %s/%s was deleted while it was carried out", obj.Namespace, obj.Name)
-			}
-			return fault.Transientf("write status of resume %s/%s: %w", obj.Namespace, obj.Name, err)
-		}
-		fresh, gerr := s.Resumes.Get(ctx, obj.Namespace, obj.Name)
-		if gerr != nil {
-			return fault.Transientf("write status of resume %s/%s: %w", obj.Namespace, obj.Name, gerr)
-		}
-		if fresh.UID != obj.UID || fresh.Status.Phase.Final() {
-			return nil
-		}
-		// Keep what the newer object recorded as released, add ours.
-		merged := fresh.Status.Released
-		seen := map[string]bool{}
-		for _, r := range merged {
-			seen[targetKey(r.Pod, r.Container, r.Stage)] = true
-		}
-		for _, r := range status.Released {
-			if !seen[targetKey(r.Pod, r.Container, r.Stage)] {
-				merged = append(merged, r)
-			}
-		}
-		status.Released = merged
-		obj = fresh
-	}
-}
-
-func statusEqual(a, b v1alpha1.ResumeStatus) bool {
-	if a.Phase != b.Phase || a.Message != b.Message || a.ObservedGeneration != b.ObservedGeneration || len(a.Released) != len(b.Released) {
-		return false
-	}
-	ca := meta.FindStatusCondition(a.Conditions, v1alpha1.ConditionReleased)
-	cb := meta.FindStatusCondition(b.Conditions, v1alpha1.ConditionReleased)
-	if (ca == nil) != (cb == nil) {
-		return false
-	}
-	return ca == nil || (ca.Status == cb.Status && ca.Reason == cb.Reason && ca.Message == cb.Message)
-}
-
 // summary decides the phase, reason and message of a request from what was released and the error.
 func (s *Service) summary(res *Result, err error) (v1alpha1.Phase, string, string) {
 	released := len(res.Released) + len(res.AlreadyReleased)
@@ -386,7 +312,8 @@ func (s *Service) summary(res *Result, err error) (v1alpha1.Phase, string, strin
 		}
 		return v1alpha1.PhaseSucceeded, ReasonReleased, msg.String()
 	}
-	if released > 0 && fault.KindOf(err).Final() {
+	var de *deadlineError
+	if released > 0 && fault.KindOf(err).Final() && !errors.As(err, &de) {
 		fmt.Fprintf(&msg, "; not released: %v", err)
 		return v1alpha1.PhaseSucceeded, ReasonPartiallyReleased, msg.String()
 	}
@@ -397,23 +324,6 @@ func (s *Service) summary(res *Result, err error) (v1alpha1.Phase, string, strin
 	return phaseOf(err), reasonOf(err), msg.String()
 }
 
-// maxStatusMessage bounds the message written into a Resume's status and its condition (which the API
-// server caps at 32768): a loop with many pods, or containers that print a lot when touch fails, must not
-// make the status write itself fail and leave the Resume stuck.
-const maxStatusMessage = 4096
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	suffix := fmt.Sprintf(" … (%d more bytes)", len(s)-n)
-	cut := n - len(suffix)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + suffix
-}
-
 func phaseOf(err error) v1alpha1.Phase {
 	if fault.KindOf(err).Final() {
 		return v1alpha1.PhaseFailed
@@ -422,6 +332,14 @@ func phaseOf(err error) v1alpha1.Phase {
 }
 
 func reasonOf(err error) string {
+	var de *deadlineError
+	var we *replacedError
+	switch {
+	case errors.As(err, &de):
+		return ReasonDeadlineExceeded
+	case errors.As(err, &we):
+		return ReasonWorkflowReplaced
+	}
 	switch fault.KindOf(err) {
 	case fault.Invalid:
 		return ReasonInvalid
@@ -429,6 +347,8 @@ func reasonOf(err error) string {
 		return ReasonNotFound
 	case fault.Precondition:
 		return ReasonNotReleasable
+	case fault.Denied:
+		return ReasonNotServed
 	default:
 		return ReasonWaiting
 	}
@@ -459,21 +379,30 @@ func (s *Service) finish(ctx context.Context, req request.Request, res *Result, 
 		outcome = "AlreadyFinal"
 	}
 	kind := "direct"
-	if req.Resume != "" {
+	switch {
+	case req.Revisit:
+		kind = "revisit"
+	case req.Resume != "":
 		kind = "resume"
 	}
+	// A revisit of a Resume that still waits, or is already final, is routine: it happens every few
+	// seconds per Pending Resume and says nothing new.
+	quiet := req.Revisit && len(res.Released) == 0 && (res.AlreadyFinal || res.Phase == v1alpha1.PhasePending)
 	took := s.clock().Sub(start)
 	s.Metrics.Request(kind, outcome, took)
 	log := s.log().WithFields(logrus.Fields{
 		"namespace": req.Namespace, "resume": req.Resume, "workflow": res.Workflow,
 		"outcome": outcome, "released": len(res.Released), "duration": took,
 	})
-	if err != nil {
+	switch {
+	case quiet:
+		log.WithError(err).Debug("revisited a Pending Resume")
+	case err != nil:
 		log.WithError(err).WithField("kind", fault.KindOf(err).String()).Warn("request not carried out")
-	} else {
+	default:
 		log.Info(res.Message)
 	}
-	if s.Notifier != nil && !res.AlreadyFinal {
+	if s.Notifier != nil && !res.AlreadyFinal && !quiet {
 		subject := req.Namespace + "/" + res.Workflow
 		if req.Resume != "" {
 			subject = req.Namespace + "/" + req.Resume
@@ -495,45 +424,3 @@ func targetKey(pod, container string, stage v1alpha1.Stage) string {
 	return pod + "/" + container + "/" + string(stage)
 }
 
-// keyedMutex serialises requests about the same object, so duplicate deliveries of one event run one after
-// the other and the second finds the first's status. Waiting is bounded by the caller's context.
-type keyedMutex struct {
-	mu    sync.Mutex
-	locks map[string]*keyedLock
-}
-
-type keyedLock struct {
-	held    chan struct{} // holds a value while the lock is taken
-	waiters int
-}
-
-// Lock takes the lock for key, or fails when ctx ends first.
-func (k *keyedMutex) Lock(ctx context.Context, key string) (unlock func(), err error) {
-	k.mu.Lock()
-	if k.locks == nil {
-		k.locks = map[string]*keyedLock{}
-	}
-	l, ok := k.locks[key]
-	if !ok {
-		l = &keyedLock{held: make(chan struct{}, 1)}
-		k.locks[key] = l
-	}
-	l.waiters++
-	k.mu.Unlock()
-
-	release := func() {
-		k.mu.Lock()
-		l.waiters--
-		if l.waiters == 0 {
-			delete(k.locks, key)
-		}
-		k.mu.Unlock()
-	}
-	select {
-	case l.held <- struct{}{}:
-		return func() { <-l.held; release() }, nil
-	case <-ctx.Done():
-		release()
-		return nil, ctx.Err()
-	}
-}

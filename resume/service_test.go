@@ -37,6 +37,7 @@ type store struct {
 	onUpdate  func(*store)
 	getErr    error
 	conflicts int // UpdateStatus answers Conflict this many times
+	deletes   int
 }
 
 func newStore(objs ...*v1alpha1.Resume) *store {
@@ -95,6 +96,21 @@ func (s *store) UpdateStatus(_ context.Context, res *v1alpha1.Resume) (*v1alpha1
 		s.onUpdate(s)
 	}
 	return next.DeepCopy(), nil
+}
+
+func (s *store) Delete(_ context.Context, ns, name string, uid types.UID) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.objs[ns+"/"+name]
+	if !ok {
+		return apierrors.NewNotFound(resumeGR, name)
+	}
+	if cur.UID != uid {
+		return apierrors.NewConflict(resumeGR, name, errors.New("uid precondition failed"))
+	}
+	delete(s.objs, ns+"/"+name)
+	s.deletes++
+	return nil
 }
 
 func (s *store) get(ns, name string) *v1alpha1.Resume {

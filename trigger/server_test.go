@@ -583,14 +583,25 @@ func TestExecuteErrors(t *testing.T) {
 			wantMsg:  "not a CloudEvent",
 			check:    check{noAPI: true},
 		},
-		"unknown workflow fails the Resume with NotFound": {
+		"a workflow not created yet leaves the Resume Pending": {
 			objs: func() []runtime.Object {
 				return []runtime.Object{resumeObj(ns, "resume-1", "u-1", "no-such-wf", "main", nil)}
 			},
 			req:      map[string]string{"namespace": ns, "resume": "resume-1"},
-			wantCode: codes.NotFound,
+			wantCode: codes.Unavailable,
 			wantMsg:  "workflow no-such-wf not found",
-			check:    check{phase: v1alpha1.PhaseFailed, msg: "workflow no-such-wf not found", warning: true, resumeName: "resume-1"},
+			check:    check{phase: v1alpha1.PhasePending, msg: "waiting for it to be created until", resumeName: "resume-1"},
+		},
+		"the deleted workflow of a bound Resume fails it with NotFound": {
+			objs: func() []runtime.Object {
+				return []runtime.Object{resumeObj(ns, "resume-1", "u-1", "no-such-wf", "main", map[string]any{
+					"phase": "Pending", "workflow": map[string]any{"name": "no-such-wf", "uid": "wf-uid-old"},
+				})}
+			},
+			req:      map[string]string{"namespace": ns, "resume": "resume-1"},
+			wantCode: codes.NotFound,
+			wantMsg:  "workflow no-such-wf (uid wf-uid-old), the run this Resume is bound to, was deleted",
+			check:    check{phase: v1alpha1.PhaseFailed, msg: "was deleted", warning: true, resumeName: "resume-1"},
 		},
 		"unknown template fails the Resume with NotFound": {
 			objs: func() []runtime.Object {
@@ -769,7 +780,9 @@ func TestExecuteFailedIsFinal(t *testing.T) {
 		},
 		"a retry after a NotFound failure": {
 			objs: func() []runtime.Object {
-				return []runtime.Object{resumeObj(ns, "resume-1", "u-1", "no-such-wf", "main", nil)}
+				return []runtime.Object{resumeObj(ns, "resume-1", "u-1", "no-such-wf", "main", map[string]any{
+					"workflow": map[string]any{"name": "no-such-wf", "uid": "wf-uid-old"},
+				})}
 			},
 			first: codes.NotFound,
 		},

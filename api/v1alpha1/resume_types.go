@@ -74,6 +74,40 @@ type ResumeSpec struct {
 	// Stage is the pause to release; by default the one the container's environment asks for.
 	// +optional
 	Stage Stage `json:"stage,omitempty"`
+
+	// ActiveDeadlineSeconds bounds how long the Resume waits for its step to pause, counted from its
+	// creation. Past it, a Resume that is not done ends Failed with reason DeadlineExceeded. By default the
+	// server's --resume-deadline (15 minutes).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=2592000
+	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+
+	// TTLSecondsAfterFinished deletes the Resume this many seconds after it ended Succeeded or Failed.
+	// By default it is kept.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
+}
+
+// BoundWorkflow is the one run of a Workflow a Resume acts on: a Workflow created again under the same
+// name has another UID and is never acted on.
+type BoundWorkflow struct {
+	// Name is the Workflow's name.
+	Name string `json:"name"`
+	// UID is the Workflow's UID.
+	UID string `json:"uid"`
+}
+
+// WaitingTarget is a node the Resume selects that cannot be released yet.
+type WaitingTarget struct {
+	// Node is the node's id.
+	Node string `json:"node"`
+	// Pod is the node's pod, when it has one.
+	// +optional
+	Pod string `json:"pod,omitempty"`
+	// Reason says what it waits for.
+	Reason string `json:"reason"`
 }
 
 // ReleasedTarget records one container whose pause was released.
@@ -99,13 +133,30 @@ type ResumeStatus struct {
 	// +optional
 	// +kubebuilder:validation:Enum=Pending;Succeeded;Failed
 	Phase Phase `json:"phase,omitempty"`
+	// Reason is the reason of the Released condition, in one word: Released, PartiallyReleased, Waiting,
+	// DeadlineExceeded, WorkflowReplaced, InvalidRequest, NotFound or NotReleasable.
+	// +optional
+	Reason string `json:"reason,omitempty"`
 	// Message says what happened, or what to change.
 	// +optional
 	Message string `json:"message,omitempty"`
+	// Workflow is the run the Resume is bound to: recorded the first time the Resume found its Workflow.
+	// +optional
+	Workflow *BoundWorkflow `json:"workflow,omitempty"`
+	// Deadline is when the Resume stops waiting for its step (creation plus activeDeadlineSeconds).
+	// +optional
+	Deadline *metav1.Time `json:"deadline,omitempty"`
+	// CompletionTime is when the Resume became Succeeded or Failed.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
 	// Released lists the containers released so far.
 	// +optional
 	// +listType=atomic
 	Released []ReleasedTarget `json:"released,omitempty"`
+	// Waiting lists the selected nodes that could not be released yet (at most 20), while Pending.
+	// +optional
+	// +listType=atomic
+	Waiting []WaitingTarget `json:"waiting,omitempty"`
 	// ObservedGeneration is the generation of the spec this status is about.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
@@ -125,7 +176,10 @@ type ResumeStatus struct {
 // +kubebuilder:printcolumn:name="Workflow",type=string,JSONPath=`.spec.Workflow-ID`
 // +kubebuilder:printcolumn:name="Template",type=string,JSONPath=`.spec.TemplateName`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Run",type=string,JSONPath=`.status.workflow.uid`,priority=1
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
 // +kubebuilder:validation:XValidation:rule="self.spec == oldSelf.spec",message="spec is immutable: create a new Resume instead"
 type Resume struct {
 	metav1.TypeMeta   `json:",inline"`

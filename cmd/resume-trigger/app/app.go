@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/argoproj/argo-events/pkg/sensors/triggers"
@@ -20,10 +22,13 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"github.com/argocontroller/resume-trigger/lookup"
 	"github.com/argocontroller/resume-trigger/release"
@@ -44,7 +49,10 @@ type App struct {
 	http    *http.Server
 	grpcLn  net.Listener
 	httpLn  net.Listener
+	kube    kubernetes.Interface
 	Service *resume.Service
+	Requeue *resume.Requeue
+	leading atomic.Bool
 }
 
 // Run builds the server from opts and serves until ctx ends.
@@ -109,9 +117,10 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 	if opts.ArgoServerURL != "" {
 		finder.Offloaded = &lookup.ArgoServer{URL: opts.ArgoServerURL, TokenFile: opts.ArgoServerToken, Client: &http.Client{Timeout: opts.ExecTimeout}}
 	}
+	resumes := &report.Resumes{Client: dyn}
 	svc := &resume.Service{
 		Namespaces: resume.NewNamespaces(opts.namespaces...),
-		Resumes:    &report.Resumes{Client: dyn},
+		Resumes:    resumes,
 		Finder:     finder,
 		Releaser: &release.Releaser{
 			Exec:           &release.APIExecutor{Config: cfg, Client: kube},
@@ -119,11 +128,22 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 			Timeout:        opts.ExecTimeout,
 			EphemeralImage: opts.EphemeralImage,
 		},
-		Events:  &report.Events{Client: kube, Host: host},
-		Metrics: report.NewMetrics(reg),
-		Log:     log,
-		Timeout: opts.RequestTimeout,
+		Events:   &report.Events{Client: kube, Host: host},
+		Metrics:  report.NewMetrics(reg),
+		Log:      log,
+		Timeout:  opts.RequestTimeout,
+		Deadline: opts.ResumeDeadline,
 	}
+	requeue := &resume.Requeue{
+		Service:    svc,
+		Lister:     resumes,
+		Namespaces: opts.namespaces,
+		Interval:   opts.RevisitInterval,
+		Resync:     opts.ResyncPeriod,
+		Rate:       opts.RevisitRate,
+		Log:        log,
+	}
+	svc.Revisits = requeue
 	if opts.ResultSink != "" {
 		sink, err := report.NewSink(opts.ResultSink, "resume-trigger/"+host)
 		if err != nil {
@@ -132,7 +152,7 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 		svc.Notifier = sink
 	}
 
-	a := &App{opts: opts, log: log, Service: svc, health: health.NewServer()}
+	a := &App{opts: opts, log: log, Service: svc, Requeue: requeue, kube: kube, health: health.NewServer()}
 	serverOpts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(opts.MaxMessageBytes),
 		grpc.MaxConcurrentStreams(uint32(opts.MaxStreams)),
@@ -140,7 +160,7 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 15 * time.Minute, Time: time.Minute, Timeout: 20 * time.Second}),
 		// The per-RPC bound is a little longer than the flow's own, so the flow can still record its outcome.
-		grpc.ChainUnaryInterceptor(trigger.Recover(log), trigger.Log(log), trigger.Deadline(opts.RequestTimeout+5*time.Second)),
+		grpc.ChainUnaryInterceptor(trigger.Recover(log), trigger.Log(log), trigger.Standby(a.leading.Load), trigger.Deadline(opts.RequestTimeout+5*time.Second)),
 	}
 	if opts.TLSCertFile != "" {
 		creds, err := credentials.NewServerTLSFromFile(opts.TLSCertFile, opts.TLSKeyFile)
@@ -191,7 +211,7 @@ func (a *App) MetricsAddr() string {
 // Run serves until ctx ends, then shuts down gracefully: health turns NOT_SERVING first, so probes and
 // new callers go elsewhere, and in-flight requests get --shutdown-timeout to finish.
 func (a *App) Run(ctx context.Context) error {
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- a.grpc.Serve(a.grpcLn) }()
 	if a.http != nil {
 		go func() {
@@ -201,14 +221,48 @@ func (a *App) Run(ctx context.Context) error {
 		}()
 	}
 	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	a.health.SetServingStatus(triggerService, healthpb.HealthCheckResponse_SERVING)
-	a.log.WithFields(logrus.Fields{"grpc": a.GRPCAddr(), "metrics": a.MetricsAddr(), "namespaces": a.Service.Namespaces.String(), "tls": a.opts.TLSCertFile != ""}).Info("resume-trigger serving")
+	a.health.SetServingStatus(triggerService, healthpb.HealthCheckResponse_NOT_SERVING)
+	a.log.WithFields(logrus.Fields{"grpc": a.GRPCAddr(), "metrics": a.MetricsAddr(), "namespaces": a.Service.Namespaces.String(), "tls": a.opts.TLSCertFile != "", "leaderElect": a.opts.LeaderElect}).Info("resume-trigger serving")
+
+	work, stopWork := context.WithCancel(ctx)
+	var working sync.WaitGroup
+	lead := func(ctx context.Context) {
+		a.leading.Store(true)
+		a.health.SetServingStatus(triggerService, healthpb.HealthCheckResponse_SERVING)
+		a.Requeue.Run(ctx)
+	}
+	if a.opts.LeaderElect {
+		elector, err := a.elector(func(ctx context.Context) {
+			working.Add(1)
+			defer working.Done()
+			lead(ctx)
+		}, func() {
+			if ctx.Err() == nil {
+				select {
+				case errc <- errors.New("lost the leader Lease: stopping so that only the new leader acts"):
+				default:
+				}
+			}
+		})
+		if err != nil {
+			stopWork()
+			a.grpc.Stop()
+			return err
+		}
+		working.Add(1)
+		go func() { defer working.Done(); elector.Run(work) }()
+	} else {
+		working.Add(1)
+		go func() { defer working.Done(); lead(work) }()
+	}
 
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	a.leading.Store(false)
+	stopWork()
 	a.log.Info("shutting down")
 	a.health.Shutdown()
 	stopped := make(chan struct{})
@@ -219,6 +273,7 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Warn("in-flight requests did not finish in time; stopping")
 		a.grpc.Stop()
 	}
+	working.Wait()
 	if a.http != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -226,3 +281,43 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	return err
 }
+
+// elector holds the Lease named by --leader-election-id: while it does, this replica serves the Trigger
+// service and revisits Pending Resumes; the others stand by, not ready. ReleaseOnCancel hands the Lease
+// over at once on a clean shutdown.
+func (a *App) elector(lead func(context.Context), lost func()) (*leaderelection.LeaderElector, error) {
+	host, _ := os.Hostname()
+	id := fmt.Sprintf("%s_%s", host, uuid.NewUUID())
+	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, a.opts.LeaderElectionNS, a.opts.LeaderElectionID,
+		a.kube.CoreV1(), a.kube.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: id})
+	if err != nil {
+		return nil, fmt.Errorf("leader election lock: %w", err)
+	}
+	return leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   a.opts.LeaseDuration,
+		RenewDeadline:   a.opts.LeaseRenewDeadline,
+		RetryPeriod:     a.opts.LeaseRetryPeriod,
+		ReleaseOnCancel: true,
+		Name:            a.opts.LeaderElectionID,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				a.log.WithField("identity", id).Info("holding the leader Lease: serving")
+				lead(ctx)
+			},
+			OnStoppedLeading: func() {
+				a.leading.Store(false)
+				a.health.SetServingStatus(triggerService, healthpb.HealthCheckResponse_NOT_SERVING)
+				lost()
+			},
+			OnNewLeader: func(identity string) {
+				if identity != id {
+					a.log.WithField("leader", identity).Info("standing by: another replica holds the leader Lease")
+				}
+			},
+		},
+	})
+}
+
+// Leading reports whether this replica serves (it holds the Lease, or leader election is off).
+func (a *App) Leading() bool { return a.leading.Load() }

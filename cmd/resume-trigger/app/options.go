@@ -33,6 +33,18 @@ type Options struct {
 	APIQPS          float64
 	APIBurst        int
 
+	ResumeDeadline  time.Duration
+	RevisitInterval time.Duration
+	RevisitRate     float64
+	ResyncPeriod    time.Duration
+
+	LeaderElect        bool
+	LeaderElectionNS   string
+	LeaderElectionID   string
+	LeaseDuration      time.Duration
+	LeaseRenewDeadline time.Duration
+	LeaseRetryPeriod   time.Duration
+
 	// Completed by Complete.
 	namespaces []string
 	logLevel   logrus.Level
@@ -52,6 +64,16 @@ func NewOptions() *Options {
 		MaxMessageBytes: 1 << 20,
 		APIQPS:          50,
 		APIBurst:        100,
+
+		ResumeDeadline:  15 * time.Minute,
+		RevisitInterval: 2 * time.Second,
+		RevisitRate:     5,
+		ResyncPeriod:    5 * time.Minute,
+
+		LeaderElectionID:   "resume-trigger",
+		LeaseDuration:      15 * time.Second,
+		LeaseRenewDeadline: 10 * time.Second,
+		LeaseRetryPeriod:   2 * time.Second,
 	}
 }
 
@@ -76,6 +98,16 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.MaxMessageBytes, "max-message-bytes", o.MaxMessageBytes, "largest gRPC message accepted")
 	fs.Float64Var(&o.APIQPS, "kube-api-qps", o.APIQPS, "queries per second to the API server")
 	fs.IntVar(&o.APIBurst, "kube-api-burst", o.APIBurst, "burst of queries to the API server")
+	fs.DurationVar(&o.ResumeDeadline, "resume-deadline", o.ResumeDeadline, "how long a Resume without spec.activeDeadlineSeconds waits for its step to pause, from its creation; then it ends Failed (DeadlineExceeded)")
+	fs.DurationVar(&o.RevisitInterval, "revisit-interval", o.RevisitInterval, "how soon a Pending Resume is looked at again, so it is released within this long of its step pausing")
+	fs.Float64Var(&o.RevisitRate, "revisit-rate", o.RevisitRate, "most revisits of Pending Resumes per second, over all of them; each revisit costs about 4 API calls")
+	fs.DurationVar(&o.ResyncPeriod, "resync-period", o.ResyncPeriod, "how often every served Resume is listed, to take up Pending ones no request reached (and on start)")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "with more than one replica: only the holder of a Lease serves and revisits, the others stand by (not ready)")
+	fs.StringVar(&o.LeaderElectionNS, "leader-election-namespace", o.LeaderElectionNS, "namespace of the Lease; empty means the server's own namespace (POD_NAMESPACE)")
+	fs.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "name of the Lease")
+	fs.DurationVar(&o.LeaseDuration, "leader-election-lease-duration", o.LeaseDuration, "how long a standby waits before it takes over a Lease that was not renewed")
+	fs.DurationVar(&o.LeaseRenewDeadline, "leader-election-renew-deadline", o.LeaseRenewDeadline, "how long the leader tries to renew before it gives up leading (and exits)")
+	fs.DurationVar(&o.LeaseRetryPeriod, "leader-election-retry-period", o.LeaseRetryPeriod, "how often the Lease is tried")
 }
 
 // shutdownShort reports whether a release in flight at SIGTERM could be cut off: it may take the whole
@@ -92,13 +124,8 @@ func (o *Options) Complete() error {
 			o.namespaces = append(o.namespaces, ns)
 		}
 	}
+	own := ownNamespace()
 	if len(o.namespaces) == 0 {
-		own := os.Getenv("POD_NAMESPACE")
-		if own == "" {
-			if data, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
-				own = strings.TrimSpace(string(data))
-			}
-		}
 		if own == "" {
 			errs = append(errs, errors.New("--namespaces is empty and the server's own namespace is unknown (set POD_NAMESPACE or --namespaces)"))
 		}
@@ -119,6 +146,20 @@ func (o *Options) Complete() error {
 	if o.MaxStreams == 0 || o.MaxMessageBytes <= 0 {
 		errs = append(errs, errors.New("--max-concurrent-streams and --max-message-bytes must be positive"))
 	}
+	if o.ResumeDeadline <= 0 || o.RevisitInterval <= 0 || o.ResyncPeriod <= 0 || o.RevisitRate <= 0 {
+		errs = append(errs, errors.New("--resume-deadline, --revisit-interval, --revisit-rate and --resync-period must be positive"))
+	}
+	if o.LeaderElect {
+		if o.LeaderElectionNS == "" {
+			o.LeaderElectionNS = own
+		}
+		if o.LeaderElectionNS == "" {
+			errs = append(errs, errors.New("--leader-elect needs --leader-election-namespace (or POD_NAMESPACE)"))
+		}
+		if !(o.LeaseRetryPeriod > 0 && o.LeaseRetryPeriod < o.LeaseRenewDeadline && o.LeaseRenewDeadline < o.LeaseDuration) {
+			errs = append(errs, errors.New("leader election needs 0 < retry period < renew deadline < lease duration"))
+		}
+	}
 	lvl, err := logrus.ParseLevel(o.LogLevel)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("--log-level: %w", err))
@@ -128,4 +169,15 @@ func (o *Options) Complete() error {
 		errs = append(errs, fmt.Errorf("--log-format %q is neither json nor text", o.LogFormat))
 	}
 	return errors.Join(errs...)
+}
+
+// ownNamespace is the namespace the server runs in, if it can tell.
+func ownNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	if data, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
+		return strings.TrimSpace(string(data))
+	}
+	return ""
 }

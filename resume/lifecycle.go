@@ -1,0 +1,221 @@
+package resume
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/argocontroller/resume-trigger/api/v1alpha1"
+	"github.com/argocontroller/resume-trigger/fault"
+	"github.com/argocontroller/resume-trigger/lookup"
+	"github.com/argocontroller/resume-trigger/request"
+)
+
+// A Resume's life: it binds to the first run of its Workflow it sees, waits (Pending) until its step can
+// be released or its deadline passes, ends Succeeded or Failed, and is deleted ttlSecondsAfterFinished
+// later if it asks for that.
+
+// DefaultDeadline is how long a Resume waits for its step when neither the Resume nor the server says.
+const DefaultDeadline = 15 * time.Minute
+
+// Ref names one Resume object; the UID keeps a re-created Resume of the same name apart.
+type Ref struct {
+	Namespace string
+	Name      string
+	UID       types.UID
+}
+
+func (r Ref) String() string { return r.Namespace + "/" + r.Name }
+
+// Revisits is told which Resumes need another look and when.
+type Revisits interface {
+	// Pending asks for another look at a Resume that is still waiting.
+	Pending(ref Ref)
+	// ExpireAt asks for a look at a finished Resume when its TTL runs out.
+	ExpireAt(ref Ref, at time.Time)
+}
+
+// maxWaiting bounds status.waiting, so a loop of thousands of iterations cannot make the status write fail.
+const maxWaiting = 20
+
+// progress is what one look at a Resume learned besides the outcome: when it gives up, the run it binds
+// to, and the selected nodes that are not ready yet.
+type progress struct {
+	deadline time.Time
+	bind     *v1alpha1.BoundWorkflow
+	skipped  []lookup.Skip
+	waiting  []v1alpha1.WaitingTarget
+}
+
+// deadlineError ends a Resume whose step did not become releasable in time.
+type deadlineError struct{ err error }
+
+func (e *deadlineError) Error() string { return e.err.Error() }
+func (e *deadlineError) Unwrap() error { return e.err }
+
+// replacedError ends a Resume whose Workflow was deleted and created again: the new run is not the one it
+// was made for.
+type replacedError struct{ err error }
+
+func (e *replacedError) Error() string { return e.err.Error() }
+func (e *replacedError) Unwrap() error { return e.err }
+
+func (s *Service) deadlineOf(obj *v1alpha1.Resume) time.Time {
+	if obj.Status.Deadline != nil {
+		return obj.Status.Deadline.Time
+	}
+	created := obj.CreationTimestamp.Time
+	if created.IsZero() {
+		// Only objects that never went through an API server lack it.
+		created = s.clock()
+	}
+	d := s.Deadline
+	if d <= 0 {
+		d = DefaultDeadline
+	}
+	if obj.Spec.ActiveDeadlineSeconds != nil && *obj.Spec.ActiveDeadlineSeconds > 0 {
+		d = time.Duration(*obj.Spec.ActiveDeadlineSeconds) * time.Second
+	}
+	return created.Add(d).Truncate(time.Second)
+}
+
+// deadlineExceeded is the final error of a Resume past its deadline; it carries what the Resume last
+// waited for, so the user sees why the step never became releasable.
+func deadlineExceeded(obj *v1alpha1.Resume, deadline, now time.Time) error {
+	last := obj.Status.Message
+	if last == "" {
+		last = "the Resume was never looked at before it (was resume-trigger running?)"
+	}
+	waited := deadline.Sub(obj.CreationTimestamp.Time).Round(time.Second)
+	if obj.CreationTimestamp.IsZero() {
+		waited = 0
+	}
+	return &deadlineError{err: fault.Preconditionf("deadline exceeded: the step did not become releasable within %s (deadline %s, now %s); last waiting for: %s",
+		waited, deadline.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), last)}
+}
+
+// bind checks the Workflow a lookup found against the run the Resume is bound to, and binds an unbound
+// Resume to it. A non-nil error ends the look at the Resume: another run, or the bound run deleted, are
+// final; a Workflow that does not exist yet is waited for within the deadline.
+func (s *Service) bind(obj *v1alpha1.Resume, found lookup.Result, findErr error, p *progress) error {
+	bound := obj.Status.Workflow
+	switch {
+	case found.WorkflowUID != "" && bound != nil && types.UID(bound.UID) != found.WorkflowUID:
+		return &replacedError{err: fault.NotFoundf("workflow %s is another run (uid %s) than the one this Resume is bound to (uid %s): create a new Resume to release a step of the new run", found.Workflow, found.WorkflowUID, bound.UID)}
+	case found.WorkflowUID != "" && bound == nil:
+		p.bind = &v1alpha1.BoundWorkflow{Name: found.Workflow, UID: string(found.WorkflowUID)}
+	case lookup.IsNoWorkflow(findErr) && bound != nil:
+		return fault.NotFoundf("workflow %s (uid %s), the run this Resume is bound to, was deleted", bound.Name, bound.UID)
+	case lookup.IsNoWorkflow(findErr):
+		return fault.Transientf("%v; waiting for it to be created until %s", findErr, p.deadline.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// narrowed reports whether a step names one node or container: such a Resume releases what it finds and
+// ends, while a Resume for a whole template also waits for the template's other nodes (loops, fan-out).
+func narrowed(step request.Step) bool {
+	return step.NodeID != "" || step.NodeName != "" || step.Container != ""
+}
+
+// waitForTheRest returns a transient error while selected nodes that may still pause (no pod yet, pod or
+// container not running yet, between retry attempts) are left, and records them in p.waiting.
+func waitForTheRest(step request.Step, skipped []lookup.Skip, p *progress) error {
+	var reasons []string
+	for _, sk := range skipped {
+		if k := fault.KindOf(sk.Reason); k != fault.Transient && k != fault.Unknown {
+			continue
+		}
+		if len(p.waiting) < maxWaiting {
+			p.waiting = append(p.waiting, v1alpha1.WaitingTarget{Node: sk.Node, Pod: sk.Pod, Reason: truncate(sk.Reason.Error(), 256)})
+		}
+		reasons = append(reasons, sk.Reason.Error())
+	}
+	if len(reasons) == 0 {
+		return nil
+	}
+	return fault.Transientf("waiting for %d more of %s: %s", len(reasons), step, strings.Join(reasons, "; "))
+}
+
+// waitingOf lists the transient skips of a lookup that found nothing to release yet.
+func waitingOf(skipped []lookup.Skip) []v1alpha1.WaitingTarget {
+	var out []v1alpha1.WaitingTarget
+	for _, sk := range skipped {
+		if k := fault.KindOf(sk.Reason); (k == fault.Transient || k == fault.Unknown) && len(out) < maxWaiting {
+			out = append(out, v1alpha1.WaitingTarget{Node: sk.Node, Pod: sk.Pod, Reason: truncate(sk.Reason.Error(), 256)})
+		}
+	}
+	return out
+}
+
+// schedule tells Revisits about a Resume after its status was written or read.
+func (s *Service) schedule(obj *v1alpha1.Resume) {
+	if s.Revisits == nil {
+		return
+	}
+	ref := Ref{Namespace: obj.Namespace, Name: obj.Name, UID: obj.UID}
+	if !obj.Status.Phase.Final() {
+		s.Revisits.Pending(ref)
+		return
+	}
+	if due, ok := expiry(obj); ok {
+		s.Revisits.ExpireAt(ref, due)
+	}
+}
+
+func (s *Service) pending(ref Ref) {
+	if s.Revisits != nil && ref.Name != "" {
+		s.Revisits.Pending(ref)
+	}
+}
+
+// expiry is when a finished Resume with ttlSecondsAfterFinished is to be deleted.
+func expiry(obj *v1alpha1.Resume) (time.Time, bool) {
+	ttl := obj.Spec.TTLSecondsAfterFinished
+	if ttl == nil || !obj.Status.Phase.Final() {
+		return time.Time{}, false
+	}
+	done := obj.CreationTimestamp.Time
+	if obj.Status.CompletionTime != nil {
+		done = obj.Status.CompletionTime.Time
+	}
+	return done.Add(time.Duration(*ttl) * time.Second), true
+}
+
+// finished handles a look at a Resume that is already final: nothing is released again; its TTL, if it
+// has one and it ran out, deletes it.
+func (s *Service) finished(ctx context.Context, obj *v1alpha1.Resume) error {
+	due, ok := expiry(obj)
+	if !ok {
+		return nil
+	}
+	if s.clock().Before(due) {
+		s.schedule(obj)
+		return nil
+	}
+	ctx, cancel := recording(ctx)
+	defer cancel()
+	err := s.Resumes.Delete(ctx, obj.Namespace, obj.Name, obj.UID)
+	switch {
+	case err == nil:
+		s.log().WithFields(map[string]any{"namespace": obj.Namespace, "resume": obj.Name}).Info("deleted a finished Resume after its ttlSecondsAfterFinished")
+	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
+		// Gone already, or another object of that name now: nothing of ours to delete.
+	default:
+		s.schedule(obj)
+		return fault.Transientf("delete finished resume %s/%s after its TTL: %w", obj.Namespace, obj.Name, err)
+	}
+	return nil
+}
+
+func describeWaiting(w []v1alpha1.WaitingTarget) string {
+	parts := make([]string, len(w))
+	for i, t := range w {
+		parts[i] = fmt.Sprintf("%s: %s", t.Node, t.Reason)
+	}
+	return strings.Join(parts, "; ")
+}

@@ -1,0 +1,145 @@
+package resume
+
+import (
+	"context"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/argocontroller/resume-trigger/api/v1alpha1"
+	"github.com/argocontroller/resume-trigger/fault"
+	"github.com/argocontroller/resume-trigger/report"
+)
+
+// settle writes the outcome into the Resume's status. A final failure is written once, as Failed; a
+// transient one leaves the Resume Pending (with what was released so far) and is returned for a retry.
+func (s *Service) settle(ctx context.Context, obj *v1alpha1.Resume, res *Result, p progress, err error) error {
+	ctx, cancel := recording(ctx)
+	defer cancel()
+	for _, sk := range p.skipped {
+		res.Skipped = append(res.Skipped, sk.Reason.Error())
+	}
+	res.Phase, res.Reason, res.Message = s.summary(res, err)
+	res.Message = truncate(res.Message, maxStatusMessage)
+	if res.Phase == v1alpha1.PhaseSucceeded && err != nil {
+		// Some containers were released: the Resume did its job; the rest is said in the message.
+		err = nil
+	}
+
+	status := obj.Status.DeepCopy()
+	status.Released = append(status.Released, res.Released...)
+	status.Phase, status.Reason, status.Message = res.Phase, res.Reason, res.Message
+	status.ObservedGeneration = obj.Generation
+	if status.Workflow == nil && p.bind != nil {
+		status.Workflow = p.bind
+	}
+	if status.Deadline == nil && !p.deadline.IsZero() {
+		status.Deadline = &metav1.Time{Time: p.deadline}
+	}
+	status.Waiting = nil
+	if res.Phase == v1alpha1.PhasePending {
+		status.Waiting = p.waiting
+		if status.Waiting == nil {
+			status.Waiting = waitingOf(p.skipped)
+		}
+	}
+	if res.Phase.Final() && status.CompletionTime == nil {
+		status.CompletionTime = &metav1.Time{Time: s.clock().Truncate(time.Second)}
+	}
+	cond := metav1.Condition{Type: v1alpha1.ConditionReleased, Reason: res.Reason, Message: res.Message, ObservedGeneration: obj.Generation}
+	switch res.Phase {
+	case v1alpha1.PhaseSucceeded:
+		cond.Status = metav1.ConditionTrue
+	case v1alpha1.PhaseFailed:
+		cond.Status = metav1.ConditionFalse
+	default:
+		cond.Status = metav1.ConditionUnknown
+	}
+	meta.SetStatusCondition(&status.Conditions, cond)
+
+	if err := s.writeStatus(ctx, obj, *status); err != nil {
+		// The outcome is not recorded: look again, or a release that happened would never be written.
+		s.pending(Ref{Namespace: obj.Namespace, Name: obj.Name, UID: obj.UID})
+		return err
+	}
+	written := obj.DeepCopy()
+	written.Status = *status
+	s.schedule(written)
+	ref := report.Object{APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.Kind, Namespace: obj.Namespace, Name: obj.Name, UID: obj.UID}
+	switch res.Phase {
+	case v1alpha1.PhaseSucceeded:
+		s.event(ctx, ref, false, res.Reason, res.Message)
+	case v1alpha1.PhaseFailed:
+		s.event(ctx, ref, true, res.Reason, res.Message)
+	}
+	return err
+}
+
+// writeStatus updates the status unless it would change nothing. On a conflict it reads the object again:
+// if another request finished it meanwhile, that status stands.
+func (s *Service) writeStatus(ctx context.Context, obj *v1alpha1.Resume, status v1alpha1.ResumeStatus) error {
+	for attempt := 0; ; attempt++ {
+		if statusEqual(obj.Status, status) {
+			return nil
+		}
+		next := obj.DeepCopy()
+		next.Status = status
+		_, err := s.Resumes.UpdateStatus(ctx, next)
+		if err == nil {
+			return nil
+		}
+		if !apierrors.IsConflict(err) || attempt >= 3 {
+			if apierrors.IsNotFound(err) {
+				return fault.NotFoundf("resume %s/%s was deleted while it was carried out", obj.Namespace, obj.Name)
+			}
+			return fault.Transientf("write status of resume %s/%s: %w", obj.Namespace, obj.Name, err)
+		}
+		fresh, gerr := s.Resumes.Get(ctx, obj.Namespace, obj.Name)
+		if gerr != nil {
+			return fault.Transientf("write status of resume %s/%s: %w", obj.Namespace, obj.Name, gerr)
+		}
+		if fresh.UID != obj.UID || fresh.Status.Phase.Final() {
+			return nil
+		}
+		// Keep what the newer object recorded as released, add ours.
+		merged := fresh.Status.Released
+		seen := map[string]bool{}
+		for _, r := range merged {
+			seen[targetKey(r.Pod, r.Container, r.Stage)] = true
+		}
+		for _, r := range status.Released {
+			if !seen[targetKey(r.Pod, r.Container, r.Stage)] {
+				merged = append(merged, r)
+			}
+		}
+		status.Released = merged
+		obj = fresh
+	}
+}
+
+func statusEqual(a, b v1alpha1.ResumeStatus) bool {
+	return equality.Semantic.DeepEqual(a, b)
+}
+
+// maxStatusMessage bounds the message written into a Resume's status and its condition (which the API
+// server caps at 32768): a loop with many pods, or containers that print a lot when touch fails, must not
+// make the status write itself fail and leave the Resume stuck.
+const maxStatusMessage = 4096
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	suffix := fmt.Sprintf(" … (%d more bytes)", len(s)-n)
+	cut := n - len(suffix)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + suffix
+}
+
