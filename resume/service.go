@@ -423,4 +423,3 @@ func (s *Service) log() logrus.FieldLogger {
 func targetKey(pod, container string, stage v1alpha1.Stage) string {
 	return pod + "/" + container + "/" + string(stage)
 }
-

@@ -142,4 +142,3 @@ func truncate(s string, n int) string {
 	}
 	return s[:cut] + suffix
 }
-
