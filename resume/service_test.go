@@ -120,6 +120,7 @@ func (s *store) get(ns, name string) *v1alpha1.Resume {
 }
 
 type finder struct {
+	mu     sync.Mutex
 	result lookup.Result
 	err    error
 	calls  atomic.Int32
@@ -127,6 +128,8 @@ type finder struct {
 
 func (f *finder) Find(context.Context, string, request.Step) (lookup.Result, error) {
 	f.calls.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	return f.result, f.err
 }
 

@@ -167,6 +167,51 @@ func (e *env) resume(name string) (*v1alpha1.Resume, string) {
 	return &res, u.GetResourceVersion()
 }
 
+// waitPast waits until t (a Resume's deadline) has passed on this machine's clock, which the API server
+// and the server share.
+func (e *env) waitPast(t *metav1.Time) {
+	e.t.Helper()
+	if t == nil {
+		e.t.Fatal("the Resume has no status.deadline")
+	}
+	if d := time.Until(t.Time); d > 0 {
+		e.t.Logf("waiting %v for the deadline %s to pass", d.Round(time.Millisecond), t.UTC().Format(time.RFC3339))
+		time.Sleep(d + 100*time.Millisecond)
+	}
+}
+
+// waitResume polls the Resume until ok says so, and fails the test with its last status after within.
+func (e *env) waitResume(name string, within time.Duration, ok func(*v1alpha1.Resume) bool) *v1alpha1.Resume {
+	e.t.Helper()
+	end := time.Now().Add(within)
+	for {
+		res, _ := e.resume(name)
+		if ok(res) {
+			return res
+		}
+		if time.Now().After(end) {
+			e.t.Fatalf("resume %s: status after %v: phase %s reason %s message %q", name, within, res.Status.Phase, res.Status.Reason, res.Status.Message)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitCalls polls the kubelet until n execs reached this test's namespace and returns them.
+func (e *env) waitCalls(n int, within time.Duration) []rig.Call {
+	e.t.Helper()
+	end := time.Now().Add(within)
+	for {
+		calls := e.calls()
+		if len(calls) >= n {
+			return calls
+		}
+		if time.Now().After(end) {
+			e.t.Fatalf("%d execs reached the kubelet within %v, want %d:\n%s", len(calls), within, n, formatCalls(calls))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // calls are the execs that reached the kubelet for this test's namespace.
 func (e *env) calls() []rig.Call { return e.r.Kubelet().CallsFor(e.ns) }
 
@@ -310,12 +355,29 @@ type server struct {
 	app    *app.App
 	client triggers.TriggerClient
 	logs   *logBuffer
+	// stop shuts the server down gracefully (as on SIGTERM) and waits for it; the test's cleanup calls it too.
+	stop func()
 }
 
 type serverOption func(*app.Options)
 
 func withExecTimeout(d time.Duration) serverOption {
 	return func(o *app.Options) { o.ExecTimeout = d }
+}
+
+// withRevisits turns on the server's own revisits of Pending Resumes (on in the product; off by default
+// here, so that a test's Execute is the only path to a Resume and its result can be asserted).
+func withRevisits(interval time.Duration) serverOption {
+	return func(o *app.Options) { o.Revisits, o.RevisitInterval, o.RevisitRate = true, interval, 50 }
+}
+
+// withLeaderElection makes the server take the Lease id in namespace ns before it serves, with short
+// durations so a takeover happens within seconds.
+func withLeaderElection(ns, id string) serverOption {
+	return func(o *app.Options) {
+		o.LeaderElect, o.LeaderElectionNS, o.LeaderElectionID = true, ns, id
+		o.LeaseDuration, o.LeaseRenewDeadline, o.LeaseRetryPeriod = 4*time.Second, 3*time.Second, 500*time.Millisecond
+	}
 }
 
 // startServer starts resume-trigger with app.NewWithConfig on a free loopback port, serving namespaces,
@@ -331,6 +393,7 @@ func startServer(tb testing.TB, cfg *rest.Config, namespaces []string, opts ...s
 	o.ShutdownTimeout = 5 * time.Second
 	o.LogFormat = "text"
 	o.LogLevel = "debug"
+	o.Revisits = false
 	for _, f := range opts {
 		f(o)
 	}
@@ -351,7 +414,8 @@ func startServer(tb testing.TB, cfg *rest.Config, namespaces []string, opts ...s
 		cancel()
 		tb.Fatalf("dial resume-trigger at %s: %v", a.GRPCAddr(), err)
 	}
-	tb.Cleanup(func() {
+	srv := &server{app: a, client: triggers.NewTriggerClient(conn), logs: logs}
+	srv.stop = sync.OnceFunc(func() {
 		_ = conn.Close()
 		cancel()
 		select {
@@ -362,11 +426,14 @@ func startServer(tb testing.TB, cfg *rest.Config, namespaces []string, opts ...s
 		case <-time.After(15 * time.Second):
 			tb.Errorf("resume-trigger did not stop within 15s")
 		}
+	})
+	tb.Cleanup(func() {
+		srv.stop()
 		if tb.Failed() {
 			tb.Logf("resume-trigger log:\n%s", logs)
 		}
 	})
-	return &server{app: a, client: triggers.NewTriggerClient(conn), logs: logs}
+	return srv
 }
 
 type logBuffer struct {

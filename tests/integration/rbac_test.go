@@ -85,6 +85,8 @@ func TestShippedRBACIsEnoughAndNoMore(t *testing.T) {
 			{e.ns, "argocontroller.io", "resumes", "", "delete"},
 			{e.ns, "argocontroller.io", "resumes", "status", "update"},
 			{e.ns, "", "events", "", "create"},
+			{e.ns, "coordination.k8s.io", "leases", "", "get"}, {e.ns, "coordination.k8s.io", "leases", "", "create"},
+			{e.ns, "coordination.k8s.io", "leases", "", "update"},
 		}
 		denied := []access{
 			{e.ns, "", "secrets", "", "get"}, {e.ns, "", "secrets", "", "list"}, {e.ns, "", "secrets", "", "watch"},
@@ -94,7 +96,8 @@ func TestShippedRBACIsEnoughAndNoMore(t *testing.T) {
 			{e.ns, "argoproj.io", "workflows", "", "update"}, {e.ns, "argoproj.io", "workflows", "", "patch"}, {e.ns, "argoproj.io", "workflows", "", "delete"}, {e.ns, "argoproj.io", "workflows", "", "create"},
 			{e.ns, "argocontroller.io", "resumes", "", "create"}, {e.ns, "argocontroller.io", "resumes", "", "update"}, {e.ns, "argocontroller.io", "resumes", "", "patch"},
 			{e.ns, "argocontroller.io", "resumes", "", "watch"}, {e.ns, "argocontroller.io", "resumes", "status", "patch"},
-			{e.ns, "argoproj.io", "workflows", "", "list"}, {e.ns, "coordination.k8s.io", "leases", "", "update"},
+			{e.ns, "argoproj.io", "workflows", "", "list"}, {e.ns, "coordination.k8s.io", "leases", "", "delete"},
+			{other.ns, "coordination.k8s.io", "leases", "", "update"}, {other.ns, "argocontroller.io", "resumes", "", "list"},
 			{e.ns, "", "configmaps", "", "get"}, {e.ns, "", "serviceaccounts", "token", "create"},
 			{e.ns, "rbac.authorization.k8s.io", "rolebindings", "", "create"},
 			{other.ns, "", "pods", "", "get"}, {other.ns, "", "pods", "", "list"},

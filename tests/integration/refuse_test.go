@@ -25,17 +25,26 @@ func (e *env) pausedHelloWorld() *wfv1.Workflow {
 	return wf
 }
 
+// A Resume for a workflow that does not exist waits for it (a user may create the Resume first), without
+// any exec, and ends at its deadline with the reason it waited for.
 func TestRefusesUnknownWorkflow(t *testing.T) {
 	e := setup(t)
 	e.pausedHelloWorld()
-	u := e.createResume("unknown", map[string]any{"Workflow-ID": "no-such-workflow", "TemplateName": "pause"})
+	u := e.createResume("unknown", map[string]any{"Workflow-ID": "no-such-workflow", "TemplateName": "pause", "activeDeadlineSeconds": int64(2)})
 
 	f := e.srv.fireResume(t, u)
-	expectCode(t, f, codes.NotFound, "workflow no-such-workflow not found in namespace "+e.ns)
-	e.expectNoCalls()
+	expectCode(t, f, codes.Unavailable, "workflow no-such-workflow not found in namespace "+e.ns)
 	res, _ := e.resume("unknown")
-	expectFailed(t, res, resume.ReasonNotFound, "no-such-workflow not found")
-	e.expectEvent("unknown", corev1.EventTypeWarning, resume.ReasonNotFound)
+	if res.Status.Phase != v1alpha1.PhasePending || res.Status.Reason != resume.ReasonWaiting || !strings.Contains(res.Status.Message, "waiting for it to be created") {
+		t.Fatalf("status %s/%s %q, want Pending/Waiting for the workflow", res.Status.Phase, res.Status.Reason, res.Status.Message)
+	}
+	e.waitPast(res.Status.Deadline)
+	f = e.srv.fireResume(t, u)
+	expectCode(t, f, codes.FailedPrecondition, "deadline exceeded")
+	res, _ = e.resume("unknown")
+	expectFailed(t, res, resume.ReasonDeadlineExceeded, "no-such-workflow not found")
+	e.expectEvent("unknown", corev1.EventTypeWarning, resume.ReasonDeadlineExceeded)
+	e.expectNoCalls()
 }
 
 // The template exists in the workflow but runs no pod (a suspend template).
@@ -140,9 +149,11 @@ func TestResumeNeverReachesAnotherNamespace(t *testing.T) {
 	u := e.createResume("elsewhere", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
 
 	f := e.srv.fireResume(t, u)
-	expectCode(t, f, codes.NotFound, "workflow hello-world not found in namespace "+e.ns)
+	expectCode(t, f, codes.Unavailable, "workflow hello-world not found in namespace "+e.ns)
 	res, _ := e.resume("elsewhere")
-	expectFailed(t, res, resume.ReasonNotFound, "not found in namespace "+e.ns)
+	if res.Status.Phase != v1alpha1.PhasePending || res.Status.Workflow != nil {
+		t.Fatalf("status %s bound to %+v, want Pending and bound to nothing", res.Status.Phase, res.Status.Workflow)
+	}
 	other.expectNoCalls()
 	e.expectNoCalls()
 }

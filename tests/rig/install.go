@@ -21,6 +21,7 @@ const NamespaceInstallDir = "manifests/namespace-install"
 var (
 	clusterRoleGVR    = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}
 	roleBindingGVR    = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"}
+	roleGVR           = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"}
 	serviceAccountGVR = schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}
 )
 
@@ -73,6 +74,9 @@ func (r *Rig) ApplyNamespaceInstall(ctx context.Context, ns string) ([]*unstruct
 			gvr = clusterRoleGVR
 		case kind == "ServiceAccount":
 			gvr = serviceAccountGVR
+		case kind == "Role":
+			// The leader-election Lease rights, in the install namespace.
+			gvr = roleGVR
 		case kind == "RoleBinding":
 			gvr = roleBindingGVR
 			subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")

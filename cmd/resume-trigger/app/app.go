@@ -143,7 +143,11 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 		Rate:       opts.RevisitRate,
 		Log:        log,
 	}
-	svc.Revisits = requeue
+	if opts.Revisits {
+		svc.Revisits = requeue
+	} else {
+		requeue = nil
+	}
 	if opts.ResultSink != "" {
 		sink, err := report.NewSink(opts.ResultSink, "resume-trigger/"+host)
 		if err != nil {
@@ -229,7 +233,9 @@ func (a *App) Run(ctx context.Context) error {
 	lead := func(ctx context.Context) {
 		a.leading.Store(true)
 		a.health.SetServingStatus(triggerService, healthpb.HealthCheckResponse_SERVING)
-		a.Requeue.Run(ctx)
+		if a.Requeue != nil {
+			a.Requeue.Run(ctx)
+		}
 	}
 	if a.opts.LeaderElect {
 		elector, err := a.elector(func(ctx context.Context) {

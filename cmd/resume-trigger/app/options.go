@@ -34,6 +34,7 @@ type Options struct {
 	APIBurst        int
 
 	ResumeDeadline  time.Duration
+	Revisits        bool
 	RevisitInterval time.Duration
 	RevisitRate     float64
 	ResyncPeriod    time.Duration
@@ -66,6 +67,7 @@ func NewOptions() *Options {
 		APIBurst:        100,
 
 		ResumeDeadline:  15 * time.Minute,
+		Revisits:        true,
 		RevisitInterval: 2 * time.Second,
 		RevisitRate:     5,
 		ResyncPeriod:    5 * time.Minute,
@@ -99,6 +101,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&o.APIQPS, "kube-api-qps", o.APIQPS, "queries per second to the API server")
 	fs.IntVar(&o.APIBurst, "kube-api-burst", o.APIBurst, "burst of queries to the API server")
 	fs.DurationVar(&o.ResumeDeadline, "resume-deadline", o.ResumeDeadline, "how long a Resume without spec.activeDeadlineSeconds waits for its step to pause, from its creation; then it ends Failed (DeadlineExceeded)")
+	fs.BoolVar(&o.Revisits, "revisits", o.Revisits, "look again at Pending Resumes every --revisit-interval, and list them on start and every --resync-period; off, a Resume is looked at only when the Sensor calls, and may stay Pending past its deadline")
 	fs.DurationVar(&o.RevisitInterval, "revisit-interval", o.RevisitInterval, "how soon a Pending Resume is looked at again, so it is released within this long of its step pausing")
 	fs.Float64Var(&o.RevisitRate, "revisit-rate", o.RevisitRate, "most revisits of Pending Resumes per second, over all of them; each revisit costs about 4 API calls")
 	fs.DurationVar(&o.ResyncPeriod, "resync-period", o.ResyncPeriod, "how often every served Resume is listed, to take up Pending ones no request reached (and on start)")

@@ -1,0 +1,402 @@
+package resume
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/argocontroller/resume-trigger/api/v1alpha1"
+	"github.com/argocontroller/resume-trigger/fault"
+	"github.com/argocontroller/resume-trigger/lookup"
+	"github.com/argocontroller/resume-trigger/request"
+)
+
+// revisits records what the service asked to look at again.
+type revisits struct {
+	mu      sync.Mutex
+	pending []string
+	expire  map[string]time.Time
+}
+
+func (r *revisits) Pending(ref Ref) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pending = append(r.pending, ref.String())
+}
+
+func (r *revisits) ExpireAt(ref Ref, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.expire == nil {
+		r.expire = map[string]time.Time{}
+	}
+	r.expire[ref.String()] = at
+}
+
+var epoch = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+// lifecycleFixture is a fixture whose clock stands at now and whose Resume "r" was created at epoch.
+func lifecycleFixture(now time.Time, mutate func(*v1alpha1.Resume)) (*fixture, *revisits) {
+	r := newResume("r", v1alpha1.ResumeStatus{})
+	r.CreationTimestamp = metav1.NewTime(epoch)
+	if mutate != nil {
+		mutate(r)
+	}
+	f := newFixture(r)
+	rv := &revisits{}
+	f.svc.Revisits = rv
+	f.svc.now = func() time.Time { return now }
+	return f, rv
+}
+
+func bound(uid string) func(*v1alpha1.Resume) {
+	return func(r *v1alpha1.Resume) {
+		r.Status.Phase = v1alpha1.PhasePending
+		r.Status.Workflow = &v1alpha1.BoundWorkflow{Name: "wf", UID: uid}
+	}
+}
+
+func notReadyYet(pod string) lookup.Skip {
+	return lookup.Skip{Node: "wf-" + pod, Pod: pod, Reason: fault.Transientf("pod %s is not running yet", pod)}
+}
+
+func TestLifecycle(t *testing.T) {
+	noWorkflow := &fault.Error{Kind: fault.NotFound, Err: &lookup.NoWorkflowError{Namespace: ns, Name: "wf"}}
+	tests := map[string]struct {
+		now      time.Duration // after epoch
+		mutate   func(*v1alpha1.Resume)
+		result   lookup.Result
+		findErr  error
+		expKind  fault.Kind
+		expPhase v1alpha1.Phase
+		expReas  string
+		expMsg   []string // substrings of the message
+		expCalls []string
+		expBound string // status.workflow.uid
+		expWait  []string
+		expFind  bool
+		expAgain bool // asked to be revisited
+	}{
+		"the first look binds the Resume to the run it finds, even while it waits": {
+			now:     time.Minute,
+			result:  lookup.Result{Workflow: "wf", WorkflowUID: "run-a"},
+			findErr: fault.Transientf("workflow wf has not reached template step yet"),
+			expKind: fault.Transient, expPhase: v1alpha1.PhasePending, expReas: ReasonWaiting,
+			expBound: "run-a", expFind: true, expAgain: true,
+		},
+		"a release binds the Resume too": {
+			now:     time.Minute,
+			result:  lookup.Result{Workflow: "wf", WorkflowUID: "run-a", Targets: []lookup.Target{target("p1")}},
+			expPhase: v1alpha1.PhaseSucceeded, expReas: ReasonReleased,
+			expCalls: []string{"p1/main/after"}, expBound: "run-a", expFind: true,
+		},
+		"a Resume bound to run A never releases run B of the same name": {
+			now:     time.Minute,
+			mutate:  bound("run-a"),
+			result:  lookup.Result{Workflow: "wf", WorkflowUID: "run-b", Targets: []lookup.Target{target("p1")}},
+			expKind: fault.NotFound, expPhase: v1alpha1.PhaseFailed, expReas: ReasonWorkflowReplaced,
+			expMsg:   []string{"another run (uid run-b)", "bound to (uid run-a)"},
+			expBound: "run-a", expFind: true,
+		},
+		"the deleted run of a bound Resume ends it": {
+			now:     time.Minute,
+			mutate:  bound("run-a"),
+			findErr: noWorkflow,
+			expKind: fault.NotFound, expPhase: v1alpha1.PhaseFailed, expReas: ReasonNotFound,
+			expMsg:   []string{"workflow wf (uid run-a), the run this Resume is bound to, was deleted"},
+			expBound: "run-a", expFind: true,
+		},
+		"a workflow that does not exist yet is waited for": {
+			now:     time.Minute,
+			findErr: noWorkflow,
+			expKind: fault.Transient, expPhase: v1alpha1.PhasePending, expReas: ReasonWaiting,
+			expMsg:  []string{"workflow wf not found", "waiting for it to be created until 2026-12-01T10:15:00Z"},
+			expFind: true, expAgain: true,
+		},
+		"past the default deadline the Resume ends with what it last waited for": {
+			now: 15 * time.Minute,
+			mutate: func(r *v1alpha1.Resume) {
+				r.Status.Phase, r.Status.Message = v1alpha1.PhasePending, "pod p1 is not running yet"
+			},
+			expKind: fault.Precondition, expPhase: v1alpha1.PhaseFailed, expReas: ReasonDeadlineExceeded,
+			expMsg: []string{"within 15m0s", "last waiting for: pod p1 is not running yet"},
+		},
+		"spec.activeDeadlineSeconds is the deadline": {
+			now:    31 * time.Second,
+			mutate: func(r *v1alpha1.Resume) { r.Spec.ActiveDeadlineSeconds = ptr.To[int64](30) },
+			result: lookup.Result{Workflow: "wf", WorkflowUID: "run-a", Targets: []lookup.Target{target("p1")}},
+			expKind: fault.Precondition, expPhase: v1alpha1.PhaseFailed, expReas: ReasonDeadlineExceeded,
+			expMsg: []string{"within 30s", "never looked at"},
+		},
+		"a long deadline lets a Resume be released days later": {
+			now:      48 * time.Hour,
+			mutate:   func(r *v1alpha1.Resume) { r.Spec.ActiveDeadlineSeconds = ptr.To[int64](72 * 3600) },
+			result:   lookup.Result{Workflow: "wf", WorkflowUID: "run-a", Targets: []lookup.Target{target("p1")}},
+			expPhase: v1alpha1.PhaseSucceeded, expReas: ReasonReleased,
+			expCalls: []string{"p1/main/after"}, expBound: "run-a", expFind: true,
+		},
+		"a loop with an iteration not running yet stays Pending after releasing the others": {
+			now: time.Minute,
+			result: lookup.Result{Workflow: "wf", WorkflowUID: "run-a", Targets: []lookup.Target{target("p1"), target("p2")},
+				Skipped: []lookup.Skip{notReadyYet("p3")}},
+			expKind: fault.Transient, expPhase: v1alpha1.PhasePending, expReas: ReasonWaiting,
+			expMsg:   []string{"released p1/main (after), p2/main (after)", "waiting for 1 more of workflow wf template step", "pod p3 is not running yet"},
+			expCalls: []string{"p1/main/after", "p2/main/after"}, expBound: "run-a", expWait: []string{"wf-p3"},
+			expFind: true, expAgain: true,
+		},
+		"a finished iteration is not waited for": {
+			now: time.Minute,
+			result: lookup.Result{Workflow: "wf", WorkflowUID: "run-a", Targets: []lookup.Target{target("p1")},
+				Skipped: []lookup.Skip{{Node: "wf-p0", Pod: "p0", Reason: fault.NotFoundf("node wf-p0 is Succeeded and its pod is gone")}}},
+			expPhase: v1alpha1.PhaseSucceeded, expReas: ReasonReleased,
+			expCalls: []string{"p1/main/after"}, expBound: "run-a", expFind: true,
+		},
+		"a Resume narrowed to one node releases what it finds and ends": {
+			now:    time.Minute,
+			mutate: func(r *v1alpha1.Resume) { r.Spec.NodeName = "wf[0].step(0:a)" },
+			result: lookup.Result{Workflow: "wf", WorkflowUID: "run-a", Targets: []lookup.Target{target("p1")},
+				Skipped: []lookup.Skip{notReadyYet("p3")}},
+			expPhase: v1alpha1.PhaseSucceeded, expReas: ReasonReleased,
+			expCalls: []string{"p1/main/after"}, expBound: "run-a", expFind: true,
+		},
+		"nothing running yet lists what it waits for": {
+			now:     time.Minute,
+			result:  lookup.Result{Workflow: "wf", WorkflowUID: "run-a", Skipped: []lookup.Skip{notReadyYet("p1"), notReadyYet("p2")}},
+			findErr: fault.Transientf("nothing to release yet"),
+			expKind: fault.Transient, expPhase: v1alpha1.PhasePending, expReas: ReasonWaiting,
+			expBound: "run-a", expWait: []string{"wf-p1", "wf-p2"}, expFind: true, expAgain: true,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			f, rv := lifecycleFixture(epoch.Add(tc.now), tc.mutate)
+			f.finder.result, f.finder.err = tc.result, tc.findErr
+			res, err := f.svc.Handle(t.Context(), resumeRequest("r"))
+			if got := fault.KindOf(err); (err == nil) != (tc.expKind == fault.Unknown) || (err != nil && got != tc.expKind) {
+				t.Fatalf("error = %v (kind %s), want kind %s", err, got, tc.expKind)
+			}
+			after := f.store.get(ns, "r")
+			st := after.Status
+			if st.Phase != tc.expPhase || st.Reason != tc.expReas || res.Reason != tc.expReas {
+				t.Fatalf("status %s/%s (result reason %s), want %s/%s; message %q", st.Phase, st.Reason, res.Reason, tc.expPhase, tc.expReas, st.Message)
+			}
+			if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReleased); c == nil || c.Reason != tc.expReas {
+				t.Errorf("Released condition %+v, want reason %s", c, tc.expReas)
+			}
+			for _, m := range tc.expMsg {
+				if !strings.Contains(st.Message, m) {
+					t.Errorf("message %q lacks %q", st.Message, m)
+				}
+			}
+			if got := strings.Join(f.releaser.calls, ","); got != strings.Join(tc.expCalls, ",") {
+				t.Errorf("release calls %q, want %q", got, strings.Join(tc.expCalls, ","))
+			}
+			gotBound := ""
+			if st.Workflow != nil {
+				gotBound = st.Workflow.UID
+			}
+			if gotBound != tc.expBound {
+				t.Errorf("bound to %q, want %q", gotBound, tc.expBound)
+			}
+			var waiting []string
+			for _, w := range st.Waiting {
+				waiting = append(waiting, w.Node)
+			}
+			if strings.Join(waiting, ",") != strings.Join(tc.expWait, ",") {
+				t.Errorf("status.waiting %v, want %v", waiting, tc.expWait)
+			}
+			if (f.finder.calls.Load() > 0) != tc.expFind {
+				t.Errorf("looked up %d times, want a lookup %v", f.finder.calls.Load(), tc.expFind)
+			}
+			if again := len(rv.pending) > 0; again != tc.expAgain {
+				t.Errorf("asked to revisit: %v (%v), want %v", again, rv.pending, tc.expAgain)
+			}
+			if st.Deadline == nil {
+				t.Errorf("status.deadline not recorded")
+			}
+			if st.Phase.Final() != (st.CompletionTime != nil) {
+				t.Errorf("completionTime %v for phase %s", st.CompletionTime, st.Phase)
+			}
+		})
+	}
+}
+
+func TestLoopReleasedAcrossLooks(t *testing.T) {
+	f, rv := lifecycleFixture(epoch.Add(time.Minute), nil)
+	f.finder.result = lookup.Result{Workflow: "wf", WorkflowUID: "run-a", Targets: []lookup.Target{target("p1"), target("p2")}, Skipped: []lookup.Skip{notReadyYet("p3")}}
+	if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); fault.KindOf(err) != fault.Transient {
+		t.Fatalf("first look: %v, want a transient error", err)
+	}
+	// The revisit finds nothing new: no status write.
+	writes := f.store.updates
+	if _, err := f.svc.Handle(t.Context(), request.Request{Namespace: ns, Resume: "r", Revisit: true}); fault.KindOf(err) != fault.Transient {
+		t.Fatalf("revisit: %v", err)
+	}
+	if f.store.updates != writes {
+		t.Errorf("a revisit that learned nothing wrote the status (%d writes, want %d)", f.store.updates, writes)
+	}
+	// The third iteration runs now.
+	f.finder.result = lookup.Result{Workflow: "wf", WorkflowUID: "run-a", Targets: []lookup.Target{target("p1"), target("p2"), target("p3")}}
+	res, err := f.svc.Handle(t.Context(), request.Request{Namespace: ns, Resume: "r", Revisit: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.releaser.calls, ","); got != "p1/main/after,p2/main/after,p3/main/after" {
+		t.Errorf("releases %s, want each pod once", got)
+	}
+	st := f.store.get(ns, "r").Status
+	if st.Phase != v1alpha1.PhaseSucceeded || len(st.Released) != 3 || len(st.Waiting) != 0 {
+		t.Errorf("status %s released %d waiting %d, want Succeeded with 3 released", st.Phase, len(st.Released), len(st.Waiting))
+	}
+	if res.Phase != v1alpha1.PhaseSucceeded {
+		t.Errorf("result %s", res.Phase)
+	}
+	if len(rv.pending) != 2 {
+		t.Errorf("asked to revisit %d times, want after each Pending look (2)", len(rv.pending))
+	}
+	if len(f.notifier.outcomes) != 2 {
+		t.Errorf("notifications %v: a revisit that stays Pending sends none", f.notifier.outcomes)
+	}
+}
+
+func TestTTLAfterFinished(t *testing.T) {
+	finished := func(ttl *int32, done time.Duration) func(*v1alpha1.Resume) {
+		return func(r *v1alpha1.Resume) {
+			r.Spec.TTLSecondsAfterFinished = ttl
+			r.Status.Phase = v1alpha1.PhaseSucceeded
+			r.Status.CompletionTime = ptr.To(metav1.NewTime(epoch.Add(done)))
+		}
+	}
+	tests := map[string]struct {
+		mutate    func(*v1alpha1.Resume)
+		now       time.Duration
+		expDelete bool
+		expAt     time.Duration // 0: not scheduled
+	}{
+		"kept without a TTL":              {mutate: finished(nil, time.Minute), now: 24 * time.Hour},
+		"deleted once the TTL ran out":    {mutate: finished(ptr.To[int32](60), time.Minute), now: 2 * time.Minute, expDelete: true},
+		"scheduled while the TTL runs":    {mutate: finished(ptr.To[int32](600), time.Minute), now: 2 * time.Minute, expAt: 11 * time.Minute},
+		"a TTL of zero deletes at once":   {mutate: finished(ptr.To[int32](0), time.Minute), now: time.Minute, expDelete: true},
+		"a Pending Resume is not deleted": {mutate: func(r *v1alpha1.Resume) { r.Spec.TTLSecondsAfterFinished = ptr.To[int32](0) }, now: time.Minute},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			f, rv := lifecycleFixture(epoch.Add(tc.now), tc.mutate)
+			f.finder.err = fault.Transientf("not yet")
+			if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); err != nil && fault.KindOf(err) != fault.Transient {
+				t.Fatal(err)
+			}
+			if (f.store.deletes == 1) != tc.expDelete {
+				t.Errorf("deleted %d times, want deleted %v", f.store.deletes, tc.expDelete)
+			}
+			at, ok := rv.expire[ns+"/r"]
+			if ok != (tc.expAt != 0) || (ok && !at.Equal(epoch.Add(tc.expAt))) {
+				t.Errorf("expiry scheduled %v at %v, want at %v", ok, at, epoch.Add(tc.expAt))
+			}
+		})
+	}
+}
+
+func TestCompletionTimeStartsTheTTL(t *testing.T) {
+	f, rv := lifecycleFixture(epoch.Add(time.Minute), func(r *v1alpha1.Resume) { r.Spec.TTLSecondsAfterFinished = ptr.To[int32](30) })
+	f.finder.result = lookup.Result{Workflow: "wf", WorkflowUID: "run-a", Targets: []lookup.Target{target("p1")}}
+	if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); err != nil {
+		t.Fatal(err)
+	}
+	st := f.store.get(ns, "r").Status
+	if st.CompletionTime == nil || !st.CompletionTime.Time.Equal(epoch.Add(time.Minute)) {
+		t.Fatalf("completionTime %v, want %v", st.CompletionTime, epoch.Add(time.Minute))
+	}
+	if at := rv.expire[ns+"/r"]; !at.Equal(epoch.Add(time.Minute + 30*time.Second)) {
+		t.Errorf("expiry at %v, want 30s after completion", at)
+	}
+}
+
+func TestUnreadableResumeIsRevisited(t *testing.T) {
+	f, rv := lifecycleFixture(epoch, nil)
+	f.store.getErr = fault.Transientf("connection refused")
+	if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); fault.KindOf(err) != fault.Transient {
+		t.Fatalf("error %v, want transient", err)
+	}
+	if len(rv.pending) != 1 {
+		t.Errorf("a Resume that could not be read is not revisited: %v", rv.pending)
+	}
+}
+
+func TestDeniedIsNotServed(t *testing.T) {
+	f, _ := lifecycleFixture(epoch, nil)
+	res, err := f.svc.Handle(t.Context(), request.Request{Namespace: "elsewhere", Resume: "r"})
+	if fault.KindOf(err) != fault.Denied || res.Phase != v1alpha1.PhaseFailed || res.Reason != ReasonNotServed {
+		t.Fatalf("result %s/%s, error %v; want Failed/%s and Denied", res.Phase, res.Reason, err, ReasonNotServed)
+	}
+}
+
+// lister lists the store.
+type lister struct{ s *store }
+
+func (l lister) List(_ context.Context, namespace string, visit func(*v1alpha1.Resume)) error {
+	l.s.mu.Lock()
+	var objs []*v1alpha1.Resume
+	for _, o := range l.s.objs {
+		if namespace == "" || o.Namespace == namespace {
+			objs = append(objs, o.DeepCopy())
+		}
+	}
+	l.s.mu.Unlock()
+	for _, o := range objs {
+		visit(o)
+	}
+	return nil
+}
+
+func TestRequeueTakesUpPendingResumesAndReleasesThemLater(t *testing.T) {
+	pending := newResume("waiting", v1alpha1.ResumeStatus{Phase: v1alpha1.PhasePending, Message: "pod p1 is not running yet"})
+	pending.CreationTimestamp = metav1.Now()
+	done := newResume("done", v1alpha1.ResumeStatus{Phase: v1alpha1.PhaseSucceeded})
+	f := newFixture(pending, done)
+	f.finder.err = fault.Transientf("pod p1 is not running yet")
+	released := make(chan struct{})
+	var once sync.Once
+	f.store.onUpdate = func(s *store) {
+		if s.objs[ns+"/waiting"].Status.Phase == v1alpha1.PhaseSucceeded {
+			once.Do(func() { close(released) })
+		}
+	}
+	q := &Requeue{Service: f.svc, Lister: lister{f.store}, Namespaces: []string{ns}, Interval: 20 * time.Millisecond, Rate: 1000}
+	f.svc.Revisits = q
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	go func() { q.Run(ctx); close(stopped) }()
+
+	// Nothing called the server for this Resume: the first list finds it, and revisits keep it.
+	deadline := time.After(5 * time.Second)
+	for f.finder.calls.Load() < 3 {
+		select {
+		case <-deadline:
+			t.Fatalf("revisited %d times in 5s, want repeated revisits", f.finder.calls.Load())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if len(f.releaser.calls) != 0 {
+		t.Fatalf("released %v before the step ran", f.releaser.calls)
+	}
+	f.finder.mu.Lock()
+	f.finder.result, f.finder.err = lookup.Result{Workflow: "wf", WorkflowUID: "run-a", Targets: []lookup.Target{target("p1")}}, nil
+	f.finder.mu.Unlock()
+	select {
+	case <-released:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the Pending Resume was not released by a revisit")
+	}
+	cancel()
+	<-stopped
+	if got := strings.Join(f.releaser.calls, ","); got != "p1/main/after" {
+		t.Errorf("releases %q, want p1 once", got)
+	}
+}
