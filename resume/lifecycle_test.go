@@ -91,8 +91,8 @@ func TestLifecycle(t *testing.T) {
 			expBound: "run-a", expFind: true, expAgain: true,
 		},
 		"a release binds the Resume too": {
-			now:     time.Minute,
-			result:  lookup.Result{Workflow: "wf", WorkflowUID: "run-a", Targets: []lookup.Target{target("p1")}},
+			now:      time.Minute,
+			result:   lookup.Result{Workflow: "wf", WorkflowUID: "run-a", Targets: []lookup.Target{target("p1")}},
 			expPhase: v1alpha1.PhaseSucceeded, expReas: ReasonReleased,
 			expCalls: []string{"p1/main/after"}, expBound: "run-a", expFind: true,
 		},
@@ -128,9 +128,9 @@ func TestLifecycle(t *testing.T) {
 			expMsg: []string{"within 15m0s", "last waiting for: pod p1 is not running yet"},
 		},
 		"spec.activeDeadlineSeconds is the deadline": {
-			now:    31 * time.Second,
-			mutate: func(r *v1alpha1.Resume) { r.Spec.ActiveDeadlineSeconds = ptr.To[int64](30) },
-			result: lookup.Result{Workflow: "wf", WorkflowUID: "run-a", Targets: []lookup.Target{target("p1")}},
+			now:     31 * time.Second,
+			mutate:  func(r *v1alpha1.Resume) { r.Spec.ActiveDeadlineSeconds = ptr.To[int64](30) },
+			result:  lookup.Result{Workflow: "wf", WorkflowUID: "run-a", Targets: []lookup.Target{target("p1")}},
 			expKind: fault.Precondition, expPhase: v1alpha1.PhaseFailed, expReas: ReasonDeadlineExceeded,
 			expMsg: []string{"within 30s", "never looked at"},
 		},
