@@ -318,3 +318,71 @@ func TestResumesUpdateStatusUndecodableAnswer(t *testing.T) {
 		})
 	}
 }
+
+func TestResumesList(t *testing.T) {
+	var objs []runtime.Object
+	for _, n := range []string{"a", "b", "c"} {
+		objs = append(objs, unstructuredResume(n, map[string]any{"Workflow-ID": "wf", "TemplateName": "t"}, map[string]any{"phase": "Pending"}))
+	}
+	other := unstructuredResume("elsewhere", map[string]any{"Workflow-ID": "wf"}, nil)
+	other.SetNamespace("other")
+	objs = append(objs, other)
+	tests := map[string]struct {
+		namespace string
+		want      []string
+	}{
+		"one namespace":  {namespace: testNS, want: []string{"argo/a", "argo/b", "argo/c"}},
+		"all namespaces": {namespace: "", want: []string{"argo/a", "argo/b", "argo/c", "other/elsewhere"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			r := &Resumes{Client: newDynamic(objs...)}
+			var got []string
+			err := r.List(t.Context(), tc.namespace, func(res *v1alpha1.Resume) {
+				if res.Spec.WorkflowID != "wf" {
+					t.Errorf("%s decoded without its spec", res.Name)
+				}
+				got = append(got, res.Namespace+"/"+res.Name)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("listed %v, want %v", got, tc.want)
+			}
+		})
+	}
+	t.Run("an API error is returned", func(t *testing.T) {
+		c := newDynamic()
+		c.PrependReactor("list", "resumes", func(k8stesting.Action) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewForbidden(v1alpha1.Resource.GroupResource(), "", errors.New("no list"))
+		})
+		err := (&Resumes{Client: c}).List(t.Context(), testNS, func(*v1alpha1.Resume) { t.Error("visited") })
+		if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "list resumes") {
+			t.Errorf("error %v, want the Forbidden, said to be a list", err)
+		}
+	})
+}
+
+func TestResumesDeleteChecksTheUID(t *testing.T) {
+	c := newDynamic(unstructuredResume("r", map[string]any{"Workflow-ID": "wf"}, nil))
+	var preconditions []string
+	c.PrependReactor("delete", "resumes", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		opts := a.(k8stesting.DeleteActionImpl).DeleteOptions
+		if opts.Preconditions == nil || opts.Preconditions.UID == nil {
+			preconditions = append(preconditions, "none")
+		} else {
+			preconditions = append(preconditions, string(*opts.Preconditions.UID))
+		}
+		return false, nil, nil
+	})
+	if err := (&Resumes{Client: c}).Delete(t.Context(), testNS, "r", "uid-r"); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(preconditions, ",") != "uid-r" {
+		t.Errorf("delete preconditions %v, want the uid uid-r", preconditions)
+	}
+	if _, err := c.Resource(v1alpha1.Resource).Namespace(testNS).Get(context.Background(), "r", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("after Delete: %v, want NotFound", err)
+	}
+}

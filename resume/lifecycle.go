@@ -2,7 +2,6 @@ package resume
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -210,12 +209,4 @@ func (s *Service) finished(ctx context.Context, obj *v1alpha1.Resume) error {
 		return fault.Transientf("delete finished resume %s/%s after its TTL: %w", obj.Namespace, obj.Name, err)
 	}
 	return nil
-}
-
-func describeWaiting(w []v1alpha1.WaitingTarget) string {
-	parts := make([]string, len(w))
-	for i, t := range w {
-		parts[i] = fmt.Sprintf("%s: %s", t.Node, t.Reason)
-	}
-	return strings.Join(parts, "; ")
 }

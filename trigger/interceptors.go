@@ -3,7 +3,6 @@ package trigger
 import (
 	"context"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -50,12 +49,13 @@ func Log(log logrus.FieldLogger) grpc.UnaryServerInterceptor {
 	}
 }
 
-// Standby refuses the Trigger service's calls with Unavailable while serving() is false: a replica that
-// does not hold the leader Lease must not release anything (the leader alone keeps duplicates of one
-// Resume apart). Health checks still answer, so probes see a live but not ready replica.
+// Standby refuses Execute with Unavailable while serving() is false: a replica that does not hold the
+// leader Lease must not release anything (the leader alone keeps duplicates of one Resume apart). The
+// Sensor retries, and the Service sends it to the ready replica. FetchResource and ApplyPolicy act on
+// nothing and still answer, as do health checks, so probes see a live but not ready replica.
 func Standby(serving func() bool) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if !serving() && strings.HasPrefix(info.FullMethod, "/triggers.Trigger/") {
+		if !serving() && info.FullMethod == "/triggers.Trigger/Execute" {
 			return nil, status.Error(codes.Unavailable, "this resume-trigger replica is standing by: another replica holds the leader Lease")
 		}
 		return handler(ctx, req)

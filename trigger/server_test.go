@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -960,6 +961,41 @@ type handlerFunc func(ctx context.Context, req request.Request) (resume.Result, 
 
 func (f handlerFunc) Handle(ctx context.Context, req request.Request) (resume.Result, error) {
 	return f(ctx, req)
+}
+
+func TestStandbyRefusesOnlyExecute(t *testing.T) {
+	log, _ := logtest.NewNullLogger()
+	var serving atomic.Bool
+	called := 0
+	handler := handlerFunc(func(context.Context, request.Request) (resume.Result, error) {
+		called++
+		return resume.Result{Phase: v1alpha1.PhaseSucceeded}, nil
+	})
+	lis := bufconn.Listen(1 << 20)
+	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(trigger.Standby(serving.Load)))
+	triggers.RegisterTriggerServer(gs, &trigger.Server{Handler: handler, Log: log})
+	go func() { _ = gs.Serve(lis) }()
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(); gs.Stop() })
+	client := triggers.NewTriggerClient(conn)
+	req := &triggers.ExecuteRequest{Resource: []byte(`{"namespace":"argo","resume":"r"}`)}
+
+	_, err = client.Execute(t.Context(), req)
+	if codeOf(err) != codes.Unavailable || !strings.Contains(err.Error(), "standing by") || called != 0 {
+		t.Fatalf("Execute on a standby = %v (handler called %d times), want Unavailable standing by and no call", err, called)
+	}
+	if _, err := client.FetchResource(t.Context(), &triggers.FetchResourceRequest{Resource: []byte("namespace: argo")}); err != nil {
+		t.Errorf("FetchResource on a standby: %v, want an answer (it acts on nothing)", err)
+	}
+	serving.Store(true)
+	if _, err := client.Execute(t.Context(), req); err != nil || called != 1 {
+		t.Fatalf("Execute on the leader = %v (handler called %d times), want it carried out", err, called)
+	}
 }
 
 func TestInterceptors(t *testing.T) {

@@ -38,7 +38,8 @@ func TestOptionsComplete(t *testing.T) {
 		wantNS     []string
 		wantLevel  logrus.Level
 		wantErr    string
-		needNoSAns bool // the row assumes no service account namespace file
+		wantLease  string // namespace of the leader election Lease
+		needNoSAns bool   // the row assumes no service account namespace file
 	}{
 		"defaults with namespaces from the flag": {
 			args:      []string{"--namespaces", "argo"},
@@ -121,6 +122,36 @@ func TestOptionsComplete(t *testing.T) {
 			args:    []string{"--namespaces", "argo", "--max-concurrent-streams", "0"},
 			wantErr: "must be positive",
 		},
+		"leader election in the own namespace": {
+			args:      []string{"--namespaces", "argo", "--leader-elect"},
+			env:       "argo-resume",
+			wantNS:    []string{"argo"},
+			wantLevel: logrus.InfoLevel,
+			wantLease: "argo-resume",
+		},
+		"leader election in a named namespace": {
+			args:      []string{"--namespaces", "argo", "--leader-elect", "--leader-election-namespace", "ops"},
+			wantNS:    []string{"argo"},
+			wantLevel: logrus.InfoLevel,
+			wantLease: "ops",
+		},
+		"leader election without a namespace": {
+			args:       []string{"--namespaces", "argo", "--leader-elect"},
+			wantErr:    "--leader-elect needs --leader-election-namespace",
+			needNoSAns: true,
+		},
+		"leader election timings out of order": {
+			args:    []string{"--namespaces", "argo", "--leader-elect", "--leader-election-namespace", "ops", "--leader-election-renew-deadline", "20s"},
+			wantErr: "retry period < renew deadline < lease duration",
+		},
+		"zero revisit interval": {
+			args:    []string{"--namespaces", "argo", "--revisit-interval", "0s"},
+			wantErr: "--revisit-interval",
+		},
+		"zero resume deadline": {
+			args:    []string{"--namespaces", "argo", "--resume-deadline", "0s"},
+			wantErr: "--resume-deadline",
+		},
 		"every error is reported at once": {
 			args:    []string{"--namespaces", "argo", "--tls-key-file", "k", "--log-level", "loud", "--log-format", "xml"},
 			wantErr: "go together\n--log-level: not a valid logrus Level: \"loud\"\n--log-format",
@@ -155,6 +186,9 @@ func TestOptionsComplete(t *testing.T) {
 			}
 			if o.logLevel != tc.wantLevel {
 				t.Errorf("log level = %v, want %v", o.logLevel, tc.wantLevel)
+			}
+			if o.LeaderElectionNS != tc.wantLease {
+				t.Errorf("lease namespace = %q, want %q", o.LeaderElectionNS, tc.wantLease)
 			}
 		})
 	}
