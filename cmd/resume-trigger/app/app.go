@@ -228,20 +228,29 @@ func (a *App) Run(ctx context.Context) error {
 	a.health.SetServingStatus(triggerService, healthpb.HealthCheckResponse_NOT_SERVING)
 	a.log.WithFields(logrus.Fields{"grpc": a.GRPCAddr(), "metrics": a.MetricsAddr(), "namespaces": a.Service.Namespaces.String(), "tls": a.opts.TLSCertFile != "", "leaderElect": a.opts.LeaderElect}).Info("resume-trigger serving")
 
-	work, stopWork := context.WithCancel(ctx)
-	var working sync.WaitGroup
-	lead := func(ctx context.Context) {
+	// Two lifetimes, ended in order at shutdown: revisits stop (and their in-flight look finishes) before
+	// the Lease is handed over, so the next leader never acts on a Resume this replica is still handling.
+	revisits, stopRevisits := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRevisits()
+	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	var revisiting, electing sync.WaitGroup
+	lead := func(leading context.Context) {
 		a.leading.Store(true)
 		a.health.SetServingStatus(triggerService, healthpb.HealthCheckResponse_SERVING)
-		if a.Requeue != nil {
-			a.Requeue.Run(ctx)
+		if a.Requeue == nil {
+			return
 		}
+		rctx, cancel := context.WithCancel(leading)
+		defer cancel()
+		defer context.AfterFunc(revisits, cancel)()
+		a.Requeue.Run(rctx)
 	}
 	if a.opts.LeaderElect {
-		elector, err := a.elector(func(ctx context.Context) {
-			working.Add(1)
-			defer working.Done()
-			lead(ctx)
+		elector, err := a.elector(func(leading context.Context) {
+			revisiting.Add(1)
+			defer revisiting.Done()
+			lead(leading)
 		}, func() {
 			if ctx.Err() == nil {
 				select {
@@ -251,15 +260,14 @@ func (a *App) Run(ctx context.Context) error {
 			}
 		})
 		if err != nil {
-			stopWork()
 			a.grpc.Stop()
 			return err
 		}
-		working.Add(1)
-		go func() { defer working.Done(); elector.Run(work) }()
+		electing.Add(1)
+		go func() { defer electing.Done(); elector.Run(work) }()
 	} else {
-		working.Add(1)
-		go func() { defer working.Done(); lead(work) }()
+		revisiting.Add(1)
+		go func() { defer revisiting.Done(); lead(work) }()
 	}
 
 	var err error
@@ -267,9 +275,8 @@ func (a *App) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	a.leading.Store(false)
-	stopWork()
 	a.log.Info("shutting down")
+	a.leading.Store(false)
 	a.health.Shutdown()
 	stopped := make(chan struct{})
 	go func() { a.grpc.GracefulStop(); close(stopped) }()
@@ -279,7 +286,10 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Warn("in-flight requests did not finish in time; stopping")
 		a.grpc.Stop()
 	}
-	working.Wait()
+	stopRevisits()
+	revisiting.Wait()
+	stopWork()
+	electing.Wait()
 	if a.http != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
