@@ -22,6 +22,10 @@ version() {
 	controller-gen) echo v0.23.0 ;;
 	nats-server) echo v2.10.29 ;;
 	argo-events) echo v1.9.11 ;;
+	golangci-lint) echo v2.15.0 ;;
+	buf) echo v1.75.0 ;;
+	protoc-gen-go) echo v1.36.12 ;;
+	protoc-gen-go-grpc) echo v1.6.2 ;;
 	*) echo "unknown tool $1" >&2; return 1 ;;
 	esac
 }
@@ -76,6 +80,14 @@ compile() (
 		GOBIN=$tmp go install sigs.k8s.io/controller-tools/cmd/controller-gen@"$ver" ;;
 	nats-server)
 		GOBIN=$tmp go install github.com/nats-io/nats-server/v2@"$ver" ;;
+	golangci-lint)
+		GOBIN=$tmp go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@"$ver" ;;
+	buf)
+		GOBIN=$tmp go install github.com/bufbuild/buf/cmd/buf@"$ver" ;;
+	protoc-gen-go)
+		GOBIN=$tmp go install google.golang.org/protobuf/cmd/protoc-gen-go@"$ver" ;;
+	protoc-gen-go-grpc)
+		GOBIN=$tmp go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@"$ver" ;;
 	esac
 	mv "$tmp/$tool" "$out/$tool"
 	echo ">> built $tool $ver in $(( SECONDS - start )) s" >&2

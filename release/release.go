@@ -200,7 +200,7 @@ func (r *Releaser) ephemeral(ctx context.Context, t lookup.Target, argv []string
 			},
 		},
 	})
-	if _, err := pods.UpdateEphemeralContainers(ctx, pod.Name, pod, metav1.UpdateOptions{}); err != nil {
+	if _, err := pods.UpdateEphemeralContainers(ctx, pod.Name, pod, metav1.UpdateOptions{FieldManager: v1alpha1.FieldManager}); err != nil {
 		if apierrors.IsForbidden(err) {
 			return "", fault.Transientf("add ephemeral container to pod %s: %w (the server needs pods/ephemeralcontainers update: apply the ephemeral-fallback overlay)", t.Pod, err)
 		}

@@ -507,6 +507,9 @@ func TestReleaseEphemeralFallback(t *testing.T) {
 				case a.Matches("get", "pods"):
 				case a.Matches("update", "pods") && a.GetSubresource() == "ephemeralcontainers":
 					updates = append(updates, a.(k8stesting.UpdateAction).GetObject().(*corev1.Pod))
+					if fm := a.(k8stesting.UpdateActionImpl).UpdateOptions.FieldManager; fm != v1alpha1.FieldManager {
+						t.Errorf("field manager %q, want %q", fm, v1alpha1.FieldManager)
+					}
 				default:
 					t.Errorf("unexpected action %s %s/%s", a.GetVerb(), a.GetResource().Resource, a.GetSubresource())
 				}

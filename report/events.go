@@ -10,6 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 )
 
 // Component is the name Events are reported under.
@@ -92,7 +94,7 @@ func (e *Events) record(ctx context.Context, obj Object, typ, reason, message st
 		ReportingController: "argocontroller.io/" + Component,
 		ReportingInstance:   e.Host,
 	}
-	if _, err := e.Client.CoreV1().Events(obj.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+	if _, err := e.Client.CoreV1().Events(obj.Namespace).Create(ctx, ev, metav1.CreateOptions{FieldManager: v1alpha1.FieldManager}); err != nil {
 		return fmt.Errorf("record event %s on %s %s/%s: %w", reason, obj.Kind, obj.Namespace, obj.Name, err)
 	}
 	return nil

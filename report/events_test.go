@@ -3,7 +3,6 @@ package report
 import (
 	"errors"
 	"fmt"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"strings"
 	"testing"
 	"time"
@@ -13,8 +12,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 )
 
 var eventTime = time.Date(2026, 3, 4, 5, 6, 7, 890, time.UTC)
@@ -40,6 +42,9 @@ func createdEvents(t *testing.T, client *fake.Clientset) []*corev1.Event {
 		ev, ok := c.GetObject().(*corev1.Event)
 		if !ok {
 			t.Fatalf("created %T, want *corev1.Event", c.GetObject())
+		}
+		if fm := c.(k8stesting.CreateActionImpl).CreateOptions.FieldManager; fm != v1alpha1.FieldManager {
+			t.Errorf("field manager %q, want %q", fm, v1alpha1.FieldManager)
 		}
 		if a.GetNamespace() != ev.Namespace {
 			t.Errorf("created in namespace %q, event says %q", a.GetNamespace(), ev.Namespace)

@@ -36,7 +36,7 @@ func (r *Resumes) UpdateStatus(ctx context.Context, res *v1alpha1.Resume) (*v1al
 	if err != nil {
 		return nil, fmt.Errorf("encode resume %s/%s: %w", res.Namespace, res.Name, err)
 	}
-	u, err := r.Client.Resource(v1alpha1.Resource).Namespace(res.Namespace).UpdateStatus(ctx, &unstructured.Unstructured{Object: obj}, metav1.UpdateOptions{})
+	u, err := r.Client.Resource(v1alpha1.Resource).Namespace(res.Namespace).UpdateStatus(ctx, &unstructured.Unstructured{Object: obj}, metav1.UpdateOptions{FieldManager: v1alpha1.FieldManager})
 	if err != nil {
 		return nil, err
 	}

@@ -216,6 +216,9 @@ func TestResumesUpdateStatus(t *testing.T) {
 				t.Errorf("sent %s resourceVersion %q, want r at 41 (optimistic concurrency)", sent.GetName(), sent.GetResourceVersion())
 			}
 			checkSentStatus(t, sent)
+			if fm := a.(k8stesting.UpdateActionImpl).UpdateOptions.FieldManager; fm != v1alpha1.FieldManager {
+				t.Errorf("field manager %q, want %q", fm, v1alpha1.FieldManager)
+			}
 
 			if tc.wantErr != nil {
 				if !tc.wantErr(err) {

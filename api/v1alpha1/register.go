@@ -15,6 +15,10 @@ var Resource = GroupVersion.WithResource("resumes")
 // Kind is the object kind of Resume.
 const Kind = "Resume"
 
+// FieldManager is the name resume-trigger gives every write it makes (Resume status, Events, ephemeral
+// containers), so managedFields say who changed what.
+const FieldManager = "resume-trigger"
+
 var (
 	// SchemeBuilder registers the Resume types with a scheme.
 	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)
