@@ -201,7 +201,7 @@ func (s *Service) finished(ctx context.Context, obj *v1alpha1.Resume) error {
 	err := s.Resumes.Delete(ctx, obj.Namespace, obj.Name, obj.UID)
 	switch {
 	case err == nil:
-		s.log().WithFields(map[string]any{"namespace": obj.Namespace, "resume": obj.Name}).Info("deleted a finished Resume after its ttlSecondsAfterFinished")
+		s.logger(ctx).Info("deleted a finished Resume after its ttlSecondsAfterFinished")
 	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
 		// Gone already, or another object of that name now: nothing of ours to delete.
 	default:

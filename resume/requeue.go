@@ -11,6 +11,7 @@ import (
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/fault"
+	"github.com/argocontroller/resume-trigger/internal/logging"
 	"github.com/argocontroller/resume-trigger/request"
 )
 
@@ -136,7 +137,7 @@ func (q *Requeue) resync(ctx context.Context) {
 			}
 		})
 		if err != nil && ctx.Err() == nil {
-			q.log().WithError(err).WithField("namespace", ns).Warn("could not list Resumes; Pending ones are taken up at the next resync")
+			q.log().WithError(err).WithField(logging.Namespace, ns).Warn("could not list Resumes; Pending ones are taken up at the next resync")
 		}
 	}
 	q.log().WithField("pending", found).Debug("listed Resumes")

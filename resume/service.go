@@ -16,6 +16,7 @@ import (
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/fault"
+	"github.com/argocontroller/resume-trigger/internal/logging"
 	"github.com/argocontroller/resume-trigger/lookup"
 	"github.com/argocontroller/resume-trigger/release"
 	"github.com/argocontroller/resume-trigger/report"
@@ -115,6 +116,7 @@ const reportTimeout = 10 * time.Second
 // finished and recorded even if the caller went away, so a redelivered event finds the final status.
 // Waiting for a duplicate request, looking up and releasing share Timeout; recording has reportTimeout.
 func (s *Service) Handle(ctx context.Context, req request.Request) (Result, error) {
+	ctx = s.requestLogger(ctx, req)
 	start := s.clock()
 	res := Result{Namespace: req.Namespace, Resume: req.Resume, Workflow: req.Step.Workflow}
 	if err := s.Namespaces.Check(req.Namespace); err != nil {
@@ -247,19 +249,20 @@ func (s *Service) releaseAll(ctx context.Context, found lookup.Result, done map[
 	var failures []string
 	var finalKind fault.Kind
 	for _, t := range found.Targets {
-		log := s.log().WithFields(logrus.Fields{
-			"namespace": t.Namespace, "workflow": t.Workflow, "node": t.Node,
-			"pod": t.Pod, "container": t.Container, "stage": t.Stage,
+		log := s.logger(ctx).WithFields(logrus.Fields{
+			logging.Workflow: t.Workflow, logging.Node: t.Node,
+			logging.Pod: t.Pod, logging.Container: t.Container, logging.Stage: t.Stage,
 		})
 		if done[targetKey(t.Pod, t.Container, t.Stage)] {
-			log.WithField("outcome", "already-released").Info("already released")
+			log.WithField(logging.Outcome, "already-released").Info("already released")
 			continue
 		}
 		start := s.clock()
 		out, err := s.Releaser.Release(ctx, t)
 		took := s.clock().Sub(start)
 		if err != nil {
-			log.WithError(err).WithFields(logrus.Fields{"outcome": "failed", "duration": took}).Warn("release failed")
+			// Not a warning of its own: the request's outcome says what failed, once.
+			log.WithError(err).WithFields(logrus.Fields{logging.Outcome: "failed", logging.Duration: logging.Seconds(took)}).Debug("release failed")
 			if fault.KindOf(err) == fault.Transient || fault.KindOf(err) == fault.Unknown {
 				if transient == nil {
 					transient = err
@@ -283,7 +286,7 @@ func (s *Service) releaseAll(ctx context.Context, found lookup.Result, done map[
 			rt.Via = out.Via
 		}
 		res.Released = append(res.Released, rt)
-		log.WithFields(logrus.Fields{"outcome": "released", "via": out.Via, "duration": took}).Info("released debug pause")
+		log.WithFields(logrus.Fields{logging.Outcome: "released", logging.Via: out.Via, logging.Duration: logging.Seconds(took)}).Info("released debug pause")
 	}
 	if transient != nil {
 		return transient
@@ -363,7 +366,7 @@ func (s *Service) event(ctx context.Context, obj report.Object, warning bool, re
 		record = s.Events.Warning
 	}
 	if err := record(ctx, obj, reason, message); err != nil {
-		s.log().WithError(err).Warn("could not record event")
+		s.logger(ctx).WithError(err).Warn("could not record event")
 	}
 }
 
@@ -390,15 +393,14 @@ func (s *Service) finish(ctx context.Context, req request.Request, res *Result, 
 	quiet := req.Revisit && len(res.Released) == 0 && (res.AlreadyFinal || res.Phase == v1alpha1.PhasePending)
 	took := s.clock().Sub(start)
 	s.Metrics.Request(kind, outcome, took)
-	log := s.log().WithFields(logrus.Fields{
-		"namespace": req.Namespace, "resume": req.Resume, "workflow": res.Workflow,
-		"outcome": outcome, "released": len(res.Released), "duration": took,
+	log := s.logger(ctx).WithFields(logrus.Fields{
+		logging.Workflow: res.Workflow, logging.Outcome: outcome, logging.Released: len(res.Released), logging.Duration: logging.Seconds(took),
 	})
 	switch {
 	case quiet:
 		log.WithError(err).Debug("revisited a Pending Resume")
 	case err != nil:
-		log.WithError(err).WithField("kind", fault.KindOf(err).String()).Warn("request not carried out")
+		log.WithError(err).WithField(logging.Kind, fault.KindOf(err).String()).Warn("request not carried out")
 	default:
 		log.Info(res.Message)
 	}
@@ -413,11 +415,26 @@ func (s *Service) finish(ctx context.Context, req request.Request, res *Result, 
 	}
 }
 
-func (s *Service) log() logrus.FieldLogger {
-	if s.Log == nil {
-		return logrus.StandardLogger()
+// logger is the request's logger: the one the caller put in ctx (with the event's id and source), or the
+// service's own with the request's namespace and Resume.
+func (s *Service) logger(ctx context.Context) logrus.FieldLogger {
+	return logging.FromContext(ctx, s.Log)
+}
+
+// requestLogger puts a logger with the request's fields into ctx, unless the caller already did.
+func (s *Service) requestLogger(ctx context.Context, req request.Request) context.Context {
+	if logging.Carried(ctx) {
+		return ctx
 	}
-	return s.Log
+	base := s.Log
+	if base == nil {
+		base = logrus.StandardLogger()
+	}
+	fields := logrus.Fields{logging.Namespace: req.Namespace, logging.Resume: req.Resume, logging.Workflow: req.Step.Workflow}
+	if req.Revisit {
+		fields["revisit"] = true
+	}
+	return logging.WithLogger(ctx, base.WithFields(fields))
 }
 
 func targetKey(pod, container string, stage v1alpha1.Stage) string {

@@ -9,6 +9,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/argocontroller/resume-trigger/internal/logging"
 )
 
 // Deadline bounds every RPC: the Sensor calls with no deadline, so a server that hangs would stall that
@@ -26,7 +28,7 @@ func Recover(log logrus.FieldLogger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				log.WithFields(logrus.Fields{"method": info.FullMethod, "panic": r, "stack": string(debug.Stack())}).Error("handler panicked")
+				log.WithFields(logrus.Fields{logging.Method: info.FullMethod, "panic": r, "stack": string(debug.Stack())}).Error("handler panicked")
 				err = status.Errorf(codes.Internal, "internal error in %s", info.FullMethod)
 			}
 		}()
@@ -34,14 +36,15 @@ func Recover(log logrus.FieldLogger) grpc.UnaryServerInterceptor {
 	}
 }
 
-// Log logs each RPC with its method, code and duration.
+// Log logs each RPC with its method, code and duration, at debug level. A failure is logged once: Execute
+// logs its own outcome with the request's fields, so only the other methods' failures are warnings here.
 func Log(log logrus.FieldLogger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		resp, err := handler(ctx, req)
-		entry := log.WithFields(logrus.Fields{"method": info.FullMethod, "code": status.Code(err).String(), "duration": time.Since(start)})
-		if err != nil {
-			entry.WithError(err).Info("rpc failed")
+		entry := log.WithFields(logrus.Fields{logging.Method: info.FullMethod, logging.Code: status.Code(err).String(), logging.Duration: logging.Seconds(time.Since(start))})
+		if err != nil && info.FullMethod != executeMethod {
+			entry.WithError(err).Warn("rpc failed")
 		} else {
 			entry.Debug("rpc done")
 		}
@@ -49,13 +52,15 @@ func Log(log logrus.FieldLogger) grpc.UnaryServerInterceptor {
 	}
 }
 
+const executeMethod = "/triggers.Trigger/Execute"
+
 // Standby refuses Execute with Unavailable while serving() is false: a replica that does not hold the
 // leader Lease must not release anything (the leader alone keeps duplicates of one Resume apart). The
 // Sensor retries, and the Service sends it to the ready replica. FetchResource and ApplyPolicy act on
 // nothing and still answer, as do health checks, so probes see a live but not ready replica.
 func Standby(serving func() bool) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if !serving() && info.FullMethod == "/triggers.Trigger/Execute" {
+		if !serving() && info.FullMethod == executeMethod {
 			return nil, status.Error(codes.Unavailable, "this resume-trigger replica is standing by: another replica holds the leader Lease")
 		}
 		return handler(ctx, req)

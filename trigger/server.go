@@ -12,6 +12,7 @@ import (
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/fault"
+	"github.com/argocontroller/resume-trigger/internal/logging"
 	"github.com/argocontroller/resume-trigger/request"
 	"github.com/argocontroller/resume-trigger/resume"
 )
@@ -45,18 +46,21 @@ func (s *Server) Execute(ctx context.Context, in *triggers.ExecuteRequest) (*tri
 	log := s.log()
 	ev, err := request.ParseEvent(in.GetPayload())
 	if err != nil {
+		log.WithError(err).Warn("refused a request with an invalid event payload")
 		return nil, toStatus(err)
 	}
 	if ev != nil {
-		log = log.WithFields(logrus.Fields{"event": ev.ID(), "source": ev.Source(), "subject": ev.Subject()})
+		log = log.WithFields(logrus.Fields{logging.Event: ev.ID(), logging.Source: ev.Source(), logging.Subject: ev.Subject()})
 	}
 	req, err := request.Parse(in.GetResource())
 	if err != nil {
 		log.WithError(err).Warn("refused an invalid request")
 		return nil, toStatus(err)
 	}
-	log.WithFields(logrus.Fields{"namespace": req.Namespace, "resume": req.Resume, "workflow": req.Step.Workflow}).Debug("execute")
-	res, err := s.Handler.Handle(ctx, req)
+	log = log.WithFields(logrus.Fields{logging.Namespace: req.Namespace, logging.Resume: req.Resume, logging.Workflow: req.Step.Workflow})
+	log.Debug("execute")
+	// The handler logs the outcome, once, with this request's fields.
+	res, err := s.Handler.Handle(logging.WithLogger(ctx, log), req)
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"reflect"
 	"strings"
@@ -83,6 +82,7 @@ type env struct {
 	exec   *recordingExec
 	reg    *prometheus.Registry
 	client triggers.TriggerClient
+	logs   *logtest.Hook
 }
 
 // newEnv starts the server. objs go to the fake that serves their type: pods to the core client,
@@ -108,8 +108,9 @@ func newEnv(t *testing.T, objs ...runtime.Object) *env {
 		exec: &recordingExec{},
 		reg:  prometheus.NewRegistry(),
 	}
-	log := logrus.New()
-	log.SetOutput(io.Discard)
+	log, hook := logtest.NewNullLogger()
+	log.SetLevel(logrus.DebugLevel)
+	e.logs = hook
 	svc := &resume.Service{
 		Namespaces: resume.NewNamespaces(ns),
 		Resumes:    &report.Resumes{Client: e.dyn},
@@ -874,6 +875,58 @@ func TestExecutePayload(t *testing.T) {
 	}
 }
 
+// Every line a request logs carries the triggering event's id and the request's namespace and Resume, a
+// failure is logged once, and durations are seconds.
+func TestRequestLogLines(t *testing.T) {
+	const event = `{"id":"ev-42","source":"resume-source","specversion":"1.0","type":"resource","subject":"resume",` +
+		`"time":"2026-05-04T10:11:12Z","datacontenttype":"application/json","data":{}}`
+	t.Run("released", func(t *testing.T) {
+		wf, pod, _ := pausedStep(fixture.PauseAfter)
+		e := newEnv(t, wf, pod, resumeObj(ns, "resume-1", "u-1", "wf-1", "main", nil))
+		if _, err := e.execute(t, `{"namespace":"argo","resume":"resume-1"}`, event); err != nil {
+			t.Fatal(err)
+		}
+		checkRequestLines(t, e.logs.AllEntries(), 0)
+	})
+	t.Run("refused", func(t *testing.T) {
+		e := newEnv(t, resumeObj(ns, "resume-1", "u-1", "wf-1", "main", map[string]any{
+			"workflow": map[string]any{"name": "wf-1", "uid": "gone"},
+		}))
+		if _, err := e.execute(t, `{"namespace":"argo","resume":"resume-1"}`, event); codeOf(err) != codes.NotFound {
+			t.Fatalf("Execute = %v, want NotFound", err)
+		}
+		checkRequestLines(t, e.logs.AllEntries(), 1)
+	})
+}
+
+func checkRequestLines(t *testing.T, entries []*logrus.Entry, warnings int) {
+	t.Helper()
+	n, warned := 0, 0
+	for _, en := range entries {
+		if en.Data["method"] != nil {
+			continue // the interceptor's line
+		}
+		n++
+		if en.Data["event"] != "ev-42" || en.Data["namespace"] != ns || en.Data["resume"] != "resume-1" {
+			t.Errorf("log line %q has fields %v, want event ev-42, namespace %s, resume resume-1", en.Message, en.Data, ns)
+		}
+		if d, ok := en.Data["duration"]; ok {
+			if _, isFloat := d.(float64); !isFloat {
+				t.Errorf("log line %q: duration %v (%T), want seconds as a float", en.Message, d, d)
+			}
+		}
+		if en.Level <= logrus.WarnLevel {
+			warned++
+		}
+	}
+	if n == 0 {
+		t.Fatal("the request logged nothing")
+	}
+	if warned != warnings {
+		t.Errorf("%d warnings or errors, want %d: a failure is logged once", warned, warnings)
+	}
+}
+
 func mustJSON(t *testing.T, v any) []byte {
 	t.Helper()
 	data, err := json.Marshal(v)
@@ -1048,7 +1101,8 @@ func TestInterceptors(t *testing.T) {
 					t.Errorf("handler waited %s, want about %s", s.waited, bound)
 				}
 			},
-			wantLog: "rpc failed",
+			// Execute's failure is logged by the service, with the request's fields: here only the debug line.
+			wantLog: "rpc done",
 		},
 		"a handler within the bound is not cancelled": {
 			deadline: 5 * time.Second,

@@ -30,6 +30,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
+	"github.com/argocontroller/resume-trigger/internal/logging"
 	"github.com/argocontroller/resume-trigger/lookup"
 	"github.com/argocontroller/resume-trigger/release"
 	"github.com/argocontroller/resume-trigger/report"
@@ -75,6 +76,7 @@ func New(opts *Options) (*App, error) {
 	if opts.LogFormat == "json" {
 		log.SetFormatter(&logrus.JSONFormatter{})
 	}
+	logging.RouteKlog(log)
 
 	cfg, err := clientcmd.BuildConfigFromFlags("", opts.Kubeconfig)
 	if err != nil {
