@@ -32,7 +32,7 @@ run: build ## Run the server against the current kubeconfig, serving its namespa
 ##@ Generate and verify
 
 .PHONY: generate
-generate: ## Regenerate deepcopy code and the CRD from api/.
+generate: ## Regenerate deepcopy code and the CRD from api/, and the gRPC stubs from argo-events' trigger.proto.
 	hack/update-codegen.sh
 
 .PHONY: verify
@@ -54,7 +54,7 @@ test-unit: ## Unit tests over fake clients and an in-process gRPC connection.
 
 .PHONY: tools
 tools: ## Build the pinned test tools into the cache outside the checkout (first run: 15-30 min).
-	$(TOOLS) etcd kube-apiserver controller-gen nats-server argo-events >/dev/null
+	$(TOOLS) etcd kube-apiserver controller-gen buf protoc-gen-go protoc-gen-go-grpc golangci-lint nats-server argo-events >/dev/null
 
 .PHONY: test-integration
 test-integration: ## Integration tests on a real etcd + kube-apiserver with a test kubelet.

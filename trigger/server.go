@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/argoproj/argo-events/pkg/sensors/triggers"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -13,6 +12,7 @@ import (
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/fault"
 	"github.com/argocontroller/resume-trigger/internal/logging"
+	"github.com/argocontroller/resume-trigger/internal/triggerpb"
 	"github.com/argocontroller/resume-trigger/request"
 	"github.com/argocontroller/resume-trigger/resume"
 )
@@ -22,27 +22,29 @@ type Handler interface {
 	Handle(ctx context.Context, req request.Request) (resume.Result, error)
 }
 
-// Server implements triggers.TriggerServer.
+// Server implements the Argo Events custom-trigger service triggers.Trigger.
 type Server struct {
+	triggerpb.UnimplementedTriggerServer
+
 	Handler Handler
 	Log     logrus.FieldLogger
 }
 
-var _ triggers.TriggerServer = (*Server)(nil)
+var _ triggerpb.TriggerServer = (*Server)(nil)
 
 // FetchResource turns the trigger's spec, which the Sensor sends as YAML of a string map, into the JSON
 // object the Sensor's parameters are applied to. It is pure: the Sensor calls it again on every retry.
-func (s *Server) FetchResource(_ context.Context, in *triggers.FetchResourceRequest) (*triggers.FetchResourceResponse, error) {
+func (s *Server) FetchResource(_ context.Context, in *triggerpb.FetchResourceRequest) (*triggerpb.FetchResourceResponse, error) {
 	out, err := request.ParseSpec(in.GetResource())
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &triggers.FetchResourceResponse{Resource: out}, nil
+	return &triggerpb.FetchResourceResponse{Resource: out}, nil
 }
 
 // Execute parses the parameterised request and the optional CloudEvent payload, carries the request out
 // and answers with the Result as JSON. Errors carry a gRPC code chosen by fault.Kind.
-func (s *Server) Execute(ctx context.Context, in *triggers.ExecuteRequest) (*triggers.ExecuteResponse, error) {
+func (s *Server) Execute(ctx context.Context, in *triggerpb.ExecuteRequest) (*triggerpb.ExecuteResponse, error) {
 	log := s.log()
 	ev, err := request.ParseEvent(in.GetPayload())
 	if err != nil {
@@ -68,21 +70,21 @@ func (s *Server) Execute(ctx context.Context, in *triggers.ExecuteRequest) (*tri
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "encode result: %v", err)
 	}
-	return &triggers.ExecuteResponse{Response: out}, nil
+	return &triggerpb.ExecuteResponse{Response: out}, nil
 }
 
 // ApplyPolicy reports whether the release succeeded. The Sensor only logs this answer; every decision was
 // made in Execute.
-func (s *Server) ApplyPolicy(_ context.Context, in *triggers.ApplyPolicyRequest) (*triggers.ApplyPolicyResponse, error) {
+func (s *Server) ApplyPolicy(_ context.Context, in *triggerpb.ApplyPolicyRequest) (*triggerpb.ApplyPolicyResponse, error) {
 	var res resume.Result
 	if err := json.Unmarshal(in.GetRequest(), &res); err != nil {
-		return &triggers.ApplyPolicyResponse{Success: false, Message: fmt.Sprintf("the response is not a resume-trigger result: %v", err)}, nil
+		return &triggerpb.ApplyPolicyResponse{Success: false, Message: fmt.Sprintf("the response is not a resume-trigger result: %v", err)}, nil
 	}
 	msg := fmt.Sprintf("%s: %s", res.Phase, res.Message)
 	if res.AlreadyFinal {
 		msg = "already final, nothing done: " + msg
 	}
-	return &triggers.ApplyPolicyResponse{Success: res.Phase == v1alpha1.PhaseSucceeded, Message: msg}, nil
+	return &triggerpb.ApplyPolicyResponse{Success: res.Phase == v1alpha1.PhaseSucceeded, Message: msg}, nil
 }
 
 func (s *Server) log() logrus.FieldLogger {

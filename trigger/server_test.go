@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/argoproj/argo-events/pkg/sensors/triggers"
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	wffake "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned/fake"
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,6 +38,7 @@ import (
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/fault"
 	"github.com/argocontroller/resume-trigger/fixture"
+	"github.com/argocontroller/resume-trigger/internal/triggerpb"
 	"github.com/argocontroller/resume-trigger/lookup"
 	"github.com/argocontroller/resume-trigger/release"
 	"github.com/argocontroller/resume-trigger/report"
@@ -81,7 +81,7 @@ type env struct {
 	dyn    *dynfake.FakeDynamicClient
 	exec   *recordingExec
 	reg    *prometheus.Registry
-	client triggers.TriggerClient
+	client triggerpb.TriggerClient
 	logs   *logtest.Hook
 }
 
@@ -126,11 +126,11 @@ func newEnv(t *testing.T, objs ...runtime.Object) *env {
 }
 
 // serve runs srv on a real grpc.Server with the package's interceptors and returns a client to it.
-func serve(t *testing.T, srv triggers.TriggerServer, log logrus.FieldLogger, deadline time.Duration) triggers.TriggerClient {
+func serve(t *testing.T, srv triggerpb.TriggerServer, log logrus.FieldLogger, deadline time.Duration) triggerpb.TriggerClient {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(trigger.Recover(log), trigger.Log(log), trigger.Deadline(deadline)))
-	triggers.RegisterTriggerServer(gs, srv)
+	triggerpb.RegisterTriggerServer(gs, srv)
 	go func() { _ = gs.Serve(lis) }()
 	conn, err := grpc.NewClient("passthrough:///bufnet",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
@@ -142,7 +142,7 @@ func serve(t *testing.T, srv triggers.TriggerServer, log logrus.FieldLogger, dea
 		conn.Close()
 		gs.Stop()
 	})
-	return triggers.NewTriggerClient(conn)
+	return triggerpb.NewTriggerClient(conn)
 }
 
 // clearActions forgets the API calls made so far.
@@ -231,7 +231,7 @@ func (e *env) execute(t *testing.T, resource, payload string) (resume.Result, er
 	if payload != "" {
 		p = []byte(payload)
 	}
-	out, err := e.client.Execute(ctx, &triggers.ExecuteRequest{Resource: []byte(resource), Payload: p})
+	out, err := e.client.Execute(ctx, &triggerpb.ExecuteRequest{Resource: []byte(resource), Payload: p})
 	if err != nil {
 		return resume.Result{}, err
 	}
@@ -375,7 +375,7 @@ func TestFetchResource(t *testing.T) {
 	e := newEnv(t)
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			out, err := e.client.FetchResource(context.Background(), &triggers.FetchResourceRequest{Resource: tc.in})
+			out, err := e.client.FetchResource(context.Background(), &triggerpb.FetchResourceRequest{Resource: tc.in})
 			if tc.wantCode != codes.OK {
 				if codeOf(err) != tc.wantCode {
 					t.Fatalf("FetchResource(%q) = %v, want code %v", tc.in, err, tc.wantCode)
@@ -407,7 +407,7 @@ func TestExecuteResume(t *testing.T) {
 	e := newEnv(t, wf, pod, resumeObj(ns, "resume-1", uid, "wf-1", "main", nil))
 
 	// What the Sensor does: FetchResource of the spec, parameters applied, Execute.
-	fetched, err := e.client.FetchResource(context.Background(), &triggers.FetchResourceRequest{
+	fetched, err := e.client.FetchResource(context.Background(), &triggerpb.FetchResourceRequest{
 		Resource: []byte("namespace: \"\"\nresume: \"\"\nresumeUID: \"\"\n"),
 	})
 	if err != nil {
@@ -484,11 +484,11 @@ func TestExecuteResume(t *testing.T) {
 	}
 
 	// ApplyPolicy gets Execute's response bytes.
-	out, err := e.client.Execute(context.Background(), &triggers.ExecuteRequest{Resource: []byte(req)})
+	out, err := e.client.Execute(context.Background(), &triggerpb.ExecuteRequest{Resource: []byte(req)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol, err := e.client.ApplyPolicy(context.Background(), &triggers.ApplyPolicyRequest{Request: out.GetResponse()})
+	pol, err := e.client.ApplyPolicy(context.Background(), &triggerpb.ApplyPolicyRequest{Request: out.GetResponse()})
 	if err != nil || !pol.GetSuccess() || !strings.Contains(pol.GetMessage(), "already final") {
 		t.Errorf("ApplyPolicy = %+v, %v; want success, already final", pol, err)
 	}
@@ -830,7 +830,7 @@ func TestExecuteFailedIsFinal(t *testing.T) {
 			if n := len(e.events(t, ns)); n != evs {
 				t.Errorf("%d events, want still %d", n, evs)
 			}
-			pol, err := e.client.ApplyPolicy(context.Background(), &triggers.ApplyPolicyRequest{Request: mustJSON(t, res)})
+			pol, err := e.client.ApplyPolicy(context.Background(), &triggerpb.ApplyPolicyRequest{Request: mustJSON(t, res)})
 			if err != nil || pol.GetSuccess() {
 				t.Errorf("ApplyPolicy = %+v, %v; want success=false", pol, err)
 			}
@@ -970,7 +970,7 @@ func TestApplyPolicy(t *testing.T) {
 	e := newEnv(t)
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			out, err := e.client.ApplyPolicy(context.Background(), &triggers.ApplyPolicyRequest{Request: tc.in})
+			out, err := e.client.ApplyPolicy(context.Background(), &triggerpb.ApplyPolicyRequest{Request: tc.in})
 			if err != nil {
 				t.Fatalf("ApplyPolicy: %v, want no RPC error", err)
 			}
@@ -1026,7 +1026,7 @@ func TestStandbyRefusesOnlyExecute(t *testing.T) {
 	})
 	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(trigger.Standby(serving.Load)))
-	triggers.RegisterTriggerServer(gs, &trigger.Server{Handler: handler, Log: log})
+	triggerpb.RegisterTriggerServer(gs, &trigger.Server{Handler: handler, Log: log})
 	go func() { _ = gs.Serve(lis) }()
 	conn, err := grpc.NewClient("passthrough:///bufnet",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
@@ -1035,14 +1035,14 @@ func TestStandbyRefusesOnlyExecute(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(); gs.Stop() })
-	client := triggers.NewTriggerClient(conn)
-	req := &triggers.ExecuteRequest{Resource: []byte(`{"namespace":"argo","resume":"r"}`)}
+	client := triggerpb.NewTriggerClient(conn)
+	req := &triggerpb.ExecuteRequest{Resource: []byte(`{"namespace":"argo","resume":"r"}`)}
 
 	_, err = client.Execute(t.Context(), req)
 	if codeOf(err) != codes.Unavailable || !strings.Contains(err.Error(), "standing by") || called != 0 {
 		t.Fatalf("Execute on a standby = %v (handler called %d times), want Unavailable standing by and no call", err, called)
 	}
-	if _, err := client.FetchResource(t.Context(), &triggers.FetchResourceRequest{Resource: []byte("namespace: argo")}); err != nil {
+	if _, err := client.FetchResource(t.Context(), &triggerpb.FetchResourceRequest{Resource: []byte("namespace: argo")}); err != nil {
 		t.Errorf("FetchResource on a standby: %v, want an answer (it acts on nothing)", err)
 	}
 	serving.Store(true)
@@ -1126,7 +1126,7 @@ func TestInterceptors(t *testing.T) {
 			log.SetLevel(logrus.DebugLevel)
 			ch := make(chan seen, 1)
 			client := serve(t, &trigger.Server{Handler: tc.handler(ch), Log: log}, log, tc.deadline)
-			_, err := client.Execute(context.Background(), &triggers.ExecuteRequest{Resource: []byte(valid)})
+			_, err := client.Execute(context.Background(), &triggerpb.ExecuteRequest{Resource: []byte(valid)})
 			if codeOf(err) != tc.wantCode {
 				t.Fatalf("Execute = %v, want %v", err, tc.wantCode)
 			}
@@ -1142,7 +1142,7 @@ func TestInterceptors(t *testing.T) {
 				}
 			}
 			// The server keeps serving after a panic or a timeout.
-			if _, err := client.FetchResource(context.Background(), &triggers.FetchResourceRequest{}); err != nil {
+			if _, err := client.FetchResource(context.Background(), &triggerpb.FetchResourceRequest{}); err != nil {
 				t.Errorf("FetchResource after the failure: %v", err)
 			}
 			if tc.wantLog != "" {

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/argoproj/argo-events/pkg/sensors/triggers"
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	wfclient "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
 	"github.com/sirupsen/logrus"
@@ -30,6 +29,7 @@ import (
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/cmd/resume-trigger/app"
 	"github.com/argocontroller/resume-trigger/fixture"
+	"github.com/argocontroller/resume-trigger/internal/triggerpb"
 	"github.com/argocontroller/resume-trigger/request"
 	"github.com/argocontroller/resume-trigger/resume"
 	"github.com/argocontroller/resume-trigger/tests/rig"
@@ -353,7 +353,7 @@ func expectReleased(t *testing.T, got []v1alpha1.ReleasedTarget, want ...v1alpha
 // server is a resume-trigger running in-process and the gRPC client the Sensor would hold.
 type server struct {
 	app    *app.App
-	client triggers.TriggerClient
+	client triggerpb.TriggerClient
 	logs   *logBuffer
 	// stop shuts the server down gracefully (as on SIGTERM) and waits for it; the test's cleanup calls it too.
 	stop func()
@@ -414,7 +414,7 @@ func startServer(tb testing.TB, cfg *rest.Config, namespaces []string, opts ...s
 		cancel()
 		tb.Fatalf("dial resume-trigger at %s: %v", a.GRPCAddr(), err)
 	}
-	srv := &server{app: a, client: triggers.NewTriggerClient(conn), logs: logs}
+	srv := &server{app: a, client: triggerpb.NewTriggerClient(conn), logs: logs}
 	srv.stop = sync.OnceFunc(func() {
 		_ = conn.Close()
 		cancel()
@@ -471,7 +471,7 @@ func sensorSpec() []byte {
 type firing struct {
 	Err    error
 	Result resume.Result
-	Policy *triggers.ApplyPolicyResponse
+	Policy *triggerpb.ApplyPolicyResponse
 	Took   time.Duration
 }
 
@@ -482,7 +482,7 @@ func (f firing) code() codes.Code { return status.Code(f.Err) }
 // and, if Execute succeeded, ApplyPolicy with its response. It returns an error only for failures of the
 // calls the Sensor itself would treat as broken (FetchResource, ApplyPolicy, undecodable answers).
 func (s *server) fire(ctx context.Context, params map[string]string, payload []byte) (firing, error) {
-	fr, err := s.client.FetchResource(ctx, &triggers.FetchResourceRequest{Resource: sensorSpec()})
+	fr, err := s.client.FetchResource(ctx, &triggerpb.FetchResourceRequest{Resource: sensorSpec()})
 	if err != nil {
 		return firing{}, fmt.Errorf("FetchResource: %w", err)
 	}
@@ -501,7 +501,7 @@ func (s *server) fire(ctx context.Context, params map[string]string, payload []b
 		return firing{}, err
 	}
 	start := time.Now()
-	resp, err := s.client.Execute(ctx, &triggers.ExecuteRequest{Resource: resource, Payload: payload})
+	resp, err := s.client.Execute(ctx, &triggerpb.ExecuteRequest{Resource: resource, Payload: payload})
 	f := firing{Err: err, Took: time.Since(start)}
 	if err != nil {
 		return f, nil
@@ -509,7 +509,7 @@ func (s *server) fire(ctx context.Context, params map[string]string, payload []b
 	if err := json.Unmarshal(resp.GetResponse(), &f.Result); err != nil {
 		return f, fmt.Errorf("Execute response is not a result: %w: %s", err, resp.GetResponse())
 	}
-	if f.Policy, err = s.client.ApplyPolicy(ctx, &triggers.ApplyPolicyRequest{Request: resp.GetResponse()}); err != nil {
+	if f.Policy, err = s.client.ApplyPolicy(ctx, &triggerpb.ApplyPolicyRequest{Request: resp.GetResponse()}); err != nil {
 		return f, fmt.Errorf("ApplyPolicy: %w", err)
 	}
 	return f, nil

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/argoproj/argo-events/pkg/sensors/triggers"
 	wfclient "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -31,6 +30,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"github.com/argocontroller/resume-trigger/internal/logging"
+	"github.com/argocontroller/resume-trigger/internal/triggerpb"
 	"github.com/argocontroller/resume-trigger/lookup"
 	"github.com/argocontroller/resume-trigger/release"
 	"github.com/argocontroller/resume-trigger/report"
@@ -176,7 +176,7 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 		serverOpts = append(serverOpts, grpc.Creds(creds))
 	}
 	a.grpc = grpc.NewServer(serverOpts...)
-	triggers.RegisterTriggerServer(a.grpc, &trigger.Server{Handler: svc, Log: log})
+	triggerpb.RegisterTriggerServer(a.grpc, &trigger.Server{Handler: svc, Log: log})
 	healthpb.RegisterHealthServer(a.grpc, a.health)
 
 	if a.grpcLn, err = net.Listen("tcp", opts.GRPCAddress); err != nil {

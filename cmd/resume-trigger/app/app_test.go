@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/argoproj/argo-events/pkg/sensors/triggers"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -24,6 +23,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/argocontroller/resume-trigger/fixture"
+	"github.com/argocontroller/resume-trigger/internal/triggerpb"
 )
 
 // noAPI is a config whose API server is never there: starting needs no API call.
@@ -359,21 +359,21 @@ func TestRun(t *testing.T) {
 	}
 
 	// One round as the Sensor makes it. The API server is not there, so the request is transient.
-	client := triggers.NewTriggerClient(conn)
+	client := triggerpb.NewTriggerClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	fetched, err := client.FetchResource(ctx, &triggers.FetchResourceRequest{Resource: []byte("namespace: \"\"\ntemplate: \"\"\nworkflow: \"\"\n")})
+	fetched, err := client.FetchResource(ctx, &triggerpb.FetchResourceRequest{Resource: []byte("namespace: \"\"\ntemplate: \"\"\nworkflow: \"\"\n")})
 	if err != nil {
 		t.Fatalf("FetchResource: %v", err)
 	}
 	if got := string(fetched.GetResource()); got != `{"namespace":"","template":"","workflow":""}` {
 		t.Errorf("FetchResource = %s", got)
 	}
-	_, err = client.Execute(ctx, &triggers.ExecuteRequest{Resource: []byte(`{"namespace":"argo","template":"main","workflow":"wf-1"}`)})
+	_, err = client.Execute(ctx, &triggerpb.ExecuteRequest{Resource: []byte(`{"namespace":"argo","template":"main","workflow":"wf-1"}`)})
 	if status.Code(err) != codes.Unavailable {
 		t.Errorf("Execute with no API server = %v, want Unavailable", err)
 	}
-	_, err = client.Execute(ctx, &triggers.ExecuteRequest{Resource: []byte(`{"namespace":"elsewhere","template":"main","workflow":"wf-1"}`)})
+	_, err = client.Execute(ctx, &triggerpb.ExecuteRequest{Resource: []byte(`{"namespace":"elsewhere","template":"main","workflow":"wf-1"}`)})
 	if status.Code(err) != codes.PermissionDenied {
 		t.Errorf("Execute outside --namespaces = %v, want PermissionDenied", err)
 	}
@@ -523,10 +523,10 @@ func TestRunTLS(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			client := triggers.NewTriggerClient(dial(t, s.app.GRPCAddr(), tc.creds(t)))
+			client := triggerpb.NewTriggerClient(dial(t, s.app.GRPCAddr(), tc.creds(t)))
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			out, err := client.FetchResource(ctx, &triggers.FetchResourceRequest{Resource: []byte("resume: \"\"\n")})
+			out, err := client.FetchResource(ctx, &triggerpb.FetchResourceRequest{Resource: []byte("resume: \"\"\n")})
 			if !tc.wantOK {
 				if err == nil {
 					t.Fatalf("FetchResource over an untrusted connection = %s, want an error", out.GetResource())
