@@ -36,7 +36,10 @@ func (k Kind) String() string {
 		return "Transient"
 	case Denied:
 		return "Denied"
+	case Unknown:
+		return "Unknown"
 	default:
+		// Out of range is treated as Unknown everywhere.
 		return "Unknown"
 	}
 }

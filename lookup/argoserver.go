@@ -51,7 +51,7 @@ func (a *ArgoServer) Nodes(ctx context.Context, want *wfv1.Workflow) (wfv1.Nodes
 	if err != nil {
 		return nil, fault.Transientf("read nodes of workflow %s/%s from argo-server: %w", namespace, workflow, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxWorkflowSize))
 	if err != nil {
 		return nil, fault.Transientf("read nodes of workflow %s/%s from argo-server: %w", namespace, workflow, err)

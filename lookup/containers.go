@@ -148,6 +148,8 @@ func running(pod *corev1.Pod, container string) error {
 	case corev1.PodRunning:
 	case corev1.PodPending, "":
 		return fault.Transientf("pod %s is %s, not running yet", pod.Name, orUnknown(string(pod.Status.Phase)))
+	case corev1.PodSucceeded, corev1.PodFailed, corev1.PodUnknown:
+		return fault.Preconditionf("pod %s has ended (%s): nothing is paused", pod.Name, pod.Status.Phase)
 	default:
 		return fault.Preconditionf("pod %s has ended (%s): nothing is paused", pod.Name, pod.Status.Phase)
 	}

@@ -236,7 +236,7 @@ func pick(wf *wfv1.Workflow, nodes wfv1.Nodes, step request.Step) ([]pickedNode,
 		case wfv1.NodeTypeRetry:
 			last, ok := lastAttempt(nodes, n)
 			switch {
-			case ok && !(last.Fulfilled() && !n.Fulfilled()):
+			case ok && (!last.Fulfilled() || n.Fulfilled()):
 				add(last, "")
 			case !n.Fulfilled():
 				waiting = append(waiting, Skip{Node: n.ID, Reason: fault.Transientf("retry node %s (%s) is between attempts: the next attempt has no pod yet", n.ID, n.Name)})
@@ -250,6 +250,9 @@ func pick(wf *wfv1.Workflow, nodes wfv1.Nodes, step request.Step) ([]pickedNode,
 				continue
 			}
 			add(podNode, strings.TrimPrefix(n.Name, podNode.Name+"."))
+		case wfv1.NodeTypeSteps, wfv1.NodeTypeStepGroup, wfv1.NodeTypeDAG, wfv1.NodeTypeTaskGroup, wfv1.NodeTypeSkipped,
+			wfv1.NodeTypeSuspend, wfv1.NodeTypeHTTP, wfv1.NodeTypePlugin:
+			wrongTypes = append(wrongTypes, fmt.Sprintf("node %s is of type %s", n.ID, n.Type))
 		default:
 			wrongTypes = append(wrongTypes, fmt.Sprintf("node %s is of type %s", n.ID, n.Type))
 		}
@@ -389,6 +392,8 @@ func podOf(wf *wfv1.Workflow, node wfv1.NodeStatus, byNode map[string][]*corev1.
 	switch node.Phase {
 	case wfv1.NodePending, wfv1.NodeRunning, "":
 		return nil, fault.Transientf("node %s (%s) has no pod yet", node.ID, node.Name)
+	case wfv1.NodeSucceeded, wfv1.NodeSkipped, wfv1.NodeFailed, wfv1.NodeError, wfv1.NodeOmitted:
+		return nil, fault.NotFoundf("node %s (%s) is %s and its pod is gone", node.ID, node.Name, node.Phase)
 	default:
 		return nil, fault.NotFoundf("node %s (%s) is %s and its pod is gone", node.ID, node.Name, node.Phase)
 	}

@@ -64,7 +64,7 @@ func decompressNodes(s string) (wfv1.Nodes, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not gzip: %w", err)
 	}
-	defer zr.Close()
+	defer func() { _ = zr.Close() }()
 	data, err := io.ReadAll(io.LimitReader(zr, maxNodesSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("gzip: %w", err)

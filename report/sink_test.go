@@ -150,7 +150,7 @@ func TestSinkSendIDsDiffer(t *testing.T) {
 
 func TestSinkSendFails(t *testing.T) {
 	// A port that was just free: nothing listens there.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

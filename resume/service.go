@@ -352,6 +352,8 @@ func reasonOf(err error) string {
 		return ReasonNotReleasable
 	case fault.Denied:
 		return ReasonNotServed
+	case fault.Transient, fault.Unknown:
+		return ReasonWaiting
 	default:
 		return ReasonWaiting
 	}

@@ -57,6 +57,8 @@ func (s *Service) settle(ctx context.Context, obj *v1alpha1.Resume, res *Result,
 		cond.Status = metav1.ConditionTrue
 	case v1alpha1.PhaseFailed:
 		cond.Status = metav1.ConditionFalse
+	case v1alpha1.PhasePending:
+		cond.Status = metav1.ConditionUnknown
 	default:
 		cond.Status = metav1.ConditionUnknown
 	}
@@ -76,6 +78,8 @@ func (s *Service) settle(ctx context.Context, obj *v1alpha1.Resume, res *Result,
 		s.event(ctx, ref, false, res.Reason, res.Message)
 	case v1alpha1.PhaseFailed:
 		s.event(ctx, ref, true, res.Reason, res.Message)
+	case v1alpha1.PhasePending:
+		// Waiting is said in the status; an Event per look would flood the namespace.
 	}
 	return err
 }

@@ -106,6 +106,8 @@ func Code(err error) codes.Code {
 		return codes.FailedPrecondition
 	case fault.Denied:
 		return codes.PermissionDenied
+	case fault.Transient, fault.Unknown:
+		return codes.Unavailable
 	default:
 		return codes.Unavailable
 	}

@@ -179,7 +179,8 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 	triggerpb.RegisterTriggerServer(a.grpc, &trigger.Server{Handler: svc, Log: log})
 	healthpb.RegisterHealthServer(a.grpc, a.health)
 
-	if a.grpcLn, err = net.Listen("tcp", opts.GRPCAddress); err != nil {
+	var lc net.ListenConfig
+	if a.grpcLn, err = lc.Listen(context.Background(), "tcp", opts.GRPCAddress); err != nil {
 		return nil, fmt.Errorf("listen on --grpc-address: %w", err)
 	}
 	if opts.MetricsAddress != "" {
@@ -195,8 +196,8 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 			_, _ = w.Write([]byte("ok"))
 		})
 		a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		if a.httpLn, err = net.Listen("tcp", opts.MetricsAddress); err != nil {
-			a.grpcLn.Close()
+		if a.httpLn, err = lc.Listen(context.Background(), "tcp", opts.MetricsAddress); err != nil {
+			_ = a.grpcLn.Close()
 			return nil, fmt.Errorf("listen on --metrics-address: %w", err)
 		}
 	}

@@ -291,7 +291,10 @@ func start(t *testing.T, o *Options) *started {
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case <-s.done:
+		case err := <-s.done:
+			if err != nil {
+				t.Logf("Run ended with: %v", err)
+			}
 		case <-time.After(10 * time.Second):
 			t.Error("Run did not return after the test")
 		}
@@ -330,7 +333,11 @@ func waitServing(t *testing.T, h healthpb.HealthClient, service string) {
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
 	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
@@ -422,8 +429,12 @@ func TestRun(t *testing.T) {
 		t.Error("the gRPC server still answers after Run returned")
 	}
 	c := &http.Client{Timeout: time.Second}
-	if resp, err := c.Get(base + "/healthz"); err == nil {
-		resp.Body.Close()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/healthz", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := c.Do(req); err == nil {
+		_ = resp.Body.Close()
 		t.Error("the metrics endpoint still answers after Run returned")
 	}
 }
@@ -544,7 +555,7 @@ func TestRunTLS(t *testing.T) {
 }
 
 func TestNewWithConfigErrors(t *testing.T) {
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	taken, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

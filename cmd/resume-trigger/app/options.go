@@ -159,7 +159,7 @@ func (o *Options) Complete() error {
 		if o.LeaderElectionNS == "" {
 			errs = append(errs, errors.New("--leader-elect needs --leader-election-namespace (or POD_NAMESPACE)"))
 		}
-		if !(o.LeaseRetryPeriod > 0 && o.LeaseRetryPeriod < o.LeaseRenewDeadline && o.LeaseRenewDeadline < o.LeaseDuration) {
+		if o.LeaseRetryPeriod <= 0 || o.LeaseRetryPeriod >= o.LeaseRenewDeadline || o.LeaseRenewDeadline >= o.LeaseDuration {
 			errs = append(errs, errors.New("leader election needs 0 < retry period < renew deadline < lease duration"))
 		}
 	}
