@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,9 +15,11 @@ import (
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/fixture"
@@ -24,10 +27,14 @@ import (
 )
 
 // Step is a debug-paused Workflow step: a running Workflow whose Pod node runs in Pod, whose container
-// Container waits for /var/run/argo/ctr/<Container>/after.
+// Container waits for /var/run/argo/ctr/<Container>/after once the pod runs (StartStep).
 type Step struct {
 	Namespace, Workflow, Template, NodeID, NodeName, Pod, Container string
 	Stage                                                           v1alpha1.Stage
+	// WorkflowUID is the run the step belongs to: the UID the API server gave the Workflow.
+	WorkflowUID types.UID
+
+	pod *corev1.Pod // what StartStep runs
 }
 
 // MarkerArgv is the exec that releases the step.
@@ -37,7 +44,22 @@ func (s *Step) MarkerArgv() []string {
 
 // CreatePausedStep creates Workflow workflow (root Steps node, step group, Pod node of template "pause")
 // and its Argo-shaped pod (wait + main with ARGO_DEBUG_PAUSE_AFTER=true), running on the test kubelet.
+// It is CreateStep followed by StartStep.
 func (c *Chain) CreatePausedStep(ctx context.Context, workflow string) (*Step, error) {
+	step, err := c.CreateStep(ctx, workflow)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.StartStep(ctx, step); err != nil {
+		return nil, err
+	}
+	return step, nil
+}
+
+// CreateStep creates Workflow workflow (root Steps node, step group, Running Pod node of template
+// "pause") as the workflow-controller records it once it has decided to run the step and before the
+// step's pod exists. A Resume for it waits (Pending) until StartStep runs the pod.
+func (c *Chain) CreateStep(ctx context.Context, workflow string) (*Step, error) {
 	const template = "pause"
 	nodeName := workflow + "[0]." + template
 	group := fixture.Node(workflow, workflow+"[0]", "[0]", wfv1.NodeTypeStepGroup, "")
@@ -55,21 +77,107 @@ func (c *Chain) CreatePausedStep(ctx context.Context, workflow string) (*Step, e
 	pod := fixture.Pod(created, node, rig.ArgoPodName(workflow, template, nodeName), fixture.Container("main", fixture.PauseAfter))
 	pod.UID = ""
 	fixture.Own(pod, created)
-	if _, err := c.Rig.RunPod(ctx, pod); err != nil {
+	return &Step{Namespace: c.Namespace, Workflow: workflow, Template: template, NodeID: node.ID, NodeName: nodeName,
+		Pod: pod.Name, Container: "main", Stage: v1alpha1.StageAfter, WorkflowUID: created.UID, pod: pod}, nil
+}
+
+// ScheduleStep creates the step's pod, controlled by the step's Workflow run, as scheduled but not
+// started yet: Pending, every container Waiting (ContainerCreating). StartStep then starts it.
+func (c *Chain) ScheduleStep(ctx context.Context, step *Step) (*corev1.Pod, error) {
+	if step.pod == nil {
+		return nil, fmt.Errorf("step %s/%s was not made by CreateStep", step.Workflow, step.NodeName)
+	}
+	return c.Rig.RunPod(ctx, step.pod, rig.Pending())
+}
+
+// StartStep sets the step's pod running on the test kubelet, creating it first unless ScheduleStep did:
+// main now waits for its marker. It returns once the API server stores the pod as Running, with the pod
+// as stored.
+func (c *Chain) StartStep(ctx context.Context, step *Step) (*corev1.Pod, error) {
+	if step.pod == nil {
+		return nil, fmt.Errorf("step %s/%s was not made by CreateStep", step.Workflow, step.NodeName)
+	}
+	pods := c.Client().CoreV1().Pods(step.Namespace)
+	pod, err := pods.Get(ctx, step.Pod, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return c.Rig.RunPod(ctx, step.pod)
+	case err != nil:
+		return nil, err
+	case pod.Status.Phase != corev1.PodPending:
+		return nil, fmt.Errorf("pod %s is %s, not Pending: it was started before", pod.Name, pod.Status.Phase)
+	}
+	fixture.SetRunning(pod)
+	for i := range pod.Status.Conditions {
+		pod.Status.Conditions[i].Status = corev1.ConditionTrue
+		pod.Status.Conditions[i].LastTransitionTime = metav1.Now()
+	}
+	pod.Status.StartTime = &metav1.Time{Time: time.Now()}
+	updated, err := pods.UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("start pod %s: %w", pod.Name, err)
+	}
+	return updated, nil
+}
+
+// ReplaceWorkflow deletes the step's Workflow, and its pod if it has one, waits until both are gone and
+// creates the Workflow again under the same name, as deleting and resubmitting the same manifest does: a
+// new run with a new UID, whose node, pod name and container are the old ones. The new step's pod is not
+// started.
+func (c *Chain) ReplaceWorkflow(ctx context.Context, step *Step) (*Step, error) {
+	pods := c.Client().CoreV1().Pods(step.Namespace)
+	wfs := c.workflows.ArgoprojV1alpha1().Workflows(step.Namespace)
+	if err := pods.Delete(ctx, step.Pod, metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))}); err != nil && !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("delete pod %s: %w", step.Pod, err)
+	}
+	uid := step.WorkflowUID
+	if err := wfs.Delete(ctx, step.Workflow, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil {
+		return nil, fmt.Errorf("delete workflow %s (uid %s): %w", step.Workflow, uid, err)
+	}
+	err := rig.Eventually(ctx, func() error {
+		if _, err := pods.Get(ctx, step.Pod, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("pod %s is not gone yet (%v)", step.Pod, err)
+		}
+		if _, err := wfs.Get(ctx, step.Workflow, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("workflow %s is not gone yet (%v)", step.Workflow, err)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	return &Step{Namespace: c.Namespace, Workflow: workflow, Template: template, NodeID: node.ID, NodeName: nodeName,
-		Pod: pod.Name, Container: "main", Stage: v1alpha1.StageAfter}, nil
+	next, err := c.CreateStep(ctx, step.Workflow)
+	if err != nil {
+		return nil, err
+	}
+	if next.WorkflowUID == uid {
+		return nil, fmt.Errorf("workflow %s was created again with the old uid %s", step.Workflow, uid)
+	}
+	return next, nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// ResumeOption sets an optional field of a Resume's spec.
+type ResumeOption func(spec map[string]any)
+
+// ActiveDeadline sets spec.activeDeadlineSeconds.
+func ActiveDeadline(d time.Duration) ResumeOption {
+	return func(spec map[string]any) { spec["activeDeadlineSeconds"] = int64(d / time.Second) }
 }
 
 // CreateResume creates Resume name for step through the API (dynamic client), as a user would:
-// spec Workflow-ID and TemplateName.
-func (c *Chain) CreateResume(ctx context.Context, name string, step *Step) (*unstructured.Unstructured, error) {
+// spec Workflow-ID and TemplateName, plus what opts set.
+func (c *Chain) CreateResume(ctx context.Context, name string, step *Step, opts ...ResumeOption) (*unstructured.Unstructured, error) {
+	spec := map[string]any{"Workflow-ID": step.Workflow, "TemplateName": step.Template}
+	for _, o := range opts {
+		o(spec)
+	}
 	u := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": v1alpha1.GroupVersion.String(),
 		"kind":       v1alpha1.Kind,
 		"metadata":   map[string]any{"name": name, "namespace": c.Namespace},
-		"spec":       map[string]any{"Workflow-ID": step.Workflow, "TemplateName": step.Template},
+		"spec":       spec,
 	}}
 	created, err := c.Dynamic().Resource(v1alpha1.Resource).Namespace(c.Namespace).Create(ctx, u, metav1.CreateOptions{})
 	if err != nil {
@@ -94,23 +202,59 @@ func (c *Chain) GetResume(ctx context.Context, name string) (*v1alpha1.Resume, e
 // WaitResumePhase polls until the Resume's status.phase is phase. It fails early when the Resume reaches
 // another final phase.
 func (c *Chain) WaitResumePhase(ctx context.Context, name string, phase v1alpha1.Phase) (*v1alpha1.Resume, error) {
+	return c.WaitResumeOutcome(ctx, name, phase, "")
+}
+
+// WaitResumeOutcome polls until the Resume's status.phase is phase and, unless reason is "", its
+// status.reason is reason. It fails early when the Resume reaches another final outcome.
+func (c *Chain) WaitResumeOutcome(ctx context.Context, name string, phase v1alpha1.Phase, reason string) (*v1alpha1.Resume, error) {
+	want := string(phase)
+	if reason != "" {
+		want += "/" + reason
+	}
+	return c.WaitResume(ctx, name, func(res *v1alpha1.Resume) error {
+		err := fmt.Errorf("resume %s is %q/%q (%s), want %s", name, res.Status.Phase, res.Status.Reason, res.Status.Message, want)
+		switch {
+		case res.Status.Phase == phase && (reason == "" || res.Status.Reason == reason):
+			return nil
+		case res.Status.Phase.Final():
+			return Settled(err)
+		}
+		return err
+	})
+}
+
+// WaitResume polls the Resume until check returns nil for it, and returns it; otherwise, once ctx ends,
+// check's last error (which should say what it waited for and what it saw). A check that wraps its error
+// with Settled ends the wait at once: waiting longer cannot help.
+func (c *Chain) WaitResume(ctx context.Context, name string, check func(*v1alpha1.Resume) error) (*v1alpha1.Resume, error) {
 	var last *v1alpha1.Resume
+	var settled settledError
 	err := rig.Eventually(ctx, func() error {
 		res, err := c.GetResume(ctx, name)
 		if err != nil {
 			return err
 		}
 		last = res
-		if res.Status.Phase == phase {
-			return nil
+		err = check(res)
+		if errors.As(err, &settled) {
+			return nil // ends the poll; settled.err is returned below
 		}
-		return fmt.Errorf("resume %s is %q (%s), want %s", name, res.Status.Phase, res.Status.Message, phase)
+		return err
 	})
-	if err == nil {
-		return last, nil
+	if settled.err != nil {
+		return last, settled.err
 	}
 	return last, err
 }
+
+// Settled marks an error of a WaitResume check as final: the Resume reached a state it never leaves.
+func Settled(err error) error { return settledError{err: err} }
+
+type settledError struct{ err error }
+
+func (e settledError) Error() string { return e.err.Error() }
+func (e settledError) Unwrap() error { return e.err }
 
 // MarkerCalls are the execs into the step's pod that created its marker (any outcome).
 func (c *Chain) MarkerCalls(step *Step) []rig.Call {
