@@ -196,16 +196,10 @@ func Start(ctx context.Context, opts Options) (_ *Chain, err error) {
 
 	step = time.Now()
 	sweepStaleNetNS()
-	x, err := pickSubnet()
-	if err != nil {
+	if c.netns, err = addNetNSes(len(argoComponents)); err != nil {
 		return nil, err
 	}
-	for i := range argoComponents {
-		n, err := addNetNS(x, i)
-		if err != nil {
-			return nil, err
-		}
-		c.netns = append(c.netns, n)
+	for _, n := range c.netns {
 		c.onStop(func() { _ = n.delete() })
 	}
 	c.HostIP = c.netns[0].HostIP
@@ -277,13 +271,53 @@ func (c *Chain) binaries() error {
 		return err
 	}
 	c.argoEvents, c.natsServer = tools[0], tools[1]
-	c.serverBin = filepath.Join(c.Dir, "bin", "resume-trigger")
-	cmd := exec.Command("go", "build", "-o", c.serverBin, "./cmd/resume-trigger")
-	cmd.Dir = c.root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/resume-trigger: %w\n%s", err, out)
+	bin, err := buildServer(c.root)
+	if err != nil {
+		return err
 	}
-	return nil
+	c.onStop(releaseServer)
+	c.serverBin = filepath.Join(c.Dir, "bin", "resume-trigger")
+	return os.Link(bin, c.serverBin)
+}
+
+// serverBuild is the resume-trigger binary this process built: chains running at the same time share
+// one build of the checkout, so they run the same server and the second does not wait for a build.
+var serverBuild struct {
+	mu    sync.Mutex
+	users int
+	dir   string
+}
+
+// buildServer builds ./cmd/resume-trigger of the checkout at root unless a live chain of this process
+// has, and returns the binary; every successful call needs a releaseServer.
+func buildServer(root string) (string, error) {
+	serverBuild.mu.Lock()
+	defer serverBuild.mu.Unlock()
+	if serverBuild.users == 0 {
+		dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-build-", dirPrefix, os.Getpid()))
+		if err != nil {
+			return "", err
+		}
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "resume-trigger"), "./cmd/resume-trigger")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			os.RemoveAll(dir)
+			return "", fmt.Errorf("go build ./cmd/resume-trigger: %w\n%s", err, out)
+		}
+		serverBuild.dir = dir
+	}
+	serverBuild.users++
+	return filepath.Join(serverBuild.dir, "resume-trigger"), nil
+}
+
+// releaseServer removes the build when no chain of this process uses it any more (each chain runs a hard
+// link of its own).
+func releaseServer() {
+	serverBuild.mu.Lock()
+	defer serverBuild.mu.Unlock()
+	if serverBuild.users--; serverBuild.users == 0 {
+		os.RemoveAll(serverBuild.dir)
+	}
 }
 
 func (c *Chain) loadObjects() error {
@@ -629,6 +663,14 @@ func (c *Chain) Restart(ctx context.Context, comp Component) error {
 		return err
 	}
 	return c.StartComponent(ctx, comp)
+}
+
+// Running reports whether comp runs (it was started and has not exited).
+func (c *Chain) Running(comp Component) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.procs[comp]
+	return p != nil && !p.Exited()
 }
 
 // LogFile is the log of comp's latest run.

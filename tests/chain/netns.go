@@ -11,12 +11,25 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
 // netnsPrefix names the network namespaces of a chain: rtchain-<pid of the test process>-<index>. The pid
-// lets a later run remove what a killed run left behind.
+// lets a later run remove what a killed run left behind; the index is unique in the process, so one
+// process can run several chains at once.
 const netnsPrefix = "rtchain-"
+
+var (
+	// netnsMu serialises picking a subnet and creating namespaces on it, so chains starting at once in
+	// one process do not pick the same subnet.
+	netnsMu sync.Mutex
+	// netnsNext is the next namespace index of this process.
+	netnsNext int
+	// argoEventsUsers counts this process's chains that use argoEventsDir.
+	argoEventsUsers atomic.Int32
+)
 
 // netNS is one network namespace joined to the host by a veth pair on a /30 of 198.18.0.0/15 (the
 // benchmarking range, never routed on the Internet): the host side is .4i+1, the namespace side .4i+2.
@@ -50,15 +63,40 @@ func pickSubnet() (int, error) {
 	return 0, fmt.Errorf("no free 198.18.X.0/24 subnet")
 }
 
-// addNetNS creates namespace index i on subnet 198.18.x.0/24 with lo up and a default route to the host.
-func addNetNS(x, i int) (*netNS, error) {
+// addNetNSes picks a free subnet and creates count namespaces on it (addNetNS); on error it deletes the
+// ones it made.
+func addNetNSes(count int) ([]*netNS, error) {
+	netnsMu.Lock()
+	defer netnsMu.Unlock()
+	x, err := pickSubnet()
+	if err != nil {
+		return nil, err
+	}
+	var out []*netNS
+	for i := range count {
+		n, err := addNetNS(x, i, netnsNext)
+		if err != nil {
+			for _, m := range out {
+				_ = m.delete()
+			}
+			return nil, err
+		}
+		netnsNext++
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// addNetNS creates namespace i of a chain, index idx in this process, on subnet 198.18.x.0/24 with lo up
+// and a default route to the host.
+func addNetNS(x, i, idx int) (*netNS, error) {
 	n := &netNS{
-		Name:     fmt.Sprintf("%s%d-%d", netnsPrefix, os.Getpid(), i),
+		Name:     fmt.Sprintf("%s%d-%d", netnsPrefix, os.Getpid(), idx),
 		HostIP:   fmt.Sprintf("198.18.%d.%d", x, 4*i+1),
 		IP:       fmt.Sprintf("198.18.%d.%d", x, 4*i+2),
-		hostLink: fmt.Sprintf("rtc%dh%d", os.Getpid(), i),
+		hostLink: fmt.Sprintf("rtc%dh%d", os.Getpid(), idx),
 	}
-	peer := fmt.Sprintf("rtc%dn%d", os.Getpid(), i)
+	peer := fmt.Sprintf("rtc%dn%d", os.Getpid(), idx)
 	if err := ipCmd("netns", "add", n.Name); err != nil {
 		return nil, fmt.Errorf("%w (creating network namespaces needs root / CAP_SYS_ADMIN)", err)
 	}
@@ -93,18 +131,21 @@ const dirPrefix = "resume-trigger-chain-"
 // the host as a mount point for the webhook EventSource's private tmpfs; it stays empty on the host.
 const argoEventsDir = "/argo-events"
 
-// ownArgoEventsDir creates /argo-events if it is missing.
+// ownArgoEventsDir creates /argo-events if it is missing. Every successful call needs a
+// releaseArgoEventsDir.
 func ownArgoEventsDir() error {
+	argoEventsUsers.Add(1)
 	if err := os.Mkdir(argoEventsDir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		argoEventsUsers.Add(-1)
 		return fmt.Errorf("create the mount point %s: %w", argoEventsDir, err)
 	}
 	return nil
 }
 
-// releaseArgoEventsDir removes /argo-events when it is empty and no other live chain uses it (removing a
-// mount point would unmount it in that chain's webhook EventSource).
+// releaseArgoEventsDir removes /argo-events when it is empty and no other live chain, of this process or
+// another, uses it (removing a mount point would unmount it in that chain's webhook EventSource).
 func releaseArgoEventsDir() {
-	if len(liveChains()) == 0 {
+	if argoEventsUsers.Add(-1) == 0 && len(liveChains()) == 0 {
 		_ = os.Remove(argoEventsDir) // fails, as it should, when not empty
 	}
 }
