@@ -15,5 +15,11 @@
 //		...
 //	}
 //
-// Start needs root (ip netns, mount). Stop removes everything Start made.
+// Start needs root (ip netns, mount). Stop removes everything Start made. One process may run several
+// chains at once (each has its own control plane, NATS, processes and network namespaces; they share one
+// build of resume-trigger).
+//
+// The Sensor acts on one event at a time per trigger, and a call that fails is retried for the trigger's
+// whole retryStrategy before the next event's turn (SensorActivity, SensorRetryBudget): a Resume that
+// stays Pending holds back the Resumes created after it for about half a minute.
 package chain
