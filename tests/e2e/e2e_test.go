@@ -28,15 +28,21 @@ import (
 // paused container, and that it succeeded.
 func expectOneRelease(t *testing.T, c *chain.Chain, step *chain.Step) {
 	t.Helper()
-	var intoPod []rig.Call
-	for _, call := range c.Calls() {
-		if call.Pod == step.Pod {
-			intoPod = append(intoPod, call)
-		}
-	}
+	intoPod := callsInto(c, step.Pod)
 	if len(intoPod) != 1 || intoPod[0].Container != step.Container || !slices.Equal(intoPod[0].Argv, step.MarkerArgv()) || intoPod[0].Outcome != "exit 0" {
 		t.Fatalf("execs into pod %s: %s\nwant exactly one %q into container %s that exits 0", step.Pod, chain.FormatCalls(intoPod), step.MarkerArgv(), step.Container)
 	}
+}
+
+// callsInto are the execs into pod (any container, any argv) in the chain's namespace.
+func callsInto(c *chain.Chain, pod string) []rig.Call {
+	var out []rig.Call
+	for _, call := range c.Calls() {
+		if call.Pod == pod {
+			out = append(out, call)
+		}
+	}
+	return out
 }
 
 func median(ds []time.Duration) time.Duration {
@@ -241,9 +247,10 @@ func TestResourceEventSourceRestartDoesNotExecAgain(t *testing.T) {
 	expectOneRelease(t, c, step)
 }
 
-// 4. The Sensor dies (SIGKILL) while Execute is in flight (the exec hangs at the kubelet). JetStream
-// redelivers the unacked event to the restarted Sensor after AckWait (~30 s); the step is released
-// exactly once and the Resume Succeeds.
+// 4. The Sensor dies (SIGKILL) while Execute is in flight (the exec hangs at the kubelet). The Resume stays
+// Pending; resume-trigger's revisits release the step once the exec goes through, and JetStream
+// redelivers the unacked event to the restarted Sensor after AckWait (~30 s), which finds the Resume
+// final: the step is released exactly once and the Resume Succeeds.
 func TestSensorKilledDuringExecuteReleasesOnce(t *testing.T) {
 	c := setup(t)
 	step, err := c.CreatePausedStep(ctxFor(t, 20*time.Second), "sensor-crash-0")
@@ -289,14 +296,33 @@ func TestSensorKilledDuringExecuteReleasesOnce(t *testing.T) {
 		t.Fatalf("Resume is %s (%s) after the interrupted Execute, want it still pending", res.Status.Phase, res.Status.Message)
 	}
 	kubelet.SetBehaviour(step.Namespace, step.Pod, "", rig.HasTouch)
+	serverLog := c.LogFile(chain.Server)
+	logOffset := fileSize(t, serverLog)
 	if err := c.StartComponent(ctxFor(t, 90*time.Second), chain.Sensor); err != nil {
 		t.Fatal(err)
 	}
-	// JetStream's AckWait (30 s) plus the Sensor's retry backoff.
+	// resume-trigger looks again at the Pending Resume every 2 s by itself, so it releases the step as soon
+	// as the kubelet lets the exec through, long before JetStream redelivers the event.
 	if _, err := c.WaitResumePhase(ctxFor(t, 120*time.Second), "resume-sensor-crash-0", v1alpha1.PhaseSucceeded); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("released %v after the Sensor was killed (redelivery by JetStream)", time.Since(killed).Round(time.Millisecond))
+	t.Logf("released %v after the Sensor was killed", time.Since(killed).Round(time.Millisecond))
+	// JetStream redelivers the unacked event to the restarted Sensor after its AckWait (30 s); the server
+	// must find the Resume final then. Waiting for that answer lets a second release show up below.
+	err = rig.Eventually(ctxFor(t, 120*time.Second), func() error {
+		seen, err := alreadyFinalResumes(serverLog, logOffset)
+		if err != nil {
+			return err
+		}
+		if !seen["resume-sensor-crash-0"] {
+			return fmt.Errorf("the redelivered event of resume-sensor-crash-0 has not been answered AlreadyFinal in %s (the Sensor: %s)", serverLog, sensorActivity(c))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the redelivered event was answered AlreadyFinal %v after the Sensor was killed", time.Since(killed).Round(time.Millisecond))
 	if err := c.WaitStepDone(ctxFor(t, 30*time.Second), step); err != nil {
 		t.Fatalf("the released step did not complete: %v", err)
 	}
@@ -305,6 +331,15 @@ func TestSensorKilledDuringExecuteReleasesOnce(t *testing.T) {
 		t.Fatalf("successful marker execs into %s: %d, want 1; all: %s", step.Pod, len(ok), chain.FormatCalls(calls))
 	}
 	t.Logf("marker execs into %s: %s", step.Pod, chain.FormatCalls(calls))
+}
+
+// sensorActivity describes the Sensor's Resume trigger for a failure message.
+func sensorActivity(c *chain.Chain) string {
+	a, err := c.SensorActivity(chain.ResumeTrigger)
+	if err != nil {
+		return err.Error()
+	}
+	return a.String()
 }
 
 // 5. resume-trigger runs as the ServiceAccount of manifests/namespace-install, with a token the API server
