@@ -298,10 +298,11 @@ func buildServer(root string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "resume-trigger"), "./cmd/resume-trigger")
+		// Not bounded: a cold build takes what it takes.
+		cmd := exec.CommandContext(context.Background(), "go", "build", "-o", filepath.Join(dir, "resume-trigger"), "./cmd/resume-trigger")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			os.RemoveAll(dir)
+			_ = os.RemoveAll(dir)
 			return "", fmt.Errorf("go build ./cmd/resume-trigger: %w\n%s", err, out)
 		}
 		serverBuild.dir = dir
@@ -316,7 +317,7 @@ func releaseServer() {
 	serverBuild.mu.Lock()
 	defer serverBuild.mu.Unlock()
 	if serverBuild.users--; serverBuild.users == 0 {
-		os.RemoveAll(serverBuild.dir)
+		_ = os.RemoveAll(serverBuild.dir)
 	}
 }
 

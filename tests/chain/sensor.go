@@ -143,7 +143,7 @@ func (c *Chain) SensorActivity(trigger string) (SensorActivity, error) {
 	if err != nil {
 		return SensorActivity{}, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var a SensorActivity
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
