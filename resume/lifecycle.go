@@ -36,6 +36,9 @@ type Revisits interface {
 	Pending(ref Ref)
 	// ExpireAt asks for a look at a finished Resume when its TTL runs out.
 	ExpireAt(ref Ref, at time.Time)
+	// Backoff asks for another look after a failure that a look now would repeat (the Resume could not
+	// be read, its status not written, it could not be deleted): later each time it fails again.
+	Backoff(ref Ref)
 }
 
 // maxWaiting bounds status.waiting, so a loop of thousands of iterations cannot make the status write fail.
@@ -172,6 +175,12 @@ func (s *Service) pending(ref Ref) {
 	}
 }
 
+func (s *Service) backoff(ref Ref) {
+	if s.Revisits != nil && ref.Name != "" {
+		s.Revisits.Backoff(ref)
+	}
+}
+
 // expiry is when a finished Resume with ttlSecondsAfterFinished is to be deleted.
 func expiry(obj *v1alpha1.Resume) (time.Time, bool) {
 	ttl := obj.Spec.TTLSecondsAfterFinished
@@ -205,8 +214,10 @@ func (s *Service) finished(ctx context.Context, obj *v1alpha1.Resume) error {
 	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
 		// Gone already, or another object of that name now: nothing of ours to delete.
 	default:
-		s.schedule(obj)
-		return fault.Transientf("delete finished resume %s/%s after its TTL: %w", obj.Namespace, obj.Name, err)
+		// Not the caller's failure: the Resume is final either way. Try again later, less often each time
+		// (a missing delete right would otherwise be tried in a tight loop).
+		s.logger(ctx).WithError(err).Warn("could not delete a finished Resume after its ttlSecondsAfterFinished")
+		s.backoff(Ref{Namespace: obj.Namespace, Name: obj.Name, UID: obj.UID})
 	}
 	return nil
 }

@@ -2,11 +2,13 @@ package resume
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -21,7 +23,14 @@ import (
 type revisits struct {
 	mu      sync.Mutex
 	pending []string
+	backoff []string
 	expire  map[string]time.Time
+}
+
+func (r *revisits) Backoff(ref Ref) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.backoff = append(r.backoff, ref.String())
 }
 
 func (r *revisits) Pending(ref Ref) {
@@ -318,14 +327,138 @@ func TestCompletionTimeStartsTheTTL(t *testing.T) {
 	}
 }
 
-func TestUnreadableResumeIsRevisited(t *testing.T) {
+func TestUnreadableResumeIsRevisitedWithBackoff(t *testing.T) {
 	f, rv := lifecycleFixture(epoch, nil)
 	f.store.getErr = fault.Transientf("connection refused")
 	if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); fault.KindOf(err) != fault.Transient {
 		t.Fatalf("error %v, want transient", err)
 	}
-	if len(rv.pending) != 1 {
-		t.Errorf("a Resume that could not be read is not revisited: %v", rv.pending)
+	if len(rv.backoff) != 1 || len(rv.pending) != 0 {
+		t.Errorf("a Resume that could not be read: backoff %v pending %v, want one backoff", rv.backoff, rv.pending)
+	}
+}
+
+// A status write that keeps failing (here: the API server refuses it) is looked at again later each
+// time, never in a tight loop, and the release it recorded nothing of is not marked done.
+func TestStatusWriteFailureBacksOff(t *testing.T) {
+	f, rv := lifecycleFixture(epoch.Add(time.Minute), nil)
+	f.finder.result = lookup.Result{Workflow: "wf", WorkflowUID: "run-a", Targets: []lookup.Target{target("p1")}}
+	f.store.failWith = apierrors.NewForbidden(resumeGR, "r", errors.New("no update on resumes/status"))
+	if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); fault.KindOf(err) != fault.Transient {
+		t.Fatalf("error %v, want transient", err)
+	}
+	if len(rv.backoff) != 1 || len(rv.pending) != 0 {
+		t.Errorf("backoff %v pending %v, want one backoff and no quick revisit", rv.backoff, rv.pending)
+	}
+	if len(f.events.events) != 0 {
+		t.Errorf("events %v for an outcome that was not recorded", f.events.events)
+	}
+}
+
+// Another writer bound the Resume between our read and our write: its binding stands, and a binding to
+// another run than the one we found is not overwritten.
+func TestStatusConflictKeepsTheBinding(t *testing.T) {
+	t.Run("our look found no run", func(t *testing.T) {
+		f, _ := lifecycleFixture(epoch.Add(time.Minute), nil)
+		f.finder.err = fault.Transientf("get workflow: connection refused") // no workflow seen, nothing to bind
+		f.store.conflicts = 1
+		f.store.onConflict = func(s *store) {
+			o := s.objs[ns+"/r"]
+			o.Status.Workflow = &v1alpha1.BoundWorkflow{Name: "wf", UID: "run-a"}
+			o.Status.Phase = v1alpha1.PhasePending
+			o.ResourceVersion = "7"
+		}
+		if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); fault.KindOf(err) != fault.Transient {
+			t.Fatalf("error %v", err)
+		}
+		st := f.store.get(ns, "r").Status
+		if st.Workflow == nil || st.Workflow.UID != "run-a" || !strings.Contains(st.Message, "connection refused") {
+			t.Errorf("status bound to %+v, message %q: want run-a kept and our message written", st.Workflow, st.Message)
+		}
+	})
+	t.Run("another run", func(t *testing.T) {
+		f, _ := lifecycleFixture(epoch.Add(time.Minute), nil)
+		f.finder.result = lookup.Result{Workflow: "wf", WorkflowUID: "run-b", Targets: []lookup.Target{target("p1")}}
+		// Between our read and our write, another writer binds the Resume to run-a.
+		first := true
+		f.store.conflicts = 1
+		f.store.onConflict = func(s *store) {
+			if first {
+				first = false
+				o := s.objs[ns+"/r"]
+				o.Status.Workflow = &v1alpha1.BoundWorkflow{Name: "wf", UID: "run-a"}
+				o.Status.Phase = v1alpha1.PhasePending
+				o.ResourceVersion = "7"
+			}
+		}
+		if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); fault.KindOf(err) != fault.Transient {
+			t.Fatalf("error %v, want transient (look again)", err)
+		}
+		if b := f.store.get(ns, "r").Status.Workflow; b == nil || b.UID != "run-a" {
+			t.Errorf("binding %+v, want run-a kept", b)
+		}
+	})
+}
+
+// The deadline passes while a loop is being released: nothing is released after it.
+func TestNoReleaseAfterTheDeadline(t *testing.T) {
+	now := epoch.Add(15*time.Minute - time.Second)
+	f, _ := lifecycleFixture(now, nil)
+	f.svc.now = func() time.Time { return now }
+	f.finder.result = lookup.Result{Workflow: "wf", WorkflowUID: "run-a", Targets: []lookup.Target{target("p1"), target("p2")}}
+	f.releaser.after = func() { now = now.Add(2 * time.Second) }
+	if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); fault.KindOf(err) != fault.Precondition {
+		t.Fatalf("error %v, want the deadline's final error", err)
+	}
+	if got := strings.Join(f.releaser.calls, ","); got != "p1/main/after" {
+		t.Errorf("releases %q, want only p1, before the deadline", got)
+	}
+	st := f.store.get(ns, "r").Status
+	if st.Phase != v1alpha1.PhaseFailed || st.Reason != ReasonDeadlineExceeded || len(st.Released) != 1 {
+		t.Errorf("status %s/%s released %d, want Failed/DeadlineExceeded with p1 recorded", st.Phase, st.Reason, len(st.Released))
+	}
+}
+
+// A replica that stopped serving releases nothing more.
+func TestInactiveReplicaReleasesNothing(t *testing.T) {
+	f, _ := lifecycleFixture(epoch.Add(time.Minute), nil)
+	f.svc.Active = func() bool { return false }
+	f.finder.result = lookup.Result{Workflow: "wf", WorkflowUID: "run-a", Targets: []lookup.Target{target("p1")}}
+	if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); fault.KindOf(err) != fault.Transient {
+		t.Fatalf("error %v, want transient", err)
+	}
+	if len(f.releaser.calls) != 0 {
+		t.Errorf("released %v", f.releaser.calls)
+	}
+}
+
+// A loop with one pod that can never be released (no touch) and one not running yet keeps waiting for
+// the latter.
+func TestLoopWaitsBesideAFailedTarget(t *testing.T) {
+	f, _ := lifecycleFixture(epoch.Add(time.Minute), nil)
+	f.finder.result = lookup.Result{Workflow: "wf", WorkflowUID: "run-a", Targets: []lookup.Target{target("p1"), target("p2")}, Skipped: []lookup.Skip{notReadyYet("p3")}}
+	f.releaser.errs["p2"] = fault.Preconditionf("no container of pod p2 can create the marker")
+	if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); fault.KindOf(err) != fault.Transient {
+		t.Fatalf("error %v, want transient", err)
+	}
+	st := f.store.get(ns, "r").Status
+	if st.Phase != v1alpha1.PhasePending || len(st.Waiting) != 1 || !strings.Contains(st.Message, "not released: no container of pod p2") {
+		t.Errorf("status %s waiting %v message %q, want Pending, p3 waiting, p2 named", st.Phase, st.Waiting, st.Message)
+	}
+}
+
+func TestTTLDeleteFailureBacksOff(t *testing.T) {
+	f, rv := lifecycleFixture(epoch.Add(time.Hour), func(r *v1alpha1.Resume) {
+		r.Spec.TTLSecondsAfterFinished = ptr.To[int32](1)
+		r.Status.Phase = v1alpha1.PhaseFailed
+		r.Status.CompletionTime = ptr.To(metav1.NewTime(epoch))
+	})
+	f.store.deleteErr = apierrors.NewForbidden(resumeGR, "r", errors.New("no delete"))
+	if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); err != nil {
+		t.Fatalf("error %v: a final Resume's request succeeds whatever its clean-up does", err)
+	}
+	if len(rv.backoff) != 1 || len(rv.expire) != 0 {
+		t.Errorf("backoff %v expire %v, want one backoff and no immediate expiry", rv.backoff, rv.expire)
 	}
 }
 

@@ -45,14 +45,23 @@ type Requeue struct {
 	Log     logrus.FieldLogger
 
 	once  sync.Once
-	queue workqueue.TypedDelayingInterface[Ref]
+	queue workqueue.TypedRateLimitingInterface[Ref]
 }
+
+// Backoff bounds: a Resume whose look keeps failing (unreadable, status not writable, not deletable) is
+// looked at after 2s, 4s, … up to 5 minutes, not every Interval.
+const (
+	backoffBase = 2 * time.Second
+	backoffMax  = 5 * time.Minute
+)
 
 var _ Revisits = (*Requeue)(nil)
 
 func (q *Requeue) init() {
 	q.once.Do(func() {
-		q.queue = workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[Ref]{Name: "resumes"})
+		q.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[Ref](backoffBase, backoffMax),
+			workqueue.TypedRateLimitingQueueConfig[Ref]{Name: "resumes"})
 	})
 }
 
@@ -69,10 +78,26 @@ func (q *Requeue) Pending(ref Ref) {
 	q.queue.AddAfter(ref, q.interval())
 }
 
-// ExpireAt asks for a look when a finished Resume's TTL runs out.
+// ExpireAt asks for a look when a finished Resume's TTL runs out. A TTL longer than the resync period is
+// not held in memory: a later resync finds the Resume again.
 func (q *Requeue) ExpireAt(ref Ref, at time.Time) {
 	q.init()
-	q.queue.AddAfter(ref, time.Until(at))
+	if d := time.Until(at); d <= q.resyncPeriod() {
+		q.queue.AddAfter(ref, d)
+	}
+}
+
+// Backoff asks for a look later each time a look at ref fails again.
+func (q *Requeue) Backoff(ref Ref) {
+	q.init()
+	q.queue.AddRateLimited(ref)
+}
+
+func (q *Requeue) resyncPeriod() time.Duration {
+	if q.Resync <= 0 {
+		return 5 * time.Minute
+	}
+	return q.Resync
 }
 
 // Len is the number of Resumes waiting for a look, for tests and metrics.
@@ -102,11 +127,7 @@ func (q *Requeue) Run(ctx context.Context) {
 			}
 		}()
 	}
-	resync := q.Resync
-	if resync <= 0 {
-		resync = 5 * time.Minute
-	}
-	t := time.NewTicker(resync)
+	t := time.NewTicker(q.resyncPeriod())
 	defer t.Stop()
 	for {
 		q.resync(ctx)
@@ -133,7 +154,7 @@ func (q *Requeue) resync(ctx context.Context) {
 				found++
 				q.queue.Add(ref)
 			} else if due, ok := expiry(obj); ok {
-				q.queue.AddAfter(ref, time.Until(due))
+				q.ExpireAt(ref, due)
 			}
 		})
 		if err != nil && ctx.Err() == nil {
@@ -154,9 +175,9 @@ func (q *Requeue) next(ctx context.Context, limit *rate.Limiter) bool {
 		return ctx.Err() == nil
 	}
 	_, err := q.Service.Handle(ctx, request.Request{Namespace: ref.Namespace, Resume: ref.Name, ResumeUID: ref.UID, Revisit: true})
-	if k := fault.KindOf(err); err != nil && (k == fault.Transient || k == fault.Unknown) {
-		// Handle queues a Resume it could read; this covers the ones it could not.
-		q.queue.AddAfter(ref, q.interval())
+	if k := fault.KindOf(err); err == nil || (k != fault.Transient && k != fault.Unknown) {
+		// Settled, one way or the other: a later failure starts its backoff afresh.
+		q.queue.Forget(ref)
 	}
 	return true
 }

@@ -70,6 +70,9 @@ type Service struct {
 	// Revisits is told which Resumes to look at again (Pending ones, and finished ones with a TTL); nil
 	// looks at a Resume only when asked.
 	Revisits Revisits
+	// Active reports whether this replica may release (it holds the leader Lease); nil means always. It
+	// is asked before each release, so a replica that lost the Lease stops within one exec.
+	Active func() bool
 
 	locks keyedMutex
 	now   func() time.Time
@@ -128,6 +131,7 @@ func (s *Service) Handle(ctx context.Context, req request.Request) (Result, erro
 	defer cancel()
 	unlock, err := s.locks.Lock(work, req.Key())
 	if err != nil {
+		s.pending(Ref{Namespace: req.Namespace, Name: req.Resume, UID: req.ResumeUID})
 		err = fault.Transientf("another request for %s is still being carried out: %w", strings.TrimPrefix(req.Key(), "resume/"), err)
 		s.finish(ctx, req, &res, err, start)
 		return res, err
@@ -141,6 +145,14 @@ func (s *Service) Handle(ctx context.Context, req request.Request) (Result, erro
 	}
 	s.finish(ctx, req, &res, err, start)
 	return res, err
+}
+
+// active returns an error once this replica may no longer release.
+func (s *Service) active() error {
+	if s.Active != nil && !s.Active() {
+		return fault.Transientf("this resume-trigger replica stopped serving (shutting down, or it lost the leader Lease): another one takes over")
+	}
+	return nil
 }
 
 // recording returns the context for writes that record an outcome: detached from ctx's deadline, with
@@ -170,7 +182,7 @@ func (s *Service) handleResume(ctx context.Context, req request.Request, res *Re
 			return fault.NotFoundf("resume %s/%s not found: it was deleted before it could be carried out", req.Namespace, req.Resume)
 		}
 		// Look again later even if the caller gives up: the Resume must not be lost to an outage.
-		s.pending(Ref{Namespace: req.Namespace, Name: req.Resume, UID: req.ResumeUID})
+		s.backoff(Ref{Namespace: req.Namespace, Name: req.Resume, UID: req.ResumeUID})
 		return fault.Transientf("get resume %s/%s: %w", req.Namespace, req.Resume, err)
 	}
 	if req.ResumeUID != "" && obj.UID != req.ResumeUID {
@@ -206,9 +218,24 @@ func (s *Service) handleResume(ctx context.Context, req request.Request, res *Re
 	if err != nil {
 		return s.settle(ctx, obj, res, p, err)
 	}
-	relErr := s.releaseAll(ctx, found, done, res)
-	if relErr == nil && !narrowed(step) {
-		relErr = waitForTheRest(step, found.Skipped, &p)
+	relErr := s.releaseAll(ctx, found, done, res, func() error {
+		if err := s.active(); err != nil {
+			return err
+		}
+		if now := s.clock(); !now.Before(p.deadline) {
+			return deadlineExceeded(obj, p.deadline, now)
+		}
+		return nil
+	})
+	var de *deadlineError
+	if !narrowed(step) && (relErr == nil || (fault.KindOf(relErr).Final() && !errors.As(relErr, &de))) {
+		// Nodes that may still pause keep the Resume waiting, also beside a target that failed for good.
+		if werr := waitForTheRest(step, found.Skipped, &p); werr != nil {
+			if relErr != nil {
+				werr = fault.Transientf("%v; not released: %v", werr, relErr)
+			}
+			relErr = werr
+		}
 	}
 	return s.settle(ctx, obj, res, p, relErr)
 }
@@ -222,7 +249,7 @@ func (s *Service) handleDirect(ctx context.Context, req request.Request, res *Re
 		res.Phase, res.Reason, res.Message = phaseOf(err), reasonOf(err), err.Error()
 		return err
 	}
-	err = s.releaseAll(ctx, found, nil, res)
+	err = s.releaseAll(ctx, found, nil, res, s.active)
 	res.Phase, res.Reason, res.Message = s.summary(res, err)
 	ctx, cancel := recording(ctx)
 	defer cancel()
@@ -243,8 +270,9 @@ func (s *Service) handleDirect(ctx context.Context, req request.Request, res *Re
 
 // releaseAll releases every target not yet done (done lists what earlier requests released; they are in
 // res.AlreadyReleased already). It returns the first transient error, or else a final error describing the
-// targets that could not be released.
-func (s *Service) releaseAll(ctx context.Context, found lookup.Result, done map[string]bool, res *Result) error {
+// targets that could not be released. Before each release it asks stop: a non-nil answer (the deadline
+// passed, this replica lost the Lease) ends the releases with that error.
+func (s *Service) releaseAll(ctx context.Context, found lookup.Result, done map[string]bool, res *Result, stop func() error) error {
 	var transient error
 	var failures []string
 	var finalKind fault.Kind
@@ -254,8 +282,11 @@ func (s *Service) releaseAll(ctx context.Context, found lookup.Result, done map[
 			logging.Pod: t.Pod, logging.Container: t.Container, logging.Stage: t.Stage,
 		})
 		if done[targetKey(t.Pod, t.Container, t.Stage)] {
-			log.WithField(logging.Outcome, "already-released").Info("already released")
+			log.WithField(logging.Outcome, "already-released").Debug("already released")
 			continue
+		}
+		if err := stop(); err != nil {
+			return err
 		}
 		start := s.clock()
 		out, err := s.Releaser.Release(ctx, t)

@@ -38,6 +38,9 @@ type store struct {
 	getErr    error
 	conflicts int // UpdateStatus answers Conflict this many times
 	deletes   int
+	deleteErr error
+	// onConflict runs when UpdateStatus answers Conflict, to change the object as another writer would.
+	onConflict func(*store)
 }
 
 func newStore(objs ...*v1alpha1.Resume) *store {
@@ -84,6 +87,9 @@ func (s *store) UpdateStatus(_ context.Context, res *v1alpha1.Resume) (*v1alpha1
 		if s.conflicts > 0 {
 			s.conflicts--
 		}
+		if s.onConflict != nil {
+			s.onConflict(s)
+		}
 		return nil, apierrors.NewConflict(resumeGR, res.Name, errors.New("the object has been modified"))
 	}
 	next := cur.DeepCopy()
@@ -104,6 +110,9 @@ func (s *store) Delete(_ context.Context, ns, name string, uid types.UID) error 
 	cur, ok := s.objs[ns+"/"+name]
 	if !ok {
 		return apierrors.NewNotFound(resumeGR, name)
+	}
+	if s.deleteErr != nil {
+		return s.deleteErr
 	}
 	if cur.UID != uid {
 		return apierrors.NewConflict(resumeGR, name, errors.New("uid precondition failed"))
@@ -139,6 +148,7 @@ type releaser struct {
 	errs  map[string]error
 	calls []string
 	delay time.Duration
+	after func() // runs after each release
 }
 
 func (r *releaser) Release(ctx context.Context, t lookup.Target) (release.Outcome, error) {
@@ -148,6 +158,9 @@ func (r *releaser) Release(ctx context.Context, t lookup.Target) (release.Outcom
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls = append(r.calls, t.Pod+"/"+t.Container+"/"+string(t.Stage))
+	if r.after != nil {
+		defer r.after()
+	}
 	if err := r.errs[t.Pod]; err != nil {
 		return release.Outcome{}, err
 	}

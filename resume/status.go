@@ -18,17 +18,17 @@ import (
 
 // settle writes the outcome into the Resume's status. A final failure is written once, as Failed; a
 // transient one leaves the Resume Pending (with what was released so far) and is returned for a retry.
-func (s *Service) settle(ctx context.Context, obj *v1alpha1.Resume, res *Result, p progress, err error) error {
+func (s *Service) settle(ctx context.Context, obj *v1alpha1.Resume, res *Result, p progress, relErr error) error {
 	ctx, cancel := recording(ctx)
 	defer cancel()
 	for _, sk := range p.skipped {
 		res.Skipped = append(res.Skipped, sk.Reason.Error())
 	}
-	res.Phase, res.Reason, res.Message = s.summary(res, err)
+	res.Phase, res.Reason, res.Message = s.summary(res, relErr)
 	res.Message = truncate(res.Message, maxStatusMessage)
-	if res.Phase == v1alpha1.PhaseSucceeded && err != nil {
+	if res.Phase == v1alpha1.PhaseSucceeded && relErr != nil {
 		// Some containers were released: the Resume did its job; the rest is said in the message.
-		err = nil
+		relErr = nil
 	}
 
 	status := obj.Status.DeepCopy()
@@ -64,16 +64,19 @@ func (s *Service) settle(ctx context.Context, obj *v1alpha1.Resume, res *Result,
 	}
 	meta.SetStatusCondition(&status.Conditions, cond)
 
-	if err := s.writeStatus(ctx, obj, *status); err != nil {
+	written, err := s.writeStatus(ctx, obj, *status)
+	if err != nil {
 		// The outcome is not recorded: look again, or a release that happened would never be written.
-		s.pending(Ref{Namespace: obj.Namespace, Name: obj.Name, UID: obj.UID})
+		s.backoff(Ref{Namespace: obj.Namespace, Name: obj.Name, UID: obj.UID})
 		return err
 	}
-	written := obj.DeepCopy()
-	written.Status = *status
+	if written == nil {
+		// Another writer finished the Resume meanwhile: its status and its Events stand, not ours.
+		return nil
+	}
 	s.schedule(written)
 	ref := report.Object{APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.Kind, Namespace: obj.Namespace, Name: obj.Name, UID: obj.UID}
-	switch res.Phase {
+	switch written.Status.Phase {
 	case v1alpha1.PhaseSucceeded:
 		s.event(ctx, ref, false, res.Reason, res.Message)
 	case v1alpha1.PhaseFailed:
@@ -81,34 +84,46 @@ func (s *Service) settle(ctx context.Context, obj *v1alpha1.Resume, res *Result,
 	case v1alpha1.PhasePending:
 		// Waiting is said in the status; an Event per look would flood the namespace.
 	}
-	return err
+	return relErr
 }
 
-// writeStatus updates the status unless it would change nothing. On a conflict it reads the object again:
-// if another request finished it meanwhile, that status stands.
-func (s *Service) writeStatus(ctx context.Context, obj *v1alpha1.Resume, status v1alpha1.ResumeStatus) error {
+// writeStatus updates the status unless it would change nothing, and returns the Resume as written (nil
+// when another writer finished it meanwhile, whose status then stands). On a conflict it reads the object
+// again and keeps what the other writer recorded: the releases it made, and the run, deadline and
+// completion it recorded. A Resume that the other writer bound to another run than ours is not written:
+// the next look decides again from the object as it is.
+func (s *Service) writeStatus(ctx context.Context, obj *v1alpha1.Resume, status v1alpha1.ResumeStatus) (*v1alpha1.Resume, error) {
 	for attempt := 0; ; attempt++ {
-		if statusEqual(obj.Status, status) {
-			return nil
-		}
 		next := obj.DeepCopy()
 		next.Status = status
+		if statusEqual(obj.Status, status) {
+			return next, nil
+		}
 		_, err := s.Resumes.UpdateStatus(ctx, next)
 		if err == nil {
-			return nil
+			return next, nil
 		}
 		if !apierrors.IsConflict(err) || attempt >= 3 {
 			if apierrors.IsNotFound(err) {
-				return fault.NotFoundf("resume %s/%s was deleted while it was carried out", obj.Namespace, obj.Name)
+				return nil, fault.NotFoundf("resume %s/%s was deleted while it was carried out", obj.Namespace, obj.Name)
 			}
-			return fault.Transientf("write status of resume %s/%s: %w", obj.Namespace, obj.Name, err)
+			return nil, fault.Transientf("write status of resume %s/%s: %w", obj.Namespace, obj.Name, err)
 		}
 		fresh, gerr := s.Resumes.Get(ctx, obj.Namespace, obj.Name)
 		if gerr != nil {
-			return fault.Transientf("write status of resume %s/%s: %w", obj.Namespace, obj.Name, gerr)
+			return nil, fault.Transientf("write status of resume %s/%s: %w", obj.Namespace, obj.Name, gerr)
 		}
 		if fresh.UID != obj.UID || fresh.Status.Phase.Final() {
-			return nil
+			return nil, nil
+		}
+		if b := fresh.Status.Workflow; b != nil {
+			if status.Workflow != nil && status.Workflow.UID != b.UID {
+				return nil, fault.Transientf("resume %s/%s was bound to run %s by another writer while this one found run %s: looking again", obj.Namespace, obj.Name, b.UID, status.Workflow.UID)
+			}
+			status.Workflow = b
+		}
+		if fresh.Status.Deadline != nil {
+			status.Deadline = fresh.Status.Deadline
 		}
 		// Keep what the newer object recorded as released, add ours.
 		merged := fresh.Status.Released

@@ -224,6 +224,7 @@ func TestFinishedResumeDeletedAfterItsTTL(t *testing.T) {
 	e.pausedHelloWorld()
 	u := e.createResume("short-lived", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause", "ttlSecondsAfterFinished": int64(2)})
 	kept := e.createResume("kept", map[string]any{"Workflow-ID": "no-such-workflow", "TemplateName": "pause", "activeDeadlineSeconds": int64(1)})
+	e.srv.fireResume(t, kept)
 
 	// The server's list on start may have released it before this call: either way one release.
 	e.srv.fireResume(t, u)
@@ -240,12 +241,17 @@ func TestFinishedResumeDeletedAfterItsTTL(t *testing.T) {
 		t.Errorf("deleted at %v, before its TTL ran out at %v", gone, ended.Add(2*time.Second))
 	}
 
-	e.srv.fireResume(t, kept)
 	res = e.waitResume("kept", 15*time.Second, isPhase(v1alpha1.PhaseFailed))
 	if res.Status.Reason != resume.ReasonDeadlineExceeded {
 		t.Errorf("reason %s, want DeadlineExceeded", res.Status.Reason)
 	}
+	// Without a TTL it stays: it ended (deadline 1s) before the other one's TTL (2s) ran out.
+	if ended := res.Status.CompletionTime; ended == nil || !ended.Before(ptrTime(gone)) {
+		t.Errorf("kept ended at %v, not before the other was deleted at %v", res.Status.CompletionTime, gone)
+	}
 }
+
+func ptrTime(t time.Time) *metav1.Time { return &metav1.Time{Time: t} }
 
 // Two replicas with leader election, as the shipped ServiceAccount: only the holder of the Lease serves,
 // the standby refuses with Unavailable; when the leader stops, the standby takes over and releases a

@@ -50,7 +50,7 @@ type App struct {
 	http    *http.Server
 	grpcLn  net.Listener
 	httpLn  net.Listener
-	kube    kubernetes.Interface
+	config  *rest.Config
 	Service *resume.Service
 	Requeue *resume.Requeue
 	leading atomic.Bool
@@ -158,7 +158,8 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 		svc.Notifier = sink
 	}
 
-	a := &App{opts: opts, log: log, Service: svc, Requeue: requeue, kube: kube, health: health.NewServer()}
+	a := &App{opts: opts, log: log, Service: svc, Requeue: requeue, config: cfg, health: health.NewServer()}
+	svc.Active = a.leading.Load
 	serverOpts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(opts.MaxMessageBytes),
 		grpc.MaxConcurrentStreams(uint32(opts.MaxStreams)),
@@ -237,8 +238,25 @@ func (a *App) Run(ctx context.Context) error {
 	defer stopRevisits()
 	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
-	var revisiting, electing sync.WaitGroup
+	var (
+		mu          sync.Mutex
+		closing     bool
+		revisiting  sync.WaitGroup
+		electing    sync.WaitGroup
+		leaseLost   = make(chan struct{})
+		loseLeaseMu sync.Once
+	)
+	// lead serves and revisits until leading ends; it does nothing once shutdown began (a Lease won at
+	// that moment is handed back at once).
 	lead := func(leading context.Context) {
+		mu.Lock()
+		if closing {
+			mu.Unlock()
+			return
+		}
+		revisiting.Add(1)
+		mu.Unlock()
+		defer revisiting.Done()
 		a.leading.Store(true)
 		a.health.SetServingStatus(triggerService, healthpb.HealthCheckResponse_SERVING)
 		if a.Requeue == nil {
@@ -250,16 +268,11 @@ func (a *App) Run(ctx context.Context) error {
 		a.Requeue.Run(rctx)
 	}
 	if a.opts.LeaderElect {
-		elector, err := a.elector(func(leading context.Context) {
-			revisiting.Add(1)
-			defer revisiting.Done()
-			lead(leading)
-		}, func() {
+		elector, err := a.elector(lead, func() {
+			a.leading.Store(false)
+			a.health.SetServingStatus(triggerService, healthpb.HealthCheckResponse_NOT_SERVING)
 			if ctx.Err() == nil {
-				select {
-				case errc <- errors.New("lost the leader Lease: stopping so that only the new leader acts"):
-				default:
-				}
+				loseLeaseMu.Do(func() { close(leaseLost) })
 			}
 		})
 		if err != nil {
@@ -269,28 +282,33 @@ func (a *App) Run(ctx context.Context) error {
 		electing.Add(1)
 		go func() { defer electing.Done(); elector.Run(work) }()
 	} else {
-		revisiting.Add(1)
-		go func() { defer revisiting.Done(); lead(work) }()
+		go lead(work)
 	}
 
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
+	case <-leaseLost:
+		err = errors.New("lost the leader Lease: stopping so that only the new leader acts")
 	}
 	a.log.Info("shutting down")
+	// From here on nothing new is released: Execute is refused (Unavailable, the Sensor retries on the
+	// next leader), no revisit starts, and a release in progress stops before its next target.
 	a.leading.Store(false)
 	a.health.Shutdown()
-	stopped := make(chan struct{})
-	go func() { a.grpc.GracefulStop(); close(stopped) }()
+	mu.Lock()
+	closing = true
+	mu.Unlock()
+	stopRevisits()
+	drained := make(chan struct{})
+	go func() { a.grpc.GracefulStop(); revisiting.Wait(); close(drained) }()
 	select {
-	case <-stopped:
+	case <-drained:
 	case <-time.After(a.opts.ShutdownTimeout):
 		a.log.Warn("in-flight requests did not finish in time; stopping")
 		a.grpc.Stop()
 	}
-	stopRevisits()
-	revisiting.Wait()
 	stopWork()
 	electing.Wait()
 	if a.http != nil {
@@ -307,8 +325,17 @@ func (a *App) Run(ctx context.Context) error {
 func (a *App) elector(lead func(context.Context), lost func()) (*leaderelection.LeaderElector, error) {
 	host, _ := os.Hostname()
 	id := fmt.Sprintf("%s_%s", host, uuid.NewUUID())
+	// A client of its own: renewing the Lease must not wait behind a burst of releases on the shared
+	// client-side rate limit, or the Lease is lost under load.
+	cfg := rest.CopyConfig(a.config)
+	cfg.QPS, cfg.Burst = 5, 10
+	cfg.UserAgent = "resume-trigger/leader-election"
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("leader election client: %w", err)
+	}
 	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, a.opts.LeaderElectionNS, a.opts.LeaderElectionID,
-		a.kube.CoreV1(), a.kube.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: id})
+		kube.CoreV1(), kube.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: id})
 	if err != nil {
 		return nil, fmt.Errorf("leader election lock: %w", err)
 	}
@@ -324,11 +351,7 @@ func (a *App) elector(lead func(context.Context), lost func()) (*leaderelection.
 				a.log.WithField("identity", id).Info("holding the leader Lease: serving")
 				lead(ctx)
 			},
-			OnStoppedLeading: func() {
-				a.leading.Store(false)
-				a.health.SetServingStatus(triggerService, healthpb.HealthCheckResponse_NOT_SERVING)
-				lost()
-			},
+			OnStoppedLeading: lost,
 			OnNewLeader: func(identity string) {
 				if identity != id {
 					a.log.WithField("leader", identity).Info("standing by: another replica holds the leader Lease")
