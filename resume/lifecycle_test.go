@@ -187,8 +187,16 @@ func TestLifecycle(t *testing.T) {
 			f, rv := lifecycleFixture(epoch.Add(tc.now), tc.mutate)
 			f.finder.result, f.finder.err = tc.result, tc.findErr
 			res, err := f.svc.Handle(t.Context(), resumeRequest("r"))
-			if got := fault.KindOf(err); (err == nil) != (tc.expKind == fault.Unknown) || (err != nil && got != tc.expKind) {
-				t.Fatalf("error = %v (kind %s), want kind %s", err, got, tc.expKind)
+			// A Resume left Pending is the server's from here (it revisits it): the caller gets no error.
+			want := tc.expKind
+			if want == fault.Transient {
+				want = fault.Unknown
+			}
+			if got := fault.KindOf(err); (err == nil) != (want == fault.Unknown) || (err != nil && got != want) {
+				t.Fatalf("error = %v (kind %s), want kind %s", err, got, want)
+			}
+			if res.Phase != tc.expPhase {
+				t.Errorf("result phase %s, want %s", res.Phase, tc.expPhase)
 			}
 			after := f.store.get(ns, "r")
 			st := after.Status
@@ -239,13 +247,13 @@ func TestLifecycle(t *testing.T) {
 func TestLoopReleasedAcrossLooks(t *testing.T) {
 	f, rv := lifecycleFixture(epoch.Add(time.Minute), nil)
 	f.finder.result = lookup.Result{Workflow: "wf", WorkflowUID: "run-a", Targets: []lookup.Target{target("p1"), target("p2")}, Skipped: []lookup.Skip{notReadyYet("p3")}}
-	if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); fault.KindOf(err) != fault.Transient {
-		t.Fatalf("first look: %v, want a transient error", err)
+	if res, err := f.svc.Handle(t.Context(), resumeRequest("r")); err != nil || res.Phase != v1alpha1.PhasePending {
+		t.Fatalf("first look: %v %s, want Pending taken by the server", err, res.Phase)
 	}
 	// The revisit finds nothing new: no status write.
 	writes := f.store.updates
-	if _, err := f.svc.Handle(t.Context(), request.Request{Namespace: ns, Resume: "r", Revisit: true}); fault.KindOf(err) != fault.Transient {
-		t.Fatalf("revisit: %v", err)
+	if res, err := f.svc.Handle(t.Context(), request.Request{Namespace: ns, Resume: "r", Revisit: true}); err != nil || res.Phase != v1alpha1.PhasePending {
+		t.Fatalf("revisit: %v %s", err, res.Phase)
 	}
 	if f.store.updates != writes {
 		t.Errorf("a revisit that learned nothing wrote the status (%d writes, want %d)", f.store.updates, writes)
@@ -368,8 +376,8 @@ func TestStatusConflictKeepsTheBinding(t *testing.T) {
 			o.Status.Phase = v1alpha1.PhasePending
 			o.ResourceVersion = "7"
 		}
-		if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); fault.KindOf(err) != fault.Transient {
-			t.Fatalf("error %v", err)
+		if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); err != nil {
+			t.Fatalf("error %v, want the Pending Resume taken", err)
 		}
 		st := f.store.get(ns, "r").Status
 		if st.Workflow == nil || st.Workflow.UID != "run-a" || !strings.Contains(st.Message, "connection refused") {
@@ -438,8 +446,8 @@ func TestLoopWaitsBesideAFailedTarget(t *testing.T) {
 	f, _ := lifecycleFixture(epoch.Add(time.Minute), nil)
 	f.finder.result = lookup.Result{Workflow: "wf", WorkflowUID: "run-a", Targets: []lookup.Target{target("p1"), target("p2")}, Skipped: []lookup.Skip{notReadyYet("p3")}}
 	f.releaser.errs["p2"] = fault.Preconditionf("no container of pod p2 can create the marker")
-	if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); fault.KindOf(err) != fault.Transient {
-		t.Fatalf("error %v, want transient", err)
+	if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); err != nil {
+		t.Fatalf("error %v, want the Pending Resume taken", err)
 	}
 	st := f.store.get(ns, "r").Status
 	if st.Phase != v1alpha1.PhasePending || len(st.Waiting) != 1 || !strings.Contains(st.Message, "not released: no container of pod p2") {
@@ -531,5 +539,37 @@ func TestRequeueTakesUpPendingResumesAndReleasesThemLater(t *testing.T) {
 	<-stopped
 	if got := strings.Join(f.releaser.calls, ","); got != "p1/main/after" {
 		t.Errorf("releases %q, want p1 once", got)
+	}
+}
+
+// Pending and taken by the server answers OK only where the server revisits: without revisits, or on a
+// replica that stopped serving, the caller keeps retrying (Unavailable).
+func TestPendingIsTakenOnlyWhenRevisited(t *testing.T) {
+	tests := map[string]struct {
+		revisits bool
+		active   bool
+		expErr   bool
+	}{
+		"revisited: OK, Pending":                        {revisits: true, active: true},
+		"no revisits: the caller retries":               {revisits: false, active: true, expErr: true},
+		"stopped serving: the caller retries elsewhere": {revisits: true, active: false, expErr: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			f, _ := lifecycleFixture(epoch.Add(time.Minute), nil)
+			if !tc.revisits {
+				f.svc.Revisits = nil
+			}
+			f.svc.Active = func() bool { return tc.active }
+			f.finder.result = lookup.Result{Workflow: "wf", WorkflowUID: "run-a"}
+			f.finder.err = fault.Transientf("node wf-p1 has no pod yet")
+			res, err := f.svc.Handle(t.Context(), resumeRequest("r"))
+			if (err != nil) != tc.expErr || (err != nil && fault.KindOf(err) != fault.Transient) {
+				t.Fatalf("error %v, want an error: %v", err, tc.expErr)
+			}
+			if res.Phase != v1alpha1.PhasePending {
+				t.Errorf("phase %s, want Pending", res.Phase)
+			}
+		})
 	}
 }

@@ -94,6 +94,9 @@ type Result struct {
 	Skipped []string `json:"skipped,omitempty"`
 	// AlreadyFinal is true when the Resume was already final and nothing was done.
 	AlreadyFinal bool `json:"alreadyFinal,omitempty"`
+
+	// taken is true when the Resume is recorded Pending and the server revisits it until it ends.
+	taken bool
 }
 
 // Condition reasons, also used as Event reasons.
@@ -142,6 +145,13 @@ func (s *Service) Handle(ctx context.Context, req request.Request) (Result, erro
 		err = s.handleResume(work, req, &res)
 	} else {
 		err = s.handleDirect(work, req, &res)
+	}
+	if err != nil && res.taken && !fault.KindOf(err).Final() {
+		// The server owns a Pending Resume from here: it is recorded, and revisited until it is released
+		// or its deadline passes. Answering OK (phase Pending) frees the caller: argo-events handles one
+		// event at a time per trigger, and an error would hold every later Resume behind this one's
+		// whole retry budget.
+		err = nil
 	}
 	s.finish(ctx, req, &res, err, start)
 	return res, err

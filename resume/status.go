@@ -75,6 +75,7 @@ func (s *Service) settle(ctx context.Context, obj *v1alpha1.Resume, res *Result,
 		return nil
 	}
 	s.schedule(written)
+	res.taken = written.Status.Phase == v1alpha1.PhasePending && s.Revisits != nil && s.active() == nil
 	ref := report.Object{APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.Kind, Namespace: obj.Namespace, Name: obj.Name, UID: obj.UID}
 	switch written.Status.Phase {
 	case v1alpha1.PhaseSucceeded:

@@ -25,78 +25,97 @@ import (
 // revisitInterval is resume-trigger's default --revisit-interval, which the chain does not change.
 const revisitInterval = 2 * time.Second
 
-// 6. A Resume created before its step's pod exists (the Workflow has the step's node, the pod is not
-// there yet) is bound to the run and stays Pending; the Sensor retries its event for its retryStrategy's
-// budget and gives up. Only then does the pod start: resume-trigger's own revisit releases the step within
-// a few seconds, with exactly one marker exec, and the Resume Succeeds.
-func TestEarlyResumeReleasedAfterTheSensorGaveUp(t *testing.T) {
+// 6. Resumes created before their steps' pods exist (the Workflow has the step's node, the pod is not
+// there yet) are bound to their runs and stay Pending. The Sensor's call about each is answered at once
+// (OK, phase Pending: resume-trigger revisits it from here), so the trigger's queue is not held: the second
+// Resume is looked at within seconds of the first, not after the first one's whole retry budget. The pods
+// start only after that budget has passed: resume-trigger's own revisits release each step within a few
+// seconds, with exactly one marker exec, and the Resumes Succeed.
+func TestEarlyResumeReleasedAfterTheSensorsRetryBudget(t *testing.T) {
 	c := setupQuiet(t)
 	budget, err := c.SensorRetryBudget(chain.ResumeTrigger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	step, err := c.CreateStep(ctxFor(t, 20*time.Second), "early-0")
+	before, err := c.SensorActivity(chain.ResumeTrigger)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const name = "resume-early-0"
+	var steps []*chain.Step
+	var names []string
 	created := time.Now()
-	if _, err := c.CreateResume(ctxFor(t, 10*time.Second), name, step); err != nil {
-		t.Fatal(err)
+	for i := range 2 {
+		step, err := c.CreateStep(ctxFor(t, 20*time.Second), fmt.Sprintf("early-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("resume-early-%d", i)
+		made := time.Now()
+		if _, err := c.CreateResume(ctxFor(t, 10*time.Second), name, step); err != nil {
+			t.Fatal(err)
+		}
+		res, err := c.WaitResume(ctxFor(t, 60*time.Second), name, boundPending(step))
+		if err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(made)
+		t.Logf("%s: %s within %v of its creation, bound to run %s of %s, deadline %s: %s", name, res.Status.Phase, took.Round(time.Millisecond),
+			res.Status.Workflow.UID, step.Workflow, res.Status.Deadline.UTC().Format(time.RFC3339), res.Status.Message)
+		// Before the server answered Pending with OK, the second Resume waited behind the first one's retries.
+		if took > 10*time.Second {
+			t.Errorf("%s was first looked at %v after its creation, want within 10s (the Sensor's retry budget is %v)", name, took, budget)
+		}
+		steps, names = append(steps, step), append(names, name)
 	}
-	res, err := c.WaitResume(ctxFor(t, 60*time.Second), name, boundPending(step))
+	a, err := c.WaitSensorDone(ctxFor(t, 30*time.Second), chain.ResumeTrigger, before, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%s: %s, bound to run %s of %s, deadline %s: %s", name, res.Status.Phase, res.Status.Workflow.UID, step.Workflow,
-		res.Status.Deadline.UTC().Format(time.RFC3339), res.Status.Message)
-
-	// Wait out the Sensor: it calls about the Resume's event until its retries run out. The Sensor acts on
-	// one event at a time, and this chain's Sensor has nothing else to do, so the bound is the budget and
-	// some room for the calls themselves.
-	t.Logf("waiting for the Sensor to give up on the Resume's event; retryStrategy of trigger %s in %s: %v", chain.ResumeTrigger, chain.SensorFile, budget)
-	gaveUp, err := c.WaitSensorGaveUp(ctxFor(t, budget.Max+time.Minute), chain.ResumeTrigger, step.Workflow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waited := gaveUp.Time.Sub(created)
-	t.Logf("the Sensor gave up %v after the Resume was created (retry budget %v to %v); its last error: %s",
-		waited.Round(time.Millisecond), budget.Min, budget.Max.Round(100*time.Millisecond), gaveUp.Error)
-	if waited < budget.Min {
-		t.Fatalf("the Sensor gave up after %v, sooner than its retryStrategy's %v: that was not the Resume's event", waited, budget.Min)
-	}
-	if calls := c.MarkerCalls(step); len(calls) != 0 {
-		t.Fatalf("marker execs before the step's pod exists: %s", chain.FormatCalls(calls))
-	}
-	if res, err := c.GetResume(ctxFor(t, 10*time.Second), name); err != nil {
-		t.Fatal(err)
-	} else if res.Status.Phase != v1alpha1.PhasePending {
-		t.Fatalf("Resume %s is %q (%s) before its step's pod exists, want Pending", name, res.Status.Phase, res.Status.Message)
+	if a.Succeeded-before.Succeeded != 2 || len(a.GaveUp) != len(before.GaveUp) {
+		t.Fatalf("Sensor activity %v (before: %v), want both events answered at once, none retried until it gave up", a, before)
 	}
 
-	if _, err := c.StartStep(ctxFor(t, 20*time.Second), step); err != nil {
-		t.Fatal(err)
+	// The steps pause later than the Sensor would have retried.
+	if wait := time.Until(created.Add(budget.Max)); wait > 0 {
+		t.Logf("waiting %v: the pods start after the Sensor's whole retry budget (%v)", wait.Round(time.Millisecond), budget)
+		time.Sleep(wait)
 	}
-	running := time.Now()
-	call, err := c.WaitMarker(ctxFor(t, 30*time.Second), step)
-	if err != nil {
-		t.Fatalf("the early Resume did not release %s once it ran: %v", step.Pod, err)
+	for i, step := range steps {
+		if calls := c.MarkerCalls(step); len(calls) != 0 {
+			t.Fatalf("marker execs before the step's pod exists: %s", chain.FormatCalls(calls))
+		}
+		if res, err := c.GetResume(ctxFor(t, 10*time.Second), names[i]); err != nil {
+			t.Fatal(err)
+		} else if res.Status.Phase != v1alpha1.PhasePending {
+			t.Fatalf("Resume %s is %q (%s) before its step's pod exists, want Pending", names[i], res.Status.Phase, res.Status.Message)
+		}
 	}
-	delay := call.Time.Sub(running)
-	t.Logf("step's pod running -> marker exec at the kubelet: %v (revisit interval %v); %v after the Resume was created",
-		delay.Round(time.Millisecond), revisitInterval, call.Time.Sub(created).Round(time.Millisecond))
-	if limit := 5 * time.Second; delay > limit {
-		t.Errorf("the marker exec came %v after the pod ran, want within %v", delay, limit)
+
+	for i, step := range steps {
+		if _, err := c.StartStep(ctxFor(t, 20*time.Second), step); err != nil {
+			t.Fatal(err)
+		}
+		running := time.Now()
+		call, err := c.WaitMarker(ctxFor(t, 30*time.Second), step)
+		if err != nil {
+			t.Fatalf("the early Resume did not release %s once it ran: %v", step.Pod, err)
+		}
+		delay := call.Time.Sub(running)
+		t.Logf("%s: step's pod running -> marker exec at the kubelet: %v (revisit interval %v); %v after the Resume was created",
+			names[i], delay.Round(time.Millisecond), revisitInterval, call.Time.Sub(created).Round(time.Millisecond))
+		if limit := 5 * time.Second; delay > limit {
+			t.Errorf("the marker exec came %v after the pod ran, want within %v", delay, limit)
+		}
+		res, err := c.WaitResumePhase(ctxFor(t, 30*time.Second), names[i], v1alpha1.PhaseSucceeded)
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectReleased(t, res, step)
+		if err := c.WaitStepDone(ctxFor(t, 30*time.Second), step); err != nil {
+			t.Fatalf("the released step did not complete: %v", err)
+		}
+		expectOneRelease(t, c, step)
 	}
-	res, err = c.WaitResumePhase(ctxFor(t, 30*time.Second), name, v1alpha1.PhaseSucceeded)
-	if err != nil {
-		t.Fatal(err)
-	}
-	expectReleased(t, res, step)
-	if err := c.WaitStepDone(ctxFor(t, 30*time.Second), step); err != nil {
-		t.Fatalf("the released step did not complete: %v", err)
-	}
-	expectOneRelease(t, c, step)
 }
 
 // 7. A restarted resource EventSource re-emits every Resume, and resume-trigger releases nothing twice and

@@ -265,6 +265,7 @@ func TestEphemeralFallbackOnRealAPIServer(t *testing.T) {
 		t.Fatalf("namespace-install alone may update pods/ephemeralcontainers: %v, %v", ok, err)
 	}
 	u := e.createResume("ephemeral", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+	expectRefusal(e.ns, "pods/ephemeralcontainers", "update")
 	f := e.srv.fireResume(t, u)
 	expectCode(t, f, codes.Unavailable, "ephemeral-fallback overlay")
 	if !strings.Contains(f.Err.Error(), "forbidden") {

@@ -601,6 +601,15 @@ func expectOK(t *testing.T, f firing, released int) {
 }
 
 // expectCode checks that Execute failed with code and a message that says why.
+// expectPending checks that Execute answered OK with the Resume Pending (the server revisits it from
+// here) and a message containing message.
+func expectPending(t *testing.T, f firing, message string) {
+	t.Helper()
+	if f.Err != nil || f.Result.Phase != v1alpha1.PhasePending || !strings.Contains(f.Result.Message, message) {
+		t.Fatalf("Execute: %v (result %+v), want OK with phase Pending and %q", f.Err, f.Result, message)
+	}
+}
+
 func expectCode(t *testing.T, f firing, code codes.Code, message string) {
 	t.Helper()
 	if f.code() != code || !strings.Contains(status.Convert(f.Err).Message(), message) {

@@ -39,7 +39,7 @@ func TestEarlyResumeReleasedWhenItsStepPausesLater(t *testing.T) {
 	u := e.createResume("early", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
 
 	// The Sensor's call: the node has no pod yet.
-	expectCode(t, e.srv.fireResume(t, u), codes.Unavailable, "has no pod yet")
+	expectPending(t, e.srv.fireResume(t, u), "has no pod yet")
 	res, _ := e.resume("early")
 	if res.Status.Phase != v1alpha1.PhasePending || res.Status.Workflow == nil || res.Status.Workflow.UID != string(wf.UID) {
 		t.Fatalf("status %s bound to %+v, want Pending bound to %s", res.Status.Phase, res.Status.Workflow, wf.UID)
@@ -80,7 +80,7 @@ func TestDeadlineEndsAPendingResume(t *testing.T) {
 	e.createWorkflow(helloWorldWorkflow(e.ns))
 	u := e.createResume("deadline", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause", "activeDeadlineSeconds": int64(4)})
 
-	expectCode(t, e.srv.fireResume(t, u), codes.Unavailable, "has no pod yet")
+	expectPending(t, e.srv.fireResume(t, u), "has no pod yet")
 	res := e.waitResume("deadline", 15*time.Second, isPhase(v1alpha1.PhaseFailed))
 	expectFailed(t, res, resume.ReasonDeadlineExceeded, "has no pod yet")
 	if !strings.Contains(res.Status.Message, "within 4s") || res.Status.Deadline == nil || res.Status.CompletionTime == nil {
@@ -132,7 +132,7 @@ func TestResumeBoundToOneRunNeverReleasesAnother(t *testing.T) {
 		e := setup(t, withRevisits(productRevisits))
 		runA := e.createWorkflow(helloWorldWorkflow(e.ns))
 		u := e.createResume("bound", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
-		expectCode(t, e.srv.fireResume(t, u), codes.Unavailable, "has no pod yet")
+		expectPending(t, e.srv.fireResume(t, u), "has no pod yet")
 
 		runB := e.recreateHelloWorld(runA)
 		e.runPod(runB, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
@@ -153,7 +153,7 @@ func TestResumeBoundToOneRunNeverReleasesAnother(t *testing.T) {
 		e := setup(t, withRevisits(productRevisits))
 		runA := e.createWorkflow(helloWorldWorkflow(e.ns))
 		u := e.createResume("bound", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
-		expectCode(t, e.srv.fireResume(t, u), codes.Unavailable, "has no pod yet")
+		expectPending(t, e.srv.fireResume(t, u), "has no pod yet")
 		e.srv.stop()
 
 		runB := e.recreateHelloWorld(runA)
@@ -186,7 +186,7 @@ func TestLoopWithALateIterationIsReleasedWhole(t *testing.T) {
 	u := e.createResume("loop", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "fan"})
 
 	f := e.srv.fireResume(t, u)
-	expectCode(t, f, codes.Unavailable, "waiting for 1 more")
+	expectPending(t, f, "waiting for 1 more")
 	res, _ := e.resume("loop")
 	if res.Status.Phase != v1alpha1.PhasePending || len(res.Status.Released) != 2 || len(res.Status.Waiting) != 1 || res.Status.Waiting[0].Node != nodes[2].ID {
 		t.Fatalf("status %s released %d waiting %+v, want Pending with 2 released and %s waiting", res.Status.Phase, len(res.Status.Released), res.Status.Waiting, nodes[2].ID)
@@ -270,7 +270,7 @@ func TestTwoReplicasOneLeads(t *testing.T) {
 	u := e.createResume("failover", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause", "ttlSecondsAfterFinished": int64(3)})
 	standby := second.fireResume(t, u)
 	expectCode(t, standby, codes.Unavailable, "standing by")
-	expectCode(t, first.fireResume(t, u), codes.Unavailable, "has no pod yet")
+	expectPending(t, first.fireResume(t, u), "has no pod yet")
 
 	first.stop()
 	waitLeading(t, second)

@@ -37,12 +37,15 @@ type Options struct {
 	APIServerFlags []string
 	// StartTimeout bounds the whole start; default 2 minutes (binaries already built).
 	StartTimeout time.Duration
+	// AfterTests, if set, runs after every test passed, with the rig still up; an error fails the binary.
+	AfterTests func(*Rig) error
 }
 
 // Rig is a running control plane with one test kubelet.
 type Rig struct {
 	opts       Options
 	dir        string
+	auditLog   string
 	reaper     *Reaper
 	etcd       *Process
 	apiserver  *Process
@@ -104,7 +107,12 @@ func Start(ctx context.Context, opts Options) (_ *Rig, err error) {
 	token := make([]byte, 16)
 	_, _ = rand.Read(token)
 	r.adminToken = hex.EncodeToString(token)
-	if r.apiserver, r.host, r.caData, err = startAPIServer(ctx, dir, r.reaper, apiserverBin, etcdURL, opts.BindAddress, r.adminToken, opts.APIServerFlags); err != nil {
+	auditFlags, auditLog, err := writeAuditPolicy(dir)
+	if err != nil {
+		return nil, err
+	}
+	r.auditLog = auditLog
+	if r.apiserver, r.host, r.caData, err = startAPIServer(ctx, dir, r.reaper, apiserverBin, etcdURL, opts.BindAddress, r.adminToken, append(auditFlags, opts.APIServerFlags...)); err != nil {
 		return nil, err
 	}
 	cfg := r.AdminConfig()
@@ -302,7 +310,14 @@ func MainWithOptions(m *testing.M, opts Options) int {
 	if testing.Verbose() {
 		fmt.Fprintf(os.Stderr, "rig: started in %v (%s, kubelet :%d, dir %s)\n", r.StartDuration.Round(time.Millisecond), r.host, r.kubelet.Port(), r.dir)
 	}
-	return m.Run()
+	code := m.Run()
+	if code == 0 && opts.AfterTests != nil {
+		if err := opts.AfterTests(r); err != nil {
+			fmt.Fprintf(os.Stderr, "FAIL: after the tests: %v\n", err)
+			return 1
+		}
+	}
+	return code
 }
 
 // Get returns the rig Main started; it fails the test if TestMain did not call Main.
