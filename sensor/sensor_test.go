@@ -24,7 +24,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	resumev1alpha1 "github.com/argocontroller/resume-trigger/api/v1alpha1"
-	"github.com/argocontroller/resume-trigger/fixture"
+	"github.com/argocontroller/resume-trigger/internal/fixture"
 )
 
 const namespace = "argo"

@@ -36,14 +36,14 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
-	"github.com/argocontroller/resume-trigger/fault"
-	"github.com/argocontroller/resume-trigger/fixture"
+	"github.com/argocontroller/resume-trigger/internal/fault"
+	"github.com/argocontroller/resume-trigger/internal/fixture"
+	"github.com/argocontroller/resume-trigger/internal/lookup"
+	"github.com/argocontroller/resume-trigger/internal/release"
+	"github.com/argocontroller/resume-trigger/internal/report"
+	"github.com/argocontroller/resume-trigger/internal/request"
+	"github.com/argocontroller/resume-trigger/internal/resume"
 	"github.com/argocontroller/resume-trigger/internal/triggerpb"
-	"github.com/argocontroller/resume-trigger/lookup"
-	"github.com/argocontroller/resume-trigger/release"
-	"github.com/argocontroller/resume-trigger/report"
-	"github.com/argocontroller/resume-trigger/request"
-	"github.com/argocontroller/resume-trigger/resume"
 	"github.com/argocontroller/resume-trigger/trigger"
 )
 

@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/argocontroller/resume-trigger/fixture"
+	"github.com/argocontroller/resume-trigger/internal/fixture"
 )
 
 // natsConfig is a nats-server configuration with JetStream, TLS for clients and plain-HTTP monitoring on

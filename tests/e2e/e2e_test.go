@@ -277,7 +277,7 @@ func TestSensorKilledDuringExecuteReleasesOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	// resume-trigger handles a request detached from the caller (resume/service.go), so the hung exec
+	// resume-trigger handles a request detached from the caller (internal/resume/service.go), so the hung exec
 	// ends at its --exec-timeout, not when the Sensor's connection goes; the Resume stays Pending.
 	err = rig.Eventually(ctxFor(t, 30*time.Second), func() error {
 		for _, call := range c.MarkerCalls(step) {

@@ -9,7 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
-	"github.com/argocontroller/resume-trigger/fixture"
+	"github.com/argocontroller/resume-trigger/internal/fixture"
 	"github.com/argocontroller/resume-trigger/tests/rig"
 )
 

@@ -22,8 +22,9 @@ import (
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/cmd/resume-trigger/app"
-	"github.com/argocontroller/resume-trigger/fixture"
-	"github.com/argocontroller/resume-trigger/release"
+	"github.com/argocontroller/resume-trigger/internal/argo"
+	"github.com/argocontroller/resume-trigger/internal/fixture"
+	"github.com/argocontroller/resume-trigger/internal/release"
 	"github.com/argocontroller/resume-trigger/tests/rig"
 )
 
@@ -297,9 +298,9 @@ func TestEphemeralFallbackOnRealAPIServer(t *testing.T) {
 	if ec.Name != name || ec.Image != ephemeralImage || !slices.Equal(ec.Command, touchMainAfter) || len(ec.Args) != 0 {
 		t.Errorf("ephemeral container %s image %s command %q args %q, want %s image %s command %q", ec.Name, ec.Image, ec.Command, ec.Args, name, ephemeralImage, touchMainAfter)
 	}
-	if len(ec.VolumeMounts) != 1 || ec.VolumeMounts[0].Name != release.VarRunArgo || ec.VolumeMounts[0].MountPath != rig.MarkerDir ||
+	if len(ec.VolumeMounts) != 1 || ec.VolumeMounts[0].Name != argo.VolumeVarRunArgo || ec.VolumeMounts[0].MountPath != rig.MarkerDir ||
 		ec.VolumeMounts[0].SubPath != "" || ec.VolumeMounts[0].ReadOnly {
-		t.Errorf("ephemeral container mounts %+v, want only %s at %s", ec.VolumeMounts, release.VarRunArgo, rig.MarkerDir)
+		t.Errorf("ephemeral container mounts %+v, want only %s at %s", ec.VolumeMounts, argo.VolumeVarRunArgo, rig.MarkerDir)
 	}
 	sc := ec.SecurityContext
 	if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser == nil || *sc.RunAsUser == 0 ||

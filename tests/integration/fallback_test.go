@@ -13,8 +13,8 @@ import (
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
-	"github.com/argocontroller/resume-trigger/fixture"
-	"github.com/argocontroller/resume-trigger/resume"
+	"github.com/argocontroller/resume-trigger/internal/fixture"
+	"github.com/argocontroller/resume-trigger/internal/resume"
 	"github.com/argocontroller/resume-trigger/tests/rig"
 )
 

@@ -28,10 +28,10 @@ import (
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/cmd/resume-trigger/app"
-	"github.com/argocontroller/resume-trigger/fixture"
+	"github.com/argocontroller/resume-trigger/internal/fixture"
+	"github.com/argocontroller/resume-trigger/internal/request"
+	"github.com/argocontroller/resume-trigger/internal/resume"
 	"github.com/argocontroller/resume-trigger/internal/triggerpb"
-	"github.com/argocontroller/resume-trigger/request"
-	"github.com/argocontroller/resume-trigger/resume"
 	"github.com/argocontroller/resume-trigger/tests/rig"
 )
 

@@ -12,8 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
-	"github.com/argocontroller/resume-trigger/fixture"
-	"github.com/argocontroller/resume-trigger/resume"
+	"github.com/argocontroller/resume-trigger/internal/fixture"
+	"github.com/argocontroller/resume-trigger/internal/resume"
 )
 
 // pausedHelloWorld sets up the original example, paused and releasable, so that a refusal is visibly a

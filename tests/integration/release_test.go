@@ -9,8 +9,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
-	"github.com/argocontroller/resume-trigger/fixture"
-	"github.com/argocontroller/resume-trigger/lookup"
+	"github.com/argocontroller/resume-trigger/internal/argo"
+	"github.com/argocontroller/resume-trigger/internal/fixture"
+	"github.com/argocontroller/resume-trigger/internal/lookup"
 	"github.com/argocontroller/resume-trigger/tests/rig"
 )
 
@@ -54,7 +55,7 @@ func TestPodNameFormats(t *testing.T) {
 			for _, name := range []string{tc.pod, tc.other} {
 				pod := fixture.Pod(wf, wf.Status.Nodes[helloNodeID], name, mainContainer(fixture.PauseAfter)...)
 				pod.UID = ""
-				delete(pod.Annotations, lookup.AnnotationNodeID)
+				delete(pod.Annotations, argo.AnnotationNodeID)
 				fixture.Own(pod, wf)
 				e.runPodObject(pod)
 			}

@@ -6,7 +6,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/argocontroller/resume-trigger/release"
+	"github.com/argocontroller/resume-trigger/internal/release"
 )
 
 // Executor is resume-trigger's own exec client (release.APIExecutor: pods/exec through the API server,

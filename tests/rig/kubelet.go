@@ -22,7 +22,7 @@ import (
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 	utilexec "k8s.io/utils/exec"
 
-	"github.com/argocontroller/resume-trigger/fixture"
+	"github.com/argocontroller/resume-trigger/internal/fixture"
 )
 
 // MarkerDir is where Argo's emissary looks for the debug-pause markers; all containers of a pod

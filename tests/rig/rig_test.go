@@ -18,7 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/argocontroller/resume-trigger/release"
+	"github.com/argocontroller/resume-trigger/internal/release"
 	"github.com/argocontroller/resume-trigger/tests/rig"
 )
 

@@ -30,11 +30,11 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"github.com/argocontroller/resume-trigger/internal/logging"
+	"github.com/argocontroller/resume-trigger/internal/lookup"
+	"github.com/argocontroller/resume-trigger/internal/release"
+	"github.com/argocontroller/resume-trigger/internal/report"
+	"github.com/argocontroller/resume-trigger/internal/resume"
 	"github.com/argocontroller/resume-trigger/internal/triggerpb"
-	"github.com/argocontroller/resume-trigger/lookup"
-	"github.com/argocontroller/resume-trigger/release"
-	"github.com/argocontroller/resume-trigger/report"
-	"github.com/argocontroller/resume-trigger/resume"
 	"github.com/argocontroller/resume-trigger/trigger"
 )
 

@@ -12,8 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
-	"github.com/argocontroller/resume-trigger/fault"
-	"github.com/argocontroller/resume-trigger/report"
+	"github.com/argocontroller/resume-trigger/internal/fault"
+	"github.com/argocontroller/resume-trigger/internal/report"
 )
 
 // settle writes the outcome into the Resume's status. A final failure is written once, as Failed; a

@@ -11,7 +11,7 @@ import (
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 
-	"github.com/argocontroller/resume-trigger/fault"
+	"github.com/argocontroller/resume-trigger/internal/fault"
 )
 
 // ArgoServer reads a workflow's nodes from argo-server, which hydrates offloaded node status from Argo's

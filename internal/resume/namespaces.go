@@ -4,7 +4,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/argocontroller/resume-trigger/fault"
+	"github.com/argocontroller/resume-trigger/internal/fault"
 )
 
 // Namespaces is the allow-list of namespaces the server acts in. It guards the webhook path, whose request

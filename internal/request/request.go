@@ -13,7 +13,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
-	"github.com/argocontroller/resume-trigger/fault"
+	"github.com/argocontroller/resume-trigger/internal/argo"
+	"github.com/argocontroller/resume-trigger/internal/fault"
 )
 
 // Step says which paused step, container and stage to release within one namespace.
@@ -167,12 +168,6 @@ var (
 	templatePattern = regexp.MustCompile(`^[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$`)
 )
 
-// ArgoContainer reports whether a container is one of Argo's own (its init and wait containers, and the
-// artifact containers of v4); none of them is ever paused, and wait's image has no touch.
-func ArgoContainer(name string) bool {
-	return name == "wait" || name == "init" || strings.HasPrefix(name, "init-artifact-") || strings.HasPrefix(name, "artifact-plugin-")
-}
-
 // ValidateStep checks a complete Step: a workflow and at least one of template, node id and node name.
 func ValidateStep(s Step) error {
 	if s.Workflow == "" {
@@ -203,7 +198,7 @@ func ValidateStep(s Step) error {
 		if errs := validation.IsDNS1123Label(s.Container); len(errs) > 0 {
 			return fault.Invalidf("container %q is not a valid container name: %s", s.Container, strings.Join(errs, "; "))
 		}
-		if ArgoContainer(s.Container) {
+		if argo.IsArgoContainer(s.Container) {
 			return fault.Invalidf("container %q is Argo's own and never paused: name the step's container (usually main)", s.Container)
 		}
 	}

@@ -19,10 +19,10 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
-	"github.com/argocontroller/resume-trigger/fault"
-	"github.com/argocontroller/resume-trigger/fixture"
-	"github.com/argocontroller/resume-trigger/lookup"
-	"github.com/argocontroller/resume-trigger/release"
+	"github.com/argocontroller/resume-trigger/internal/fault"
+	"github.com/argocontroller/resume-trigger/internal/fixture"
+	"github.com/argocontroller/resume-trigger/internal/lookup"
+	"github.com/argocontroller/resume-trigger/internal/release"
 )
 
 const (

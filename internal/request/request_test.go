@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
-	"github.com/argocontroller/resume-trigger/fault"
+	"github.com/argocontroller/resume-trigger/internal/fault"
 )
 
 // body encodes a request the way the Sensor sends it: a JSON object of strings.

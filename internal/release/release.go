@@ -17,14 +17,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
-	"github.com/argocontroller/resume-trigger/fault"
-	"github.com/argocontroller/resume-trigger/lookup"
-)
-
-// VarRunArgo is the emptyDir volume Argo mounts at /var/run/argo in every container of a workflow pod.
-const (
-	VarRunArgo     = "var-run-argo"
-	varRunArgoPath = "/var/run/argo"
+	"github.com/argocontroller/resume-trigger/internal/argo"
+	"github.com/argocontroller/resume-trigger/internal/fault"
+	"github.com/argocontroller/resume-trigger/internal/lookup"
 )
 
 // Argv returns the only command resume-trigger ever runs: touch of the marker that ends container's pause
@@ -36,7 +31,7 @@ func Argv(container string, stage v1alpha1.Stage) ([]string, error) {
 	if stage != v1alpha1.StageBefore && stage != v1alpha1.StageAfter {
 		return nil, fault.Invalidf("stage %q is neither before nor after", stage)
 	}
-	return []string{"touch", varRunArgoPath + "/ctr/" + container + "/" + string(stage)}, nil
+	return []string{"touch", argo.MarkerPath(container, string(stage))}, nil
 }
 
 // Outcome says how a target was released.
@@ -172,10 +167,10 @@ func (r *Releaser) ephemeral(ctx context.Context, t lookup.Target, argv []string
 	}
 	hasVolume := false
 	for _, v := range pod.Spec.Volumes {
-		hasVolume = hasVolume || v.Name == VarRunArgo
+		hasVolume = hasVolume || v.Name == argo.VolumeVarRunArgo
 	}
 	if !hasVolume {
-		return "", fault.Preconditionf("pod %s has no %s volume: it is not an Argo emissary pod", t.Pod, VarRunArgo)
+		return "", fault.Preconditionf("pod %s has no %s volume: it is not an Argo emissary pod", t.Pod, argo.VolumeVarRunArgo)
 	}
 	name := EphemeralName(t.Container, t.Stage)
 	if slices.ContainsFunc(pod.Spec.EphemeralContainers, func(e corev1.EphemeralContainer) bool { return e.Name == name }) {
@@ -188,7 +183,7 @@ func (r *Releaser) ephemeral(ctx context.Context, t lookup.Target, argv []string
 			Name:                     name,
 			Image:                    r.EphemeralImage,
 			Command:                  argv,
-			VolumeMounts:             []corev1.VolumeMount{{Name: VarRunArgo, MountPath: varRunArgoPath}},
+			VolumeMounts:             []corev1.VolumeMount{{Name: argo.VolumeVarRunArgo, MountPath: argo.VarRunArgo}},
 			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 			SecurityContext: &corev1.SecurityContext{
 				RunAsNonRoot:             &nonRoot,

@@ -18,10 +18,11 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
-	"github.com/argocontroller/resume-trigger/fault"
-	"github.com/argocontroller/resume-trigger/fixture"
-	"github.com/argocontroller/resume-trigger/lookup"
-	"github.com/argocontroller/resume-trigger/request"
+	"github.com/argocontroller/resume-trigger/internal/argo"
+	"github.com/argocontroller/resume-trigger/internal/fault"
+	"github.com/argocontroller/resume-trigger/internal/fixture"
+	"github.com/argocontroller/resume-trigger/internal/lookup"
+	"github.com/argocontroller/resume-trigger/internal/request"
 )
 
 const ns = "argo"
@@ -100,7 +101,7 @@ func podNameFormat(v string) func(*cluster) {
 	}
 }
 
-func noNodeIDAnnotation(p *corev1.Pod) { delete(p.Annotations, lookup.AnnotationNodeID) }
+func noNodeIDAnnotation(p *corev1.Pod) { delete(p.Annotations, argo.AnnotationNodeID) }
 
 func podPhase(phase corev1.PodPhase) func(*corev1.Pod) {
 	return func(p *corev1.Pod) { p.Status.Phase = phase }
@@ -928,7 +929,7 @@ func TestFindPodNameFallback(t *testing.T) {
 			podName: "hello-world-4183098892",
 		},
 		"pod with the computed name but another node's id is not taken": {
-			cluster: helloWorld().with(onPod(helloPod, func(p *corev1.Pod) { p.Annotations[lookup.AnnotationNodeID] = "hello-world-1" })),
+			cluster: helloWorld().with(onPod(helloPod, func(p *corev1.Pod) { p.Annotations[argo.AnnotationNodeID] = "hello-world-1" })),
 			step:    request.Step{Workflow: "hello-world", Template: "pause"},
 			podName: "hello-world-pause-4183098892",
 		},
@@ -1018,7 +1019,7 @@ func TestFindPodNameFallback(t *testing.T) {
 			// node; rename it to the name under test.
 			var renamed *corev1.Pod
 			for _, p := range c.pods {
-				if id := p.Annotations[lookup.AnnotationNodeID]; id == "" || c.wf.Status.Nodes[id].Name == "" {
+				if id := p.Annotations[argo.AnnotationNodeID]; id == "" || c.wf.Status.Nodes[id].Name == "" {
 					p.Name = tc.podName
 					renamed = p
 				}

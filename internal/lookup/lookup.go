@@ -18,14 +18,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
-	"github.com/argocontroller/resume-trigger/fault"
-	"github.com/argocontroller/resume-trigger/request"
-)
-
-// The label and annotation Argo puts on every pod it creates for a workflow node.
-const (
-	LabelWorkflow    = "workflows.argoproj.io/workflow"
-	AnnotationNodeID = "workflows.argoproj.io/node-id"
+	"github.com/argocontroller/resume-trigger/internal/argo"
+	"github.com/argocontroller/resume-trigger/internal/fault"
+	"github.com/argocontroller/resume-trigger/internal/request"
 )
 
 // NoWorkflowError is in the chain of the error Find returns when the named Workflow does not exist.
@@ -119,7 +114,7 @@ func (f *Finder) Find(ctx context.Context, ns string, step request.Step) (Result
 	base := res.Skipped
 	for _, rv := range []string{"0", ""} {
 		pods, err := f.Pods.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{
-			LabelSelector:   labels.SelectorFromSet(labels.Set{LabelWorkflow: wf.Name}).String(),
+			LabelSelector:   labels.SelectorFromSet(labels.Set{argo.LabelWorkflow: wf.Name}).String(),
 			ResourceVersion: rv,
 		})
 		if err != nil {
@@ -329,7 +324,7 @@ func podTemplates(nodes wfv1.Nodes) string {
 	set := map[string]bool{}
 	for _, n := range nodes {
 		if n.Type == wfv1.NodeTypePod {
-			if t := templateOf(n); t != "" {
+			if t := argo.TemplateOf(n); t != "" {
 				set[t] = true
 			}
 		}
@@ -350,7 +345,7 @@ func indexPods(pods []corev1.Pod) (byNode map[string][]*corev1.Pod, byName map[s
 	byName = map[string]*corev1.Pod{}
 	for i := range pods {
 		p := &pods[i]
-		if id := p.Annotations[AnnotationNodeID]; id != "" {
+		if id := p.Annotations[argo.AnnotationNodeID]; id != "" {
 			byNode[id] = append(byNode[id], p)
 		}
 		byName[p.Name] = p
@@ -363,8 +358,8 @@ func indexPods(pods []corev1.Pod) (byNode map[string][]*corev1.Pod, byName map[s
 func podOf(wf *wfv1.Workflow, node wfv1.NodeStatus, byNode map[string][]*corev1.Pod, byName map[string]*corev1.Pod) (*corev1.Pod, error) {
 	candidates := byNode[node.ID]
 	if len(candidates) == 0 {
-		name := podName(wf, node)
-		if p, ok := byName[name]; ok && (p.Annotations[AnnotationNodeID] == "" || p.Annotations[AnnotationNodeID] == node.ID) {
+		name := argo.PodName(wf, node)
+		if p, ok := byName[name]; ok && (p.Annotations[argo.AnnotationNodeID] == "" || p.Annotations[argo.AnnotationNodeID] == node.ID) {
 			candidates = []*corev1.Pod{p}
 		}
 	}

@@ -10,9 +10,9 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
-	"github.com/argocontroller/resume-trigger/fault"
+	"github.com/argocontroller/resume-trigger/internal/fault"
 	"github.com/argocontroller/resume-trigger/internal/logging"
-	"github.com/argocontroller/resume-trigger/request"
+	"github.com/argocontroller/resume-trigger/internal/request"
 )
 
 // Lister lists the Resumes of one namespace ("" for all), a page at a time.

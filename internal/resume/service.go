@@ -15,12 +15,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
-	"github.com/argocontroller/resume-trigger/fault"
+	"github.com/argocontroller/resume-trigger/internal/fault"
 	"github.com/argocontroller/resume-trigger/internal/logging"
-	"github.com/argocontroller/resume-trigger/lookup"
-	"github.com/argocontroller/resume-trigger/release"
-	"github.com/argocontroller/resume-trigger/report"
-	"github.com/argocontroller/resume-trigger/request"
+	"github.com/argocontroller/resume-trigger/internal/lookup"
+	"github.com/argocontroller/resume-trigger/internal/release"
+	"github.com/argocontroller/resume-trigger/internal/report"
+	"github.com/argocontroller/resume-trigger/internal/request"
 )
 
 // Resumes reads Resume objects and writes their status.

@@ -5,7 +5,7 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/argocontroller/resume-trigger/fault"
+	"github.com/argocontroller/resume-trigger/internal/fault"
 )
 
 // ParseEvent decodes the optional payload, the triggering event as a structured CloudEvent. An empty

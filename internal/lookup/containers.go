@@ -9,41 +9,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
-	"github.com/argocontroller/resume-trigger/fault"
-	"github.com/argocontroller/resume-trigger/request"
-)
-
-// The environment variables that make Argo's emissary wait for a marker file; only the exact value "true"
-// pauses.
-const (
-	EnvPauseBefore = "ARGO_DEBUG_PAUSE_BEFORE"
-	EnvPauseAfter  = "ARGO_DEBUG_PAUSE_AFTER"
+	"github.com/argocontroller/resume-trigger/internal/argo"
+	"github.com/argocontroller/resume-trigger/internal/fault"
+	"github.com/argocontroller/resume-trigger/internal/request"
 )
 
 func pausedAt(c corev1.Container, stage v1alpha1.Stage) bool {
-	want := EnvPauseBefore
 	if stage == v1alpha1.StageAfter {
-		want = EnvPauseAfter
+		return argo.Pauses(c, argo.EnvPauseAfter)
 	}
-	for _, e := range c.Env {
-		if e.Name == want && e.Value == "true" && e.ValueFrom == nil {
-			return true
-		}
-	}
-	return false
-}
-
-// varRunArgo is the emptyDir Argo shares between the containers of a workflow pod at /var/run/argo.
-const varRunArgo = "var-run-argo"
-
-// mountsVarRunArgo reports whether c sees Argo's shared /var/run/argo, where the markers live.
-func mountsVarRunArgo(c corev1.Container) bool {
-	for _, m := range c.VolumeMounts {
-		if m.Name == varRunArgo && m.MountPath == "/var/run/argo" && m.SubPath == "" {
-			return true
-		}
-	}
-	return false
+	return argo.Pauses(c, argo.EnvPauseBefore)
 }
 
 // stageOf decides which pause to release in a container: the requested one, else the only one its
@@ -64,7 +39,7 @@ func stageOf(c corev1.Container, requested v1alpha1.Stage) (v1alpha1.Stage, erro
 	case after:
 		return v1alpha1.StageAfter, nil
 	}
-	return "", fault.Preconditionf("container %s is not debug-paused (neither %s nor %s is \"true\" in the pod spec)", c.Name, EnvPauseBefore, EnvPauseAfter)
+	return "", fault.Preconditionf("container %s is not debug-paused (neither %s nor %s is \"true\" in the pod spec)", c.Name, argo.EnvPauseBefore, argo.EnvPauseAfter)
 }
 
 // containersOf returns the paused containers of a node's pod that the step asks for.
@@ -83,16 +58,16 @@ func containersOf(wf *wfv1.Workflow, p pickedNode, pod *corev1.Pod, step request
 
 	var users, sharing []string
 	for _, c := range pod.Spec.Containers {
-		if !request.ArgoContainer(c.Name) {
+		if !argo.IsArgoContainer(c.Name) {
 			users = append(users, c.Name)
-			if mountsVarRunArgo(c) {
+			if argo.MountsVarRunArgo(c) {
 				sharing = append(sharing, c.Name)
 			}
 		}
 	}
 	var candidates []corev1.Container
 	for _, c := range pod.Spec.Containers {
-		if request.ArgoContainer(c.Name) || (want != "" && c.Name != want) {
+		if argo.IsArgoContainer(c.Name) || (want != "" && c.Name != want) {
 			continue
 		}
 		candidates = append(candidates, c)
@@ -115,10 +90,10 @@ func containersOf(wf *wfv1.Workflow, p pickedNode, pod *corev1.Pod, step request
 			}
 			return nil, skip(err)
 		}
-		if !mountsVarRunArgo(c) {
+		if !argo.MountsVarRunArgo(c) {
 			// Argo mounts the volume into every container its emissary runs; one without it (injected by a
 			// webhook, say) is not paused by Argo, and its marker could not be created from it anyway.
-			skips = append(skips, Skip{Node: p.node.ID, Pod: pod.Name, Reason: fault.Preconditionf("pod %s: container %s does not mount %s at /var/run/argo, so Argo's emissary does not run it", pod.Name, c.Name, varRunArgo)})
+			skips = append(skips, Skip{Node: p.node.ID, Pod: pod.Name, Reason: fault.Preconditionf("pod %s: container %s does not mount %s at /var/run/argo, so Argo's emissary does not run it", pod.Name, c.Name, argo.VolumeVarRunArgo)})
 			continue
 		}
 		if err := running(pod, c.Name); err != nil {

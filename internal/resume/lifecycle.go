@@ -9,9 +9,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
-	"github.com/argocontroller/resume-trigger/fault"
-	"github.com/argocontroller/resume-trigger/lookup"
-	"github.com/argocontroller/resume-trigger/request"
+	"github.com/argocontroller/resume-trigger/internal/fault"
+	"github.com/argocontroller/resume-trigger/internal/lookup"
+	"github.com/argocontroller/resume-trigger/internal/request"
 )
 
 // A Resume's life: it binds to the first run of its Workflow it sees, waits (Pending) until its step can
