@@ -3,6 +3,7 @@ package trigger
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/sirupsen/logrus"
@@ -26,8 +27,26 @@ type Handler interface {
 type Server struct {
 	triggerpb.UnimplementedTriggerServer
 
+	cfg Config
+}
+
+// Config is what a Server works with.
+type Config struct {
+	// Handler carries out a validated request (required).
 	Handler Handler
-	Log     logrus.FieldLogger
+	// Log is the standard logger by default.
+	Log logrus.FieldLogger
+}
+
+// New returns a Server for c.
+func New(c Config) (*Server, error) {
+	if c.Handler == nil {
+		return nil, errors.New("trigger: Config.Handler is required")
+	}
+	if c.Log == nil {
+		c.Log = logrus.StandardLogger()
+	}
+	return &Server{cfg: c}, nil
 }
 
 var _ triggerpb.TriggerServer = (*Server)(nil)
@@ -62,7 +81,7 @@ func (s *Server) Execute(ctx context.Context, in *triggerpb.ExecuteRequest) (*tr
 	log = log.WithFields(logrus.Fields{logging.Namespace: req.Namespace, logging.Resume: req.Resume, logging.Workflow: req.Step.Workflow})
 	log.Debug("execute")
 	// The handler logs the outcome, once, with this request's fields.
-	res, err := s.Handler.Handle(logging.WithLogger(ctx, log), req)
+	res, err := s.cfg.Handler.Handle(logging.WithLogger(ctx, log), req)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -87,12 +106,7 @@ func (s *Server) ApplyPolicy(_ context.Context, in *triggerpb.ApplyPolicyRequest
 	return &triggerpb.ApplyPolicyResponse{Success: res.Phase == v1alpha1.PhaseSucceeded, Message: msg}, nil
 }
 
-func (s *Server) log() logrus.FieldLogger {
-	if s.Log == nil {
-		return logrus.StandardLogger()
-	}
-	return s.Log
-}
+func (s *Server) log() logrus.FieldLogger { return s.cfg.Log }
 
 // Code returns the gRPC code for a classified error: final failures get the code that names their
 // cause; everything else is Unavailable, which tells the caller to retry.

@@ -111,18 +111,38 @@ func newEnv(t *testing.T, objs ...runtime.Object) *env {
 	log, hook := logtest.NewNullLogger()
 	log.SetLevel(logrus.DebugLevel)
 	e.logs = hook
-	svc := &resume.Service{
+	rel, err := release.New(release.Config{Exec: e.exec, Pods: e.kube, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := report.NewEvents(report.EventsConfig{Client: e.kube, Host: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := resume.New(resume.Config{
 		Namespaces: resume.NewNamespaces(ns),
 		Resumes:    &report.Resumes{Client: e.dyn},
 		Finder:     &lookup.Finder{Workflows: e.wf, Pods: e.kube},
-		Releaser:   &release.Releaser{Exec: e.exec, Pods: e.kube, Timeout: 2 * time.Second},
-		Events:     &report.Events{Client: e.kube, Host: "test"},
+		Releaser:   rel,
+		Events:     events,
 		Metrics:    report.NewMetrics(e.reg),
 		Log:        log,
 		Timeout:    5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	e.client = serve(t, &trigger.Server{Handler: svc, Log: log}, log, 10*time.Second)
+	e.client = serve(t, newServer(t, svc, log), log, 10*time.Second)
 	return e
+}
+
+func newServer(t *testing.T, h trigger.Handler, log logrus.FieldLogger) *trigger.Server {
+	t.Helper()
+	s, err := trigger.New(trigger.Config{Handler: h, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // serve runs srv on a real grpc.Server with the package's interceptors and returns a client to it.
@@ -1026,7 +1046,7 @@ func TestStandbyRefusesOnlyExecute(t *testing.T) {
 	})
 	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(trigger.Standby(serving.Load)))
-	triggerpb.RegisterTriggerServer(gs, &trigger.Server{Handler: handler, Log: log})
+	triggerpb.RegisterTriggerServer(gs, newServer(t, handler, log))
 	go func() { _ = gs.Serve(lis) }()
 	conn, err := grpc.NewClient("passthrough:///bufnet",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
@@ -1125,7 +1145,7 @@ func TestInterceptors(t *testing.T) {
 			log, hook := logtest.NewNullLogger()
 			log.SetLevel(logrus.DebugLevel)
 			ch := make(chan seen, 1)
-			client := serve(t, &trigger.Server{Handler: tc.handler(ch), Log: log}, log, tc.deadline)
+			client := serve(t, newServer(t, tc.handler(ch), log), log, tc.deadline)
 			_, err := client.Execute(context.Background(), &triggerpb.ExecuteRequest{Resource: []byte(valid)})
 			if codeOf(err) != tc.wantCode {
 				t.Fatalf("Execute = %v, want %v", err, tc.wantCode)

@@ -46,14 +46,37 @@ type Outcome struct {
 
 // Releaser releases targets.
 type Releaser struct {
+	cfg Config
+}
+
+// Config is what a Releaser works with. New checks it and fills in the defaults.
+type Config struct {
+	// Exec runs the touch (required).
 	Exec Executor
-	// Pods is used to tell a vanished pod from a broken transport and for the ephemeral fallback.
+	// Pods tells a vanished pod from a broken transport after a failed exec, and runs the ephemeral
+	// fallback; nil leaves a failed exec unexplained (and needs EphemeralImage empty).
 	Pods kubernetes.Interface
-	// Timeout bounds one exec (and the ephemeral container's run).
+	// Timeout bounds one exec (and the ephemeral container's run); 10s by default.
 	Timeout time.Duration
 	// EphemeralImage, when set, enables the last-resort fallback: an ephemeral container of this image that
 	// mounts only /var/run/argo and runs touch. It needs pods/ephemeralcontainers rights.
 	EphemeralImage string
+}
+
+// New returns a Releaser for c.
+func New(c Config) (*Releaser, error) {
+	switch {
+	case c.Exec == nil:
+		return nil, errors.New("release: Config.Exec is required")
+	case c.EphemeralImage != "" && c.Pods == nil:
+		return nil, errors.New("release: Config.EphemeralImage needs Config.Pods")
+	case c.Timeout < 0:
+		return nil, errors.New("release: Config.Timeout cannot be negative")
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 10 * time.Second
+	}
+	return &Releaser{cfg: c}, nil
 }
 
 // Release creates the marker of t. It tries t's container, then the pod's other user containers that mount
@@ -77,7 +100,7 @@ func (r *Releaser) Release(ctx context.Context, t lookup.Target) (Outcome, error
 		}
 		out.Attempts = append(out.Attempts, fmt.Sprintf("container %s: %v", via, err))
 	}
-	if r.EphemeralImage == "" {
+	if r.cfg.EphemeralImage == "" {
 		return out, fault.Preconditionf("no container of pod %s can create %s (%s): give the step's image a touch, or enable the ephemeral-container fallback (--ephemeral-image)", t.Pod, argv[1], strings.Join(out.Attempts, "; "))
 	}
 	name, err := r.ephemeral(ctx, t, argv)
@@ -91,7 +114,7 @@ func (r *Releaser) Release(ctx context.Context, t lookup.Target) (Outcome, error
 func (r *Releaser) execOnce(ctx context.Context, t lookup.Target, container string, argv []string) error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout())
 	defer cancel()
-	err := r.Exec.Exec(ctx, t.Namespace, t.Pod, container, argv)
+	err := r.cfg.Exec.Exec(ctx, t.Namespace, t.Pod, container, argv)
 	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("exec did not finish within %s: %w", r.timeout(), ctx.Err())
 	}
@@ -99,10 +122,10 @@ func (r *Releaser) execOnce(ctx context.Context, t lookup.Target, container stri
 }
 
 func (r *Releaser) timeout() time.Duration {
-	if r.Timeout <= 0 {
+	if r.cfg.Timeout <= 0 {
 		return 10 * time.Second
 	}
-	return r.Timeout
+	return r.cfg.Timeout
 }
 
 var notFoundText = regexp.MustCompile(`(?i)executable file not found|not found in \$PATH`)
@@ -124,8 +147,8 @@ func (r *Releaser) classify(ctx context.Context, t lookup.Target, via string, er
 	if apierrors.IsForbidden(err) {
 		return fault.Transientf("exec into pod %s container %s was refused: %w (the server needs pods/exec create and get in namespace %s)", t.Pod, via, err, t.Namespace)
 	}
-	if r.Pods != nil {
-		pod, gerr := r.Pods.CoreV1().Pods(t.Namespace).Get(ctx, t.Pod, metav1.GetOptions{})
+	if r.cfg.Pods != nil {
+		pod, gerr := r.cfg.Pods.CoreV1().Pods(t.Namespace).Get(ctx, t.Pod, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(gerr):
 			return fault.NotFoundf("pod %s was deleted while releasing it: %v", t.Pod, err)
@@ -154,7 +177,7 @@ func terminated(pod *corev1.Pod, container string) bool {
 // to exit 0. It copies none of the target's mounts: Argo's input-artifact subPath mounts are not allowed in
 // ephemeral containers.
 func (r *Releaser) ephemeral(ctx context.Context, t lookup.Target, argv []string) (string, error) {
-	pods := r.Pods.CoreV1().Pods(t.Namespace)
+	pods := r.cfg.Pods.CoreV1().Pods(t.Namespace)
 	pod, err := pods.Get(ctx, t.Pod, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return "", fault.NotFoundf("pod %s was deleted before the ephemeral fallback ran", t.Pod)
@@ -181,7 +204,7 @@ func (r *Releaser) ephemeral(ctx context.Context, t lookup.Target, argv []string
 	pod.Spec.EphemeralContainers = append(pod.Spec.EphemeralContainers, corev1.EphemeralContainer{
 		EphemeralContainerCommon: corev1.EphemeralContainerCommon{
 			Name:                     name,
-			Image:                    r.EphemeralImage,
+			Image:                    r.cfg.EphemeralImage,
 			Command:                  argv,
 			VolumeMounts:             []corev1.VolumeMount{{Name: argo.VolumeVarRunArgo, MountPath: argo.VarRunArgo}},
 			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
@@ -218,7 +241,7 @@ func EphemeralName(container string, stage v1alpha1.Stage) string {
 
 // waitEphemeral waits for the ephemeral container name to exit 0.
 func (r *Releaser) waitEphemeral(ctx context.Context, t lookup.Target, name string) (string, error) {
-	pods := r.Pods.CoreV1().Pods(t.Namespace)
+	pods := r.cfg.Pods.CoreV1().Pods(t.Namespace)
 	ctx, cancel := context.WithTimeout(ctx, r.timeout())
 	defer cancel()
 	tick := time.NewTicker(250 * time.Millisecond)

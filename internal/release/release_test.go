@@ -284,15 +284,16 @@ func TestRelease(t *testing.T) {
 				tc.target(&target)
 			}
 			exec := &recorder{results: tc.results}
-			r := &release.Releaser{Exec: exec, Timeout: time.Second}
+			cfg := release.Config{Exec: exec, Timeout: time.Second}
 			var kube *k8sfake.Clientset
 			if tc.pod != nil {
 				kube = k8sfake.NewClientset()
 				if p := tc.pod(stepPod()); p != nil {
 					kube = k8sfake.NewClientset(p)
 				}
-				r.Pods = kube
+				cfg.Pods = kube
 			}
+			r := newReleaser(t, cfg)
 			out, err := r.Release(context.Background(), target)
 			fixture.CheckFault(t, err, tc.expKind, tc.expErr)
 			if got := exec.containers(); !slices.Equal(got, tc.expCalls) {
@@ -336,10 +337,11 @@ func TestReleaseHangingExecTimesOut(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			pod := stepPod()
 			exec := &recorder{hang: map[string]bool{"main": true}}
-			r := &release.Releaser{Exec: exec, Timeout: 100 * time.Millisecond}
+			cfg := release.Config{Exec: exec, Timeout: 100 * time.Millisecond}
 			if tc.withPods {
-				r.Pods = k8sfake.NewClientset(pod)
+				cfg.Pods = k8sfake.NewClientset(pod)
 			}
+			r := newReleaser(t, cfg)
 			start := time.Now()
 			_, err := r.Release(context.Background(), targetOf(pod))
 			elapsed := time.Since(start)
@@ -494,7 +496,7 @@ func TestReleaseEphemeralFallback(t *testing.T) {
 				kube.PrependReactor("update", "pods", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, tc.updErr })
 			}
 			exec := &recorder{results: map[string]error{"main": noTouch, "tools": noTouch, "sidecar": noTouch}}
-			r := &release.Releaser{Exec: exec, Pods: kube, Timeout: 700 * time.Millisecond, EphemeralImage: "busybox:1.36"}
+			r := newReleaser(t, release.Config{Exec: exec, Pods: kube, Timeout: 700 * time.Millisecond, EphemeralImage: "busybox:1.36"})
 			out, err := r.Release(context.Background(), targetOf(pod))
 			fixture.CheckFault(t, err, tc.expKind, tc.expErr)
 			if got := exec.containers(); !slices.Equal(got, []string{"main", "tools", "sidecar"}) {
@@ -584,5 +586,31 @@ func checkEphemeral(t *testing.T, pod *corev1.Pod) {
 	want := stepPod()
 	if !slices.EqualFunc(pod.Spec.Containers, want.Spec.Containers, func(a, b corev1.Container) bool { return a.Name == b.Name }) {
 		t.Errorf("containers changed: %v", pod.Spec.Containers)
+	}
+}
+
+func newReleaser(t *testing.T, c release.Config) *release.Releaser {
+	t.Helper()
+	r, err := release.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestNewChecksItsConfig(t *testing.T) {
+	for name, tc := range map[string]struct {
+		cfg release.Config
+		exp string
+	}{
+		"no executor":                     {cfg: release.Config{}, exp: "Config.Exec is required"},
+		"ephemeral fallback without pods": {cfg: release.Config{Exec: &recorder{}, EphemeralImage: "busybox"}, exp: "needs Config.Pods"},
+		"negative timeout":                {cfg: release.Config{Exec: &recorder{}, Timeout: -1}, exp: "cannot be negative"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := release.New(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.exp) {
+				t.Errorf("New = %v, want %q", err, tc.exp)
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package report
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -10,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 )
@@ -29,10 +31,28 @@ type Object struct {
 // Events creates core/v1 Events. It only ever creates (no aggregation, no patch), so the server needs
 // no more than events: create.
 type Events struct {
+	cfg EventsConfig
+}
+
+// EventsConfig is what Events works with.
+type EventsConfig struct {
+	// Client creates the Events (required).
 	Client kubernetes.Interface
 	// Host is reported as the Event's source host and reporting instance (the pod name).
 	Host string
-	now  func() time.Time
+	// Clock stamps the Events; the real clock by default.
+	Clock clock.PassiveClock
+}
+
+// NewEvents returns Events for c.
+func NewEvents(c EventsConfig) (*Events, error) {
+	if c.Client == nil {
+		return nil, errors.New("report: EventsConfig.Client is required")
+	}
+	if c.Clock == nil {
+		c.Clock = clock.RealClock{}
+	}
+	return &Events{cfg: c}, nil
 }
 
 // Normal records a Normal Event.
@@ -59,11 +79,7 @@ func eventName(object string, t time.Time) string {
 const maxEventMessage = 1024
 
 func (e *Events) record(ctx context.Context, obj Object, typ, reason, message string) error {
-	now := time.Now
-	if e.now != nil {
-		now = e.now
-	}
-	t := now()
+	t := e.cfg.Clock.Now()
 	if len(message) > maxEventMessage {
 		// Cut on a character boundary: half a UTF-8 sequence would reach the reader as U+FFFD.
 		cut := maxEventMessage - len("...")
@@ -87,14 +103,14 @@ func (e *Events) record(ctx context.Context, obj Object, typ, reason, message st
 		Reason:              reason,
 		Message:             message,
 		Type:                typ,
-		Source:              corev1.EventSource{Component: Component, Host: e.Host},
+		Source:              corev1.EventSource{Component: Component, Host: e.cfg.Host},
 		FirstTimestamp:      metav1.NewTime(t),
 		LastTimestamp:       metav1.NewTime(t),
 		Count:               1,
 		ReportingController: "argocontroller.io/" + Component,
-		ReportingInstance:   e.Host,
+		ReportingInstance:   e.cfg.Host,
 	}
-	if _, err := e.Client.CoreV1().Events(obj.Namespace).Create(ctx, ev, metav1.CreateOptions{FieldManager: v1alpha1.FieldManager}); err != nil {
+	if _, err := e.cfg.Client.CoreV1().Events(obj.Namespace).Create(ctx, ev, metav1.CreateOptions{FieldManager: v1alpha1.FieldManager}); err != nil {
 		return fmt.Errorf("record event %s on %s %s/%s: %w", reason, obj.Kind, obj.Namespace, obj.Name, err)
 	}
 	return nil

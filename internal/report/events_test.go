@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 )
@@ -92,7 +93,7 @@ func TestEventsRecord(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			client := fake.NewClientset()
-			e := &Events{Client: client, Host: "resume-trigger-7d9f-abc", now: func() time.Time { return eventTime }}
+			e := newEvents(t, EventsConfig{Client: client, Host: "resume-trigger-7d9f-abc", Clock: clocktesting.NewFakePassiveClock(eventTime)})
 			record := e.Normal
 			if tc.warning {
 				record = e.Warning
@@ -157,12 +158,12 @@ func TestEventsNamesDifferByTime(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			client := fake.NewClientset()
-			at := eventTime
-			e := &Events{Client: client, Host: "h", now: func() time.Time { return at }}
+			clock := clocktesting.NewFakePassiveClock(eventTime)
+			e := newEvents(t, EventsConfig{Client: client, Host: "h", Clock: clock})
 			if err := e.Normal(t.Context(), resumeObject(), "Released", "first"); err != nil {
 				t.Fatalf("first: %v", err)
 			}
-			at = at.Add(tc.step)
+			clock.SetTime(eventTime.Add(tc.step))
 			if err := e.Warning(t.Context(), resumeObject(), "ReleaseFailed", "second"); err != nil {
 				t.Fatalf("second: %v", err)
 			}
@@ -183,7 +184,7 @@ func TestEventsNamesDifferByTime(t *testing.T) {
 func TestEventsDefaultClock(t *testing.T) {
 	client := fake.NewClientset()
 	before := time.Now()
-	if err := (&Events{Client: client, Host: "h"}).Normal(t.Context(), resumeObject(), "Released", "m"); err != nil {
+	if err := newEvents(t, EventsConfig{Client: client, Host: "h"}).Normal(t.Context(), resumeObject(), "Released", "m"); err != nil {
 		t.Fatal(err)
 	}
 	evs := createdEvents(t, client)
@@ -224,7 +225,7 @@ func TestEventsAPIError(t *testing.T) {
 			client.PrependReactor("create", "events", func(k8stesting.Action) (bool, runtime.Object, error) {
 				return true, nil, tc.apiErr
 			})
-			e := &Events{Client: client, Host: "h", now: func() time.Time { return eventTime }}
+			e := newEvents(t, EventsConfig{Client: client, Host: "h", Clock: clocktesting.NewFakePassiveClock(eventTime)})
 			record := e.Normal
 			if tc.warning {
 				record = e.Warning
@@ -256,5 +257,20 @@ func TestEventNameStaysValidForLongObjectNames(t *testing.T) {
 		if !strings.HasSuffix(got, ".3b9aca05") {
 			t.Errorf("eventName = %q, want the time in hex at the end", got)
 		}
+	}
+}
+
+func newEvents(t *testing.T, c EventsConfig) *Events {
+	t.Helper()
+	e, err := NewEvents(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestNewEventsNeedsAClient(t *testing.T) {
+	if _, err := NewEvents(EventsConfig{}); err == nil || !strings.Contains(err.Error(), "Client is required") {
+		t.Errorf("NewEvents without a client: %v", err)
 	}
 }

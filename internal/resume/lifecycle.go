@@ -75,10 +75,7 @@ func (s *Service) deadlineOf(obj *v1alpha1.Resume) time.Time {
 		// Only objects that never went through an API server lack it.
 		created = s.clock()
 	}
-	d := s.Deadline
-	if d <= 0 {
-		d = DefaultDeadline
-	}
+	d := s.cfg.Deadline
 	if obj.Spec.ActiveDeadlineSeconds != nil && *obj.Spec.ActiveDeadlineSeconds > 0 {
 		d = time.Duration(*obj.Spec.ActiveDeadlineSeconds) * time.Second
 	}
@@ -156,28 +153,28 @@ func waitingOf(skipped []lookup.Skip) []v1alpha1.WaitingTarget {
 
 // schedule tells Revisits about a Resume after its status was written or read.
 func (s *Service) schedule(obj *v1alpha1.Resume) {
-	if s.Revisits == nil {
+	if s.cfg.Revisits == nil {
 		return
 	}
 	ref := Ref{Namespace: obj.Namespace, Name: obj.Name, UID: obj.UID}
 	if !obj.Status.Phase.Final() {
-		s.Revisits.Pending(ref)
+		s.cfg.Revisits.Pending(ref)
 		return
 	}
 	if due, ok := expiry(obj); ok {
-		s.Revisits.ExpireAt(ref, due)
+		s.cfg.Revisits.ExpireAt(ref, due)
 	}
 }
 
 func (s *Service) pending(ref Ref) {
-	if s.Revisits != nil && ref.Name != "" {
-		s.Revisits.Pending(ref)
+	if s.cfg.Revisits != nil && ref.Name != "" {
+		s.cfg.Revisits.Pending(ref)
 	}
 }
 
 func (s *Service) backoff(ref Ref) {
-	if s.Revisits != nil && ref.Name != "" {
-		s.Revisits.Backoff(ref)
+	if s.cfg.Revisits != nil && ref.Name != "" {
+		s.cfg.Revisits.Backoff(ref)
 	}
 }
 
@@ -207,7 +204,7 @@ func (s *Service) finished(ctx context.Context, obj *v1alpha1.Resume) error {
 	}
 	ctx, cancel := recording(ctx)
 	defer cancel()
-	err := s.Resumes.Delete(ctx, obj.Namespace, obj.Name, obj.UID)
+	err := s.cfg.Resumes.Delete(ctx, obj.Namespace, obj.Name, obj.UID)
 	switch {
 	case err == nil:
 		s.logger(ctx).Info("deleted a finished Resume after its ttlSecondsAfterFinished")

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
@@ -59,8 +60,8 @@ func lifecycleFixture(now time.Time, mutate func(*v1alpha1.Resume)) (*fixture, *
 	}
 	f := newFixture(r)
 	rv := &revisits{}
-	f.svc.Revisits = rv
-	f.svc.now = func() time.Time { return now }
+	f.svc.cfg.Revisits = rv
+	f.svc.cfg.Clock = clocktesting.NewFakePassiveClock(now)
 	return f, rv
 }
 
@@ -410,11 +411,10 @@ func TestStatusConflictKeepsTheBinding(t *testing.T) {
 
 // The deadline passes while a loop is being released: nothing is released after it.
 func TestNoReleaseAfterTheDeadline(t *testing.T) {
-	now := epoch.Add(15*time.Minute - time.Second)
-	f, _ := lifecycleFixture(now, nil)
-	f.svc.now = func() time.Time { return now }
+	f, _ := lifecycleFixture(epoch.Add(15*time.Minute-time.Second), nil)
+	clock := f.svc.cfg.Clock.(*clocktesting.FakePassiveClock)
 	f.finder.result = lookup.Result{Workflow: "wf", WorkflowUID: "run-a", Targets: []lookup.Target{target("p1"), target("p2")}}
-	f.releaser.after = func() { now = now.Add(2 * time.Second) }
+	f.releaser.after = func() { clock.SetTime(clock.Now().Add(2 * time.Second)) }
 	if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); fault.KindOf(err) != fault.Precondition {
 		t.Fatalf("error %v, want the deadline's final error", err)
 	}
@@ -430,7 +430,7 @@ func TestNoReleaseAfterTheDeadline(t *testing.T) {
 // A replica that stopped serving releases nothing more.
 func TestInactiveReplicaReleasesNothing(t *testing.T) {
 	f, _ := lifecycleFixture(epoch.Add(time.Minute), nil)
-	f.svc.Active = func() bool { return false }
+	f.svc.cfg.Active = func() bool { return false }
 	f.finder.result = lookup.Result{Workflow: "wf", WorkflowUID: "run-a", Targets: []lookup.Target{target("p1")}}
 	if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); fault.KindOf(err) != fault.Transient {
 		t.Fatalf("error %v, want transient", err)
@@ -509,11 +509,14 @@ func TestRequeueTakesUpPendingResumesAndReleasesThemLater(t *testing.T) {
 			once.Do(func() { close(released) })
 		}
 	}
-	q := &Requeue{Service: f.svc, Lister: lister{f.store}, Namespaces: []string{ns}, Interval: 20 * time.Millisecond, Rate: 1000}
-	f.svc.Revisits = q
+	q, err := NewRequeue(RequeueConfig{Lister: lister{f.store}, Namespaces: []string{ns}, Interval: 20 * time.Millisecond, Rate: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc.cfg.Revisits = q
 	ctx, cancel := context.WithCancel(t.Context())
 	stopped := make(chan struct{})
-	go func() { q.Run(ctx); close(stopped) }()
+	go func() { q.Run(ctx, f.svc); close(stopped) }()
 
 	// Nothing called the server for this Resume: the first list finds it, and revisits keep it.
 	deadline := time.After(5 * time.Second)
@@ -558,9 +561,9 @@ func TestPendingIsTakenOnlyWhenRevisited(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f, _ := lifecycleFixture(epoch.Add(time.Minute), nil)
 			if !tc.revisits {
-				f.svc.Revisits = nil
+				f.svc.cfg.Revisits = nil
 			}
-			f.svc.Active = func() bool { return tc.active }
+			f.svc.cfg.Active = func() bool { return tc.active }
 			f.finder.result = lookup.Result{Workflow: "wf", WorkflowUID: "run-a"}
 			f.finder.err = fault.Transientf("node wf-p1 has no pod yet")
 			res, err := f.svc.Handle(t.Context(), resumeRequest("r"))

@@ -2,6 +2,7 @@ package resume
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -20,15 +21,10 @@ type Lister interface {
 	List(ctx context.Context, namespace string, visit func(*v1alpha1.Resume)) error
 }
 
-// Requeue looks again at Pending Resumes until they end, and deletes finished ones whose TTL ran out. The
-// Sensor calls once per Resume (plus its few retries, about 30 s); a step may pause much later, so the
-// server keeps the Resumes still waiting and revisits each every Interval through the same Handle the
-// Sensor's calls take. It holds only references to Pending Resumes (and finished ones with a TTL to come):
-// its memory is O(those), never O(workflows) or O(pods). A restart loses nothing: on start, and every
-// Resync, it lists the served namespaces' Resumes and takes up the ones not final.
-type Requeue struct {
-	Service *Service
-	Lister  Lister
+// RequeueConfig is what a Requeue works with. NewRequeue checks it and fills in the defaults.
+type RequeueConfig struct {
+	// Lister lists the served namespaces' Resumes on start and every Resync (required).
+	Lister Lister
 	// Namespaces are listed on a resync; "*" lists all.
 	Namespaces []string
 	// Interval is how soon a Pending Resume is looked at again (2s by default).
@@ -42,10 +38,52 @@ type Requeue struct {
 	Rate float64
 	// Workers revisit in parallel (2 by default).
 	Workers int
-	Log     logrus.FieldLogger
+	// Log is the standard logger by default.
+	Log logrus.FieldLogger
+}
 
-	once  sync.Once
+// Requeue looks again at Pending Resumes until they end, and deletes finished ones whose TTL ran out. The
+// Sensor calls once per Resume; a step may pause much later, so the server keeps the Resumes still waiting
+// and revisits each every Interval through the same Handle the Sensor's calls take. It holds only
+// references to Pending Resumes (and finished ones whose TTL runs out before the next resync): its memory
+// is O(those), never O(workflows) or O(pods). A restart loses nothing: on start, and every Resync, it lists
+// the served namespaces' Resumes and takes up the ones not final.
+type Requeue struct {
+	cfg   RequeueConfig
 	queue workqueue.TypedRateLimitingInterface[Ref]
+}
+
+// NewRequeue returns a Requeue for c.
+func NewRequeue(c RequeueConfig) (*Requeue, error) {
+	if c.Lister == nil {
+		return nil, errors.New("resume: RequeueConfig.Lister is required")
+	}
+	if c.Interval < 0 || c.Resync < 0 || c.Rate < 0 || c.Workers < 0 {
+		return nil, errors.New("resume: RequeueConfig durations, Rate and Workers cannot be negative")
+	}
+	if c.Interval == 0 {
+		c.Interval = 2 * time.Second
+	}
+	if c.Resync == 0 {
+		c.Resync = 5 * time.Minute
+	}
+	if c.Rate == 0 {
+		c.Rate = 5
+	}
+	if c.Workers == 0 {
+		c.Workers = 2
+	}
+	if c.Log == nil {
+		c.Log = logrus.StandardLogger()
+	}
+	return &Requeue{cfg: c, queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[Ref](backoffBase, backoffMax),
+		workqueue.TypedRateLimitingQueueConfig[Ref]{Name: "resumes"})}, nil
+}
+
+// Handler carries out one request; *Service is one.
+type Handler interface {
+	Handle(ctx context.Context, req request.Request) (Result, error)
 }
 
 // Backoff bounds: a Resume whose look keeps failing (unreadable, status not writable, not deletable) is
@@ -57,31 +95,16 @@ const (
 
 var _ Revisits = (*Requeue)(nil)
 
-func (q *Requeue) init() {
-	q.once.Do(func() {
-		q.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[Ref](backoffBase, backoffMax),
-			workqueue.TypedRateLimitingQueueConfig[Ref]{Name: "resumes"})
-	})
-}
-
-func (q *Requeue) interval() time.Duration {
-	if q.Interval <= 0 {
-		return 2 * time.Second
-	}
-	return q.Interval
-}
+func (q *Requeue) interval() time.Duration { return q.cfg.Interval }
 
 // Pending asks for another look after Interval.
 func (q *Requeue) Pending(ref Ref) {
-	q.init()
 	q.queue.AddAfter(ref, q.interval())
 }
 
 // ExpireAt asks for a look when a finished Resume's TTL runs out. A TTL longer than the resync period is
 // not held in memory: a later resync finds the Resume again.
 func (q *Requeue) ExpireAt(ref Ref, at time.Time) {
-	q.init()
 	if d := time.Until(at); d <= q.resyncPeriod() {
 		q.queue.AddAfter(ref, d)
 	}
@@ -89,41 +112,26 @@ func (q *Requeue) ExpireAt(ref Ref, at time.Time) {
 
 // Backoff asks for a look later each time a look at ref fails again.
 func (q *Requeue) Backoff(ref Ref) {
-	q.init()
 	q.queue.AddRateLimited(ref)
 }
 
-func (q *Requeue) resyncPeriod() time.Duration {
-	if q.Resync <= 0 {
-		return 5 * time.Minute
-	}
-	return q.Resync
-}
+func (q *Requeue) resyncPeriod() time.Duration { return q.cfg.Resync }
 
 // Len is the number of Resumes waiting for a look, for tests and metrics.
 func (q *Requeue) Len() int {
-	q.init()
 	return q.queue.Len()
 }
 
-// Run lists the served Resumes, then revisits them until ctx ends.
-func (q *Requeue) Run(ctx context.Context) {
-	q.init()
-	workers := q.Workers
-	if workers <= 0 {
-		workers = 2
-	}
-	r := q.Rate
-	if r <= 0 {
-		r = 5
-	}
-	limit := rate.NewLimiter(rate.Limit(r), workers)
+// Run lists the served Resumes, then revisits them through h until ctx ends.
+func (q *Requeue) Run(ctx context.Context, h Handler) {
+	workers := q.cfg.Workers
+	limit := rate.NewLimiter(rate.Limit(q.cfg.Rate), workers)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for q.next(ctx, limit) {
+			for q.next(ctx, h, limit) {
 			}
 		}()
 	}
@@ -144,11 +152,11 @@ func (q *Requeue) Run(ctx context.Context) {
 // resync lists every served Resume and queues the ones that may need work: not final, or final with a TTL.
 func (q *Requeue) resync(ctx context.Context) {
 	found := 0
-	for _, ns := range q.Namespaces {
+	for _, ns := range q.cfg.Namespaces {
 		if ns == AllNamespaces {
 			ns = ""
 		}
-		err := q.Lister.List(ctx, ns, func(obj *v1alpha1.Resume) {
+		err := q.cfg.Lister.List(ctx, ns, func(obj *v1alpha1.Resume) {
 			ref := Ref{Namespace: obj.Namespace, Name: obj.Name, UID: obj.UID}
 			if !obj.Status.Phase.Final() {
 				found++
@@ -165,7 +173,7 @@ func (q *Requeue) resync(ctx context.Context) {
 }
 
 // next revisits one Resume; it returns false when the queue shuts down.
-func (q *Requeue) next(ctx context.Context, limit *rate.Limiter) bool {
+func (q *Requeue) next(ctx context.Context, h Handler, limit *rate.Limiter) bool {
 	ref, shutdown := q.queue.Get()
 	if shutdown {
 		return false
@@ -174,7 +182,7 @@ func (q *Requeue) next(ctx context.Context, limit *rate.Limiter) bool {
 	if err := limit.Wait(ctx); err != nil {
 		return ctx.Err() == nil
 	}
-	_, err := q.Service.Handle(ctx, request.Request{Namespace: ref.Namespace, Resume: ref.Name, ResumeUID: ref.UID, Revisit: true})
+	_, err := h.Handle(ctx, request.Request{Namespace: ref.Namespace, Resume: ref.Name, ResumeUID: ref.UID, Revisit: true})
 	if k := fault.KindOf(err); err == nil || (k != fault.Transient && k != fault.Unknown) {
 		// Settled, one way or the other: a later failure starts its backoff afresh.
 		q.queue.Forget(ref)
@@ -182,9 +190,4 @@ func (q *Requeue) next(ctx context.Context, limit *rate.Limiter) bool {
 	return true
 }
 
-func (q *Requeue) log() logrus.FieldLogger {
-	if q.Log == nil {
-		return logrus.StandardLogger()
-	}
-	return q.Log
-}
+func (q *Requeue) log() logrus.FieldLogger { return q.cfg.Log }

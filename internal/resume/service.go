@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/internal/fault"
@@ -52,17 +53,25 @@ type Notifier interface {
 	Send(ctx context.Context, outcome, subject string, data any) error
 }
 
-// Service handles requests.
-type Service struct {
+// Config is what a Service works with. New checks it and fills in the defaults.
+type Config struct {
+	// Namespaces is the allow-list of namespaces served; its zero value serves none.
 	Namespaces Namespaces
-	Resumes    Resumes
-	Finder     Finder
-	Releaser   Releaser
-	Events     Recorder
-	Metrics    *report.Metrics
-	Notifier   Notifier
-	Log        logrus.FieldLogger
-	// Timeout bounds one request from start to the last status write.
+	// Resumes reads Resume objects and writes their status (required).
+	Resumes Resumes
+	// Finder finds a step's targets (required).
+	Finder Finder
+	// Releaser releases one target (required).
+	Releaser Releaser
+	// Metrics counts requests and releases (required).
+	Metrics *report.Metrics
+	// Events records Kubernetes Events; nil records none.
+	Events Recorder
+	// Notifier sends one result event per outcome; nil sends none.
+	Notifier Notifier
+	// Log is the logger of requests that carry none in their context; the standard logger by default.
+	Log logrus.FieldLogger
+	// Timeout bounds one request from start to the last status write; 30s by default.
 	Timeout time.Duration
 	// Deadline is how long a Resume without spec.activeDeadlineSeconds waits for its step; 15 minutes by
 	// default.
@@ -73,10 +82,57 @@ type Service struct {
 	// Active reports whether this replica may release (it holds the leader Lease); nil means always. It
 	// is asked before each release, so a replica that lost the Lease stops within one exec.
 	Active func() bool
-
-	locks keyedMutex
-	now   func() time.Time
+	// Clock tells the time; the real clock by default.
+	Clock clock.PassiveClock
 }
+
+// Service carries requests through the flow. Make one with New.
+type Service struct {
+	cfg   Config
+	locks keyedMutex
+}
+
+// New returns a Service for c, or an error naming every missing dependency.
+func New(c Config) (*Service, error) {
+	var errs []error
+	if c.Resumes == nil {
+		errs = append(errs, errors.New("resume: Config.Resumes is required"))
+	}
+	if c.Finder == nil {
+		errs = append(errs, errors.New("resume: Config.Finder is required"))
+	}
+	if c.Releaser == nil {
+		errs = append(errs, errors.New("resume: Config.Releaser is required"))
+	}
+	if c.Metrics == nil {
+		errs = append(errs, errors.New("resume: Config.Metrics is required"))
+	}
+	if c.Timeout < 0 || c.Deadline < 0 {
+		errs = append(errs, errors.New("resume: Config.Timeout and Config.Deadline cannot be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if c.Log == nil {
+		c.Log = logrus.StandardLogger()
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.Deadline == 0 {
+		c.Deadline = DefaultDeadline
+	}
+	if c.Clock == nil {
+		c.Clock = clock.RealClock{}
+	}
+	return &Service{cfg: c}, nil
+}
+
+// Namespaces is the allow-list the Service serves.
+func (s *Service) Namespaces() Namespaces { return s.cfg.Namespaces }
+
+// DefaultTimeout bounds one request when Config.Timeout is zero.
+const DefaultTimeout = 30 * time.Second
 
 // Result is the outcome of one request, as the response reports it.
 type Result struct {
@@ -125,7 +181,7 @@ func (s *Service) Handle(ctx context.Context, req request.Request) (Result, erro
 	ctx = s.requestLogger(ctx, req)
 	start := s.clock()
 	res := Result{Namespace: req.Namespace, Resume: req.Resume, Workflow: req.Step.Workflow}
-	if err := s.Namespaces.Check(req.Namespace); err != nil {
+	if err := s.cfg.Namespaces.Check(req.Namespace); err != nil {
 		s.finish(ctx, req, &res, err, start)
 		return res, err
 	}
@@ -159,7 +215,7 @@ func (s *Service) Handle(ctx context.Context, req request.Request) (Result, erro
 
 // active returns an error once this replica may no longer release.
 func (s *Service) active() error {
-	if s.Active != nil && !s.Active() {
+	if s.cfg.Active != nil && !s.cfg.Active() {
 		return fault.Transientf("this resume-trigger replica stopped serving (shutting down, or it lost the leader Lease): another one takes over")
 	}
 	return nil
@@ -171,22 +227,12 @@ func recording(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
 }
 
-func (s *Service) timeout() time.Duration {
-	if s.Timeout <= 0 {
-		return 30 * time.Second
-	}
-	return s.Timeout
-}
+func (s *Service) timeout() time.Duration { return s.cfg.Timeout }
 
-func (s *Service) clock() time.Time {
-	if s.now != nil {
-		return s.now()
-	}
-	return time.Now()
-}
+func (s *Service) clock() time.Time { return s.cfg.Clock.Now() }
 
 func (s *Service) handleResume(ctx context.Context, req request.Request, res *Result) error {
-	obj, err := s.Resumes.Get(ctx, req.Namespace, req.Resume)
+	obj, err := s.cfg.Resumes.Get(ctx, req.Namespace, req.Resume)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return fault.NotFoundf("resume %s/%s not found: it was deleted before it could be carried out", req.Namespace, req.Resume)
@@ -220,7 +266,7 @@ func (s *Service) handleResume(ctx context.Context, req request.Request, res *Re
 	for _, r := range obj.Status.Released {
 		done[targetKey(r.Pod, r.Container, r.Stage)] = true
 	}
-	found, err := s.Finder.Find(ctx, req.Namespace, step)
+	found, err := s.cfg.Finder.Find(ctx, req.Namespace, step)
 	p.skipped = found.Skipped
 	if err := s.bind(obj, found, err, &p); err != nil {
 		return s.settle(ctx, obj, res, p, err)
@@ -251,7 +297,7 @@ func (s *Service) handleResume(ctx context.Context, req request.Request, res *Re
 }
 
 func (s *Service) handleDirect(ctx context.Context, req request.Request, res *Result) error {
-	found, err := s.Finder.Find(ctx, req.Namespace, req.Step)
+	found, err := s.cfg.Finder.Find(ctx, req.Namespace, req.Step)
 	for _, sk := range found.Skipped {
 		res.Skipped = append(res.Skipped, sk.Reason.Error())
 	}
@@ -299,7 +345,7 @@ func (s *Service) releaseAll(ctx context.Context, found lookup.Result, done map[
 			return err
 		}
 		start := s.clock()
-		out, err := s.Releaser.Release(ctx, t)
+		out, err := s.cfg.Releaser.Release(ctx, t)
 		took := s.clock().Sub(start)
 		if err != nil {
 			// Not a warning of its own: the request's outcome says what failed, once.
@@ -321,7 +367,7 @@ func (s *Service) releaseAll(ctx context.Context, found lookup.Result, done map[
 		case out.Via != t.Container:
 			via = "sibling"
 		}
-		s.Metrics.Release(via, took)
+		s.cfg.Metrics.Release(via, took)
 		rt := v1alpha1.ReleasedTarget{Node: t.Node, Pod: t.Pod, Container: t.Container, Stage: t.Stage, Time: metav1.NewTime(s.clock())}
 		if out.Via != t.Container {
 			rt.Via = out.Via
@@ -401,12 +447,12 @@ func reasonOf(err error) string {
 }
 
 func (s *Service) event(ctx context.Context, obj report.Object, warning bool, reason, message string) {
-	if s.Events == nil || obj.Name == "" {
+	if s.cfg.Events == nil || obj.Name == "" {
 		return
 	}
-	record := s.Events.Normal
+	record := s.cfg.Events.Normal
 	if warning {
-		record = s.Events.Warning
+		record = s.cfg.Events.Warning
 	}
 	if err := record(ctx, obj, reason, message); err != nil {
 		s.logger(ctx).WithError(err).Warn("could not record event")
@@ -435,7 +481,7 @@ func (s *Service) finish(ctx context.Context, req request.Request, res *Result, 
 	// seconds per Pending Resume and says nothing new.
 	quiet := req.Revisit && len(res.Released) == 0 && (res.AlreadyFinal || res.Phase == v1alpha1.PhasePending)
 	took := s.clock().Sub(start)
-	s.Metrics.Request(kind, outcome, took)
+	s.cfg.Metrics.Request(kind, outcome, took)
 	log := s.logger(ctx).WithFields(logrus.Fields{
 		logging.Workflow: res.Workflow, logging.Outcome: outcome, logging.Released: len(res.Released), logging.Duration: logging.Seconds(took),
 	})
@@ -447,12 +493,12 @@ func (s *Service) finish(ctx context.Context, req request.Request, res *Result, 
 	default:
 		log.Info(res.Message)
 	}
-	if s.Notifier != nil && !res.AlreadyFinal && !quiet {
+	if s.cfg.Notifier != nil && !res.AlreadyFinal && !quiet {
 		subject := req.Namespace + "/" + res.Workflow
 		if req.Resume != "" {
 			subject = req.Namespace + "/" + req.Resume
 		}
-		if nerr := s.Notifier.Send(ctx, outcome, subject, res); nerr != nil {
+		if nerr := s.cfg.Notifier.Send(ctx, outcome, subject, res); nerr != nil {
 			log.WithError(nerr).Warn("could not send the result event")
 		}
 	}
@@ -461,7 +507,7 @@ func (s *Service) finish(ctx context.Context, req request.Request, res *Result, 
 // logger is the request's logger: the one the caller put in ctx (with the event's id and source), or the
 // service's own with the request's namespace and Resume.
 func (s *Service) logger(ctx context.Context) logrus.FieldLogger {
-	return logging.FromContext(ctx, s.Log)
+	return logging.FromContext(ctx, s.cfg.Log)
 }
 
 // requestLogger puts a logger with the request's fields into ctx, unless the caller already did.
@@ -469,10 +515,7 @@ func (s *Service) requestLogger(ctx context.Context, req request.Request) contex
 	if logging.Carried(ctx) {
 		return ctx
 	}
-	base := s.Log
-	if base == nil {
-		base = logrus.StandardLogger()
-	}
+	base := s.cfg.Log
 	fields := logrus.Fields{logging.Namespace: req.Namespace, logging.Resume: req.Resume, logging.Workflow: req.Step.Workflow}
 	if req.Revisit {
 		fields["revisit"] = true

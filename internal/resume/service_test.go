@@ -220,7 +220,7 @@ type fixture struct {
 
 func newFixture(objs ...*v1alpha1.Resume) *fixture {
 	f := &fixture{store: newStore(objs...), finder: &finder{}, releaser: &releaser{errs: map[string]error{}}, events: &recorder{}, notifier: &notifier{}, reg: prometheus.NewRegistry()}
-	f.svc = &Service{
+	svc, err := New(Config{
 		Namespaces: NewNamespaces(ns),
 		Resumes:    f.store,
 		Finder:     f.finder,
@@ -229,7 +229,11 @@ func newFixture(objs ...*v1alpha1.Resume) *fixture {
 		Metrics:    report.NewMetrics(f.reg),
 		Notifier:   f.notifier,
 		Timeout:    5 * time.Second,
+	})
+	if err != nil {
+		panic(err)
 	}
+	f.svc = svc
 	return f
 }
 
@@ -453,7 +457,7 @@ func TestStatusConflict(t *testing.T) {
 		other := f.store.get(ns, "r")
 		other.Status.Phase = v1alpha1.PhasePending
 		other.Status.Released = []v1alpha1.ReleasedTarget{{Pod: "p0", Container: "main", Stage: v1alpha1.StageAfter}}
-		f.svc.Resumes = &racingStore{store: f.store, race: other}
+		f.svc.cfg.Resumes = &racingStore{store: f.store, race: other}
 
 		if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); err != nil {
 			t.Fatal(err)
@@ -468,7 +472,7 @@ func TestStatusConflict(t *testing.T) {
 		f.finder.result = lookup.Result{Workflow: "wf", Targets: []lookup.Target{target("p1")}}
 		other := f.store.get(ns, "r")
 		other.Status = v1alpha1.ResumeStatus{Phase: v1alpha1.PhaseFailed, Message: "someone else decided"}
-		f.svc.Resumes = &racingStore{store: f.store, race: other}
+		f.svc.cfg.Resumes = &racingStore{store: f.store, race: other}
 
 		if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); err != nil {
 			t.Fatal(err)
@@ -663,7 +667,7 @@ func TestBounds(t *testing.T) {
 	t.Run("a duplicate waits for the first request no longer than Timeout", func(t *testing.T) {
 		f := newFixture(newResume("r", v1alpha1.ResumeStatus{}))
 		f.finder.result = lookup.Result{Workflow: "wf", Targets: []lookup.Target{target("p1")}}
-		f.svc.Timeout = 100 * time.Millisecond
+		f.svc.cfg.Timeout = 100 * time.Millisecond
 		unlock, err := f.svc.locks.Lock(t.Context(), resumeRequest("r").Key())
 		if err != nil {
 			t.Fatal(err)
@@ -682,8 +686,8 @@ func TestBounds(t *testing.T) {
 	t.Run("a release that used up Timeout is still recorded", func(t *testing.T) {
 		f := newFixture(newResume("r", v1alpha1.ResumeStatus{}))
 		f.finder.result = lookup.Result{Workflow: "wf", Targets: []lookup.Target{target("p1")}}
-		f.svc.Timeout = 50 * time.Millisecond
-		f.svc.Resumes = &deadlineStore{store: f.store}
+		f.svc.cfg.Timeout = 50 * time.Millisecond
+		f.svc.cfg.Resumes = &deadlineStore{store: f.store}
 		f.releaser.delay = 100 * time.Millisecond
 		if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); err != nil {
 			t.Fatal(err)
@@ -761,5 +765,21 @@ func TestNamespaces(t *testing.T) {
 				t.Fatalf("Check(%s) = %v, want allowed=%v", tc.ns, err, tc.allowed)
 			}
 		})
+	}
+}
+
+func TestNewChecksItsConfig(t *testing.T) {
+	_, err := New(Config{Timeout: -time.Second})
+	for _, want := range []string{"Config.Resumes", "Config.Finder", "Config.Releaser", "Config.Metrics", "cannot be negative"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("New with nothing: %v, want it to name %s", err, want)
+		}
+	}
+	f := newFixture()
+	if f.svc.cfg.Deadline != DefaultDeadline || f.svc.cfg.Log == nil || f.svc.cfg.Clock == nil {
+		t.Errorf("defaults not filled in: %+v", f.svc.cfg)
+	}
+	if _, err := NewRequeue(RequeueConfig{}); err == nil || !strings.Contains(err.Error(), "Lister") {
+		t.Errorf("NewRequeue without a Lister: %v", err)
 	}
 }

@@ -75,7 +75,7 @@ func (s *Service) settle(ctx context.Context, obj *v1alpha1.Resume, res *Result,
 		return nil
 	}
 	s.schedule(written)
-	res.taken = written.Status.Phase == v1alpha1.PhasePending && s.Revisits != nil && s.active() == nil
+	res.taken = written.Status.Phase == v1alpha1.PhasePending && s.cfg.Revisits != nil && s.active() == nil
 	ref := report.Object{APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.Kind, Namespace: obj.Namespace, Name: obj.Name, UID: obj.UID}
 	switch written.Status.Phase {
 	case v1alpha1.PhaseSucceeded:
@@ -100,7 +100,7 @@ func (s *Service) writeStatus(ctx context.Context, obj *v1alpha1.Resume, status 
 		if statusEqual(obj.Status, status) {
 			return next, nil
 		}
-		_, err := s.Resumes.UpdateStatus(ctx, next)
+		_, err := s.cfg.Resumes.UpdateStatus(ctx, next)
 		if err == nil {
 			return next, nil
 		}
@@ -110,7 +110,7 @@ func (s *Service) writeStatus(ctx context.Context, obj *v1alpha1.Resume, status 
 			}
 			return nil, fault.Transientf("write status of resume %s/%s: %w", obj.Namespace, obj.Name, err)
 		}
-		fresh, gerr := s.Resumes.Get(ctx, obj.Namespace, obj.Name)
+		fresh, gerr := s.cfg.Resumes.Get(ctx, obj.Namespace, obj.Name)
 		if gerr != nil {
 			return nil, fault.Transientf("write status of resume %s/%s: %w", obj.Namespace, obj.Name, gerr)
 		}

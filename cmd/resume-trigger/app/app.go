@@ -120,46 +120,60 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 		finder.Offloaded = &lookup.ArgoServer{URL: opts.ArgoServerURL, TokenFile: opts.ArgoServerToken, Client: &http.Client{Timeout: opts.ExecTimeout}}
 	}
 	resumes := &report.Resumes{Client: dyn}
-	svc := &resume.Service{
+	releaser, err := release.New(release.Config{
+		Exec:           &release.APIExecutor{Config: cfg, Client: kube},
+		Pods:           kube,
+		Timeout:        opts.ExecTimeout,
+		EphemeralImage: opts.EphemeralImage,
+	})
+	if err != nil {
+		return nil, err
+	}
+	events, err := report.NewEvents(report.EventsConfig{Client: kube, Host: host})
+	if err != nil {
+		return nil, err
+	}
+	a := &App{opts: opts, log: log, config: cfg, health: health.NewServer()}
+	svcCfg := resume.Config{
 		Namespaces: resume.NewNamespaces(opts.namespaces...),
 		Resumes:    resumes,
 		Finder:     finder,
-		Releaser: &release.Releaser{
-			Exec:           &release.APIExecutor{Config: cfg, Client: kube},
-			Pods:           kube,
-			Timeout:        opts.ExecTimeout,
-			EphemeralImage: opts.EphemeralImage,
-		},
-		Events:   &report.Events{Client: kube, Host: host},
-		Metrics:  report.NewMetrics(reg),
-		Log:      log,
-		Timeout:  opts.RequestTimeout,
-		Deadline: opts.ResumeDeadline,
-	}
-	requeue := &resume.Requeue{
-		Service:    svc,
-		Lister:     resumes,
-		Namespaces: opts.namespaces,
-		Interval:   opts.RevisitInterval,
-		Resync:     opts.ResyncPeriod,
-		Rate:       opts.RevisitRate,
+		Releaser:   releaser,
+		Events:     events,
+		Metrics:    report.NewMetrics(reg),
 		Log:        log,
+		Timeout:    opts.RequestTimeout,
+		Deadline:   opts.ResumeDeadline,
+		Active:     a.leading.Load,
 	}
 	if opts.Revisits {
-		svc.Revisits = requeue
-	} else {
-		requeue = nil
+		if a.Requeue, err = resume.NewRequeue(resume.RequeueConfig{
+			Lister:     resumes,
+			Namespaces: opts.namespaces,
+			Interval:   opts.RevisitInterval,
+			Resync:     opts.ResyncPeriod,
+			Rate:       opts.RevisitRate,
+			Log:        log,
+		}); err != nil {
+			return nil, err
+		}
+		svcCfg.Revisits = a.Requeue
 	}
 	if opts.ResultSink != "" {
 		sink, err := report.NewSink(opts.ResultSink, "resume-trigger/"+host)
 		if err != nil {
 			return nil, err
 		}
-		svc.Notifier = sink
+		svcCfg.Notifier = sink
+	}
+	if a.Service, err = resume.New(svcCfg); err != nil {
+		return nil, err
+	}
+	srv, err := trigger.New(trigger.Config{Handler: a.Service, Log: log})
+	if err != nil {
+		return nil, err
 	}
 
-	a := &App{opts: opts, log: log, Service: svc, Requeue: requeue, config: cfg, health: health.NewServer()}
-	svc.Active = a.leading.Load
 	serverOpts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(opts.MaxMessageBytes),
 		grpc.MaxConcurrentStreams(uint32(opts.MaxStreams)),
@@ -177,7 +191,7 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 		serverOpts = append(serverOpts, grpc.Creds(creds))
 	}
 	a.grpc = grpc.NewServer(serverOpts...)
-	triggerpb.RegisterTriggerServer(a.grpc, &trigger.Server{Handler: svc, Log: log})
+	triggerpb.RegisterTriggerServer(a.grpc, srv)
 	healthpb.RegisterHealthServer(a.grpc, a.health)
 
 	var lc net.ListenConfig
@@ -230,7 +244,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	a.health.SetServingStatus(triggerService, healthpb.HealthCheckResponse_NOT_SERVING)
-	a.log.WithFields(logrus.Fields{"grpc": a.GRPCAddr(), "metrics": a.MetricsAddr(), "namespaces": a.Service.Namespaces.String(), "tls": a.opts.TLSCertFile != "", "leaderElect": a.opts.LeaderElect}).Info("resume-trigger serving")
+	a.log.WithFields(logrus.Fields{"grpc": a.GRPCAddr(), "metrics": a.MetricsAddr(), "namespaces": a.Service.Namespaces().String(), "tls": a.opts.TLSCertFile != "", "leaderElect": a.opts.LeaderElect}).Info("resume-trigger serving")
 
 	// Two lifetimes, ended in order at shutdown: revisits stop (and their in-flight look finishes) before
 	// the Lease is handed over, so the next leader never acts on a Resume this replica is still handling.
@@ -265,7 +279,7 @@ func (a *App) Run(ctx context.Context) error {
 		rctx, cancel := context.WithCancel(leading)
 		defer cancel()
 		defer context.AfterFunc(revisits, cancel)()
-		a.Requeue.Run(rctx)
+		a.Requeue.Run(rctx, a.Service)
 	}
 	if a.opts.LeaderElect {
 		elector, err := a.elector(lead, func() {
