@@ -42,7 +42,7 @@ func TestNamesAreArgos(t *testing.T) {
 // argoSource reads a file of the argo-workflows module the tests module requires.
 func argoSource(t *testing.T, rel string) string {
 	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/argoproj/argo-workflows/v3").Output()
+	out, err := exec.CommandContext(t.Context(), "go", "list", "-m", "-f", "{{.Dir}}", "github.com/argoproj/argo-workflows/v3").Output()
 	if err != nil {
 		t.Fatalf("locate argo-workflows: %v", err)
 	}

@@ -172,7 +172,7 @@ func Start(ctx context.Context, opts Options) (_ *Chain, err error) {
 		return nil, err
 	}
 	dir := c.Dir
-	c.onStop(func() { os.RemoveAll(dir) })
+	c.onStop(func() { _ = os.RemoveAll(dir) }) // a leftover is removed by a later Start (sweepStaleDirs)
 	if c.reaper, err = rig.StartReaper(dir, reaperCleanup); err != nil {
 		return nil, err
 	}
@@ -195,8 +195,8 @@ func Start(ctx context.Context, opts Options) (_ *Chain, err error) {
 	}
 
 	step = time.Now()
-	sweepStaleNetNS()
-	if c.netns, err = addNetNSes(len(argoComponents)); err != nil {
+	sweepStaleNetNS(ctx)
+	if c.netns, err = addNetNSes(ctx, len(argoComponents)); err != nil {
 		return nil, err
 	}
 	for _, n := range c.netns {
@@ -229,12 +229,12 @@ func Start(ctx context.Context, opts Options) (_ *Chain, err error) {
 	if err := c.startNATS(ctx); err != nil {
 		return nil, err
 	}
-	grpcPort, err := rig.FreePort(c.HostIP)
+	grpcPort, err := rig.FreePort(ctx, c.HostIP)
 	if err != nil {
 		return nil, err
 	}
 	c.ServerAddress = net.JoinHostPort(c.HostIP, strconv.Itoa(grpcPort))
-	metricsPort, err := rig.FreePort("127.0.0.1")
+	metricsPort, err := rig.FreePort(ctx, "127.0.0.1")
 	if err != nil {
 		return nil, err
 	}
@@ -452,11 +452,11 @@ func (c *Chain) setupServerIdentity(ctx context.Context) error {
 
 func (c *Chain) startNATS(ctx context.Context) error {
 	step := time.Now()
-	port, err := rig.FreePort(c.HostIP)
+	port, err := rig.FreePort(ctx, c.HostIP)
 	if err != nil {
 		return err
 	}
-	mport, err := rig.FreePort("127.0.0.1")
+	mport, err := rig.FreePort(ctx, "127.0.0.1")
 	if err != nil {
 		return err
 	}
@@ -467,7 +467,7 @@ func (c *Chain) startNATS(ctx context.Context) error {
 	}
 	log := filepath.Join(c.Dir, "logs", "nats-server.log")
 	c.addLog(log)
-	p, err := c.startProc("nats-server", log, exec.Command(c.natsServer, "-c", conf))
+	p, err := c.startProc("nats-server", log, exec.Command(c.natsServer, "-c", conf)) //nolint:noctx // long-lived: stopped by Stop and reaped by the chain's reaper, never by a context
 	if err != nil {
 		return err
 	}
@@ -495,7 +495,7 @@ func httpOK(ctx context.Context, url string) bool {
 	if err != nil {
 		return false
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
 }
 
@@ -555,7 +555,7 @@ func (c *Chain) StartComponent(ctx context.Context, comp Component) error {
 			"--exec-timeout", c.opts.ExecTimeout.String(),
 			"--log-format", "json",
 		}
-		p, err = c.startProc(string(comp), log, exec.Command(c.serverBin, append(args, c.opts.ServerArgs...)...))
+		p, err = c.startProc(string(comp), log, exec.Command(c.serverBin, append(args, c.opts.ServerArgs...)...)) //nolint:noctx // long-lived: outlives ctx; stopped by Kill/Stop and reaped by the chain's reaper, never by a context
 	} else {
 		p, err = c.startLaunched(string(comp), log, c.launchSpec(comp))
 	}

@@ -67,7 +67,7 @@ func launch(raw string) error {
 		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
 			return fmt.Errorf("setns %s: %w", spec.NetNS, err)
 		}
-		f.Close()
+		_ = f.Close() // the namespace is joined; the descriptor is no longer needed
 	}
 	// The binary may live under a directory the tmpfs below hides (a tool cache under /tmp, say): hold it
 	// open first, and exec it through its descriptor.

@@ -70,7 +70,7 @@ func consumerCount(ctx context.Context, monitor, stream string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("GET /jsz: %s", resp.Status)
 	}

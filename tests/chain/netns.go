@@ -2,6 +2,7 @@ package chain
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -40,8 +41,8 @@ type netNS struct {
 	hostLink string
 }
 
-func ipCmd(args ...string) error {
-	out, err := exec.Command("ip", args...).CombinedOutput()
+func ipCmd(ctx context.Context, args ...string) error {
+	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
 	}
@@ -49,8 +50,8 @@ func ipCmd(args ...string) error {
 }
 
 // pickSubnet returns a third octet X such that no interface has an address in 198.18.X.0/24.
-func pickSubnet() (int, error) {
-	out, err := exec.Command("ip", "-o", "-4", "addr", "show").CombinedOutput()
+func pickSubnet(ctx context.Context) (int, error) {
+	out, err := exec.CommandContext(ctx, "ip", "-o", "-4", "addr", "show").CombinedOutput()
 	if err != nil {
 		return 0, fmt.Errorf("ip -o -4 addr show: %w: %s (the chain needs iproute2 and root)", err, bytes.TrimSpace(out))
 	}
@@ -65,16 +66,16 @@ func pickSubnet() (int, error) {
 
 // addNetNSes picks a free subnet and creates count namespaces on it (addNetNS); on error it deletes the
 // ones it made.
-func addNetNSes(count int) ([]*netNS, error) {
+func addNetNSes(ctx context.Context, count int) ([]*netNS, error) {
 	netnsMu.Lock()
 	defer netnsMu.Unlock()
-	x, err := pickSubnet()
+	x, err := pickSubnet(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var out []*netNS
 	for i := range count {
-		n, err := addNetNS(x, i, netnsNext)
+		n, err := addNetNS(ctx, x, i, netnsNext)
 		if err != nil {
 			for _, m := range out {
 				_ = m.delete()
@@ -89,7 +90,7 @@ func addNetNSes(count int) ([]*netNS, error) {
 
 // addNetNS creates namespace i of a chain, index idx in this process, on subnet 198.18.x.0/24 with lo up
 // and a default route to the host.
-func addNetNS(x, i, idx int) (*netNS, error) {
+func addNetNS(ctx context.Context, x, i, idx int) (*netNS, error) {
 	n := &netNS{
 		Name:     fmt.Sprintf("%s%d-%d", netnsPrefix, os.Getpid(), idx),
 		HostIP:   fmt.Sprintf("198.18.%d.%d", x, 4*i+1),
@@ -97,7 +98,7 @@ func addNetNS(x, i, idx int) (*netNS, error) {
 		hostLink: fmt.Sprintf("rtc%dh%d", os.Getpid(), idx),
 	}
 	peer := fmt.Sprintf("rtc%dn%d", os.Getpid(), idx)
-	if err := ipCmd("netns", "add", n.Name); err != nil {
+	if err := ipCmd(ctx, "netns", "add", n.Name); err != nil {
 		return nil, fmt.Errorf("%w (creating network namespaces needs root / CAP_SYS_ADMIN)", err)
 	}
 	steps := [][]string{
@@ -110,18 +111,20 @@ func addNetNS(x, i, idx int) (*netNS, error) {
 		{"-n", n.Name, "route", "add", "default", "via", n.HostIP},
 	}
 	for _, s := range steps {
-		if err := ipCmd(s...); err != nil {
-			n.delete()
+		if err := ipCmd(ctx, s...); err != nil {
+			_ = n.delete() // best effort: a namespace left behind is swept by a later Start (sweepStaleNetNS)
 			return nil, err
 		}
 	}
 	return n, nil
 }
 
-// delete removes the namespace; the veth pair goes with it.
+// delete removes the namespace; the veth pair goes with it. Teardown is bound to no context: it runs
+// from Stop and after a failed Start, whose context may be over already.
 func (n *netNS) delete() error {
-	_ = exec.Command("ip", "link", "del", n.hostLink).Run() // normally gone already with the namespace
-	return ipCmd("netns", "del", n.Name)
+	ctx := context.Background()
+	_ = exec.CommandContext(ctx, "ip", "link", "del", n.hostLink).Run() // normally gone already with the namespace
+	return ipCmd(ctx, "netns", "del", n.Name)
 }
 
 // dirPrefix names a chain's temporary directory: resume-trigger-chain-<pid>-<random>.
@@ -186,14 +189,14 @@ func sweepStaleDirs() {
 }
 
 // sweepStaleNetNS deletes namespaces of chains whose process no longer exists.
-func sweepStaleNetNS() {
+func sweepStaleNetNS(ctx context.Context) {
 	entries, err := os.ReadDir("/var/run/netns")
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
 		if pid, ok := chainPID(e.Name(), netnsPrefix); ok && pid != os.Getpid() && !alive(pid) {
-			_ = exec.Command("ip", "netns", "del", e.Name()).Run()
+			_ = exec.CommandContext(ctx, "ip", "netns", "del", e.Name()).Run()
 		}
 	}
 }

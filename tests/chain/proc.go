@@ -37,7 +37,7 @@ func (c *Chain) startLaunched(name, logPath string, spec launchSpec) (*rig.Proce
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self)
+	cmd := exec.Command(self) //nolint:noctx // long-lived: stopped by Kill/Stop and reaped by the chain's reaper, never by a context
 	cmd.Env = []string{launchEnv + "=" + string(raw), "PATH=" + os.Getenv("PATH")}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
 	return c.startProc(name, logPath, cmd)

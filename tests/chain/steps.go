@@ -336,7 +336,7 @@ func (c *Chain) PostWebhook(ctx context.Context, token string, body any) (int, s
 	if err != nil {
 		return 0, "", err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	out, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	return resp.StatusCode, strings.TrimSpace(string(out)), nil
 }
@@ -352,7 +352,7 @@ func (c *Chain) Metric(ctx context.Context, name string, labels map[string]strin
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return 0, err

@@ -92,11 +92,11 @@ func binaries(root string) (apiserver, etcd string, err error) {
 }
 
 func startEtcd(ctx context.Context, dir string, reaper *Reaper, bin string) (*Process, string, error) {
-	client, err := FreePort("127.0.0.1")
+	client, err := FreePort(ctx, "127.0.0.1")
 	if err != nil {
 		return nil, "", err
 	}
-	peer, err := FreePort("127.0.0.1")
+	peer, err := FreePort(ctx, "127.0.0.1")
 	if err != nil {
 		return nil, "", err
 	}
@@ -121,11 +121,15 @@ func startEtcd(ctx context.Context, dir string, reaper *Reaper, bin string) (*Pr
 		if p.Exited() {
 			return false, fmt.Errorf("exited early: %v", p.Err())
 		}
-		resp, err := hc.Get(clientURL + "/health")
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, clientURL+"/health", nil)
+		if err != nil {
+			return false, err
+		}
+		resp, err := hc.Do(req)
 		if err != nil {
 			return false, nil
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, nil
 	})
 	if err != nil {
@@ -175,7 +179,7 @@ func startAPIServer(ctx context.Context, dir string, reaper *Reaper, bin, etcdUR
 	if err != nil {
 		return nil, "", nil, err
 	}
-	port, err := FreePort(bindAddress)
+	port, err := FreePort(ctx, bindAddress)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -217,7 +221,7 @@ func startAPIServer(ctx context.Context, dir string, reaper *Reaper, bin, etcdUR
 			last = err.Error()
 			return false, nil
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		last = resp.Status
 		return resp.StatusCode == http.StatusOK, nil
 	})
@@ -256,7 +260,7 @@ func poll(ctx context.Context, interval time.Duration, f func() (bool, error)) e
 // startProcess starts one control-plane process in dir, logging to dir/NAME.log, and has the reaper
 // watch it.
 func startProcess(dir string, reaper *Reaper, name, bin string, args ...string) (*Process, error) {
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(bin, args...) //nolint:noctx // long-lived: stopped by stopProcess and reaped by the rig's reaper, never by a context
 	cmd.Dir = dir
 	p, err := StartProcess(name, filepath.Join(dir, name+".log"), cmd)
 	if err != nil {

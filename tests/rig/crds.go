@@ -30,8 +30,8 @@ var WorkflowGVR = schema.GroupVersionResource{Group: workflow.Group, Version: wo
 
 // crdFiles lists the CRDs the rig installs: Argo's Workflow (from the argo-workflows module this
 // module pins) and ours (manifests/base/crd).
-func crdFiles(root string) ([]string, error) {
-	argo, err := moduleDir(argoWorkflowsModule)
+func crdFiles(ctx context.Context, root string) ([]string, error) {
+	argo, err := moduleDir(ctx, argoWorkflowsModule)
 	if err != nil {
 		return nil, err
 	}
@@ -44,8 +44,8 @@ func crdFiles(root string) ([]string, error) {
 
 // moduleDir finds a module of the build list in the module cache. It asks the go command from the
 // working directory, which is inside the tests module when tests run.
-func moduleDir(module string) (string, error) {
-	cmd := exec.Command("go", "list", "-m", "-json", module)
+func moduleDir(ctx context.Context, module string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-json", module)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -58,7 +58,7 @@ func moduleDir(module string) (string, error) {
 	}
 	if m.Dir == "" {
 		// Listed but not downloaded yet.
-		dl := exec.Command("go", "mod", "download", "-json", module+"@"+m.Version)
+		dl := exec.CommandContext(ctx, "go", "mod", "download", "-json", module+"@"+m.Version)
 		dl.Stderr = &stderr
 		if out, err = dl.Output(); err != nil {
 			return "", fmt.Errorf("go mod download %s@%s: %w: %s", module, m.Version, err, stderr.String())
@@ -71,7 +71,7 @@ func moduleDir(module string) (string, error) {
 }
 
 func (r *Rig) installCRDs(ctx context.Context, root string) error {
-	files, err := crdFiles(root)
+	files, err := crdFiles(ctx, root)
 	if err != nil {
 		return err
 	}
@@ -126,7 +126,7 @@ func ReadObjects(path string) ([]*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	dec := utilyaml.NewYAMLOrJSONDecoder(f, 4096)
 	var out []*unstructured.Unstructured
 	for {

@@ -91,7 +91,7 @@ func exitCode(code int) error {
 }
 
 func missingExecutable(_ context.Context, call Call, _, stderr io.Writer) error {
-	fmt.Fprintf(stderr, "exec: %q: executable file not found in $PATH\n", call.Argv[0])
+	_, _ = fmt.Fprintf(stderr, "exec: %q: executable file not found in $PATH\n", call.Argv[0])
 	return exitCode(127)
 }
 
@@ -129,7 +129,7 @@ type Kubelet struct {
 	emissaryEv []EmissaryEvent
 }
 
-func startKubelet(bindAddress string) (*Kubelet, error) {
+func startKubelet(ctx context.Context, bindAddress string) (*Kubelet, error) {
 	certPEM, keyPEM, err := fixture.SelfSignedCert("rig-kubelet", bindAddress)
 	if err != nil {
 		return nil, err
@@ -138,7 +138,8 @@ func startKubelet(bindAddress string) (*Kubelet, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", net.JoinHostPort(bindAddress, "0"))
+	// ctx bounds only the bind: the listener lives until close.
+	l, err := (&net.ListenConfig{}).Listen(ctx, "tcp", net.JoinHostPort(bindAddress, "0"))
 	if err != nil {
 		return nil, err
 	}
@@ -308,11 +309,11 @@ func (k *Kubelet) behaviour(ns, pod, container string) Behaviour {
 // touch is the HasTouch behaviour: it needs the kubelet for the pod's filesystem.
 func (k *Kubelet) touch(_ context.Context, call Call, _, stderr io.Writer) error {
 	if path.Base(call.Argv[0]) != "touch" {
-		fmt.Fprintf(stderr, "exec: %q: executable file not found in $PATH\n", call.Argv[0])
+		_, _ = fmt.Fprintf(stderr, "exec: %q: executable file not found in $PATH\n", call.Argv[0])
 		return exitCode(127)
 	}
 	if len(call.Argv) < 2 {
-		fmt.Fprintln(stderr, "touch: missing file operand")
+		_, _ = fmt.Fprintln(stderr, "touch: missing file operand")
 		return exitCode(1)
 	}
 	var markers [][2]string
@@ -424,7 +425,7 @@ func (e *executor) ExecInContainer(ctx context.Context, _, _, _ string, _ []stri
 	if b.fn != nil {
 		f = b.fn(e.k)
 	}
-	var out, errOut io.Writer = io.Discard, io.Discard
+	out, errOut := io.Discard, io.Discard
 	if stdout != nil {
 		out = stdout
 	}
@@ -469,7 +470,7 @@ func (w *watchedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// Bytes already buffered from the connection must still be read first.
 	var r io.Reader = wc
 	if n := brw.Reader.Buffered(); n > 0 {
-		buf, _ := brw.Reader.Peek(n)
+		buf, _ := brw.Peek(n)
 		r = io.MultiReader(bytes.NewReader(bytes.Clone(buf)), wc)
 	}
 	return wc, bufio.NewReadWriter(bufio.NewReader(r), bufio.NewWriter(wc)), nil

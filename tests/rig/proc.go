@@ -1,6 +1,7 @@
 package rig
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -40,13 +41,13 @@ func StartProcess(name, logPath string, cmd *exec.Cmd) (*Process, error) {
 	}
 	cmd.SysProcAttr.Setpgid = true
 	if err := cmd.Start(); err != nil {
-		f.Close()
+		_ = f.Close() // nothing was written through it; the start error is what matters
 		return nil, fmt.Errorf("start %s (%s): %w", name, cmd.Path, err)
 	}
 	p := &Process{Name: name, Log: logPath, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
-		f.Close()
+		_ = f.Close() // the process wrote through its own descriptor; this only releases ours
 		close(p.done)
 	}()
 	return p, nil
@@ -112,12 +113,12 @@ func Tail(path string, n int) string {
 
 // FreePort asks the kernel for a free TCP port on addr. The port is released before the caller uses it,
 // which leaves a small race that is acceptable for a test rig.
-func FreePort(addr string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
+func FreePort(ctx context.Context, addr string) (int, error) {
+	l, err := (&net.ListenConfig{}).Listen(ctx, "tcp", net.JoinHostPort(addr, "0"))
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
@@ -126,7 +127,7 @@ func FreePort(addr string) (int, error) {
 // cache outside the checkout. A cold build takes minutes and reports progress on stderr.
 func Tools(root string, names ...string) ([]string, error) {
 	script := filepath.Join(root, "hack", "tools.sh")
-	cmd := exec.Command("bash", append([]string{script}, names...)...)
+	cmd := exec.Command("bash", append([]string{script}, names...)...) //nolint:noctx // a cold build takes minutes and is deliberately bounded by no caller's deadline
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -177,7 +178,7 @@ rm -rf "$dir"
 // StartReaper starts the reaper of dir. cleanup is a sh script that runs after the process groups are
 // killed and before dir is removed, with $parent set to this process's pid; "" for none.
 func StartReaper(dir, cleanup string) (*Reaper, error) {
-	cmd := exec.Command("sh", "-c", reaperScript, "rig-reaper", strconv.Itoa(os.Getpid()), dir, cleanup)
+	cmd := exec.Command("sh", "-c", reaperScript, "rig-reaper", strconv.Itoa(os.Getpid()), dir, cleanup) //nolint:noctx // must outlive this process; ended only by Stop
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start the reaper of %s: %w", dir, err)
@@ -194,9 +195,11 @@ func (r *Reaper) Watch(p *Process) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	_, err = fmt.Fprintln(f, p.Pid())
-	return err
+	if _, err := fmt.Fprintln(f, p.Pid()); err != nil {
+		_ = f.Close() // the write error is the one to report
+		return err
+	}
+	return f.Close()
 }
 
 // Stop ends the reaper without it doing anything: the caller cleaned up itself.

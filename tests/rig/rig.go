@@ -96,7 +96,7 @@ func Start(ctx context.Context, opts Options) (_ *Rig, err error) {
 		}
 	}()
 	if r.reaper, err = StartReaper(dir, ""); err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir) // best effort: the reaper's error is the one to report
 		return nil, err
 	}
 
@@ -122,7 +122,7 @@ func Start(ctx context.Context, opts Options) (_ *Rig, err error) {
 	if r.dynamic, err = dynamic.NewForConfig(cfg); err != nil {
 		return nil, err
 	}
-	if r.kubelet, err = startKubelet(opts.BindAddress); err != nil {
+	if r.kubelet, err = startKubelet(ctx, opts.BindAddress); err != nil {
 		return nil, err
 	}
 	r.kubelet.onMarker = r.onMarker
@@ -152,7 +152,7 @@ func (r *Rig) Stop() {
 		stopProcess(r.apiserver)
 		stopProcess(r.etcd)
 		r.reaper.Stop()
-		os.RemoveAll(r.dir)
+		_ = os.RemoveAll(r.dir) // Stop has nobody to report to; what is left is only a temporary directory
 	})
 }
 
@@ -283,10 +283,7 @@ func namespacePrefix(name string) string {
 	return s + "-"
 }
 
-var (
-	shared    *Rig
-	sharedErr error
-)
+var shared *Rig
 
 // Main starts one rig for the test binary, runs the tests and stops the rig. Use it from TestMain:
 //
