@@ -25,6 +25,7 @@ go vet ./...
 # contexts on network calls, metric names, import aliases.
 lint=$(hack/tools.sh golangci-lint)
 "$lint" run ./... || fail=1
+(cd tests && "$lint" run --config ../.golangci.yaml ./...) || fail=1
 
 # Generate into a scratch copy and compare, so a stale checked-in file fails without changing the tree.
 scratch=$(mktemp -d)
