@@ -59,7 +59,7 @@ tools: ## Build the pinned test tools into the cache outside the checkout (first
 .PHONY: test-integration
 test-integration: ## Integration tests on a real etcd + kube-apiserver with a test kubelet.
 	$(TOOLS) etcd kube-apiserver >/dev/null
-	cd tests && $(GO) test $(TEST_FLAGS) ./argopin/... ./rig/... ./integration/...
+	cd tests && $(GO) test $(TEST_FLAGS) ./argopin/... ./internal/rig/... ./integration/...
 
 .PHONY: test-e2e
 test-e2e: ## End-to-end tests with real nats-server and argo-events binaries.
@@ -69,4 +69,4 @@ test-e2e: ## End-to-end tests with real nats-server and argo-events binaries.
 .PHONY: bench
 bench: ## Benchmarks: exec round trip and a whole release through the API server.
 	$(TOOLS) etcd kube-apiserver >/dev/null
-	cd tests && $(GO) test -run '^$$' -bench . -benchtime 20x -count 5 ./rig/... ./integration/...
+	cd tests && $(GO) test -run '^$$' -bench . -benchtime 20x -count 5 ./internal/rig/... ./integration/...

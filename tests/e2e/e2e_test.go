@@ -20,8 +20,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
-	"github.com/argocontroller/resume-trigger/tests/chain"
-	"github.com/argocontroller/resume-trigger/tests/rig"
+	"github.com/argocontroller/resume-trigger/tests/internal/chain"
+	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
 // expectOneRelease checks that exactly one exec reached the step's pod, that it was the marker for the

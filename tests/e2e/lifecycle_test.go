@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
-	"github.com/argocontroller/resume-trigger/tests/chain"
+	"github.com/argocontroller/resume-trigger/tests/internal/chain"
 )
 
 // The Resume lifecycle through the whole chain: a Resume binds to one run of its Workflow, waits (Pending)

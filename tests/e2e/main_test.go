@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/argocontroller/resume-trigger/tests/chain"
+	"github.com/argocontroller/resume-trigger/tests/internal/chain"
 )
 
 // Two chains run the tests, each one test at a time, side by side:

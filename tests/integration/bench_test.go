@@ -10,7 +10,7 @@ import (
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/internal/fixture"
-	"github.com/argocontroller/resume-trigger/tests/rig"
+	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
 // BenchmarkRelease measures one release as the Sensor sees it: FetchResource + Execute (Resume read,

@@ -32,7 +32,7 @@ import (
 	"github.com/argocontroller/resume-trigger/internal/request"
 	"github.com/argocontroller/resume-trigger/internal/resume"
 	"github.com/argocontroller/resume-trigger/internal/triggerpb"
-	"github.com/argocontroller/resume-trigger/tests/rig"
+	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
 // The original example: workflow hello-world, whose first step "pause" (template pause) sleeps after its

@@ -19,7 +19,7 @@ import (
 	"github.com/argocontroller/resume-trigger/cmd/resume-trigger/app"
 	"github.com/argocontroller/resume-trigger/internal/fixture"
 	"github.com/argocontroller/resume-trigger/internal/resume"
-	"github.com/argocontroller/resume-trigger/tests/rig"
+	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
 const (

@@ -14,7 +14,7 @@ import (
 	wfclient "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
 
 	"github.com/argocontroller/resume-trigger/internal/fixture"
-	"github.com/argocontroller/resume-trigger/tests/rig"
+	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
 const serviceAccount = "resume-trigger"

@@ -12,7 +12,7 @@ import (
 	"github.com/argocontroller/resume-trigger/internal/argo"
 	"github.com/argocontroller/resume-trigger/internal/fixture"
 	"github.com/argocontroller/resume-trigger/internal/lookup"
-	"github.com/argocontroller/resume-trigger/tests/rig"
+	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
 func mainContainer(env ...corev1.EnvVar) []corev1.Container {

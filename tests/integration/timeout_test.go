@@ -12,7 +12,7 @@ import (
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/internal/resume"
-	"github.com/argocontroller/resume-trigger/tests/rig"
+	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
 // An exec that never ends (a wedged runtime) ends at --exec-timeout; the Resume stays Pending for the

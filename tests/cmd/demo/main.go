@@ -21,7 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
-	"github.com/argocontroller/resume-trigger/tests/chain"
+	"github.com/argocontroller/resume-trigger/tests/internal/chain"
 )
 
 // The README's example: Workflow hello-world in namespace argo, step "pause" paused after its command.

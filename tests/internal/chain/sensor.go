@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/argocontroller/resume-trigger/tests/rig"
+	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
 // ResumeTrigger is the Sensor trigger that Resume objects fire (sensor/sensor.yaml).

@@ -6,7 +6,7 @@ import (
 	"os/exec"
 	"syscall"
 
-	"github.com/argocontroller/resume-trigger/tests/rig"
+	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
 // startProc starts cmd as one of the chain's processes (rig.StartProcess): its own process group, the log

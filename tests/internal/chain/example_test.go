@@ -5,7 +5,7 @@ import (
 	"log"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
-	"github.com/argocontroller/resume-trigger/tests/chain"
+	"github.com/argocontroller/resume-trigger/tests/internal/chain"
 )
 
 // A program (the demo) drives the chain like this. It must run as root, and RunLauncher must come first:
