@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 )
 
 // The API server writes an audit log (metadata only) of every request, so a test can see exactly which
@@ -103,4 +105,52 @@ func (r *Rig) AuditEvents() ([]AuditEvent, error) {
 		out = append(out, e)
 	}
 	return out, sc.Err()
+}
+
+// GrantKey names one RBAC permission as JudgeRBAC compares them: "group/resource[/subresource]:verb",
+// with "core" for the core group.
+func GrantKey(group, resource, verb string) string {
+	if group == "" {
+		group = "core"
+	}
+	return group + "/" + resource + ":" + verb
+}
+
+// JudgeRBAC compares what roles grant with what one identity did: the audited requests of users whose
+// name ends in identitySuffix, sent with a user agent starting with agent (the program under test, not a
+// test acting as it). It returns the granted permissions never used, and the requests refused (403) that
+// expected does not excuse, both sorted. A request the authorizer let through counts as a use whatever
+// the object said after (a NotFound or a Conflict is the object's answer, not the authorizer's).
+func JudgeRBAC(granted map[string]bool, events []AuditEvent, identitySuffix, agent string, expected func(ns, resource, verb string) bool) (unused, refused []string) {
+	used := map[string]bool{}
+	seen := map[string]bool{}
+	for _, e := range events {
+		who := e.Identity()
+		if !strings.HasPrefix(who, "system:serviceaccount:") || !strings.HasSuffix(who, identitySuffix) || !strings.HasPrefix(e.UserAgent, agent) || e.ObjectRef == nil {
+			continue
+		}
+		key := GrantKey(e.ObjectRef.APIGroup, e.Resource(), e.Verb)
+		switch code := e.Code(); {
+		case code == 403:
+			if r := fmt.Sprintf("%s in namespace %s", key, e.ObjectRef.Namespace); !expected(e.ObjectRef.Namespace, e.Resource(), e.Verb) && !seen[r] {
+				seen[r] = true
+				refused = append(refused, r)
+			}
+		case code > 0 && code < 400, code == 404, code == 409:
+			used[key] = true
+		}
+	}
+	// client-go execs over WebSocket, a GET, which the API server authorizes as get and, since Kubernetes
+	// 1.35, also as create on pods/exec; the audit log records the GET only.
+	if used[GrantKey("", "pods/exec", "get")] {
+		used[GrantKey("", "pods/exec", "create")] = true
+	}
+	for k := range granted {
+		if !used[k] {
+			unused = append(unused, k)
+		}
+	}
+	sort.Strings(unused)
+	sort.Strings(refused)
+	return unused, refused
 }
