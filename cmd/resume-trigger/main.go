@@ -8,12 +8,16 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/argocontroller/resume-trigger/cmd/resume-trigger/app"
 )
 
 func main() {
+	if limit, ok := app.SoftMemoryLimit(os.Getenv); ok {
+		debug.SetMemoryLimit(limit)
+	}
 	opts := app.NewOptions()
 	opts.AddFlags(flag.CommandLine)
 	flag.Parse()

@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
@@ -114,7 +113,7 @@ func (f *Finder) Find(ctx context.Context, ns string, step request.Step) (Result
 	base := res.Skipped
 	for _, rv := range []string{"0", ""} {
 		pods, err := f.Pods.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{
-			LabelSelector:   labels.SelectorFromSet(labels.Set{argo.LabelWorkflow: wf.Name}).String(),
+			LabelSelector:   podSelector(wf.Name),
 			ResourceVersion: rv,
 		})
 		if err != nil {
@@ -130,6 +129,13 @@ func (f *Finder) Find(ctx context.Context, ns string, step request.Step) (Result
 		return res, nothingToRelease(wf.Name, step, res.Skipped)
 	}
 	return res, nil
+}
+
+// podSelector selects a workflow's pods that Argo has not finished with: a completed pod has nothing to
+// release, and a long loop's thousands of completed pods would otherwise be listed (and held) on every
+// request.
+func podSelector(workflow string) string {
+	return argo.LabelWorkflow + "=" + workflow + "," + argo.LabelCompleted + "!=true"
 }
 
 // collect maps the picked nodes to their pods and the pods' paused containers.
@@ -231,6 +237,9 @@ func pick(wf *wfv1.Workflow, nodes wfv1.Nodes, step request.Step) ([]pickedNode,
 		case wfv1.NodeTypeRetry:
 			last, ok := lastAttempt(nodes, n)
 			switch {
+			case ok && last.Type != wfv1.NodeTypePod:
+				// A retryStrategy on a steps or DAG template: its attempts run steps, not one pod.
+				wrongTypes = append(wrongTypes, fmt.Sprintf("retry node %s retries a %s template (name a step inside it)", n.ID, last.Type))
 			case ok && (!last.Fulfilled() || n.Fulfilled()):
 				add(last, "")
 			case !n.Fulfilled():
@@ -295,10 +304,12 @@ func definesTemplate(wf *wfv1.Workflow, name string) bool {
 	return false
 }
 
-// lastAttempt returns the newest attempt of a Retry node: its last child that runs a pod.
+// lastAttempt returns the newest attempt of a Retry node: its last child named as an attempt,
+// "<retry node>(<n>)". Argo also appends a lifecycle hook's node ("<retry node>.hooks.<name>") to the
+// Retry node's children; that is never an attempt.
 func lastAttempt(nodes wfv1.Nodes, retry wfv1.NodeStatus) (wfv1.NodeStatus, bool) {
 	for i := len(retry.Children) - 1; i >= 0; i-- {
-		if c, ok := nodes[retry.Children[i]]; ok && c.Type == wfv1.NodeTypePod {
+		if c, ok := nodes[retry.Children[i]]; ok && strings.HasPrefix(c.Name, retry.Name+"(") {
 			return c, true
 		}
 	}
@@ -364,11 +375,18 @@ func podOf(wf *wfv1.Workflow, node wfv1.NodeStatus, byNode map[string][]*corev1.
 		}
 	}
 	var owned []*corev1.Pod
-	var strangers []string
+	var strangers, earlierRun []string
 	for _, p := range candidates {
-		if ref := metav1.GetControllerOf(p); ref != nil && ref.UID == wf.UID && ref.Kind == "Workflow" {
+		ref := metav1.GetControllerOf(p)
+		switch {
+		case ref != nil && ref.UID == wf.UID && ref.Kind == "Workflow":
 			owned = append(owned, p)
-		} else {
+		case ref != nil && ref.Kind == "Workflow" && ref.Name == wf.Name:
+			// Controlled by a Workflow of this name with another UID: an earlier run (deleted and created
+			// again; two Workflows cannot share a name), whose pods the garbage collector is removing. Never
+			// exec'd into; this run's pod will come.
+			earlierRun = append(earlierRun, p.Name)
+		default:
 			strangers = append(strangers, p.Name)
 		}
 	}
@@ -381,6 +399,8 @@ func podOf(wf *wfv1.Workflow, node wfv1.NodeStatus, byNode map[string][]*corev1.
 			names[i] = p.Name
 		}
 		return nil, fault.Preconditionf("node %s has %d pods (%s): Argo keeps one; wait until the old one is gone", node.ID, len(owned), strings.Join(names, ", "))
+	case len(strangers) == 0 && len(earlierRun) > 0:
+		return nil, fault.Transientf("pod %s belongs to an earlier run of workflow %s (not uid %s) and goes with it: waiting for this run's pod", strings.Join(earlierRun, ", "), wf.Name, wf.UID)
 	case len(strangers) > 0:
 		return nil, fault.Preconditionf("pod %s claims node %s but is not controlled by workflow %s (uid %s): refusing to exec into it", strings.Join(strangers, ", "), node.ID, wf.Name, wf.UID)
 	}

@@ -223,8 +223,9 @@ func checkActions(t *testing.T, wfc *wffake.Clientset, kube *k8sfake.Clientset, 
 		if !ok || list.GetVerb() != "list" || list.GetResource().Resource != "pods" || list.GetNamespace() != ns {
 			t.Fatalf("pod action = %#v, want list pods in %s", a, ns)
 		}
-		if sel := list.GetListRestrictions().Labels.String(); sel != "workflows.argoproj.io/workflow="+wf {
-			t.Errorf("pod list label selector = %q, want workflows.argoproj.io/workflow=%s", sel, wf)
+		// Only the workflow's pods that Argo has not finished with.
+		if sel, want := list.GetListRestrictions().Labels.String(), "workflows.argoproj.io/completed!=true,workflows.argoproj.io/workflow="+wf; sel != want {
+			t.Errorf("pod list label selector = %q, want %s", sel, want)
 		}
 		if sel := list.GetListRestrictions().Fields.String(); sel != "" {
 			t.Errorf("pod list field selector = %q, want none", sel)
@@ -471,6 +472,41 @@ func TestFind(t *testing.T) {
 			expErr:     []string{"is between attempts"},
 			expSkipped: []string{fixture.NodeID("retry", "retry[0].flaky")},
 			expNoList:  true,
+		},
+		"a completed pod of the workflow is not even listed": {
+			cluster: retry().with(onPod(retryPod0, func(p *corev1.Pod) { p.Labels["workflows.argoproj.io/completed"] = "true" })),
+			step:    request.Step{Workflow: "retry", Template: "flaky"},
+			// Attempt 0's node has failed and its pod is not listed: said so, and attempt 1 is released.
+			expTargets: []target{{Node: retryNode1, Pod: retryPod1, Container: "main", Stage: v1alpha1.StageAfter}},
+			expSkipped: []string{retryNode0},
+		},
+		"a lifecycle hook appended to the retry node's children is not its last attempt": {
+			cluster: retry().with(func(c *cluster) {
+				retryID := fixture.NodeID("retry", "retry[0].flaky")
+				hook := fixture.PodNode("retry", "retry[0].flaky.hooks.running", "flaky.hooks.running", "notify")
+				c.wf.Status.Nodes[hook.ID] = hook
+				r := c.wf.Status.Nodes[retryID]
+				r.Children = append(r.Children, hook.ID)
+				c.wf.Status.Nodes[retryID] = r
+				c.pods = append(c.pods, fixture.Pod(c.wf, hook, "retry-notify-1", fixture.Container("main", fixture.PauseAfter)))
+			}),
+			step:       request.Step{Workflow: "retry", NodeName: "flaky"},
+			expTargets: []target{{Node: retryNode1, Pod: retryPod1, Container: "main", Stage: v1alpha1.StageAfter}},
+		},
+		"a retry of a steps template is said to be so, not waited for": {
+			cluster: retry().with(func(c *cluster) {
+				retryID := fixture.NodeID("retry", "retry[0].flaky")
+				inner := fixture.Node("retry", "retry[0].flaky(0)", "flaky(0)", wfv1.NodeTypeSteps, "flaky")
+				c.wf.Status.Nodes = wfv1.Nodes{retryID: c.wf.Status.Nodes[retryID], inner.ID: inner}
+				r := c.wf.Status.Nodes[retryID]
+				r.Children = []string{inner.ID}
+				c.wf.Status.Nodes[retryID] = r
+				c.pods = nil
+			}),
+			step:      request.Step{Workflow: "retry", NodeName: "flaky"},
+			expKind:   fault.Invalid,
+			expErr:    []string{"retries a Steps template", "name a step inside it"},
+			expNoList: true,
 		},
 		"running retry node without attempts is Transient": {
 			cluster:    retry().with(onNode(fixture.NodeID("retry", "retry[0].flaky"), func(n *wfv1.NodeStatus) { n.Children = nil })),
@@ -733,10 +769,20 @@ func TestFind(t *testing.T) {
 		"pod controlled by another workflow is refused": {
 			cluster: helloWorld().with(onPod(helloPod, func(p *corev1.Pod) {
 				p.OwnerReferences[0].UID = "11111111-2222-3333-4444-555555555555"
+				p.OwnerReferences[0].Name = "another-workflow"
 			})),
 			step:       request.Step{Workflow: "hello-world", Template: "pause"},
 			expKind:    fault.Precondition,
 			expErr:     []string{"pod " + helloPod + " claims node " + helloNode, "not controlled by workflow hello-world", "refusing"},
+			expSkipped: []string{helloNode},
+		},
+		"the pod of an earlier run of the workflow (re-created, same name) is waited past, never exec'd": {
+			cluster: helloWorld().with(onPod(helloPod, func(p *corev1.Pod) {
+				p.OwnerReferences[0].UID = "11111111-2222-3333-4444-555555555555"
+			})),
+			step:       request.Step{Workflow: "hello-world", Template: "pause"},
+			expKind:    fault.Transient,
+			expErr:     []string{"pod " + helloPod + " belongs to an earlier run of workflow hello-world", "waiting for this run's pod"},
 			expSkipped: []string{helloNode},
 		},
 		"pod without controller is refused": {

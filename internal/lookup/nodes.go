@@ -14,9 +14,12 @@ import (
 	"github.com/argocontroller/resume-trigger/internal/fault"
 )
 
-// maxNodesSize bounds the decompressed size of status.compressedNodes; Argo itself compresses only
-// workflows above 1 MiB, so 256 MiB is generous and still stops a gzip bomb.
-const maxNodesSize = 256 << 20
+// maxNodesSize bounds the decompressed size of status.compressedNodes. Anyone who can write a Workflow can
+// set that field (Argo's CRD has no status subresource), and a few hundred KiB of gzip can inflate to
+// gigabytes: the bound keeps one request's memory far below the server's limit. Argo compresses node
+// status only when the Workflow would not fit in etcd (about 1 MiB), and node JSON compresses about ten
+// to one, so 16 MiB is room for some 15,000 nodes.
+const maxNodesSize = 16 << 20
 
 // NodeSource reads the nodes of a workflow whose node status is offloaded to Argo's database, which the
 // Kubernetes API cannot return (argo-server can).
@@ -65,18 +68,35 @@ func decompressNodes(s string) (wfv1.Nodes, error) {
 		return nil, fmt.Errorf("not gzip: %w", err)
 	}
 	defer func() { _ = zr.Close() }()
-	data, err := io.ReadAll(io.LimitReader(zr, maxNodesSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("gzip: %w", err)
-	}
-	if len(data) > maxNodesSize {
-		return nil, fmt.Errorf("larger than %d bytes once decompressed", maxNodesSize)
-	}
+	// Decoded as it is inflated, never held whole: memory is the nodes, not the nodes and their JSON.
+	inflated := &readErr{r: zr}
+	limited := &io.LimitedReader{R: inflated, N: maxNodesSize + 1}
 	var nodes wfv1.Nodes
-	if err := json.Unmarshal(data, &nodes); err != nil {
+	if err := json.NewDecoder(limited).Decode(&nodes); err != nil {
+		switch {
+		case limited.N <= 0:
+			return nil, fmt.Errorf("larger than %d bytes once decompressed", maxNodesSize)
+		case inflated.err != nil:
+			return nil, fmt.Errorf("gzip: %w", inflated.err)
+		}
 		return nil, fmt.Errorf("not a JSON node map: %w", err)
 	}
 	return nodes, nil
+}
+
+// readErr remembers the first error other than EOF its reader returned, so a broken gzip stream is told
+// apart from broken JSON inside a sound one.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErr) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 // CompressNodes encodes nodes the way Argo stores status.compressedNodes (base64 of gzipped JSON).

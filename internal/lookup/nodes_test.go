@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -417,5 +418,41 @@ func TestArgoServerHonoursContext(t *testing.T) {
 	_, err := (&lookup.ArgoServer{URL: srv.URL}).Nodes(ctx, helloWorld().wf)
 	if k := fault.KindOf(err); k != fault.Transient {
 		t.Fatalf("error kind = %s, want Transient: %v", k, err)
+	}
+}
+
+// A compressedNodes value anyone who can write a Workflow may set: a few hundred KiB of gzip inflating to
+// 300 MiB. It is refused, saying why, and the server allocates a bounded amount on the way, not the 300 MiB.
+func TestCompressedNodesBomb(t *testing.T) {
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := bytes.Repeat([]byte(" "), 1<<20)
+	if _, err := zw.Write([]byte(`{"n":`)); err != nil {
+		t.Fatal(err)
+	}
+	for range 300 {
+		if _, err := zw.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c := helloWorld()
+	c.wf.Status.Nodes, c.wf.Status.CompressedNodes = nil, base64.StdEncoding.EncodeToString(buf.Bytes())
+	t.Logf("compressedNodes: %d KiB of base64 for 300 MiB inflated", len(c.wf.Status.CompressedNodes)>>10)
+	f, _, _ := newFinder(c, nil)
+
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = f.Find(context.Background(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
+	runtime.ReadMemStats(&after)
+	fixture.CheckFault(t, err, fault.Precondition, []string{"status.compressedNodes cannot be read", "larger than 16777216 bytes once decompressed"})
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 96<<20 {
+		t.Errorf("reading the bomb allocated %d MiB, want a bounded amount (the cap is 16 MiB)", alloc>>20)
 	}
 }

@@ -77,6 +77,11 @@ func (a *APIExecutor) Exec(ctx context.Context, namespace, pod, container string
 	if errors.As(err, &exit) {
 		return &ExitError{Code: exit.ExitStatus(), Output: strings.TrimSpace(out.String())}
 	}
+	if err != nil && out.String() != "" {
+		// Some kubelets report a command that could not start as an error status, with the reason only on
+		// stderr ("executable file not found"): keep it, so the fallback can tell.
+		return fmt.Errorf("%w (output: %s)", err, strings.TrimSpace(out.String()))
+	}
 	return err
 }
 

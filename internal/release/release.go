@@ -96,6 +96,11 @@ func (r *Releaser) Release(ctx context.Context, t lookup.Target) (Outcome, error
 			return out, nil
 		}
 		if !fallThrough(err) {
+			if via != t.Container && r.ended(ctx, t, via) {
+				// An exited sibling (normal in a containerSet) cannot exec anything: try the next one.
+				out.Attempts = append(out.Attempts, fmt.Sprintf("container %s has ended: %v", via, err))
+				continue
+			}
 			return out, r.classify(ctx, t, via, err)
 		}
 		out.Attempts = append(out.Attempts, fmt.Sprintf("container %s: %v", via, err))
@@ -128,7 +133,7 @@ func (r *Releaser) timeout() time.Duration {
 	return r.cfg.Timeout
 }
 
-var notFoundText = regexp.MustCompile(`(?i)executable file not found|not found in \$PATH`)
+var notFoundText = regexp.MustCompile(`(?i)executable file not found|not found in \$PATH|exit (status|code) 12[67]\b`)
 
 // fallThrough reports whether err means "this container has no touch, try another": the shell-less exit
 // codes for a command that cannot run (126) or is not there (127), or the runtime saying so itself.
@@ -159,6 +164,24 @@ func (r *Releaser) classify(ctx context.Context, t lookup.Target, via string, er
 		}
 	}
 	return fault.Transientf("exec into pod %s container %s failed: %w", t.Pod, via, err)
+}
+
+// ended reports whether container (another than the target) of t's pod has terminated, by a fresh read;
+// without a pod client it cannot tell and says no.
+func (r *Releaser) ended(ctx context.Context, t lookup.Target, container string) bool {
+	if r.cfg.Pods == nil {
+		return false
+	}
+	pod, err := r.cfg.Pods.CoreV1().Pods(t.Namespace).Get(ctx, t.Pod, metav1.GetOptions{})
+	if err != nil || pod.UID != t.PodUID {
+		return false
+	}
+	for _, s := range pod.Status.ContainerStatuses {
+		if s.Name == container {
+			return s.State.Terminated != nil
+		}
+	}
+	return false
 }
 
 func terminated(pod *corev1.Pod, container string) bool {

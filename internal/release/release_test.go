@@ -183,6 +183,23 @@ func TestRelease(t *testing.T) {
 			expCalls: []string{"main"},
 			expKind:  fault.Transient,
 		},
+		"an error status saying exit status 127, with the reason only on stderr, falls back": {
+			results:     map[string]error{"main": errors.New(`command terminated with non-zero exit code: exit status 127 (output: sh: touch: executable file not found)`)},
+			expCalls:    []string{"main", "tools"},
+			expVia:      "tools",
+			expAttempts: 1,
+		},
+		"a sibling that has exited is passed over, not retried": {
+			pod: func(p *corev1.Pod) *corev1.Pod {
+				fixture.SetTerminated(p, "tools", 0)
+				return p
+			},
+			results:     map[string]error{"main": noTouch, "tools": errors.New("container not found (\"tools\")")},
+			expCalls:    []string{"main", "tools", "sidecar"},
+			expVia:      "sidecar",
+			expAttempts: 2,
+			expPodGets:  1,
+		},
 		"falls back through every other container in order": {
 			results:     map[string]error{"main": noTouch, "tools": &release.ExitError{Code: 126}},
 			expCalls:    []string{"main", "tools", "sidecar"},
@@ -257,7 +274,7 @@ func TestRelease(t *testing.T) {
 			expCalls:    []string{"main", "tools"},
 			expKind:     fault.Transient,
 			expErr:      []string{"container tools failed", "stream reset"},
-			expPodGets:  1,
+			expPodGets:  2, // is tools still running (yes: retry later), then what became of the pod
 			expAttempts: 1,
 		},
 		"forbidden exec is Transient with an RBAC hint": {

@@ -675,3 +675,24 @@ func TestShutdownTimeoutCoversARelease(t *testing.T) {
 		})
 	}
 }
+
+func TestSoftMemoryLimit(t *testing.T) {
+	tests := map[string]struct {
+		env    map[string]string
+		limit  int64
+		wantOK bool
+	}{
+		"90% of the container's limit": {env: map[string]string{MemoryLimitEnv: "268435456"}, limit: 241591905, wantOK: true},
+		"GOMEMLIMIT set stands":        {env: map[string]string{MemoryLimitEnv: "268435456", "GOMEMLIMIT": "200MiB"}},
+		"no limit known":               {env: map[string]string{}},
+		"not a number":                 {env: map[string]string{MemoryLimitEnv: "256Mi"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			limit, ok := SoftMemoryLimit(func(k string) string { return tc.env[k] })
+			if ok != tc.wantOK || limit != tc.limit {
+				t.Errorf("SoftMemoryLimit = %d, %v; want %d, %v", limit, ok, tc.limit, tc.wantOK)
+			}
+		})
+	}
+}

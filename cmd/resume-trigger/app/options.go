@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -183,4 +184,22 @@ func ownNamespace() string {
 		return strings.TrimSpace(string(data))
 	}
 	return ""
+}
+
+// MemoryLimitEnv carries the container's memory limit in bytes (the Deployment sets it from the Downward
+// API: resourceFieldRef limits.memory).
+const MemoryLimitEnv = "RESUME_TRIGGER_MEMORY_LIMIT"
+
+// SoftMemoryLimit is the Go runtime's soft memory limit for a container limit read from getenv: 90% of
+// it, so the garbage collector works harder before the kernel's OOM killer would. ok is false when
+// GOMEMLIMIT is set (the operator's choice stands) or no limit is known.
+func SoftMemoryLimit(getenv func(string) string) (limit int64, ok bool) {
+	if getenv("GOMEMLIMIT") != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(getenv(MemoryLimitEnv)), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, false
+	}
+	return n / 10 * 9, true
 }
