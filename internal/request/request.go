@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -75,12 +77,12 @@ func ParseSpec(data []byte) ([]byte, error) {
 	// true into "true" without a word. The Sensor quotes every string value, so a non-string is a mistake.
 	raw := map[string]any{}
 	if err := yaml.UnmarshalStrict(data, &raw); err != nil {
-		return nil, fault.Invalidf("trigger spec is not a map of strings (custom.spec holds string values only): %v", err)
+		return nil, fault.Invalidf("trigger spec is not a map of strings (custom.spec holds string values only): %s", cut(err.Error()))
 	}
 	spec := map[string]string{}
 	for k, v := range raw {
 		if !slices.Contains(Keys, k) {
-			return nil, fault.Invalidf("trigger spec key %q is unknown: use %v", k, Keys)
+			return nil, fault.Invalidf("trigger spec key %s is unknown: use %v", echo(k), Keys)
 		}
 		switch v := v.(type) {
 		case string:
@@ -88,7 +90,7 @@ func ParseSpec(data []byte) ([]byte, error) {
 		case nil:
 			spec[k] = ""
 		default:
-			return nil, fault.Invalidf("trigger spec key %q holds %v, not a string (custom.spec holds string values only; quote it)", k, v)
+			return nil, fault.Invalidf("trigger spec key %s holds %s, not a string (custom.spec holds string values only; quote it)", echo(k), cut(fmt.Sprint(v)))
 		}
 	}
 	return json.Marshal(spec)
@@ -101,7 +103,7 @@ func Parse(data []byte) (Request, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&w); err != nil {
-		return Request{}, fault.Invalidf("the trigger request is not a JSON object of strings with keys %s: %v", strings.Join(Keys, ", "), err)
+		return Request{}, fault.Invalidf("the trigger request is not a JSON object of strings with keys %s: %s", strings.Join(Keys, ", "), cut(err.Error()))
 	}
 	// Anything but JSON whitespace after the object is refused. dec.More alone misses a stray '}' or ']'.
 	if rest := data[dec.InputOffset():]; len(bytes.Trim(rest, " \t\r\n")) > 0 {
@@ -110,11 +112,11 @@ func Parse(data []byte) (Request, error) {
 	// encoding/json matches keys regardless of case; the Sensor's keys are exact, so ours are too.
 	var keys map[string]json.RawMessage
 	if err := json.Unmarshal(data, &keys); err != nil {
-		return Request{}, fault.Invalidf("the trigger request is not a JSON object: %v", err)
+		return Request{}, fault.Invalidf("the trigger request is not a JSON object: %s", cut(err.Error()))
 	}
 	for k := range keys {
 		if !slices.Contains(Keys, k) {
-			return Request{}, fault.Invalidf("the trigger request has key %q: the keys are %s, spelled exactly so", k, strings.Join(Keys, ", "))
+			return Request{}, fault.Invalidf("the trigger request has key %s: the keys are %s, spelled exactly so", echo(k), strings.Join(Keys, ", "))
 		}
 	}
 	r := Request{
@@ -149,14 +151,14 @@ func (r Request) Validate() error {
 		return fault.Invalidf("namespace is empty: map it from the event (body.metadata.namespace for a Resume, body.namespace for the webhook)")
 	}
 	if errs := validation.IsDNS1123Label(r.Namespace); len(errs) > 0 {
-		return fault.Invalidf("namespace %q is not a valid namespace name: %s", r.Namespace, strings.Join(errs, "; "))
+		return fault.Invalidf("namespace %s is not a valid namespace name: %s", echo(r.Namespace), strings.Join(errs, "; "))
 	}
 	if r.Resume != "" {
 		if errs := validation.IsDNS1123Subdomain(r.Resume); len(errs) > 0 {
-			return fault.Invalidf("resume %q is not a valid object name: %s", r.Resume, strings.Join(errs, "; "))
+			return fault.Invalidf("resume %s is not a valid object name: %s", echo(r.Resume), strings.Join(errs, "; "))
 		}
 		if r.ResumeUID != "" && !uidPattern.MatchString(string(r.ResumeUID)) {
-			return fault.Invalidf("resumeUID %q is not a UID", r.ResumeUID)
+			return fault.Invalidf("resumeUID %s is not a UID", echo(string(r.ResumeUID)))
 		}
 		return nil
 	}
@@ -173,30 +175,30 @@ func ValidateStep(s Step) error {
 	if s.Workflow == "" {
 		return fault.Invalidf("workflow is empty: name the Workflow whose step is paused")
 	} else if errs := validation.IsDNS1123Subdomain(s.Workflow); len(errs) > 0 {
-		return fault.Invalidf("workflow %q is not a valid Workflow name: %s", s.Workflow, strings.Join(errs, "; "))
+		return fault.Invalidf("workflow %s is not a valid Workflow name: %s", echo(s.Workflow), strings.Join(errs, "; "))
 	} else if len(s.Workflow) > validation.LabelValueMaxLength {
 		// Argo labels every pod with the workflow's name, so a longer name cannot exist.
-		return fault.Invalidf("workflow %q is longer than %d characters, which Argo does not allow", s.Workflow, validation.LabelValueMaxLength)
+		return fault.Invalidf("workflow %s is longer than %d characters, which Argo does not allow", echo(s.Workflow), validation.LabelValueMaxLength)
 	}
 	if s.Template == "" && s.NodeID == "" && s.NodeName == "" {
 		return fault.Invalidf("no step named: set the template name, a node id or a node name")
 	}
 	if s.Template != "" && (len(s.Template) > 253 || !templatePattern.MatchString(s.Template)) {
-		return fault.Invalidf("template %q is not a valid template name (letters, digits, '-', '_', '.', at most 253)", s.Template)
+		return fault.Invalidf("template %s is not a valid template name (letters, digits, '-', '_', '.', at most 253)", echo(s.Template))
 	}
 	if s.NodeID != "" {
 		if errs := validation.IsDNS1123Subdomain(s.NodeID); len(errs) > 0 {
-			return fault.Invalidf("node id %q is not a valid node id: %s", s.NodeID, strings.Join(errs, "; "))
+			return fault.Invalidf("node id %s is not a valid node id: %s", echo(s.NodeID), strings.Join(errs, "; "))
 		}
 	}
 	if s.NodeName != "" {
 		if len(s.NodeName) > 1024 || strings.ContainsFunc(s.NodeName, isControl) {
-			return fault.Invalidf("node name %q is longer than 1024 characters or holds control characters", s.NodeName)
+			return fault.Invalidf("node name %s is longer than 1024 characters or holds control characters", echo(s.NodeName))
 		}
 	}
 	if s.Container != "" {
 		if errs := validation.IsDNS1123Label(s.Container); len(errs) > 0 {
-			return fault.Invalidf("container %q is not a valid container name: %s", s.Container, strings.Join(errs, "; "))
+			return fault.Invalidf("container %s is not a valid container name: %s", echo(s.Container), strings.Join(errs, "; "))
 		}
 		if argo.IsArgoContainer(s.Container) {
 			return fault.Invalidf("container %q is Argo's own and never paused: name the step's container (usually main)", s.Container)
@@ -205,7 +207,7 @@ func ValidateStep(s Step) error {
 	switch s.Stage {
 	case "", v1alpha1.StageBefore, v1alpha1.StageAfter:
 	default:
-		return fault.Invalidf("stage %q is neither %q nor %q", s.Stage, v1alpha1.StageBefore, v1alpha1.StageAfter)
+		return fault.Invalidf("stage %s is neither %q nor %q", echo(string(s.Stage)), v1alpha1.StageBefore, v1alpha1.StageAfter)
 	}
 	return nil
 }
@@ -244,4 +246,34 @@ func (s Step) String() string {
 		fmt.Fprintf(&b, " stage %s", s.Stage)
 	}
 	return b.String()
+}
+
+// maxEcho bounds how much of a refused value (or of a decoder's error, which may quote it) an error
+// repeats: enough to recognise it, never the whole of a hostile megabyte (errors reach the caller, the
+// Resume's status and the log).
+const maxEcho = 128
+
+// echo quotes a refused value for an error message, cut to maxEcho bytes.
+func echo(v string) string {
+	if len(v) <= maxEcho {
+		return strconv.Quote(v)
+	}
+	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(prefix(v)), len(v))
+}
+
+// cut is echo without the quotes, for values that are not strings.
+func cut(v string) string {
+	if len(v) <= maxEcho {
+		return v
+	}
+	return fmt.Sprintf("%s… (%d bytes)", prefix(v), len(v))
+}
+
+// prefix is v's first maxEcho bytes, ending on a character boundary.
+func prefix(v string) string {
+	n := maxEcho
+	for n > 0 && !utf8.RuneStart(v[n]) {
+		n--
+	}
+	return v[:n]
 }

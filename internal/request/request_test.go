@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/internal/fault"
@@ -503,6 +504,26 @@ func TestParseSpec(t *testing.T) {
 			}
 			if err != nil || string(got) != tc.want {
 				t.Fatalf("ParseSpec = %s, %v; want %s", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// A refused value is echoed in part only: errors reach the caller, the Resume's status and the log.
+func TestRefusedValuesAreNotEchoedWhole(t *testing.T) {
+	huge := strings.Repeat("é", 1<<19) // 1 MiB
+	for name, in := range map[string]string{
+		"workflow": `{"namespace":"argo","workflow":"` + huge + `","template":"t"}`,
+		"template": `{"namespace":"argo","workflow":"wf","template":"` + huge + `"}`,
+		"key":      `{"namespace":"argo","` + huge + `":"x"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse([]byte(in))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if len(err.Error()) > 512 || !strings.Contains(err.Error(), "bytes)") || !utf8.ValidString(err.Error()) {
+				t.Errorf("error of %d bytes (valid UTF-8: %v): %.200s", len(err.Error()), utf8.ValidString(err.Error()), err)
 			}
 		})
 	}
