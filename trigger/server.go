@@ -78,6 +78,9 @@ func (s *Server) Execute(ctx context.Context, in *triggerpb.ExecuteRequest) (*tr
 		log.WithError(err).Warn("refused an invalid request")
 		return nil, toStatus(err)
 	}
+	if ev != nil {
+		req.Event = ev.Source() + "/" + ev.ID()
+	}
 	log = log.WithFields(logrus.Fields{logging.Namespace: req.Namespace, logging.Resume: req.Resume, logging.Workflow: req.Step.Workflow})
 	log.Debug("execute")
 	// The handler logs the outcome, once, with this request's fields.

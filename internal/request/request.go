@@ -38,6 +38,9 @@ type Request struct {
 	Step      Step
 	// Revisit marks the server's own second look at a Pending Resume, not a caller's request.
 	Revisit bool
+	// Event is the id of the CloudEvent that triggered the request, when the Sensor passed it: the same
+	// for every retry of that event.
+	Event string
 }
 
 // Key identifies the object a Request is about, for serialising concurrent duplicates.

@@ -88,8 +88,9 @@ type Config struct {
 
 // Service carries requests through the flow. Make one with New.
 type Service struct {
-	cfg   Config
-	locks keyedMutex
+	cfg    Config
+	locks  keyedMutex
+	direct directMemory
 }
 
 // New returns a Service for c, or an error naming every missing dependency.
@@ -305,7 +306,25 @@ func (s *Service) handleDirect(ctx context.Context, req request.Request, res *Re
 		res.Phase, res.Reason, res.Message = phaseOf(err), reasonOf(err), err.Error()
 		return err
 	}
-	err = s.releaseAll(ctx, found, nil, res, s.active)
+	var done map[string]bool
+	if req.Event != "" {
+		if pods, released, list, ok := s.direct.recall(req.Event, s.clock()); ok {
+			// A retry of the same event: only the pods its first try chose, nothing released twice.
+			kept := found.Targets[:0:0]
+			for _, t := range found.Targets {
+				if pods[t.PodUID] {
+					kept = append(kept, t)
+				} else {
+					res.Skipped = append(res.Skipped, fmt.Sprintf("pod %s was not chosen by this event's first try (event %s)", t.Pod, req.Event))
+				}
+			}
+			found.Targets, done, res.AlreadyReleased = kept, released, list
+		}
+	}
+	err = s.releaseAll(ctx, found, done, res, s.active)
+	if req.Event != "" {
+		s.direct.remember(req.Event, s.clock(), found.Targets, res.Released)
+	}
 	res.Phase, res.Reason, res.Message = s.summary(res, err)
 	ctx, cancel := recording(ctx)
 	defer cancel()

@@ -783,3 +783,55 @@ func TestNewChecksItsConfig(t *testing.T) {
 		t.Errorf("NewRequeue without a Lister: %v", err)
 	}
 }
+
+// The Sensor retries a direct (webhook) request as a whole; meanwhile the step's next retry attempt may
+// have paused. A retry of the same event acts only on the pods its first try chose, and releases nothing
+// twice.
+func TestDirectRetryKeepsToItsFirstPods(t *testing.T) {
+	step := request.Step{Workflow: "wf", Template: "step"}
+	withUID := func(pod string) lookup.Target {
+		tg := target(pod)
+		tg.PodUID = types.UID("uid-" + pod)
+		return tg
+	}
+	t.Run("released, then the next attempt paused", func(t *testing.T) {
+		f := newFixture()
+		f.finder.result = lookup.Result{Workflow: "wf", WorkflowUID: "wf-uid", Targets: []lookup.Target{withUID("attempt-0")}}
+		req := request.Request{Namespace: ns, Step: step, Event: "webhook/ev-1"}
+		if _, err := f.svc.Handle(t.Context(), req); err != nil {
+			t.Fatal(err)
+		}
+		f.finder.result = lookup.Result{Workflow: "wf", WorkflowUID: "wf-uid", Targets: []lookup.Target{withUID("attempt-0"), withUID("attempt-1")}}
+		res, err := f.svc.Handle(t.Context(), req)
+		if err != nil || res.Phase != v1alpha1.PhaseSucceeded || len(res.AlreadyReleased) != 1 {
+			t.Fatalf("retry: %v, %s, already released %v", err, res.Phase, res.AlreadyReleased)
+		}
+		if got := strings.Join(f.releaser.calls, ","); got != "attempt-0/main/after" {
+			t.Errorf("releases %s, want attempt-0 once and never attempt-1", got)
+		}
+		// Another event is another request.
+		if _, err := f.svc.Handle(t.Context(), request.Request{Namespace: ns, Step: step, Event: "webhook/ev-2"}); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(f.releaser.calls, ","); got != "attempt-0/main/after,attempt-0/main/after,attempt-1/main/after" {
+			t.Errorf("releases %s after a new event", got)
+		}
+	})
+	t.Run("failed for a moment, retried on the same pod only", func(t *testing.T) {
+		f := newFixture()
+		f.finder.result = lookup.Result{Workflow: "wf", WorkflowUID: "wf-uid", Targets: []lookup.Target{withUID("attempt-0")}}
+		f.releaser.errs["attempt-0"] = fault.Transientf("stream reset")
+		req := request.Request{Namespace: ns, Step: step, Event: "webhook/ev-1"}
+		if _, err := f.svc.Handle(t.Context(), req); fault.KindOf(err) != fault.Transient {
+			t.Fatalf("first try: %v", err)
+		}
+		delete(f.releaser.errs, "attempt-0")
+		f.finder.result = lookup.Result{Workflow: "wf", WorkflowUID: "wf-uid", Targets: []lookup.Target{withUID("attempt-0"), withUID("attempt-1")}}
+		if _, err := f.svc.Handle(t.Context(), req); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(f.releaser.calls, ","); got != "attempt-0/main/after,attempt-0/main/after" {
+			t.Errorf("releases %s, want attempt-0 tried twice and attempt-1 never", got)
+		}
+	})
+}

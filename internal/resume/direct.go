@@ -1,0 +1,90 @@
+package resume
+
+import (
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/argocontroller/resume-trigger/api/v1alpha1"
+	"github.com/argocontroller/resume-trigger/internal/lookup"
+)
+
+// A direct request (the webhook path) has no object to record what it did, and the Sensor retries it as
+// a whole. Between two tries a step's next retry attempt may have paused: a later try must not release
+// that one. So the server remembers, per triggering event, the pods its first try chose and what it
+// released; a later try of the same event acts only on those pods and releases nothing twice. The memory
+// is bounded (maxDirect events, each for directTTL), and a restart forgets it: a retry after a restart is
+// handled as a new request.
+const (
+	maxDirect = 4096
+	directTTL = 15 * time.Minute
+)
+
+type directMemory struct {
+	mu     sync.Mutex
+	events map[string]*directEvent
+}
+
+type directEvent struct {
+	at       time.Time
+	pods     map[types.UID]bool                 // the pods the first try chose
+	released map[string]v1alpha1.ReleasedTarget // what any try released, by targetKey
+}
+
+// done lists the targetKeys released so far, and the releases themselves.
+func (e *directEvent) done() (map[string]bool, []v1alpha1.ReleasedTarget) {
+	keys := map[string]bool{}
+	var list []v1alpha1.ReleasedTarget
+	for k, r := range e.released {
+		keys[k] = true
+		list = append(list, r)
+	}
+	return keys, list
+}
+
+// recall returns what earlier tries of event did (nil for a first try), and forgets expired events.
+func (m *directMemory) recall(event string, now time.Time) (pods map[types.UID]bool, done map[string]bool, released []v1alpha1.ReleasedTarget, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, e := range m.events {
+		if now.Sub(e.at) > directTTL {
+			delete(m.events, id)
+		}
+	}
+	e, ok := m.events[event]
+	if !ok {
+		return nil, nil, nil, false
+	}
+	done, released = e.done()
+	return e.pods, done, released, true
+}
+
+// remember records the first try's chosen pods, and what a try released.
+func (m *directMemory) remember(event string, now time.Time, targets []lookup.Target, released []v1alpha1.ReleasedTarget) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.events == nil {
+		m.events = map[string]*directEvent{}
+	}
+	e, ok := m.events[event]
+	if !ok {
+		if len(m.events) >= maxDirect {
+			var oldest string
+			for id, x := range m.events {
+				if oldest == "" || x.at.Before(m.events[oldest].at) {
+					oldest = id
+				}
+			}
+			delete(m.events, oldest)
+		}
+		e = &directEvent{at: now, pods: map[types.UID]bool{}, released: map[string]v1alpha1.ReleasedTarget{}}
+		for _, t := range targets {
+			e.pods[t.PodUID] = true
+		}
+		m.events[event] = e
+	}
+	for _, r := range released {
+		e.released[targetKey(r.Pod, r.Container, r.Stage)] = r
+	}
+}
