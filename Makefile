@@ -43,6 +43,7 @@ verify: ## Fail when generated code is stale, gofmt would change files, or go ve
 
 .PHONY: demo
 demo: ## Show the whole job on a local embedded control plane (builds the tools on first run).
+	$(TOOLS) etcd kube-apiserver nats-server argo-events workflow-controller >/dev/null
 	cd tests && $(GO) run ./cmd/demo
 
 .PHONY: test
@@ -54,19 +55,19 @@ test-unit: ## Unit tests over fake clients and an in-process gRPC connection.
 
 .PHONY: tools
 tools: ## Build the pinned test tools into the cache outside the checkout (first run: 15-30 min).
-	$(TOOLS) etcd kube-apiserver controller-gen buf protoc-gen-go protoc-gen-go-grpc golangci-lint nats-server argo-events >/dev/null
+	$(TOOLS) etcd kube-apiserver controller-gen buf protoc-gen-go protoc-gen-go-grpc golangci-lint nats-server argo-events workflow-controller >/dev/null
 
 .PHONY: test-integration
-test-integration: ## Integration tests on a real etcd + kube-apiserver with a test kubelet.
-	$(TOOLS) etcd kube-apiserver >/dev/null
+test-integration: ## Integration tests on a real etcd + kube-apiserver with a test kubelet and Argo's workflow-controller.
+	$(TOOLS) etcd kube-apiserver workflow-controller >/dev/null
 	cd tests && $(GO) test $(TEST_FLAGS) ./argopin/... ./internal/rig/... ./integration/...
 
 .PHONY: test-e2e
 test-e2e: ## End-to-end tests with real nats-server and argo-events binaries.
-	$(TOOLS) etcd kube-apiserver nats-server argo-events >/dev/null
+	$(TOOLS) etcd kube-apiserver nats-server argo-events workflow-controller >/dev/null
 	cd tests && $(GO) test $(TEST_FLAGS) -timeout 20m ./e2e/...
 
 .PHONY: bench
-bench: ## Benchmarks: exec round trip and a whole release through the API server.
-	$(TOOLS) etcd kube-apiserver >/dev/null
+bench: ## Benchmarks: exec round trip, a whole release through the API server, a Resume to Argo's Succeeded node.
+	$(TOOLS) etcd kube-apiserver workflow-controller >/dev/null
 	cd tests && $(GO) test -run '^$$' -bench . -benchtime 20x -count 5 ./internal/rig/... ./integration/...

@@ -4,7 +4,8 @@
 #
 #   hack/tools.sh kube-apiserver etcd      -> one path a line, building what is missing
 #
-# Progress goes to stderr so that a cold build (kube-apiserver takes 15-25 minutes) does not look hung.
+# Progress goes to stderr so that a cold build (kube-apiserver takes 15-25 minutes, workflow-controller
+# about 4 with the modules downloaded) does not look hung.
 #
 # Cache keys: TOOL@VERSION for the tools installed with `go install TOOL@VERSION`, and
 # TOOL@VERSION-HASH for the tools built from a wrapper module under tests/tools/TOOL, where HASH is the
@@ -22,6 +23,7 @@ version() {
 	controller-gen) echo v0.23.0 ;;
 	nats-server) echo v2.10.29 ;;
 	argo-events) echo v1.9.11 ;;
+	workflow-controller) echo v3.7.17 ;;
 	golangci-lint) echo v2.15.0 ;;
 	buf) echo v1.75.0 ;;
 	protoc-gen-go) echo v1.36.12 ;;
@@ -34,7 +36,7 @@ version() {
 key() {
 	local tool=$1 ver=$2 mod=$root/tests/tools/$1
 	case $tool in
-	kube-apiserver | etcd | argo-events)
+	kube-apiserver | etcd | argo-events | workflow-controller)
 		local sum
 		sum=$(cat "$mod/go.mod" "$mod/go.sum" | sha256sum)
 		echo "$tool@$ver-${sum:0:12}" ;;
@@ -76,6 +78,9 @@ compile() (
 		(cd "$root/tests/tools/etcd" && go build -trimpath -o "$tmp/$tool" go.etcd.io/etcd/server/v3) ;;
 	argo-events)
 		(cd "$root/tests/tools/argo-events" && go build -trimpath -o "$tmp/$tool" github.com/argoproj/argo-events/cmd) ;;
+	workflow-controller)
+		(cd "$root/tests/tools/workflow-controller" && go build -trimpath -o "$tmp/$tool" -ldflags "\
+-X github.com/argoproj/argo-workflows/v3.version=$ver" github.com/argoproj/argo-workflows/v3/cmd/workflow-controller) ;;
 	controller-gen)
 		GOBIN=$tmp go install sigs.k8s.io/controller-tools/cmd/controller-gen@"$ver" ;;
 	nats-server)
