@@ -34,16 +34,20 @@ var notApplied = map[string]bool{
 // RenderNamespaceInstall renders manifests/namespace-install with kustomize's Go API, as
 // `kubectl apply -k` would.
 func RenderNamespaceInstall(root string) ([]*unstructured.Unstructured, error) {
-	dir := filepath.Join(root, NamespaceInstallDir)
-	resources, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	return Render(root, NamespaceInstallDir)
+}
+
+// Render builds the kustomization in dir (relative to the repository root) as kustomize would.
+func Render(root, dir string) ([]*unstructured.Unstructured, error) {
+	resources, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), filepath.Join(root, dir))
 	if err != nil {
-		return nil, fmt.Errorf("kustomize build %s: %w", NamespaceInstallDir, err)
+		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
 	}
 	var out []*unstructured.Unstructured
 	for _, res := range resources.Resources() {
 		m, err := res.Map()
 		if err != nil {
-			return nil, fmt.Errorf("%s: rendered %s/%s: %w", NamespaceInstallDir, res.GetKind(), res.GetName(), err)
+			return nil, fmt.Errorf("%s: rendered %s/%s: %w", dir, res.GetKind(), res.GetName(), err)
 		}
 		out = append(out, &unstructured.Unstructured{Object: m})
 	}
