@@ -47,11 +47,22 @@ demo: ## Show the whole job on a local embedded control plane (builds the tools 
 	cd tests && $(GO) run ./cmd/demo
 
 .PHONY: test
-test: verify test-unit test-integration test-e2e ## Run every test: verify, unit, integration, end to end.
+test: verify test-unit test-fuzz test-integration test-e2e ## Run every test: verify, unit, fuzz, integration, end to end.
 
 .PHONY: test-unit
 test-unit: ## Unit tests over fake clients and an in-process gRPC connection.
 	$(GO) test $(TEST_FLAGS) -cover ./...
+
+FUZZ_TIME ?= 20s
+
+.PHONY: test-fuzz
+test-fuzz: ## Each fuzz target for FUZZ_TIME (the committed corpus under testdata/fuzz also runs in test-unit).
+	@for target in internal/request:FuzzParseSpec internal/request:FuzzParse internal/request:FuzzParseEvent \
+		internal/lookup:FuzzCompressedNodes internal/lookup:FuzzPick; do \
+		pkg=$${target%%:*}; fn=$${target##*:}; \
+		echo ">> fuzz $$fn ($$pkg) for $(FUZZ_TIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZ_TIME) ./$$pkg || exit 1; \
+	done
 
 .PHONY: tools
 tools: ## Build the pinned test tools into the cache outside the checkout (first run: 15-30 min).
