@@ -558,6 +558,13 @@ func TestFind(t *testing.T) {
 			expErr:     []string{"is container lint of pod " + setPod + ", but container tools was asked for"},
 			expSkipped: []string{setNode},
 		},
+		"container node not named under its pod node is Invalid": {
+			cluster:   containerSet().with(onNode(fixture.NodeID("set", "set[0].build.lint"), func(n *wfv1.NodeStatus) { n.Name = "elsewhere.lint" })),
+			step:      request.Step{Workflow: "set", NodeID: fixture.NodeID("set", "set[0].build.lint")},
+			expKind:   fault.Invalid,
+			expErr:    []string{"has no pod node"},
+			expNoList: true,
+		},
 		"container node whose boundary is not a pod node is Invalid": {
 			cluster:   containerSet().with(onNode(fixture.NodeID("set", "set[0].build.lint"), func(n *wfv1.NodeStatus) { n.BoundaryID = "set" })),
 			step:      request.Step{Workflow: "set", NodeName: "set[0].build.lint"},

@@ -69,6 +69,14 @@ func TestParse(t *testing.T) {
 				Workflow: "wf-1", Template: "main", NodeID: "wf-1-12345", NodeName: "wf-1[0].step(1:b)", Container: "main", Stage: v1alpha1.StageAfter,
 			}},
 		},
+		"a key in another case is refused, though encoding/json would match it": {
+			in:      `{"Namespace":"argo","resume":"resume-1"}`,
+			wantErr: `the trigger request has key "Namespace"`,
+		},
+		"a step key in another case is refused too": {
+			in:      `{"namespace":"argo","Workflow":"wf-1","template":"main"}`,
+			wantErr: `the trigger request has key "Workflow"`,
+		},
 		"direct request selecting by node name only": {
 			in:   `{"namespace":"argo","workflow":"wf-1","nodeName":"wf-1[0].a"}`,
 			want: Request{Namespace: "argo", Step: Step{Workflow: "wf-1", NodeName: "wf-1[0].a"}},
