@@ -3,10 +3,12 @@ module github.com/argocontroller/resume-trigger
 go 1.26.0
 
 require (
+	github.com/andybalholm/brotli v1.1.0
 	github.com/argoproj/argo-events v1.9.11
 	github.com/argoproj/argo-workflows/v3 v3.7.17
 	github.com/cloudevents/sdk-go/v2 v2.16.2
 	github.com/go-logr/logr v1.4.3
+	github.com/klauspost/compress v1.18.6
 	github.com/prometheus/client_golang v1.23.2
 	github.com/sirupsen/logrus v1.9.4
 	golang.org/x/time v0.15.0
@@ -90,7 +92,6 @@ require (
 	github.com/jmespath/go-jmespath v0.4.0 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/kevinburke/ssh_config v1.2.0 // indirect
-	github.com/klauspost/compress v1.18.6 // indirect
 	github.com/klauspost/cpuid/v2 v2.3.0 // indirect
 	github.com/klauspost/crc32 v1.3.0 // indirect
 	github.com/kylelemons/godebug v1.1.0 // indirect

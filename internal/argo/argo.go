@@ -34,10 +34,12 @@ const (
 	VarRunArgo       = "/var/run/argo"
 )
 
-// Argo's own containers in a workflow pod.
+// Argo's own containers in a workflow pod. Argo v4.1's init-less layout has a supervisor in place of
+// wait (and no init).
 const (
-	ContainerInit = "init"
-	ContainerWait = "wait"
+	ContainerInit       = "init"
+	ContainerWait       = "wait"
+	ContainerSupervisor = "supervisor"
 )
 
 // MarkerPath is the file whose existence ends container's pause at stage ("before" or "after").
@@ -45,10 +47,24 @@ func MarkerPath(container, stage string) string {
 	return VarRunArgo + "/ctr/" + container + "/" + stage
 }
 
-// IsArgoContainer reports whether a container is one of Argo's own (init and wait, and the artifact
-// containers of v4); none of them is ever paused, and wait's image has no touch.
+// IsArgoContainer reports whether a container is one of Argo's own (init, wait, v4.1's supervisor, and
+// the artifact containers of v4); none of them is ever paused, and their images have no touch.
 func IsArgoContainer(name string) bool {
-	return name == ContainerWait || name == ContainerInit || strings.HasPrefix(name, "init-artifact-") || strings.HasPrefix(name, "artifact-plugin-")
+	switch name {
+	case ContainerWait, ContainerInit, ContainerSupervisor:
+		return true
+	}
+	return strings.HasPrefix(name, "init-artifact-") || strings.HasPrefix(name, "artifact-plugin-")
+}
+
+// PausedIndirectly reports whether c may pause at the env variable name through a value this server does
+// not read: the variable set from a Secret, ConfigMap or field (valueFrom), or any envFrom source (which
+// may hold it). Argo's emissary honours those; resume-trigger never reads Secrets to find out.
+func PausedIndirectly(c corev1.Container, name string) bool {
+	if _, indirect := EnvValue(c, name); indirect {
+		return true
+	}
+	return len(c.EnvFrom) > 0
 }
 
 // EnvValue is the value a container's process sees for name: Kubernetes applies the env list in order,

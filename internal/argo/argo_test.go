@@ -59,7 +59,7 @@ func TestMountsVarRunArgo(t *testing.T) {
 
 func TestIsArgoContainer(t *testing.T) {
 	for name, want := range map[string]bool{
-		"wait": true, "init": true, "init-artifact-0": true, "artifact-plugin-s3": true,
+		"wait": true, "init": true, "supervisor": true, "init-artifact-0": true, "artifact-plugin-s3": true,
 		"main": false, "waiter": false, "initializer": false, "sidecar": false,
 	} {
 		if got := IsArgoContainer(name); got != want {

@@ -31,6 +31,20 @@ func PodName(wf *wfv1.Workflow, node wfv1.NodeStatus) string {
 	return prefix + "-" + strconv.FormatUint(uint64(h.Sum32()), 10)
 }
 
+// PodNames are the names the pod of a node may have: the one its Workflow's pod-name-format annotation
+// says, or, without the annotation (the controller's POD_NAMES decides, which a reader cannot see), the v2
+// name then the v1 name.
+func PodNames(wf *wfv1.Workflow, node wfv1.NodeStatus) []string {
+	if _, ok := wf.Annotations[AnnotationPodNameFormat]; ok {
+		return []string{PodName(wf, node)}
+	}
+	v2 := PodName(wf, node)
+	if v2 == node.ID {
+		return []string{v2}
+	}
+	return []string{v2, node.ID}
+}
+
 // TemplateOf is the template a node runs, as Argo's readers name it when they compute pod names:
 // templateRef.template whenever the node has a templateRef, else templateName.
 func TemplateOf(node wfv1.NodeStatus) string {

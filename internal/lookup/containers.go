@@ -23,12 +23,21 @@ func pausedAt(c corev1.Container, stage v1alpha1.Stage) bool {
 
 // stageOf decides which pause to release in a container: the requested one, else the only one its
 // environment sets.
-func stageOf(c corev1.Container, requested v1alpha1.Stage) (v1alpha1.Stage, error) {
+//
+// A pause set indirectly (the variable from a Secret, ConfigMap or field, or any envFrom source) is not
+// read, Secrets least of all: it is released only when the request names both the container and the
+// stage, on the user's word; otherwise the error says to name them.
+func stageOf(c corev1.Container, requested v1alpha1.Stage, containerNamed bool) (v1alpha1.Stage, error) {
 	if requested != "" {
-		if !pausedAt(c, requested) {
-			return "", fault.Preconditionf("container %s does not pause %s its command (%s_%s is not \"true\" in the pod spec)", c.Name, requested, "ARGO_DEBUG_PAUSE", strings.ToUpper(string(requested)))
+		switch {
+		case pausedAt(c, requested):
+			return requested, nil
+		case argo.PausedIndirectly(c, envOf(requested)) && containerNamed:
+			return requested, nil
+		case argo.PausedIndirectly(c, envOf(requested)):
+			return "", fault.Preconditionf("container %s may pause %s its command through valueFrom or envFrom, which resume-trigger does not read: name the container (container: %s) with the stage to release it", c.Name, requested, c.Name)
 		}
-		return requested, nil
+		return "", fault.Preconditionf("container %s does not pause %s its command (%s is not \"true\" in the pod spec)", c.Name, requested, envOf(requested))
 	}
 	before, after := pausedAt(c, v1alpha1.StageBefore), pausedAt(c, v1alpha1.StageAfter)
 	switch {
@@ -39,7 +48,17 @@ func stageOf(c corev1.Container, requested v1alpha1.Stage) (v1alpha1.Stage, erro
 	case after:
 		return v1alpha1.StageAfter, nil
 	}
+	if argo.PausedIndirectly(c, argo.EnvPauseBefore) || argo.PausedIndirectly(c, argo.EnvPauseAfter) {
+		return "", fault.Preconditionf("the pause of container %s is set indirectly (valueFrom or envFrom), which resume-trigger does not read: name the container and the stage to release it", c.Name)
+	}
 	return "", fault.Preconditionf("container %s is not debug-paused (neither %s nor %s is \"true\" in the pod spec)", c.Name, argo.EnvPauseBefore, argo.EnvPauseAfter)
+}
+
+func envOf(stage v1alpha1.Stage) string {
+	if stage == v1alpha1.StageAfter {
+		return argo.EnvPauseAfter
+	}
+	return argo.EnvPauseBefore
 }
 
 // containersOf returns the paused containers of a node's pod that the step asks for.
@@ -79,7 +98,7 @@ func containersOf(wf *wfv1.Workflow, p pickedNode, pod *corev1.Pod, step request
 	var targets []Target
 	var skips []Skip
 	for _, c := range candidates {
-		stage, err := stageOf(c, step.Stage)
+		stage, err := stageOf(c, step.Stage, step.Container != "")
 		if err != nil {
 			err = fmt.Errorf("pod %s: %w", pod.Name, err)
 			if want == "" && fault.KindOf(err) == fault.Precondition {
@@ -96,7 +115,7 @@ func containersOf(wf *wfv1.Workflow, p pickedNode, pod *corev1.Pod, step request
 			skips = append(skips, Skip{Node: p.node.ID, Pod: pod.Name, Reason: fault.Preconditionf("pod %s: container %s does not mount %s at /var/run/argo, so Argo's emissary does not run it", pod.Name, c.Name, argo.VolumeVarRunArgo)})
 			continue
 		}
-		if err := running(pod, c.Name); err != nil {
+		if err := running(pod, c.Name, p.node); err != nil {
 			skips = append(skips, Skip{Node: p.node.ID, Pod: pod.Name, Reason: err})
 			continue
 		}
@@ -118,7 +137,15 @@ func containersOf(wf *wfv1.Workflow, p pickedNode, pod *corev1.Pod, step request
 
 // running checks that the pod and the container are running: only then can an exec reach it. A pod or
 // container that has not started yet may still get there (retry); one that has ended never will.
-func running(pod *corev1.Pod, container string) error {
+//
+// A pod that failed, or is being deleted, while its node is still Pending or Running is one Argo replaces
+// (v4's failedPodRestart deletes a pod that failed before its main container started, and creates it again
+// under the same name): the node's next pod is waited for.
+func running(pod *corev1.Pod, container string, node wfv1.NodeStatus) error {
+	replaced := node.Phase == wfv1.NodePending || node.Phase == wfv1.NodeRunning
+	if replaced && (pod.Status.Phase == corev1.PodFailed || pod.DeletionTimestamp != nil) {
+		return fault.Transientf("pod %s is %s while node %s is %s: waiting for the pod Argo creates in its place", pod.Name, podState(pod), node.ID, node.Phase)
+	}
 	switch pod.Status.Phase {
 	case corev1.PodRunning:
 	case corev1.PodPending, "":
@@ -152,4 +179,11 @@ func orUnknown(s string) string {
 		return "Unknown"
 	}
 	return s
+}
+
+func podState(pod *corev1.Pod) string {
+	if pod.DeletionTimestamp != nil {
+		return "being deleted"
+	}
+	return string(pod.Status.Phase)
 }

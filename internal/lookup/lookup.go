@@ -369,9 +369,14 @@ func indexPods(pods []corev1.Pod) (byNode map[string][]*corev1.Pod, byName map[s
 func podOf(wf *wfv1.Workflow, node wfv1.NodeStatus, byNode map[string][]*corev1.Pod, byName map[string]*corev1.Pod) (*corev1.Pod, error) {
 	candidates := byNode[node.ID]
 	if len(candidates) == 0 {
-		name := argo.PodName(wf, node)
-		if p, ok := byName[name]; ok && (p.Annotations[argo.AnnotationNodeID] == "" || p.Annotations[argo.AnnotationNodeID] == node.ID) {
-			candidates = []*corev1.Pod{p}
+		// Without the node-id annotation, by the name Argo gives the node's pod: the Workflow's pod-name
+		// format says which; a Workflow without the annotation follows its controller's POD_NAMES, unknown
+		// here, so both names are tried (the owner check below still applies).
+		for _, name := range argo.PodNames(wf, node) {
+			if p, ok := byName[name]; ok && (p.Annotations[argo.AnnotationNodeID] == "" || p.Annotations[argo.AnnotationNodeID] == node.ID) {
+				candidates = []*corev1.Pod{p}
+				break
+			}
 		}
 	}
 	var owned []*corev1.Pod

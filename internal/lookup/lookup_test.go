@@ -660,13 +660,40 @@ func TestFind(t *testing.T) {
 			expErr:     []string{"not debug-paused"},
 			expSkipped: []string{helloNode},
 		},
-		"pause env from valueFrom does not count": {
-			cluster: helloWorld(fixture.Container("main", corev1.EnvVar{Name: "ARGO_DEBUG_PAUSE_BEFORE", Value: "true", ValueFrom: &corev1.EnvVarSource{
-				ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "debug"}, Key: "pause"},
+		"a pause set through valueFrom is reported, not guessed": {
+			cluster: helloWorld(fixture.Container("main", corev1.EnvVar{Name: "ARGO_DEBUG_PAUSE_BEFORE", ValueFrom: &corev1.EnvVarSource{
+				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "debug"}, Key: "pause"},
 			}})),
 			step:       request.Step{Workflow: "hello-world", Template: "pause"},
 			expKind:    fault.Precondition,
-			expErr:     []string{"not debug-paused"},
+			expErr:     []string{"the pause of container main is set indirectly", "name the container and the stage"},
+			expSkipped: []string{helloNode},
+		},
+		"a pause set through envFrom is reported too": {
+			cluster: helloWorld(func() corev1.Container {
+				c := fixture.Container("main")
+				c.EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "debug"}}}}
+				return c
+			}()),
+			step:       request.Step{Workflow: "hello-world", Template: "pause"},
+			expKind:    fault.Precondition,
+			expErr:     []string{"set indirectly"},
+			expSkipped: []string{helloNode},
+		},
+		"a pause set through valueFrom is released with the container and the stage named": {
+			cluster: helloWorld(fixture.Container("main", corev1.EnvVar{Name: "ARGO_DEBUG_PAUSE_BEFORE", ValueFrom: &corev1.EnvVarSource{
+				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "debug"}, Key: "pause"},
+			}})),
+			step:       request.Step{Workflow: "hello-world", Template: "pause", Container: "main", Stage: v1alpha1.StageBefore},
+			expTargets: []target{{Node: helloNode, Pod: helloPod, Container: "main", Stage: v1alpha1.StageBefore}},
+		},
+		"a pause set through valueFrom with only the stage named says to name the container": {
+			cluster: helloWorld(fixture.Container("main", corev1.EnvVar{Name: "ARGO_DEBUG_PAUSE_BEFORE", ValueFrom: &corev1.EnvVarSource{
+				FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['debug']"},
+			}})),
+			step:       request.Step{Workflow: "hello-world", Template: "pause", Stage: v1alpha1.StageBefore},
+			expKind:    fault.Precondition,
+			expErr:     []string{"through valueFrom or envFrom", "name the container (container: main)"},
 			expSkipped: []string{helloNode},
 		},
 		"both stages paused and no stage requested is Invalid": {
@@ -732,15 +759,22 @@ func TestFind(t *testing.T) {
 			expErr:     []string{"has ended (Succeeded)"},
 			expSkipped: []string{helloNode},
 		},
-		"pod being deleted is Precondition": {
+		"a pod being deleted while its node runs is waited past (Argo creates the next one)": {
 			cluster: helloWorld().with(onPod(helloPod, func(p *corev1.Pod) {
 				now := metav1.Now()
 				p.DeletionTimestamp = &now
 				p.Finalizers = []string{"example.com/keep"}
 			})),
 			step:       request.Step{Workflow: "hello-world", Template: "pause"},
-			expKind:    fault.Precondition,
-			expErr:     []string{"is being deleted"},
+			expKind:    fault.Transient,
+			expErr:     []string{"is being deleted while node " + helloNode + " is Running", "waiting for the pod Argo creates in its place"},
+			expSkipped: []string{helloNode},
+		},
+		"a failed pod while its node is Pending (v4 failedPodRestart) is waited past": {
+			cluster:    helloWorld().with(onPod(helloPod, podPhase(corev1.PodFailed)), onNode(helloNode, nodePhase(wfv1.NodePending))),
+			step:       request.Step{Workflow: "hello-world", Template: "pause"},
+			expKind:    fault.Transient,
+			expErr:     []string{"is Failed while node " + helloNode + " is Pending"},
 			expSkipped: []string{helloNode},
 		},
 		"node succeeded is Precondition": {
@@ -957,6 +991,12 @@ func TestFindPodNameFallback(t *testing.T) {
 			cluster:  helloWorld().with(onPod(helloPod, noNodeIDAnnotation), podNameFormat("")),
 			step:     request.Step{Workflow: "hello-world", Template: "pause"},
 			podName:  "hello-world-pause-4183098892",
+			expFound: true,
+		},
+		"missing pod-name-format annotation: a v1 name is found too (the controller's POD_NAMES decides)": {
+			cluster:  helloWorld().with(onPod(helloPod, noNodeIDAnnotation), podNameFormat("")),
+			step:     request.Step{Workflow: "hello-world", Template: "pause"},
+			podName:  "hello-world-4183098892",
 			expFound: true,
 		},
 		"unknown pod-name-format means v2": {

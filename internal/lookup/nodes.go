@@ -11,6 +11,9 @@ import (
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/argocontroller/resume-trigger/internal/fault"
 )
 
@@ -30,7 +33,16 @@ type NodeSource interface {
 // nodesOf returns the workflow's nodes from status.nodes, status.compressedNodes or, when offloaded, the
 // NodeSource.
 func nodesOf(ctx context.Context, wf *wfv1.Workflow, offloaded NodeSource) (wfv1.Nodes, error) {
-	if nodes, ok, err := statusNodes(wf); ok || err != nil {
+	nodes, ok, err := statusNodes(wf)
+	if err != nil && offloaded != nil {
+		// argo-server reads node status with Argo's own code, whatever this server could not decode.
+		if fromServer, serr := offloaded.Nodes(ctx, wf); serr == nil {
+			return fromServer, nil
+		} else {
+			return nil, fault.Preconditionf("%w; argo-server could not tell either: %v", err, serr)
+		}
+	}
+	if ok || err != nil {
 		return nodes, err
 	}
 	if wf.Status.OffloadNodeStatusVersion == "" {
@@ -63,12 +75,11 @@ func decompressNodes(s string) (wfv1.Nodes, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not base64: %w", err)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	zr, closeZR, err := inflater(raw)
 	if err != nil {
-		return nil, fmt.Errorf("not gzip: %w", err)
+		return nil, err
 	}
-	defer func() { _ = zr.Close() }()
-	// Decoded as it is inflated, never held whole: memory is the nodes, not the nodes and their JSON.
+	defer closeZR()
 	inflated := &readErr{r: zr}
 	limited := &io.LimitedReader{R: inflated, N: maxNodesSize + 1}
 	var nodes wfv1.Nodes
@@ -77,11 +88,51 @@ func decompressNodes(s string) (wfv1.Nodes, error) {
 		case limited.N <= 0:
 			return nil, fmt.Errorf("larger than %d bytes once decompressed", maxNodesSize)
 		case inflated.err != nil:
-			return nil, fmt.Errorf("gzip: %w", inflated.err)
+			return nil, fmt.Errorf("%s: %w", algorithmOf(raw), inflated.err)
 		}
 		return nil, fmt.Errorf("not a JSON node map: %w", err)
 	}
 	return nodes, nil
+}
+
+// Argo writes status.compressedNodes with gzip, or (v4.1, WORKFLOW_COMPRESSION_ALGORITHM) zstd or
+// brotli, and its reader tells them apart by content: gzip and zstd by their magic bytes, anything else
+// is brotli. So does this one.
+var (
+	gzipMagic = []byte{0x1f, 0x8b}
+	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+)
+
+func algorithmOf(raw []byte) string {
+	switch {
+	case bytes.HasPrefix(raw, gzipMagic):
+		return "gzip"
+	case bytes.HasPrefix(raw, zstdMagic):
+		return "zstd"
+	default:
+		return "brotli"
+	}
+}
+
+// inflater returns a reader of raw's decompressed bytes, and what closes it.
+func inflater(raw []byte) (io.Reader, func(), error) {
+	switch algorithmOf(raw) {
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			return nil, nil, fmt.Errorf("not gzip: %w", err)
+		}
+		return zr, func() { _ = zr.Close() }, nil
+	case "zstd":
+		// The decoder's window is bounded too, so a frame cannot ask for more memory than the cap.
+		zr, err := zstd.NewReader(bytes.NewReader(raw), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxNodesSize), zstd.WithDecoderMaxMemory(maxNodesSize+1))
+		if err != nil {
+			return nil, nil, fmt.Errorf("not zstd: %w", err)
+		}
+		return zr, zr.Close, nil
+	default:
+		return brotli.NewReader(bytes.NewReader(raw)), func() {}, nil
+	}
 }
 
 // readErr remembers the first error other than EOF its reader returned, so a broken gzip stream is told

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,7 +16,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/andybalholm/brotli"
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/internal/fault"
@@ -80,6 +83,42 @@ func TestCompressNodesIsArgoEncoding(t *testing.T) {
 	}
 }
 
+// helloNodesJSON is the original example's node status as JSON.
+func helloNodesJSON(t *testing.T) []byte {
+	t.Helper()
+	data, err := json.Marshal(helloWorld().wf.Status.Nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// zstdBase64 and brotliBase64 compress as Argo v4.1 does with WORKFLOW_COMPRESSION_ALGORITHM zstd or
+// brotli, with the same libraries. No controller of that version could be run here: the module proxy
+// serves argo-workflows v4 only up to a version without these algorithms.
+func zstdBase64(t *testing.T, data []byte) string {
+	t.Helper()
+	zw, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = zw.Close() }()
+	return base64.StdEncoding.EncodeToString(zw.EncodeAll(data, nil))
+}
+
+func brotliBase64(t *testing.T, data []byte) string {
+	t.Helper()
+	var buf bytes.Buffer
+	bw := brotli.NewWriter(&buf)
+	if _, err := bw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := bw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(buf.Bytes())
+}
+
 func TestFindCompressedNodes(t *testing.T) {
 	gz := gzipBase64(t, []byte(`{"a":`))
 	tests := map[string]struct {
@@ -93,10 +132,25 @@ func TestFindCompressedNodes(t *testing.T) {
 			expKind:    fault.Precondition,
 			expErr:     []string{"status.compressedNodes cannot be read", "not base64"},
 		},
-		"compressed nodes that are not gzip are Precondition": {
+		"compressed nodes that are none of gzip, zstd or brotli are Precondition": {
+			// Neither gzip's nor zstd's magic bytes: read as brotli, as Argo's reader does.
 			compressed: base64.StdEncoding.EncodeToString([]byte("plain text")),
 			expKind:    fault.Precondition,
-			expErr:     []string{"status.compressedNodes cannot be read", "not gzip"},
+			expErr:     []string{"status.compressedNodes cannot be read", "brotli:"},
+		},
+		"nodes compressed with zstd (Argo v4.1) are read": {
+			compressed: zstdBase64(t, helloNodesJSON(t)),
+		},
+		"nodes compressed with brotli (Argo v4.1) are read": {
+			compressed: brotliBase64(t, helloNodesJSON(t)),
+		},
+		"zstd cut short is Precondition": {
+			compressed: func() string {
+				raw, _ := base64.StdEncoding.DecodeString(zstdBase64(t, bytes.Repeat([]byte(`{"x":{"id":"x"}}`), 64)))
+				return base64.StdEncoding.EncodeToString(raw[:len(raw)/2])
+			}(),
+			expKind: fault.Precondition,
+			expErr:  []string{"status.compressedNodes cannot be read", "zstd:"},
 		},
 		"compressed nodes cut short are Precondition": {
 			compressed: func() string {
@@ -166,6 +220,40 @@ func tokenFile(t *testing.T, content string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// compressedNodes this server cannot decode (an algorithm of a newer Argo, say), with argo-server
+// configured: argo-server, which reads node status with Argo's own code, is asked before giving up.
+func TestUndecodableNodesAskArgoServer(t *testing.T) {
+	nodes := helloWorld().wf.Status.Nodes
+	for name, tc := range map[string]struct {
+		server  *argoServer
+		expKind fault.Kind
+		expErr  []string
+	}{
+		"argo-server answers": {server: &argoServer{status: http.StatusOK, body: workflowJSON(t, nodes, "")}},
+		"argo-server fails too": {
+			server:  &argoServer{status: http.StatusInternalServerError, body: `{"code":13,"message":"down"}`},
+			expKind: fault.Precondition,
+			expErr:  []string{"status.compressedNodes cannot be read", "argo-server could not tell either", "down"},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := helloWorld()
+			c.wf.Status.Nodes, c.wf.Status.CompressedNodes = nil, base64.StdEncoding.EncodeToString([]byte("a format of tomorrow"))
+			srv := httptest.NewServer(tc.server)
+			defer srv.Close()
+			f, _, _ := newFinder(c, &lookup.ArgoServer{URL: srv.URL, TokenFile: tokenFile(t, "s3cret"), Client: srv.Client()})
+			res, err := f.Find(context.Background(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
+			fixture.CheckFault(t, err, tc.expKind, tc.expErr)
+			if tc.expKind == fault.Unknown && (len(res.Targets) != 1 || res.Targets[0].Pod != helloPod) {
+				t.Errorf("targets %+v, want %s", res.Targets, helloPod)
+			}
+			if len(tc.server.requests) != 1 {
+				t.Errorf("argo-server asked %d times, want once", len(tc.server.requests))
+			}
+		})
+	}
 }
 
 func TestFindOffloadedNodes(t *testing.T) {
@@ -421,38 +509,56 @@ func TestArgoServerHonoursContext(t *testing.T) {
 	}
 }
 
-// A compressedNodes value anyone who can write a Workflow may set: a few hundred KiB of gzip inflating to
-// 300 MiB. It is refused, saying why, and the server allocates a bounded amount on the way, not the 300 MiB.
+// A compressedNodes value anyone who can write a Workflow may set: a few hundred KiB inflating to 300 MiB,
+// with each algorithm Argo writes. It is refused, saying why, and the server allocates a bounded amount on
+// the way, not the 300 MiB.
 func TestCompressedNodesBomb(t *testing.T) {
-	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-	if err != nil {
-		t.Fatal(err)
-	}
 	chunk := bytes.Repeat([]byte(" "), 1<<20)
-	if _, err := zw.Write([]byte(`{"n":`)); err != nil {
-		t.Fatal(err)
-	}
-	for range 300 {
-		if _, err := zw.Write(chunk); err != nil {
-			t.Fatal(err)
+	bomb := func(w io.Writer) error {
+		if _, err := w.Write([]byte(`{"n":`)); err != nil {
+			return err
 		}
+		for range 300 {
+			if _, err := w.Write(chunk); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
+	tests := map[string]func(*bytes.Buffer) (io.WriteCloser, error){
+		"gzip": func(b *bytes.Buffer) (io.WriteCloser, error) { return gzip.NewWriterLevel(b, gzip.BestSpeed) },
+		"zstd": func(b *bytes.Buffer) (io.WriteCloser, error) {
+			return zstd.NewWriter(b, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+		},
+		"brotli": func(b *bytes.Buffer) (io.WriteCloser, error) { return brotli.NewWriterLevel(b, 1), nil },
 	}
-	c := helloWorld()
-	c.wf.Status.Nodes, c.wf.Status.CompressedNodes = nil, base64.StdEncoding.EncodeToString(buf.Bytes())
-	t.Logf("compressedNodes: %d KiB of base64 for 300 MiB inflated", len(c.wf.Status.CompressedNodes)>>10)
-	f, _, _ := newFinder(c, nil)
+	for name, writer := range tests {
+		t.Run(name, func(t *testing.T) {
+			var buf bytes.Buffer
+			w, err := writer(&buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := bomb(w); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			c := helloWorld()
+			c.wf.Status.Nodes, c.wf.Status.CompressedNodes = nil, base64.StdEncoding.EncodeToString(buf.Bytes())
+			t.Logf("compressedNodes: %d KiB of base64 for 300 MiB inflated", len(c.wf.Status.CompressedNodes)>>10)
+			f, _, _ := newFinder(c, nil)
 
-	runtime.GC()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	_, err = f.Find(context.Background(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
-	runtime.ReadMemStats(&after)
-	fixture.CheckFault(t, err, fault.Precondition, []string{"status.compressedNodes cannot be read", "larger than 16777216 bytes once decompressed"})
-	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 96<<20 {
-		t.Errorf("reading the bomb allocated %d MiB, want a bounded amount (the cap is 16 MiB)", alloc>>20)
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err = f.Find(context.Background(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
+			runtime.ReadMemStats(&after)
+			fixture.CheckFault(t, err, fault.Precondition, []string{"status.compressedNodes cannot be read", "larger than 16777216 bytes once decompressed"})
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 96<<20 {
+				t.Errorf("reading the bomb allocated %d MiB, want a bounded amount (the cap is 16 MiB)", alloc>>20)
+			}
+		})
 	}
 }

@@ -167,6 +167,10 @@ func TestParse(t *testing.T) {
 			in:      body(t, with(directBase, "container", "wait")),
 			wantErr: `container "wait" is Argo's own`,
 		},
+		"Argo v4.1's supervisor is refused": {
+			in:      body(t, with(directBase, "container", "supervisor")),
+			wantErr: `container "supervisor" is Argo's own`,
+		},
 		"reserved container init is refused": {
 			in:      body(t, with(directBase, "container", "init")),
 			wantErr: `container "init" is Argo's own`,
