@@ -9,6 +9,10 @@ IMAGE      ?= ghcr.io/argocontroller/resume-trigger:latest
 GO         ?= go
 TOOLS      := hack/tools.sh
 TEST_FLAGS ?= -count=1
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT     ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+VERSION_LDFLAGS := -X github.com/argocontroller/resume-trigger/internal/version.Version=$(VERSION) \
+	-X github.com/argocontroller/resume-trigger/internal/version.Commit=$(COMMIT)
 
 .PHONY: help
 help: ## Show this help.
@@ -17,8 +21,8 @@ help: ## Show this help.
 ##@ Build
 
 .PHONY: build
-build: ## Build the resume-trigger binary into bin/.
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/resume-trigger ./cmd/resume-trigger
+build: ## Build the resume-trigger binary into bin/ (version from git describe).
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(VERSION_LDFLAGS)" -o $(BIN)/resume-trigger ./cmd/resume-trigger
 	@ls -l $(BIN)/resume-trigger | awk '{printf "bin/resume-trigger: %.1f MB\n", $$5/1048576}'
 
 .PHONY: image

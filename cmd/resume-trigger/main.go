@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/argocontroller/resume-trigger/cmd/resume-trigger/app"
+	"github.com/argocontroller/resume-trigger/internal/version"
 )
 
 func main() {
@@ -20,7 +21,12 @@ func main() {
 	}
 	opts := app.NewOptions()
 	opts.AddFlags(flag.CommandLine)
+	showVersion := flag.Bool("version", false, "print the version, commit and Go version, and exit")
 	flag.Parse()
+	if *showVersion {
+		fmt.Println(version.String())
+		return
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	go func() {

@@ -35,6 +35,7 @@ import (
 	"github.com/argocontroller/resume-trigger/internal/report"
 	"github.com/argocontroller/resume-trigger/internal/resume"
 	"github.com/argocontroller/resume-trigger/internal/triggerpb"
+	"github.com/argocontroller/resume-trigger/internal/version"
 	"github.com/argocontroller/resume-trigger/trigger"
 )
 
@@ -78,7 +79,10 @@ func New(opts *Options) (*App, error) {
 	}
 	logging.RouteKlog(log)
 
-	cfg, err := clientcmd.BuildConfigFromFlags("", opts.Kubeconfig)
+	// client-go's usual loading: --kubeconfig, else $KUBECONFIG, else ~/.kube/config, else in-cluster.
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = opts.Kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client config: %w", err)
 	}
@@ -113,7 +117,7 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
 	host, _ := os.Hostname()
 	finder := &lookup.Finder{Workflows: wf, Pods: kube}
 	if opts.ArgoServerURL != "" {
@@ -245,6 +249,7 @@ func (a *App) Run(ctx context.Context) error {
 	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	a.health.SetServingStatus(triggerService, healthpb.HealthCheckResponse_NOT_SERVING)
 	a.log.WithFields(logrus.Fields{"grpc": a.GRPCAddr(), "metrics": a.MetricsAddr(), "namespaces": a.Service.Namespaces().String(), "tls": a.opts.TLSCertFile != "", "leaderElect": a.opts.LeaderElect}).Info("resume-trigger serving")
+	a.log.WithFields(logrus.Fields{"version": version.Version, "commit": version.Commit, "go": version.GoVersion()}).Info(version.String())
 
 	// Two lifetimes, ended in order at shutdown: revisits stop (and their in-flight look finishes) before
 	// the Lease is handed over, so the next leader never acts on a Resume this replica is still handling.
@@ -377,3 +382,13 @@ func (a *App) elector(lead func(context.Context), lost func()) (*leaderelection.
 
 // Leading reports whether this replica serves (it holds the Lease, or leader election is off).
 func (a *App) Leading() bool { return a.leading.Load() }
+
+// buildInfo is the resume_trigger_build_info gauge: always 1, its labels say which build runs.
+func buildInfo() prometheus.Collector {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "resume_trigger_build_info",
+		Help: "The running build: version, commit and Go version as labels; always 1.",
+	}, []string{"version", "commit", "goversion"})
+	g.WithLabelValues(version.Version, version.Commit, version.GoVersion()).Set(1)
+	return g
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -387,6 +388,7 @@ func TestRun(t *testing.T) {
 	_, body := httpGet(t, base+"/metrics")
 	for _, want := range []string{
 		`resume_trigger_requests_total{kind="direct",outcome="Pending"} 1`,
+		`resume_trigger_build_info{commit="unknown",goversion="` + runtime.Version() + `",version="dev"} 1`,
 		`resume_trigger_requests_total{kind="direct",outcome="Failed"} 1`,
 		"resume_trigger_request_duration_seconds_bucket",
 		"go_goroutines",
@@ -619,10 +621,19 @@ current-context: x
 	}
 	tests := map[string]struct {
 		args    []string
+		env     string // KUBECONFIG
 		wantErr string
 	}{
 		"a kubeconfig file, stopped at once": {
 			args: []string{"--kubeconfig", kubeconfig},
+		},
+		"KUBECONFIG when the flag is empty": {
+			env: kubeconfig,
+		},
+		"the flag over KUBECONFIG": {
+			args:    []string{"--kubeconfig", filepath.Join(t.TempDir(), "none")},
+			env:     kubeconfig,
+			wantErr: "kubernetes client config",
 		},
 		"a missing kubeconfig file": {
 			args:    []string{"--kubeconfig", filepath.Join(t.TempDir(), "none")},
@@ -635,6 +646,7 @@ current-context: x
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
+			t.Setenv("KUBECONFIG", tc.env)
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
 			done := make(chan error, 1)

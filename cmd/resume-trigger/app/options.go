@@ -84,7 +84,7 @@ func NewOptions() *Options {
 func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.GRPCAddress, "grpc-address", o.GRPCAddress, "address of the gRPC trigger service (and grpc.health.v1)")
 	fs.StringVar(&o.MetricsAddress, "metrics-address", o.MetricsAddress, "address of the HTTP endpoint serving /metrics, /healthz and /readyz; empty turns it off")
-	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig file; empty uses the in-cluster service account")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig file; empty uses $KUBECONFIG, then ~/.kube/config, then the in-cluster service account")
 	fs.StringVar(&o.Namespaces, "namespaces", o.Namespaces, "comma-separated namespaces the server acts in; empty means its own namespace (env POD_NAMESPACE); * means all")
 	fs.StringVar(&o.TLSCertFile, "tls-cert-file", o.TLSCertFile, "serve gRPC over TLS with this certificate (PEM); needs --tls-key-file")
 	fs.StringVar(&o.TLSKeyFile, "tls-key-file", o.TLSKeyFile, "private key (PEM) for --tls-cert-file")
