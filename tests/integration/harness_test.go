@@ -55,6 +55,7 @@ type env struct {
 	ns  string
 	wfc wfclient.Interface
 	srv *server
+	wc  *rig.WorkflowController // Argo's controller for ns, once setupArgo started it
 }
 
 // setup gives the test a namespace and a resume-trigger that serves only it, with admin rights.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	argoutil "github.com/argoproj/argo-workflows/v3/workflow/util"
 	"google.golang.org/grpc/codes"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -179,7 +180,7 @@ func TestLoopWithALateIterationIsReleasedWhole(t *testing.T) {
 	wf := e.createWorkflow(fixture.Workflow(e.ns, helloWorld, nodes...))
 	pods := make([]string, len(nodes))
 	for i, n := range nodes {
-		pods[i] = rig.ArgoPodName(helloWorld, "fan", n.Name)
+		pods[i] = argoutil.GeneratePodName(helloWorld, n.Name, "fan", n.ID, argoutil.PodNameV2)
 	}
 	e.runPod(wf, nodes[0].ID, pods[0], mainContainer(fixture.PauseAfter))
 	e.runPod(wf, nodes[1].ID, pods[1], mainContainer(fixture.PauseAfter))

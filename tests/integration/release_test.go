@@ -5,6 +5,7 @@ import (
 	"time"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	argoutil "github.com/argoproj/argo-workflows/v3/workflow/util"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -81,7 +82,7 @@ func TestLoopReleasesEveryPausedPod(t *testing.T) {
 	var want []v1alpha1.ReleasedTarget
 	var calls []rig.Call
 	for _, n := range nodes {
-		pod := rig.ArgoPodName(helloWorld, "fan", n.Name)
+		pod := argoutil.GeneratePodName(helloWorld, n.Name, "fan", n.ID, argoutil.PodNameV2)
 		e.runPod(wf, n.ID, pod, mainContainer(fixture.PauseAfter))
 		want = append(want, v1alpha1.ReleasedTarget{Node: n.ID, Pod: pod, Container: "main", Stage: v1alpha1.StageAfter})
 		calls = append(calls, rig.Call{Pod: pod, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
@@ -119,7 +120,7 @@ func TestRetryReleasesLastAttempt(t *testing.T) {
 	retry.Children = []string{first.ID, last.ID}
 	wf := e.createWorkflow(fixture.Workflow(e.ns, helloWorld, retry, first, last))
 
-	firstPod, lastPod := rig.ArgoPodName(helloWorld, "flaky", first.Name), rig.ArgoPodName(helloWorld, "flaky", last.Name)
+	firstPod, lastPod := argoutil.GeneratePodName(helloWorld, first.Name, "flaky", first.ID, argoutil.PodNameV2), argoutil.GeneratePodName(helloWorld, last.Name, "flaky", last.ID, argoutil.PodNameV2)
 	e.runPod(wf, first.ID, firstPod, mainContainer(fixture.PauseAfter), func(p *corev1.Pod) {
 		p.Status.Phase = corev1.PodFailed
 		for i := range p.Status.ContainerStatuses {
@@ -149,7 +150,7 @@ func TestContainerSetReleasesPausedContainer(t *testing.T) {
 		containerNodes = append(containerNodes, n)
 	}
 	wf := e.createWorkflow(fixture.Workflow(e.ns, helloWorld, append([]wfv1.NodeStatus{podNode}, containerNodes...)...))
-	pod := rig.ArgoPodName(helloWorld, "set", podNode.Name)
+	pod := argoutil.GeneratePodName(helloWorld, podNode.Name, "set", podNode.ID, argoutil.PodNameV2)
 	e.runPod(wf, podNode.ID, pod, []corev1.Container{fixture.Container("main"), fixture.Container("debugme", fixture.PauseAfter)})
 	u := e.createResume("release-set", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "set"})
 

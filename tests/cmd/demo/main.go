@@ -1,7 +1,8 @@
 // Command demo shows resume-trigger's whole job on a local embedded control plane: a real kube-apiserver
 // and etcd with a test kubelet, NATS JetStream, the shipped argo-events EventSources and Sensor, and the
-// resume-trigger server. It pauses a workflow step, creates the README's Resume, and shows the release,
-// the Resume's status and the step finishing. It exits 0 on success, non-zero with the reason otherwise,
+// resume-trigger server, and Argo's own workflow-controller. It submits the README's Workflow (spec only),
+// waits for the controller's pod of the step to pause, creates the README's Resume, and shows the
+// release, the Resume's status and the controller marking the step and the Workflow Succeeded. It exits 0 on success, non-zero with the reason otherwise,
 // and leaves nothing running. It needs root (network and mount namespaces for the argo-events processes).
 package main
 
@@ -16,12 +17,13 @@ import (
 	"text/tabwriter"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/tests/internal/chain"
+	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
 // The README's example: Workflow hello-world in namespace argo, step "pause" paused after its command.
@@ -46,8 +48,8 @@ func main() {
 }
 
 func run(ctx context.Context) error {
-	header("1/6", "starting the local control plane, NATS JetStream, resume-trigger, the EventSources and the Sensor")
-	fmt.Println("    (the first run builds kube-apiserver, etcd, nats-server and argo-events; that takes a while)")
+	header("1/6", "starting the local control plane, Argo's workflow-controller, NATS JetStream, resume-trigger, the EventSources and the Sensor")
+	fmt.Println("    (the first run builds kube-apiserver, etcd, nats-server, argo-events and workflow-controller; that takes a while)")
 	start := time.Now()
 	c, err := chain.Start(ctx, chain.Options{
 		Namespace: namespace,
@@ -70,8 +72,19 @@ func run(ctx context.Context) error {
 }
 
 func show(ctx context.Context, c *chain.Chain) error {
-	header("2/6", "a workflow step paused for debugging")
-	step, err := c.CreatePausedStep(ctx, workflow)
+	header("2/6", "Argo's workflow-controller runs the README's Workflow; its step pauses for debugging")
+	spec, err := rig.ReadmeWorkflow()
+	if err != nil {
+		return err
+	}
+	if spec.Name != workflow {
+		return fmt.Errorf("the README's Workflow is %q, want %q", spec.Name, workflow)
+	}
+	if _, err := c.SubmitWorkflow(ctx, spec); err != nil {
+		return err
+	}
+	fmt.Printf("    submitted Workflow %s/%s (spec only, from README.md); workflow-controller v3.7.17 made its pod\n", namespace, workflow)
+	step, err := c.WaitPausedStep(ctx, workflow, "pause", "main", v1alpha1.StageAfter)
 	if err != nil {
 		return err
 	}
@@ -79,9 +92,9 @@ func show(ctx context.Context, c *chain.Chain) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("    Workflow %s/%s, step %s (node %s, template %s)\n", namespace, step.Workflow, step.NodeName, step.NodeID, step.Template)
-	fmt.Printf("    Pod %s is %s; container %s has %s=true, so Argo's emissary waits for %s\n",
-		pod.Name, pod.Status.Phase, step.Container, "ARGO_DEBUG_PAUSE_AFTER", step.MarkerArgv()[1])
+	fmt.Printf("    Workflow %s/%s, step %s (node %s, template %s) is Running\n", namespace, step.Workflow, step.NodeName, step.NodeID, step.Template)
+	fmt.Printf("    Pod %s is %s on %s; container %s has %s=true, so Argo's emissary waits for %s\n",
+		pod.Name, pod.Status.Phase, pod.Spec.NodeName, step.Container, "ARGO_DEBUG_PAUSE_AFTER", step.MarkerArgv()[1])
 
 	header("3/6", "kubectl create -f resume.yaml")
 	fmt.Printf(`    apiVersion: %s
@@ -137,10 +150,12 @@ func show(ctx context.Context, c *chain.Chain) error {
 		return errors.New("no Event was recorded on the Resume")
 	}
 
-	header("6/6", "the step goes on and finishes")
-	if err := c.WaitStepDone(ctx, step); err != nil {
-		return fmt.Errorf("the step did not finish: %w", err)
+	header("6/6", "the step goes on, and Argo's controller finishes it")
+	done, err := c.Rig.WaitWorkflow(ctx, namespace, workflow, func(wf *wfv1.Workflow) bool { return wf.Status.Phase.Completed() })
+	if err != nil {
+		return fmt.Errorf("the workflow did not finish: %w", err)
 	}
+	seen := time.Since(created)
 	pod, err = c.Client().CoreV1().Pods(namespace).Get(ctx, step.Pod, metav1.GetOptions{})
 	if err != nil {
 		return err
@@ -150,8 +165,13 @@ func show(ctx context.Context, c *chain.Chain) error {
 			fmt.Printf("    Pod %s is %s; container %s terminated with exit code %d\n", pod.Name, pod.Status.Phase, s.Name, s.State.Terminated.ExitCode)
 		}
 	}
-	if pod.Status.Phase != corev1.PodSucceeded {
-		return fmt.Errorf("pod %s is %s, want Succeeded", pod.Name, pod.Status.Phase)
+	node := done.Status.Nodes[step.NodeID]
+	fmt.Printf("    node %s: %s, startedAt %s, finishedAt %s (released at %s)\n", node.Name, node.Phase,
+		node.StartedAt.Format(time.RFC3339), node.FinishedAt.Format(time.RFC3339), call.Time.UTC().Format(time.RFC3339))
+	fmt.Printf("    Workflow %s/%s: %s (set by Argo's workflow-controller), seen %s after the Resume was created\n",
+		namespace, workflow, done.Status.Phase, seen.Round(time.Millisecond))
+	if done.Status.Phase != wfv1.WorkflowSucceeded || node.Phase != wfv1.NodeSucceeded {
+		return fmt.Errorf("workflow %s, node %s: want both Succeeded", done.Status.Phase, node.Phase)
 	}
 	return nil
 }

@@ -67,6 +67,8 @@ type Options struct {
 // Chain is a running chain. Its fields are read-only.
 type Chain struct {
 	Rig *rig.Rig
+	// Argo is Argo's workflow-controller for Namespace: it makes the Workflows' nodes and step pods.
+	Argo *rig.WorkflowController
 	// Namespace is where Workflows, pods and Resumes go; the Sensor, EventSources and server serve it.
 	Namespace string
 	// WebhookURL is the webhook EventSource's endpoint (POST JSON with Authorization: Bearer WebhookToken).
@@ -226,6 +228,13 @@ func Start(ctx context.Context, opts Options) (_ *Chain, err error) {
 	if err := c.setupNamespace(ctx); err != nil {
 		return nil, err
 	}
+	step = time.Now()
+	if c.Argo, err = r.StartWorkflowController(ctx, rig.ControllerOptions{Namespace: c.Namespace}); err != nil {
+		return nil, fmt.Errorf("start Argo's workflow-controller: %w", err)
+	}
+	c.onStop(c.Argo.Stop)
+	c.addLog(c.Argo.Log())
+	c.logf("chain: Argo workflow-controller %s for namespace %s in %v", rig.ExecutorImage[strings.LastIndex(rig.ExecutorImage, ":")+1:], c.Namespace, time.Since(step).Round(time.Millisecond))
 	if err := c.startNATS(ctx); err != nil {
 		return nil, err
 	}

@@ -1,5 +1,7 @@
 // Package chain runs the whole release chain with the real programs and the YAML the project ships:
-// a test control plane (tests/internal/rig: etcd, kube-apiserver, test kubelet), nats-server with JetStream and
+// a test control plane (tests/internal/rig: etcd, kube-apiserver, test kubelet), Argo's own workflow-controller
+// (v3.7.17, namespaced to the chain's namespace: it makes every Workflow's nodes and step pods from the
+// submitted spec; the test kubelet binds and runs the pods), nats-server with JetStream and
 // TLS as the EventBus, resume-trigger as a separate process acting as the ServiceAccount of
 // manifests/namespace-install (its RBAC applied, a TokenRequest token), and argo-events' sensor-service
 // and two eventsource-service processes (resource, webhook) fed the objects from eventsource/ and sensor/.

@@ -18,7 +18,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer c.Stop()
-	step, err := c.CreatePausedStep(ctx, "hello-world") // Workflow + pod paused after main
+	step, err := c.CreatePausedStep(ctx, "hello-world") // the README's Workflow, run by Argo's controller until main pauses
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -22,19 +22,17 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
-	"github.com/argocontroller/resume-trigger/internal/fixture"
 	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
-// Step is a debug-paused Workflow step: a running Workflow whose Pod node runs in Pod, whose container
-// Container waits for /var/run/argo/ctr/<Container>/after once the pod runs (StartStep).
+// Step is a debug-paused Workflow step made by Argo's workflow-controller: a running Workflow whose Pod
+// node runs in Pod, whose container Container waits for /var/run/argo/ctr/<Container>/<Stage> once the
+// pod runs.
 type Step struct {
 	Namespace, Workflow, Template, NodeID, NodeName, Pod, Container string
 	Stage                                                           v1alpha1.Stage
 	// WorkflowUID is the run the step belongs to: the UID the API server gave the Workflow.
 	WorkflowUID types.UID
-
-	pod *corev1.Pod // what StartStep runs
 }
 
 // MarkerArgv is the exec that releases the step.
@@ -42,99 +40,110 @@ func (s *Step) MarkerArgv() []string {
 	return []string{"touch", fmt.Sprintf("%s/ctr/%s/%s", rig.MarkerDir, s.Container, s.Stage)}
 }
 
-// CreatePausedStep creates Workflow workflow (root Steps node, step group, Pod node of template "pause")
-// and its Argo-shaped pod (wait + main with ARGO_DEBUG_PAUSE_AFTER=true), running on the test kubelet.
-// It is CreateStep followed by StartStep.
+// CreatePausedStep submits Workflow workflow (the README's Workflow under that name: step "pause" of
+// template pause, main paused after its command) and returns once Argo's controller runs the step and
+// its pod holds main at the pause. It is CreateStep followed by StartStep.
 func (c *Chain) CreatePausedStep(ctx context.Context, workflow string) (*Step, error) {
-	step, err := c.CreateStep(ctx, workflow)
-	if err != nil {
+	if err := c.submitReadmeWorkflow(ctx, workflow, rig.HoldNone); err != nil {
 		return nil, err
 	}
-	if _, err := c.StartStep(ctx, step); err != nil {
-		return nil, err
-	}
-	return step, nil
+	return c.WaitPausedStep(ctx, workflow, "pause", "main", v1alpha1.StageAfter)
 }
 
-// CreateStep creates Workflow workflow (root Steps node, step group, Running Pod node of template
-// "pause") as the workflow-controller records it once it has decided to run the step and before the
-// step's pod exists. A Resume for it waits (Pending) until StartStep runs the pod.
+func (c *Chain) submitReadmeWorkflow(ctx context.Context, workflow string, hold rig.Hold) error {
+	wf, err := rig.ReadmeWorkflow()
+	if err != nil {
+		return err
+	}
+	wf.Name = workflow
+	if err := c.Rig.HoldPods(ctx, c.Namespace, workflow, hold); err != nil {
+		return err
+	}
+	_, err = c.SubmitWorkflow(ctx, wf)
+	return err
+}
+
+// CreateStep submits Workflow workflow as CreatePausedStep does, but the test kubelet leaves its pods
+// unscheduled: it returns once the controller made the step's node (Pending) and its pod (Pending, bound
+// to no node). ScheduleStep binds the pod, StartStep runs it.
 func (c *Chain) CreateStep(ctx context.Context, workflow string) (*Step, error) {
-	const template = "pause"
-	nodeName := workflow + "[0]." + template
-	group := fixture.Node(workflow, workflow+"[0]", "[0]", wfv1.NodeTypeStepGroup, "")
-	node := fixture.PodNode(workflow, nodeName, template, template)
-	group.Children = []string{node.ID}
-	wf := fixture.Workflow(c.Namespace, workflow, group, node)
-	root := wf.Status.Nodes[workflow]
-	root.Children = []string{group.ID}
-	wf.Status.Nodes[workflow] = root
-	wf.UID = ""
-	created, err := c.workflows.ArgoprojV1alpha1().Workflows(c.Namespace).Create(ctx, wf, metav1.CreateOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("create workflow %s: %w", workflow, err)
-	}
-	pod := fixture.Pod(created, node, rig.ArgoPodName(workflow, template, nodeName), fixture.Container("main", fixture.PauseAfter))
-	pod.UID = ""
-	fixture.Own(pod, created)
-	return &Step{Namespace: c.Namespace, Workflow: workflow, Template: template, NodeID: node.ID, NodeName: nodeName,
-		Pod: pod.Name, Container: "main", Stage: v1alpha1.StageAfter, WorkflowUID: created.UID, pod: pod}, nil
-}
-
-// ScheduleStep creates the step's pod, controlled by the step's Workflow run, as scheduled but not
-// started yet: Pending, every container Waiting (ContainerCreating). StartStep then starts it.
-func (c *Chain) ScheduleStep(ctx context.Context, step *Step) (*corev1.Pod, error) {
-	if step.pod == nil {
-		return nil, fmt.Errorf("step %s/%s was not made by CreateStep", step.Workflow, step.NodeName)
-	}
-	return c.Rig.RunPod(ctx, step.pod, rig.Pending())
-}
-
-// StartStep sets the step's pod running on the test kubelet, creating it first unless ScheduleStep did:
-// main now waits for its marker. It returns once the API server stores the pod as Running, with the pod
-// as stored.
-func (c *Chain) StartStep(ctx context.Context, step *Step) (*corev1.Pod, error) {
-	if step.pod == nil {
-		return nil, fmt.Errorf("step %s/%s was not made by CreateStep", step.Workflow, step.NodeName)
-	}
-	pods := c.Client().CoreV1().Pods(step.Namespace)
-	pod, err := pods.Get(ctx, step.Pod, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		return c.Rig.RunPod(ctx, step.pod)
-	case err != nil:
+	if err := c.submitReadmeWorkflow(ctx, workflow, rig.HoldUnbound); err != nil {
 		return nil, err
-	case pod.Status.Phase != corev1.PodPending:
-		return nil, fmt.Errorf("pod %s is %s, not Pending: it was started before", pod.Name, pod.Status.Phase)
 	}
-	fixture.SetRunning(pod)
-	for i := range pod.Status.Conditions {
-		pod.Status.Conditions[i].Status = corev1.ConditionTrue
-		pod.Status.Conditions[i].LastTransitionTime = metav1.Now()
-	}
-	pod.Status.StartTime = &metav1.Time{Time: time.Now()}
-	updated, err := pods.UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+	wf, err := c.Rig.WaitWorkflow(ctx, c.Namespace, workflow, func(wf *wfv1.Workflow) bool {
+		n := wf.Status.Nodes.FindByDisplayName("pause")
+		return n != nil && n.Type == wfv1.NodeTypePod
+	})
 	if err != nil {
-		return nil, fmt.Errorf("start pod %s: %w", pod.Name, err)
+		return nil, err
 	}
-	return updated, nil
+	node := wf.Status.Nodes.FindByDisplayName("pause")
+	pods, err := c.Rig.WaitPods(ctx, c.Namespace, workflow, func(pods []corev1.Pod) bool {
+		return slices.ContainsFunc(pods, func(p corev1.Pod) bool { return p.Annotations[argoNodeID] == node.ID })
+	})
+	if err != nil {
+		return nil, err
+	}
+	i := slices.IndexFunc(pods, func(p corev1.Pod) bool { return p.Annotations[argoNodeID] == node.ID })
+	return &Step{Namespace: c.Namespace, Workflow: workflow, Template: argoTemplate(node), NodeID: node.ID, NodeName: node.Name,
+		Pod: pods[i].Name, Container: "main", Stage: v1alpha1.StageAfter, WorkflowUID: wf.UID}, nil
 }
 
-// ReplaceWorkflow deletes the step's Workflow, and its pod if it has one, waits until both are gone and
-// creates the Workflow again under the same name, as deleting and resubmitting the same manifest does: a
-// new run with a new UID, whose node, pod name and container are the old ones. The new step's pod is not
-// started.
+// ScheduleStep binds the step's pod to the rig's node but starts nothing: Pending, as while its images
+// are pulled. StartStep then runs it.
+func (c *Chain) ScheduleStep(ctx context.Context, step *Step) (*corev1.Pod, error) {
+	if err := c.Rig.HoldPods(ctx, step.Namespace, step.Workflow, rig.HoldScheduled); err != nil {
+		return nil, err
+	}
+	return c.Rig.WaitPod(ctx, step.Namespace, step.Pod, func(p *corev1.Pod) bool { return p.Spec.NodeName != "" })
+}
+
+// StartStep lets the test kubelet run the step's pod: it returns once main holds at its pause, with the
+// pod as stored.
+func (c *Chain) StartStep(ctx context.Context, step *Step) (*corev1.Pod, error) {
+	if err := c.Rig.HoldPods(ctx, step.Namespace, step.Workflow, rig.HoldNone); err != nil {
+		return nil, err
+	}
+	return c.Rig.WaitPod(ctx, step.Namespace, step.Pod, func(p *corev1.Pod) bool { return c.Rig.Paused(p, step.Container) })
+}
+
+// ReplaceWorkflow deletes the step's Workflow (its run's UID as precondition) and what it owns, and
+// submits it again under the same name (CreateStep), as deleting and resubmitting the same manifest does:
+// a new run with a new UID, whose node, pod name and container are the old ones. No garbage collector
+// runs in the rig, so the run's pods and WorkflowTaskResults are deleted here, as it would. The new step's
+// pod is not started.
 func (c *Chain) ReplaceWorkflow(ctx context.Context, step *Step) (*Step, error) {
 	pods := c.Client().CoreV1().Pods(step.Namespace)
 	wfs := c.workflows.ArgoprojV1alpha1().Workflows(step.Namespace)
-	if err := pods.Delete(ctx, step.Pod, metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))}); err != nil && !apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("delete pod %s: %w", step.Pod, err)
-	}
+	results := c.workflows.ArgoprojV1alpha1().WorkflowTaskResults(step.Namespace)
 	uid := step.WorkflowUID
 	if err := wfs.Delete(ctx, step.Workflow, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil {
 		return nil, fmt.Errorf("delete workflow %s (uid %s): %w", step.Workflow, uid, err)
 	}
-	err := rig.Eventually(ctx, func() error {
+	owned := metav1.ListOptions{LabelSelector: argoWorkflowLabel + "=" + step.Workflow}
+	podList, err := pods.List(ctx, owned)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range podList.Items {
+		if ownedBy(p.OwnerReferences, uid) {
+			if err := pods.Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))}); err != nil && !apierrors.IsNotFound(err) {
+				return nil, fmt.Errorf("delete pod %s: %w", p.Name, err)
+			}
+		}
+	}
+	resultList, err := results.List(ctx, owned)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range resultList.Items {
+		if ownedBy(r.OwnerReferences, uid) {
+			if err := results.Delete(ctx, r.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				return nil, fmt.Errorf("delete workflowtaskresult %s: %w", r.Name, err)
+			}
+		}
+	}
+	err = rig.Eventually(ctx, func() error {
 		if _, err := pods.Get(ctx, step.Pod, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			return fmt.Errorf("pod %s is not gone yet (%v)", step.Pod, err)
 		}
@@ -154,6 +163,10 @@ func (c *Chain) ReplaceWorkflow(ctx context.Context, step *Step) (*Step, error) 
 		return nil, fmt.Errorf("workflow %s was created again with the old uid %s", step.Workflow, uid)
 	}
 	return next, nil
+}
+
+func ownedBy(refs []metav1.OwnerReference, uid types.UID) bool {
+	return slices.ContainsFunc(refs, func(r metav1.OwnerReference) bool { return r.UID == uid })
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -293,9 +306,16 @@ func (c *Chain) WaitMarker(ctx context.Context, step *Step) (rig.Call, error) {
 	return got, err
 }
 
-// WaitStepDone waits until the step's pod Succeeded (the emulated emissary ends main once its marker exists).
+// WaitStepDone waits until Argo's controller marks the step's node Succeeded (the emulated emissary ended
+// main once its marker existed, and the test kubelet wrote what Argo's wait container writes) and the
+// step's pod Succeeded.
 func (c *Chain) WaitStepDone(ctx context.Context, step *Step) error {
-	_, err := c.Rig.WaitPodPhase(ctx, step.Namespace, step.Pod, corev1.PodSucceeded)
+	if _, err := c.Rig.WaitPodPhase(ctx, step.Namespace, step.Pod, corev1.PodSucceeded); err != nil {
+		return err
+	}
+	_, err := c.Rig.WaitWorkflow(ctx, step.Namespace, step.Workflow, func(wf *wfv1.Workflow) bool {
+		return wf.UID == step.WorkflowUID && wf.Status.Nodes[step.NodeID].Phase == wfv1.NodeSucceeded
+	})
 	return err
 }
 

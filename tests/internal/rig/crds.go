@@ -28,8 +28,9 @@ var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version:
 // WorkflowGVR is the Argo Workflow resource the rig installs.
 var WorkflowGVR = schema.GroupVersionResource{Group: workflow.Group, Version: workflow.Version, Resource: workflow.WorkflowPlural}
 
-// crdFiles lists the CRDs the rig installs: Argo's Workflow (from the argo-workflows module this
-// module pins) and ours (manifests/base/crd).
+// crdFiles lists the CRDs the rig installs: Argo's minimal CRDs (from the argo-workflows module this
+// module pins: Workflow, WorkflowTemplate, WorkflowTaskResult and the others its controller watches) and
+// ours (manifests/base/crd).
 func crdFiles(ctx context.Context, root string) ([]string, error) {
 	argo, err := moduleDir(ctx, argoWorkflowsModule)
 	if err != nil {
@@ -39,7 +40,11 @@ func crdFiles(ctx context.Context, root string) ([]string, error) {
 	if err != nil || len(ours) == 0 {
 		return nil, fmt.Errorf("no CRDs in %s/manifests/base/crd (err %v)", root, err)
 	}
-	return append([]string{filepath.Join(argo, "manifests", "base", "crds", "minimal", "argoproj.io_workflows.yaml")}, ours...), nil
+	argos, err := filepath.Glob(filepath.Join(argo, "manifests", "base", "crds", "minimal", "argoproj.io_*.yaml"))
+	if err != nil || len(argos) == 0 {
+		return nil, fmt.Errorf("no CRDs in %s/manifests/base/crds/minimal (err %v)", argo, err)
+	}
+	return append(argos, ours...), nil
 }
 
 // moduleDir finds a module of the build list in the module cache. It asks the go command from the

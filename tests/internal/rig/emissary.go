@@ -18,7 +18,8 @@ const WaitContainerName = "wait"
 // onMarker emulates Argo's emissary (argoexec emissary): a container with ARGO_DEBUG_PAUSE_BEFORE or
 // ARGO_DEBUG_PAUSE_AFTER set to exactly "true" waits for /var/run/argo/ctr/<name>/<stage> of every
 // such stage; once all are there it exits 0. When every container but wait has terminated, wait
-// terminates too and the pod Succeeds.
+// terminates too and the pod Succeeds; in a namespace a real workflow-controller runs, what Argo's
+// wait container does then is runArgoPod's (it reacts to the container's end).
 // Every marker ends in one EmissaryEvent (Kubelet.EmissaryEvents), recorded once the emulation is done
 // with it, so a test can wait for the emulation's decision instead of sleeping.
 func (r *Rig) onMarker(ns, pod, container, stage string) {
@@ -100,7 +101,7 @@ func (r *Rig) emulateEmissary(ctx context.Context, ns, name, container, stage st
 				done = false
 			}
 		}
-		if done {
+		if done && !r.kubelet.argoRuns(ns) {
 			terminate(pod, WaitContainerName, now)
 			pod.Status.Phase = corev1.PodSucceeded
 			for i := range pod.Status.Conditions {
@@ -115,18 +116,21 @@ func (r *Rig) emulateEmissary(ctx context.Context, ns, name, container, stage st
 	return outcome, err
 }
 
+// debugPause reports whether the emissary pauses container c at stage: the env variable, resolved as
+// Kubernetes does (the last of duplicate entries wins), is exactly "true".
 func debugPause(c *corev1.Container, stage string) bool {
-	want := "ARGO_DEBUG_PAUSE_" + strings.ToUpper(stage)
-	for _, e := range c.Env {
-		if e.Name == want {
-			return e.Value == "true"
-		}
-	}
-	return false
+	v, _ := lastEnv(c, "ARGO_DEBUG_PAUSE_"+strings.ToUpper(stage))
+	return v == "true"
 }
 
 // terminate marks a running container Completed; it reports whether anything changed.
 func terminate(pod *corev1.Pod, container string, now metav1.Time) bool {
+	return terminateWith(pod, container, 0, "Completed", now)
+}
+
+// terminateWith marks a running container terminated with code and reason; it reports whether anything
+// changed.
+func terminateWith(pod *corev1.Pod, container string, code int32, reason string, now metav1.Time) bool {
 	for i := range pod.Status.ContainerStatuses {
 		cs := &pod.Status.ContainerStatuses[i]
 		if cs.Name != container || cs.State.Terminated != nil {
@@ -137,7 +141,7 @@ func terminate(pod *corev1.Pod, container string, now metav1.Time) bool {
 			started = cs.State.Running.StartedAt
 		}
 		cs.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
-			ExitCode: 0, Reason: "Completed", StartedAt: started, FinishedAt: now, ContainerID: cs.ContainerID,
+			ExitCode: code, Reason: reason, StartedAt: started, FinishedAt: now, ContainerID: cs.ContainerID,
 		}}
 		cs.Ready = false
 		f := false

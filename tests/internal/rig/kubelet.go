@@ -125,6 +125,9 @@ type Kubelet struct {
 	behaviours map[containerKey]Behaviour // container "" = every container of the pod
 	files      map[podKey]map[string]bool // per pod: shared /var/run/argo paths, others as "container:path"
 	noEmissary map[podKey]bool
+	argoNS     map[string]bool             // namespaces whose pods a real workflow-controller makes (runArgoPods)
+	argoQueue  map[string]func(pod string) // per such namespace: has runArgoPods look at a pod again
+	holds      map[string]Hold             // "namespace/workflow": how far the Workflow's pods may go
 	calls      []*Call
 	emissaryEv []EmissaryEvent
 }
@@ -151,6 +154,9 @@ func startKubelet(ctx context.Context, bindAddress string) (*Kubelet, error) {
 		behaviours: map[containerKey]Behaviour{},
 		files:      map[podKey]map[string]bool{},
 		noEmissary: map[podKey]bool{},
+		argoNS:     map[string]bool{},
+		argoQueue:  map[string]func(string){},
+		holds:      map[string]Hold{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/exec/{ns}/{pod}/{container}", k.serveExec)
@@ -287,6 +293,13 @@ func (k *Kubelet) ForgetNamespace(namespace string) {
 	}
 	k.calls = slices.DeleteFunc(k.calls, func(c *Call) bool { return c.Namespace == namespace })
 	k.emissaryEv = slices.DeleteFunc(k.emissaryEv, func(ev EmissaryEvent) bool { return ev.Namespace == namespace })
+}
+
+// forgetFiles drops what was created in a pod (its emptyDir volumes and container filesystems).
+func (k *Kubelet) forgetFiles(namespace, pod string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.files, podKey{namespace, pod})
 }
 
 func fileKey(container, p string) string {

@@ -3,8 +3,6 @@ package rig
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
-	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -114,34 +112,7 @@ func (r *Rig) RunPod(ctx context.Context, pod *corev1.Pod, opts ...PodOption) (*
 	if err != nil {
 		return nil, fmt.Errorf("create pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
-	now := metav1.Now()
-	st := corev1.PodStatus{
-		Phase:      corev1.PodRunning,
-		Conditions: conditions(corev1.ConditionTrue),
-		HostIP:     r.opts.BindAddress,
-		HostIPs:    []corev1.HostIP{{IP: r.opts.BindAddress}},
-		PodIP:      "10.244.0.10",
-		PodIPs:     []corev1.PodIP{{IP: "10.244.0.10"}},
-		StartTime:  &now,
-		QOSClass:   corev1.PodQOSBestEffort,
-	}
-	for _, c := range created.Spec.InitContainers {
-		st.InitContainerStatuses = append(st.InitContainerStatuses, corev1.ContainerStatus{
-			Name: c.Name, Image: c.Image, ImageID: "rig://" + c.Image, ContainerID: "rig://" + created.Name + "/" + c.Name,
-			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
-				ExitCode: 0, Reason: "Completed", StartedAt: now, FinishedAt: now, ContainerID: "rig://" + created.Name + "/" + c.Name,
-			}},
-			Started: ptr(false),
-		})
-	}
-	for _, c := range created.Spec.Containers {
-		st.ContainerStatuses = append(st.ContainerStatuses, corev1.ContainerStatus{
-			Name: c.Name, Image: c.Image, ImageID: "rig://" + c.Image, ContainerID: "rig://" + created.Name + "/" + c.Name,
-			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
-			Ready: true, Started: ptr(true),
-		})
-	}
-	created.Status = st
+	created.Status = r.runningStatus(created)
 	for _, o := range opts {
 		o(created)
 	}
@@ -229,15 +200,6 @@ func ArgoPod(namespace, name, workflowName, nodeID string, mainEnv ...corev1.Env
 			},
 		},
 	}
-}
-
-// ArgoPodName is the name Argo (v3.2 and later, pod names "v2") gives the pod of node nodeName running
-// template in workflow: "<workflow>-<template>-<FNV-1a 32 of nodeName>" (argo-workflows
-// workflow/util/pod_name.go; the prefix cut for names over 253 characters is left out).
-func ArgoPodName(workflow, template, nodeName string) string {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(nodeName))
-	return workflow + "-" + template + "-" + strconv.FormatUint(uint64(h.Sum32()), 10)
 }
 
 // Eventually polls f every 50ms until it returns nil or ctx ends, and returns f's last error then.

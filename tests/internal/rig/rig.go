@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	wfclient "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -55,6 +56,7 @@ type Rig struct {
 	adminToken string
 	client     kubernetes.Interface
 	dynamic    dynamic.Interface
+	argo       wfclient.Interface
 	kubeconfig string
 
 	// StartDuration is how long Start took.
@@ -120,6 +122,9 @@ func Start(ctx context.Context, opts Options) (_ *Rig, err error) {
 		return nil, err
 	}
 	if r.dynamic, err = dynamic.NewForConfig(cfg); err != nil {
+		return nil, err
+	}
+	if r.argo, err = wfclient.NewForConfig(cfg); err != nil {
 		return nil, err
 	}
 	if r.kubelet, err = startKubelet(ctx, opts.BindAddress); err != nil {

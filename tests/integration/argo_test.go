@@ -1,0 +1,510 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	argoutil "github.com/argoproj/argo-workflows/v3/workflow/util"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/argocontroller/resume-trigger/api/v1alpha1"
+	"github.com/argocontroller/resume-trigger/tests/internal/rig"
+)
+
+// The tests of this file release steps whose Workflow status and pods Argo's own workflow-controller
+// (v3.7.17, started beside the rig for the test's namespace) made from a submitted spec; no node and no
+// pod is written by hand. The test kubelet binds and runs the controller's pods, holds paused containers
+// until their marker is touched, and writes what Argo's wait container writes, so the controller itself
+// moves the released node and the Workflow to Succeeded.
+
+// setupArgo is setup plus Argo's workflow-controller for the namespace.
+func setupArgo(t *testing.T, opts rig.ControllerOptions) *env {
+	t.Helper()
+	e := setup(t)
+	opts.Namespace = e.ns
+	wc, err := e.r.StartWorkflowController(ctxFor(t, 2*time.Minute), opts)
+	if err != nil {
+		t.Fatalf("start Argo's workflow-controller: %v", err)
+	}
+	t.Cleanup(wc.Stop)
+	e.wc = wc
+	return e
+}
+
+// submit creates the Workflow (or WorkflowTemplate) of a YAML spec, as `argo submit` does.
+func (e *env) submit(spec string) {
+	e.t.Helper()
+	var meta metav1.TypeMeta
+	if err := yaml.Unmarshal([]byte(spec), &meta); err != nil {
+		e.t.Fatal(err)
+	}
+	ctx := ctxFor(e.t, 10*time.Second)
+	switch meta.Kind {
+	case "Workflow":
+		var wf wfv1.Workflow
+		if err := yaml.UnmarshalStrict([]byte(spec), &wf); err != nil {
+			e.t.Fatal(err)
+		}
+		wf.Namespace = ""
+		if _, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Create(ctx, &wf, metav1.CreateOptions{}); err != nil {
+			e.t.Fatalf("submit workflow %s: %v", wf.Name, err)
+		}
+	case "WorkflowTemplate":
+		var wft wfv1.WorkflowTemplate
+		if err := yaml.UnmarshalStrict([]byte(spec), &wft); err != nil {
+			e.t.Fatal(err)
+		}
+		if _, err := e.wfc.ArgoprojV1alpha1().WorkflowTemplates(e.ns).Create(ctx, &wft, metav1.CreateOptions{}); err != nil {
+			e.t.Fatalf("create workflow template %s: %v", wft.Name, err)
+		}
+	default:
+		e.t.Fatalf("submit: kind %q", meta.Kind)
+	}
+}
+
+// waitPaused waits until n pods of workflow hold container at a debug pause and returns them by name.
+func (e *env) waitPaused(workflow, container string, n int) []corev1.Pod {
+	e.t.Helper()
+	var paused []corev1.Pod
+	_, err := e.r.WaitPods(ctxFor(e.t, time.Minute), e.ns, workflow, func(pods []corev1.Pod) bool {
+		paused = nil
+		for i := range pods {
+			if e.r.Paused(&pods[i], container) {
+				paused = append(paused, pods[i])
+			}
+		}
+		return len(paused) >= n
+	})
+	if err != nil {
+		e.t.Fatal(e.wc.Failure(err))
+	}
+	if len(paused) != n {
+		e.t.Fatalf("%d pods of %s paused, want %d", len(paused), workflow, n)
+	}
+	sort.Slice(paused, func(i, j int) bool { return paused[i].Name < paused[j].Name })
+	// The state the server must find: the controller has seen the pods run and marked their nodes Running.
+	e.workflow(workflow, func(wf *wfv1.Workflow) bool {
+		for _, p := range paused {
+			if wf.Status.Nodes[p.Annotations["workflows.argoproj.io/node-id"]].Phase != wfv1.NodeRunning {
+				return false
+			}
+		}
+		return true
+	})
+	return paused
+}
+
+// workflow waits until cond holds for the Workflow, nodes decompressed.
+func (e *env) workflow(name string, cond func(*wfv1.Workflow) bool) *wfv1.Workflow {
+	e.t.Helper()
+	wf, err := e.r.WaitWorkflow(ctxFor(e.t, time.Minute), e.ns, name, cond)
+	if err != nil {
+		e.t.Fatal(e.wc.Failure(err))
+	}
+	return wf
+}
+
+// waitSucceeded waits until the controller ends the Workflow and requires Succeeded.
+func (e *env) waitSucceeded(name string) *wfv1.Workflow {
+	e.t.Helper()
+	wf := e.workflow(name, func(wf *wfv1.Workflow) bool { return wf.Status.Phase.Completed() })
+	if wf.Status.Phase != wfv1.WorkflowSucceeded {
+		e.t.Fatalf("workflow %s %s (%s): %s", name, wf.Status.Phase, wf.Status.Message, rig.NodeSummary(wf))
+	}
+	return wf
+}
+
+// release creates Resume name with spec, fires it at the server as the Sensor would, and requires that
+// it released exactly the pods (container, stage) given.
+func (e *env) release(name string, spec map[string]any, container string, stage v1alpha1.Stage, pods ...corev1.Pod) *v1alpha1.Resume {
+	e.t.Helper()
+	u := e.createResume(name, spec)
+	expectOK(e.t, e.srv.fireResume(e.t, u), len(pods))
+	res, _ := e.resume(name)
+	var want []v1alpha1.ReleasedTarget
+	for _, p := range pods {
+		want = append(want, v1alpha1.ReleasedTarget{Node: p.Annotations["workflows.argoproj.io/node-id"], Pod: p.Name, Container: container, Stage: stage})
+	}
+	expectSucceeded(e.t, res, want...)
+	return res
+}
+
+func podNames(pods []corev1.Pod) []string {
+	var out []string
+	for _, p := range pods {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+const pauseTemplate = `
+    - name: pause
+      container:
+        image: busybox
+        command: [sh, -c, "echo step ran"]
+        env:
+          - name: ARGO_DEBUG_PAUSE_AFTER
+            value: "true"`
+
+func TestArgoStepsAndDAG(t *testing.T) {
+	for name, spec := range map[string]string{
+		"steps": `
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  name: shape
+spec:
+  entrypoint: main
+  templates:
+    - name: main
+      steps:
+        - - name: first
+            template: plain
+        - - name: pause
+            template: pause
+    - name: plain
+      container:
+        image: busybox
+        command: [true]` + pauseTemplate,
+		"dag": `
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  name: shape
+spec:
+  entrypoint: main
+  templates:
+    - name: main
+      dag:
+        tasks:
+          - name: pause
+            template: pause
+          - name: next
+            template: plain
+            dependencies: [pause]
+    - name: plain
+      container:
+        image: busybox
+        command: [true]` + pauseTemplate,
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := setupArgo(t, rig.ControllerOptions{})
+			e.submit(spec)
+			paused := e.waitPaused("shape", "main", 1)
+			wf := e.workflow("shape", func(*wfv1.Workflow) bool { return true })
+			node := wf.Status.Nodes.FindByDisplayName("pause")
+			if node == nil || node.Phase != wfv1.NodeRunning || paused[0].Annotations["workflows.argoproj.io/node-id"] != node.ID {
+				t.Fatalf("paused pod %s is not the Running node %+v", paused[0].Name, node)
+			}
+			e.release("release", map[string]any{"Workflow-ID": "shape", "TemplateName": "pause"}, "main", v1alpha1.StageAfter, paused...)
+			done := e.waitSucceeded("shape")
+			if n := done.Status.Nodes[node.ID]; n.Phase != wfv1.NodeSucceeded {
+				t.Errorf("node %s %s", n.Name, n.Phase)
+			}
+		})
+	}
+}
+
+const loopWorkflow = `
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  name: %s
+spec:
+  entrypoint: main
+  templates:
+    - name: main
+      steps:
+        - - name: fan
+            template: fan
+            arguments:
+              parameters: [{name: item, value: "{{item}}"}]
+            withItems: [%s]
+    - name: fan
+      inputs:
+        parameters: [{name: item}]
+      container:
+        image: busybox
+        command: [echo, "{{inputs.parameters.item}}"]
+        env:
+          - name: ARGO_DEBUG_PAUSE_AFTER
+            value: "true"
+`
+
+// A withItems loop of 3: one Resume naming the template releases all three; in a second run, a Resume
+// naming one item's node releases that one only.
+func TestArgoLoop(t *testing.T) {
+	e := setupArgo(t, rig.ControllerOptions{})
+	e.submit(fmt.Sprintf(loopWorkflow, "loop-all", "a, b, c"))
+	e.submit(fmt.Sprintf(loopWorkflow, "loop-one", "a, b, c"))
+	all := e.waitPaused("loop-all", "main", 3)
+	e.release("all", map[string]any{"Workflow-ID": "loop-all", "TemplateName": "fan"}, "main", v1alpha1.StageAfter, all...)
+	e.waitSucceeded("loop-all")
+
+	one := e.waitPaused("loop-one", "main", 3)
+	wf := e.workflow("loop-one", func(*wfv1.Workflow) bool { return true })
+	item := wf.Status.Nodes.FindByDisplayName("fan(1:b)")
+	if item == nil {
+		t.Fatalf("no node fan(1:b): %s", rig.NodeSummary(wf))
+	}
+	i := slices.IndexFunc(one, func(p corev1.Pod) bool { return p.Annotations["workflows.argoproj.io/node-id"] == item.ID })
+	if i < 0 {
+		t.Fatalf("no paused pod of node %s among %v", item.Name, podNames(one))
+	}
+	e.release("one", map[string]any{"Workflow-ID": "loop-one", "TemplateName": "fan", "nodeName": item.Name}, "main", v1alpha1.StageAfter, one[i])
+	e.workflow("loop-one", func(wf *wfv1.Workflow) bool { return wf.Status.Nodes[item.ID].Phase == wfv1.NodeSucceeded })
+	if left := e.waitPaused("loop-one", "main", 2); slices.Contains(podNames(left), one[i].Name) {
+		t.Errorf("released pod %s still paused", one[i].Name)
+	}
+}
+
+// retryStrategy: attempt 0 fails (its container exits 1 before the pause), the controller makes attempt
+// 1, which pauses; the Resume releases attempt 1 only.
+func TestArgoRetryReleasesTheLastAttempt(t *testing.T) {
+	e := setupArgo(t, rig.ControllerOptions{})
+	e.submit(`
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  name: retry
+spec:
+  entrypoint: main
+  templates:
+    - name: main
+      steps:
+        - - name: flaky
+            template: flaky
+    - name: flaky
+      retryStrategy:
+        limit: "2"
+      container:
+        image: busybox
+        command: [sh, -c, "echo attempt {{retries}}"]
+        env:
+          - {name: ARGO_DEBUG_PAUSE_AFTER, value: "true"}
+          - {name: ` + rig.EnvFailAttempts + `, value: "1"}
+          - {name: ` + rig.EnvAttempt + `, value: "{{retries}}"}
+`)
+	paused := e.waitPaused("retry", "main", 1)
+	wf := e.workflow("retry", func(*wfv1.Workflow) bool { return true })
+	var attempts []wfv1.NodeStatus
+	for _, n := range wf.Status.Nodes {
+		if n.Type == wfv1.NodeTypePod {
+			attempts = append(attempts, n)
+		}
+	}
+	sort.Slice(attempts, func(i, j int) bool { return attempts[i].Name < attempts[j].Name })
+	if len(attempts) != 2 || attempts[0].Phase != wfv1.NodeFailed || attempts[1].Phase != wfv1.NodeRunning {
+		t.Fatalf("attempts: %s, want (0) Failed and (1) Running", rig.NodeSummary(wf))
+	}
+	if got := paused[0].Annotations["workflows.argoproj.io/node-id"]; got != attempts[1].ID {
+		t.Fatalf("paused pod %s is of node %s, want attempt 1 %s", paused[0].Name, got, attempts[1].ID)
+	}
+	e.release("retry", map[string]any{"Workflow-ID": "retry", "TemplateName": "flaky"}, "main", v1alpha1.StageAfter, paused...)
+	done := e.waitSucceeded("retry")
+	if n := done.Status.Nodes[attempts[1].ID]; n.Phase != wfv1.NodeSucceeded {
+		t.Errorf("attempt 1 %s", n.Phase)
+	}
+}
+
+// A containerSet whose non-main container debugme pauses before its command; main depends on it.
+func TestArgoContainerSetPauseBefore(t *testing.T) {
+	e := setupArgo(t, rig.ControllerOptions{})
+	e.submit(`
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  name: cset
+spec:
+  entrypoint: main
+  templates:
+    - name: main
+      steps:
+        - - name: set
+            template: set
+    - name: set
+      containerSet:
+        containers:
+          - name: debugme
+            image: busybox
+            command: [sh, -c, "echo debug"]
+            env:
+              - {name: ARGO_DEBUG_PAUSE_BEFORE, value: "true"}
+          - name: main
+            image: busybox
+            command: [sh, -c, "echo main"]
+            dependencies: [debugme]
+`)
+	paused := e.waitPaused("cset", "debugme", 1)
+	if c := containerStatus(paused[0], "main"); c == nil || c.State.Running == nil {
+		t.Fatalf("main of %s is not running while debugme is paused: %+v", paused[0].Name, c)
+	}
+	e.release("cset", map[string]any{"Workflow-ID": "cset", "TemplateName": "set"}, "debugme", v1alpha1.StageBefore, paused...)
+	e.expectCalls(rig.Call{Pod: paused[0].Name, Container: "debugme", Argv: []string{"touch", "/var/run/argo/ctr/debugme/before"}, Outcome: "exit 0"})
+	done := e.waitSucceeded("cset")
+	for _, n := range done.Status.Nodes {
+		if n.Type == wfv1.NodeTypeContainer && n.Phase != wfv1.NodeSucceeded {
+			t.Errorf("container node %s %s", n.Name, n.Phase)
+		}
+	}
+}
+
+func containerStatus(p corev1.Pod, name string) *corev1.ContainerStatus {
+	for i := range p.Status.ContainerStatuses {
+		if p.Status.ContainerStatuses[i].Name == name {
+			return &p.Status.ContainerStatuses[i]
+		}
+	}
+	return nil
+}
+
+// A step running a WorkflowTemplate's template through templateRef.
+func TestArgoTemplateRef(t *testing.T) {
+	e := setupArgo(t, rig.ControllerOptions{})
+	e.submit(`
+apiVersion: argoproj.io/v1alpha1
+kind: WorkflowTemplate
+metadata:
+  name: library
+spec:
+  templates:` + pauseTemplate + `
+`)
+	e.submit(`
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  name: ref
+spec:
+  entrypoint: main
+  templates:
+    - name: main
+      steps:
+        - - name: step
+            templateRef: {name: library, template: pause}
+`)
+	paused := e.waitPaused("ref", "main", 1)
+	wf := e.workflow("ref", func(*wfv1.Workflow) bool { return true })
+	node := wf.Status.Nodes[paused[0].Annotations["workflows.argoproj.io/node-id"]]
+	if node.TemplateRef == nil || node.TemplateRef.Name != "library" || node.TemplateRef.Template != "pause" {
+		t.Fatalf("node %s templateRef %+v templateName %q", node.Name, node.TemplateRef, node.TemplateName)
+	}
+	e.release("ref", map[string]any{"Workflow-ID": "ref", "TemplateName": "pause"}, "main", v1alpha1.StageAfter, paused...)
+	e.waitSucceeded("ref")
+}
+
+// A step with a lifecycle hook that runs while the step runs: the hook's pod (node <step>.hooks.running,
+// also paused) is never taken for the step.
+func TestArgoLifecycleHookIsNotTheStep(t *testing.T) {
+	e := setupArgo(t, rig.ControllerOptions{})
+	e.submit(`
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  name: hooked
+spec:
+  entrypoint: main
+  templates:
+    - name: main
+      steps:
+        - - name: step
+            template: pause
+            hooks:
+              running:
+                expression: steps["step"].status == "Running"
+                template: hook
+    - name: hook
+      container:
+        image: busybox
+        command: [sh, -c, "echo hook"]
+        env:
+          - {name: ARGO_DEBUG_PAUSE_AFTER, value: "true"}` + pauseTemplate + `
+`)
+	paused := e.waitPaused("hooked", "main", 2)
+	wf := e.workflow("hooked", func(*wfv1.Workflow) bool { return true })
+	step := wf.Status.Nodes.FindByDisplayName("step")
+	if step == nil {
+		t.Fatalf("no step node: %s", rig.NodeSummary(wf))
+	}
+	var stepPod, hookPod []corev1.Pod
+	for _, p := range paused {
+		n := wf.Status.Nodes[p.Annotations["workflows.argoproj.io/node-id"]]
+		switch {
+		case n.ID == step.ID:
+			stepPod = append(stepPod, p)
+		case strings.Contains(n.Name, ".hooks."):
+			hookPod = append(hookPod, p)
+		}
+	}
+	if len(stepPod) != 1 || len(hookPod) != 1 {
+		t.Fatalf("step pods %v, hook pods %v: %s", podNames(stepPod), podNames(hookPod), rig.NodeSummary(wf))
+	}
+	e.release("step-by-template", map[string]any{"Workflow-ID": "hooked", "TemplateName": "pause"}, "main", v1alpha1.StageAfter, stepPod...)
+	e.workflow("hooked", func(wf *wfv1.Workflow) bool { return wf.Status.Nodes[step.ID].Phase == wfv1.NodeSucceeded })
+	if left := e.waitPaused("hooked", "main", 1); left[0].Name != hookPod[0].Name {
+		t.Fatalf("paused after the step's release: %v, want the hook's %s", podNames(left), hookPod[0].Name)
+	}
+	e.release("hook", map[string]any{"Workflow-ID": "hooked", "TemplateName": "hook"}, "main", v1alpha1.StageAfter, hookPod...)
+	e.waitSucceeded("hooked")
+}
+
+// POD_NAMES v1 and v2: the controller names the pods, argo-workflows' GeneratePodName agrees, and the
+// server finds them either way.
+func TestArgoPodNameFormats(t *testing.T) {
+	for _, format := range []argoutil.PodNameVersion{argoutil.PodNameV1, argoutil.PodNameV2} {
+		t.Run(format.String(), func(t *testing.T) {
+			e := setupArgo(t, rig.ControllerOptions{PodNames: format.String()})
+			wf, err := rig.ReadmeWorkflow()
+			if err != nil {
+				t.Fatal(err)
+			}
+			spec, err := json.Marshal(wf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.submit(string(spec))
+			paused := e.waitPaused(wf.Name, "main", 1)
+			got := e.workflow(wf.Name, func(*wfv1.Workflow) bool { return true })
+			node := got.Status.Nodes.FindByDisplayName("pause")
+			if want := argoutil.GeneratePodName(wf.Name, node.Name, node.TemplateName, node.ID, format); paused[0].Name != want {
+				t.Fatalf("controller named the pod %s, GeneratePodName(%s) says %s", paused[0].Name, format, want)
+			}
+			if got.Annotations["workflows.argoproj.io/pod-name-format"] != format.String() {
+				t.Errorf("workflow annotation pod-name-format %q, want %s", got.Annotations["workflows.argoproj.io/pod-name-format"], format)
+			}
+			e.release("release", map[string]any{"Workflow-ID": wf.Name, "TemplateName": "pause"}, "main", v1alpha1.StageAfter, paused...)
+			e.waitSucceeded(wf.Name)
+		})
+	}
+}
+
+// Node status compressed by the controller itself: MAX_WORKFLOW_SIZE (Argo's packer, default 1 MiB) set
+// below the Workflow's size with its nodes and above it with them compressed, so the controller stores
+// status.compressedNodes and no status.nodes while the loop's steps are paused.
+func TestArgoCompressedNodes(t *testing.T) {
+	items := make([]string, 10)
+	for i := range items {
+		items[i] = fmt.Sprintf("%d-%s", i, strings.Repeat("x", 200))
+	}
+	e := setupArgo(t, rig.ControllerOptions{Env: []string{"MAX_WORKFLOW_SIZE=7000"}})
+	e.submit(fmt.Sprintf(loopWorkflow, "big", strings.Join(items, ", ")))
+	paused := e.waitPaused("big", "main", len(items))
+	raw, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Get(ctxFor(t, 10*time.Second), "big", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, _ := json.Marshal(raw)
+	t.Logf("stored workflow: %d bytes, %d plain nodes, compressedNodes %d bytes", len(size), len(raw.Status.Nodes), len(raw.Status.CompressedNodes))
+	if len(raw.Status.Nodes) != 0 || raw.Status.CompressedNodes == "" {
+		t.Fatalf("the controller did not compress: %d nodes, compressedNodes %d bytes (workflow %d bytes)", len(raw.Status.Nodes), len(raw.Status.CompressedNodes), len(size))
+	}
+	e.release("all", map[string]any{"Workflow-ID": "big", "TemplateName": "fan"}, "main", v1alpha1.StageAfter, paused...)
+	e.waitSucceeded("big")
+}

@@ -1,0 +1,743 @@
+package rig
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/argoproj/argo-workflows/v3/pkg/apis/workflow"
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	wfclient "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
+	wfv1client "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned/typed/workflow/v1alpha1"
+	"github.com/argoproj/argo-workflows/v3/workflow/common"
+	"github.com/argoproj/argo-workflows/v3/workflow/packer"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+	toolswatch "k8s.io/client-go/tools/watch"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/yaml"
+)
+
+// ExecutorImage is the argoexec image the controller puts in the pods it makes (never pulled here: the
+// test kubelet emulates the containers).
+const ExecutorImage = "quay.io/argoproj/argoexec:v3.7.17"
+
+// envWorkflowController names a prebuilt workflow-controller binary to use instead of hack/tools.sh's.
+const envWorkflowController = "RESUME_TRIGGER_WORKFLOW_CONTROLLER"
+
+// Environment a test puts on a container of a Workflow's template to make the test kubelet's emulation of
+// Argo's emissary fail the container before its pause, as emissary does when the command cannot be
+// started (it looks the command up before the BEFORE pause): the container exits 1 while the value of
+// EnvAttempt, an integer (a template sets it to "{{retries}}"), is below EnvFailAttempts.
+const (
+	EnvFailAttempts = "RIG_FAIL_ATTEMPTS"
+	EnvAttempt      = "RIG_ATTEMPT"
+)
+
+// ControllerOptions configure StartWorkflowController.
+type ControllerOptions struct {
+	// Namespace is the one namespace the controller manages (--namespaced --managed-namespace).
+	Namespace string
+	// PodNames is Argo's POD_NAMES setting, "v1" or "v2"; empty leaves it unset (Argo's default, v2).
+	PodNames string
+	// Env is added to the controller's environment after the rig's own (LEADER_ELECTION_DISABLE=true,
+	// DEFAULT_REQUEUE_TIME=1s), e.g. MAX_WORKFLOW_SIZE=...; a later entry wins.
+	Env []string
+}
+
+// WorkflowController is Argo's real workflow-controller (built by hack/tools.sh from argo-workflows
+// v3.7.17) running against the rig's API server for one namespace, with the test kubelet binding and
+// running the pods it creates.
+type WorkflowController struct {
+	// Namespace is the managed namespace.
+	Namespace string
+	proc      *Process
+	r         *Rig
+	stop      context.CancelFunc
+	done      chan struct{}
+	once      sync.Once
+}
+
+// StartWorkflowController starts Argo's workflow-controller for opts.Namespace: the ConfigMap
+// workflow-controller-configmap it needs is created there, and the test kubelet binds the pods the
+// controller creates in that namespace and runs them (see runArgoPod). It returns once the controller
+// watches Workflows; a controller that cannot start is an error with the tail of its log.
+func (r *Rig) StartWorkflowController(ctx context.Context, opts ControllerOptions) (_ *WorkflowController, err error) {
+	if opts.Namespace == "" {
+		return nil, errors.New("StartWorkflowController: no namespace")
+	}
+	bin := os.Getenv(envWorkflowController)
+	if bin == "" {
+		root, err := RepoRoot()
+		if err != nil {
+			return nil, err
+		}
+		paths, err := Tools(root, "workflow-controller")
+		if err != nil {
+			return nil, fmt.Errorf("%w (set %s to use a prebuilt binary)", err, envWorkflowController)
+		}
+		bin = paths[0]
+	}
+	if err := executable(bin); err != nil {
+		return nil, err
+	}
+	// Argo's configuration is empty but for its metrics servers: each would listen on a fixed port
+	// (9090), and a second controller of the same rig would panic on it.
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: common.ConfigMapName, Namespace: opts.Namespace},
+		Data: map[string]string{
+			"metricsConfig":   "enabled: false\n",
+			"telemetryConfig": "enabled: false\n",
+		},
+	}
+	if _, err := r.client.CoreV1().ConfigMaps(opts.Namespace).Create(ctx, cm, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, fmt.Errorf("create ConfigMap %s/%s: %w", opts.Namespace, cm.Name, err)
+	}
+
+	runCtx, cancel := context.WithCancel(r.kubelet.ctx)
+	wc := &WorkflowController{Namespace: opts.Namespace, r: r, stop: cancel, done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			wc.Stop()
+		}
+	}()
+	if err := r.kubelet.runArgo(opts.Namespace, true); err != nil {
+		cancel()
+		close(wc.done)
+		return nil, err
+	}
+	go func() {
+		defer close(wc.done)
+		r.runArgoPods(runCtx, opts.Namespace)
+	}()
+
+	cmd := exec.Command(bin, //nolint:noctx // long-lived: stopped by Stop and reaped by the rig's reaper, never by a context
+		"--kubeconfig", r.kubeconfig,
+		"--namespace", opts.Namespace,
+		"--namespaced", "--managed-namespace", opts.Namespace,
+		"--executor-image", ExecutorImage,
+		"--workflow-workers", "4", "--workflow-ttl-workers", "1", "--pod-cleanup-workers", "1",
+		"--cron-workflow-workers", "1", "--workflow-archive-workers", "1",
+		"--qps", "200", "--burst", "400",
+	)
+	cmd.Dir = r.dir
+	// DEFAULT_REQUEUE_TIME: Argo's default of 10 s is how long a finished pod's node can wait for the
+	// controller to look again; 1 s keeps the tests' waits short (ControllerOptions.Env can set it back).
+	cmd.Env = append(os.Environ(), "LEADER_ELECTION_DISABLE=true", "DEFAULT_REQUEUE_TIME=1s")
+	if opts.PodNames != "" {
+		cmd.Env = append(cmd.Env, "POD_NAMES="+opts.PodNames)
+	}
+	cmd.Env = append(cmd.Env, opts.Env...)
+	log := filepath.Join(r.dir, "workflow-controller-"+opts.Namespace+".log")
+	if wc.proc, err = StartProcess("workflow-controller", log, cmd); err != nil {
+		return nil, err
+	}
+	if err := r.reaper.Watch(wc.proc); err != nil {
+		return nil, err
+	}
+	// The controller logs this once its informers synced and its workers run.
+	err = poll(ctx, 50*time.Millisecond, func() (bool, error) {
+		if wc.proc.Exited() {
+			return false, fmt.Errorf("exited early: %v", wc.proc.Err())
+		}
+		return logCount(log, "Started Workflow Controller") > 0 || logCount(log, "Starting Workflow Controller") > 0 && logCount(log, "Manager initialized successfully") > 0, nil
+	})
+	if err != nil {
+		return nil, wc.proc.Failure(fmt.Errorf("not ready: %w", err))
+	}
+	return wc, nil
+}
+
+// Stop stops the controller and the kubelet's running of its pods. It is safe to call more than once.
+func (wc *WorkflowController) Stop() {
+	wc.once.Do(func() {
+		if wc.proc != nil {
+			wc.proc.Stop(syscall.SIGTERM, 5*time.Second)
+		}
+		wc.stop()
+		<-wc.done
+		_ = wc.r.kubelet.runArgo(wc.Namespace, false)
+	})
+}
+
+// Log is the controller's log file.
+func (wc *WorkflowController) Log() string { return wc.proc.Log }
+
+// Failure wraps err with the tail of the controller's log.
+func (wc *WorkflowController) Failure(err error) error { return wc.proc.Failure(err) }
+
+func logCount(path, substr string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	return strings.Count(string(b), substr)
+}
+
+// runArgo marks namespace ns as run by a real controller (on) or not.
+func (k *Kubelet) runArgo(ns string, on bool) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if on && k.argoNS[ns] {
+		return fmt.Errorf("a workflow-controller already runs for namespace %s", ns)
+	}
+	if on {
+		k.argoNS[ns] = true
+	} else {
+		delete(k.argoNS, ns)
+	}
+	return nil
+}
+
+func (k *Kubelet) argoRuns(ns string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.argoNS[ns]
+}
+
+// Hold is how far the test kubelet takes the pods of a Workflow in a namespace run by a real controller.
+type Hold int
+
+const (
+	// HoldNone runs the pods (the default).
+	HoldNone Hold = iota
+	// HoldUnbound leaves them unscheduled (Pending, no node), as when no node fits.
+	HoldUnbound
+	// HoldScheduled binds them but starts nothing (Pending on the node, as while images are pulled).
+	HoldScheduled
+)
+
+// HoldPods sets how far the pods of Workflow workflow in ns go; a laxer hold lets the pods already
+// there go on at once.
+func (r *Rig) HoldPods(ctx context.Context, ns, workflow string, h Hold) error {
+	k := r.kubelet
+	k.mu.Lock()
+	if h == HoldNone {
+		delete(k.holds, ns+"/"+workflow)
+	} else {
+		k.holds[ns+"/"+workflow] = h
+	}
+	requeue := k.argoQueue[ns]
+	k.mu.Unlock()
+	if requeue == nil {
+		return nil
+	}
+	pods, err := r.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: common.LabelKeyWorkflow + "=" + workflow})
+	if err != nil {
+		return err
+	}
+	for _, p := range pods.Items {
+		requeue(p.Name)
+	}
+	return nil
+}
+
+func (k *Kubelet) hold(ns, workflow string) Hold {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.holds[ns+"/"+workflow]
+}
+
+// runArgoPods is the test kubelet's side of a namespace run by the real controller, until ctx ends: it
+// watches the namespace's pods and hands each change to runArgoPod, one pod at a time.
+func (r *Rig) runArgoPods(ctx context.Context, ns string) {
+	factory := informers.NewSharedInformerFactoryWithOptions(r.client, 0, informers.WithNamespace(ns))
+	inf := factory.Core().V1().Pods().Informer()
+	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
+	enqueue := func(obj any) {
+		if key, err := cache.MetaNamespaceKeyFunc(obj); err == nil {
+			queue.Add(key)
+		}
+	}
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    enqueue,
+		UpdateFunc: func(_, obj any) { enqueue(obj) },
+	})
+	r.kubelet.mu.Lock()
+	r.kubelet.argoQueue[ns] = func(pod string) { queue.Add(ns + "/" + pod) }
+	r.kubelet.mu.Unlock()
+	defer func() {
+		r.kubelet.mu.Lock()
+		delete(r.kubelet.argoQueue, ns)
+		r.kubelet.mu.Unlock()
+	}()
+	factory.Start(ctx.Done())
+	go func() {
+		<-ctx.Done()
+		queue.ShutDown()
+	}()
+	for {
+		key, quit := queue.Get()
+		if quit {
+			factory.Shutdown()
+			return
+		}
+		_, name, _ := cache.SplitMetaNamespaceKey(key)
+		err := r.runArgoPod(ctx, ns, name)
+		switch {
+		case err == nil:
+			queue.Forget(key)
+		case ctx.Err() != nil:
+		default:
+			fmt.Fprintf(os.Stderr, "rig: running Argo pod %s: %v (retrying)\n", key, err)
+			queue.AddRateLimited(key)
+		}
+		queue.Done(key)
+	}
+}
+
+// runArgoPod moves one pod of the real controller a step on, as a scheduler, a kubelet and Argo's
+// executor would:
+//
+//   - not bound: the scheduler's part, a Binding to the rig's node (pods/binding), unless HoldPods says
+//     HoldUnbound (HoldScheduled: bound, nothing started);
+//   - bound, not started: init Completed, every container running, and the WorkflowTaskResult that
+//     Argo's wait container creates when it starts (InitializeOutput: named after the node id, labels
+//     workflow and report-outputs-completed=false, owned by the Workflow);
+//   - running: a container ends (exit 0, or 1 per EnvFailAttempts) unless the emissary holds it: a
+//     pause whose marker is missing (the marker's exec ends it through the emissary emulation), or a
+//     containerSet dependency not ended yet;
+//   - every container but wait ended: what the wait container does then (ReportOutputs, then
+//     FinalizeOutput's report-outputs-completed=true), then wait ends and the pod Succeeds, or Fails when a
+//     container exited non-zero. The controller then moves the node on by itself.
+func (r *Rig) runArgoPod(ctx context.Context, ns, name string) error {
+	pods := r.client.CoreV1().Pods(ns)
+	pod, err := pods.Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return err
+	}
+	if pod.DeletionTimestamp != nil || pod.Labels[common.LabelKeyWorkflow] == "" {
+		return nil
+	}
+	hold := r.kubelet.hold(ns, pod.Labels[common.LabelKeyWorkflow])
+	if pod.Spec.NodeName == "" {
+		if hold == HoldUnbound {
+			return nil
+		}
+		err := pods.Bind(ctx, &corev1.Binding{
+			ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: ns, UID: pod.UID},
+			Target:     corev1.ObjectReference{Kind: "Node", Name: NodeName},
+		}, metav1.CreateOptions{})
+		if apierrors.IsConflict(err) { // bound meanwhile
+			return nil
+		}
+		return err
+	}
+	switch pod.Status.Phase {
+	case corev1.PodSucceeded, corev1.PodFailed, corev1.PodUnknown:
+		return nil
+	case "", corev1.PodPending:
+		if hold != HoldNone {
+			return nil
+		}
+		return r.startArgoPod(ctx, pod)
+	case corev1.PodRunning:
+		return r.stepArgoPod(ctx, pod)
+	}
+	return nil
+}
+
+func (r *Rig) startArgoPod(ctx context.Context, pod *corev1.Pod) error {
+	// A pod of the same name as an earlier one (a resubmitted Workflow) has a fresh /var/run/argo.
+	r.kubelet.forgetFiles(pod.Namespace, pod.Name)
+	pod.Status = r.runningStatus(pod)
+	// A container that fails before its pause, or has none, is never seen paused.
+	r.endContainers(pod, metav1.Now())
+	if _, err := r.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		return err
+	}
+	return r.initializeTaskResult(ctx, pod)
+}
+
+// waitEnv is the value of an env variable of the pod's wait container (the last entry, as Kubernetes).
+func waitEnv(pod *corev1.Pod, name string) string {
+	for _, c := range pod.Spec.Containers {
+		if c.Name == common.WaitContainerName {
+			v, _ := lastEnv(&c, name)
+			return v
+		}
+	}
+	return ""
+}
+
+// taskResults is a client of the WorkflowTaskResults of ns, as Argo's executor has one.
+func (r *Rig) taskResults(ns string) wfv1client.WorkflowTaskResultInterface {
+	return r.argo.ArgoprojV1alpha1().WorkflowTaskResults(ns)
+}
+
+// initializeTaskResult is Argo's executor InitializeOutput (workflow/executor/taskresult.go,
+// createTaskResult, v3.7.17).
+func (r *Rig) initializeTaskResult(ctx context.Context, pod *corev1.Pod) error {
+	nodeID, wfName, wfUID := waitEnv(pod, common.EnvVarNodeID), waitEnv(pod, common.EnvVarWorkflowName), waitEnv(pod, common.EnvVarWorkflowUID)
+	if nodeID == "" || wfName == "" || wfUID == "" {
+		return fmt.Errorf("pod %s/%s: wait container lacks %s, %s or %s", pod.Namespace, pod.Name, common.EnvVarNodeID, common.EnvVarWorkflowName, common.EnvVarWorkflowUID)
+	}
+	tr := &wfv1.WorkflowTaskResult{
+		TypeMeta:   metav1.TypeMeta{APIVersion: workflow.APIVersion, Kind: workflow.WorkflowTaskResultKind},
+		ObjectMeta: metav1.ObjectMeta{Name: nodeID},
+	}
+	tr.SetLabels(map[string]string{
+		common.LabelKeyWorkflow:               wfName,
+		common.LabelKeyReportOutputsCompleted: "false",
+	})
+	tr.SetOwnerReferences([]metav1.OwnerReference{{
+		APIVersion: workflow.APIVersion, Kind: workflow.WorkflowKind, Name: wfName, UID: types.UID(wfUID),
+	}})
+	if v := waitEnv(pod, common.EnvVarInstanceID); v != "" {
+		tr.Labels[common.LabelKeyControllerInstanceID] = v
+	}
+	_, err := r.taskResults(pod.Namespace).Create(ctx, tr, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
+}
+
+// finalizeTaskResult is what Argo's wait container does once main ended: ReportOutputs (a merge patch of
+// the node result, empty outputs here) and FinalizeOutput (a merge patch of the label
+// report-outputs-completed=true), both on the task result named after the node id.
+func (r *Rig) finalizeTaskResult(ctx context.Context, pod *corev1.Pod) error {
+	trs := r.taskResults(pod.Namespace)
+	nodeID := waitEnv(pod, common.EnvVarNodeID)
+	outputs, err := json.Marshal(&wfv1.WorkflowTaskResult{NodeResult: wfv1.NodeResult{Outputs: &wfv1.Outputs{}}})
+	if err != nil {
+		return err
+	}
+	if _, err := trs.Patch(ctx, nodeID, types.MergePatchType, outputs, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("report outputs of %s: %w", nodeID, err)
+	}
+	label, err := json.Marshal(&wfv1.WorkflowTaskResult{ObjectMeta: metav1.ObjectMeta{
+		Labels: map[string]string{common.LabelKeyReportOutputsCompleted: "true"},
+	}})
+	if err != nil {
+		return err
+	}
+	if _, err := trs.Patch(ctx, nodeID, types.MergePatchType, label, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("finalize outputs of %s: %w", nodeID, err)
+	}
+	return nil
+}
+
+// stepArgoPod ends the containers the emissary no longer holds, and the pod once only wait is left.
+func (r *Rig) stepArgoPod(ctx context.Context, pod *corev1.Pod) error {
+	pods := r.client.CoreV1().Pods(pod.Namespace)
+	name := pod.Name
+	finish := false
+	first := true
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if !first {
+			var err error
+			if pod, err = pods.Get(ctx, name, metav1.GetOptions{}); err != nil {
+				return err
+			}
+		}
+		first = false
+		if pod.Status.Phase != corev1.PodRunning {
+			return nil
+		}
+		changed := r.endContainers(pod, metav1.Now())
+		finish = true
+		for _, c := range pod.Spec.Containers {
+			if c.Name != common.WaitContainerName && !terminated(pod, c.Name) {
+				finish = false
+			}
+		}
+		if !changed {
+			return nil
+		}
+		updated, err := pods.UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+		if err == nil {
+			pod = updated
+		}
+		return err
+	})
+	if err != nil || !finish {
+		return err
+	}
+	// Every container but wait ended: wait reports the outputs, then ends, and the pod with it.
+	if err := r.finalizeTaskResult(ctx, pod); err != nil {
+		return err
+	}
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		p, err := r.client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		now := metav1.Now()
+		if !terminateWith(p, common.WaitContainerName, 0, "Completed", now) {
+			return nil
+		}
+		p.Status.Phase = corev1.PodSucceeded
+		for _, cs := range p.Status.ContainerStatuses {
+			if t := cs.State.Terminated; t != nil && t.ExitCode != 0 {
+				p.Status.Phase = corev1.PodFailed
+			}
+		}
+		for i := range p.Status.Conditions {
+			if c := &p.Status.Conditions[i]; c.Type == corev1.PodReady || c.Type == corev1.ContainersReady {
+				c.Status, c.Reason, c.LastTransitionTime = corev1.ConditionFalse, "PodCompleted", now
+			}
+		}
+		_, err = r.client.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+// endContainers ends the running containers of pod (but wait) that the emissary does not hold: exit 1 per
+// EnvFailAttempts (before any pause), else exit 0 once their containerSet dependencies ended and no pause
+// of theirs waits for a marker. It reports whether anything changed.
+func (r *Rig) endContainers(pod *corev1.Pod, now metav1.Time) bool {
+	changed := false
+	for again := true; again; {
+		again = false
+		for i := range pod.Spec.Containers {
+			c := &pod.Spec.Containers[i]
+			if c.Name == common.WaitContainerName || terminated(pod, c.Name) {
+				continue
+			}
+			if code := failCode(c); code != 0 {
+				changed = terminateWith(pod, c.Name, int32(code), "Error", now) || changed
+				again = true
+				continue
+			}
+			if !dependenciesEnded(pod, c) || r.held(pod, c) {
+				continue
+			}
+			changed = terminateWith(pod, c.Name, 0, "Completed", now) || changed
+			again = true
+		}
+	}
+	return changed
+}
+
+// held reports whether the emissary keeps container c running: it pauses at a stage whose marker is
+// missing.
+func (r *Rig) held(pod *corev1.Pod, c *corev1.Container) bool {
+	for _, stage := range []string{"before", "after"} {
+		if debugPause(c, stage) && !r.kubelet.HasFile(pod.Namespace, pod.Name, c.Name, fmt.Sprintf("%s/ctr/%s/%s", MarkerDir, c.Name, stage)) {
+			return true
+		}
+	}
+	return false
+}
+
+// dependenciesEnded reports whether the containerSet containers c depends on have ended, as the emissary
+// waits for their exitcode files before it runs c. The dependencies are in the template that Argo's init
+// container writes to /var/run/argo/template for the emissary: the controller gives it to init as
+// ARGO_TEMPLATE.
+func dependenciesEnded(pod *corev1.Pod, c *corev1.Container) bool {
+	var raw string
+	for i := range pod.Spec.InitContainers {
+		if pod.Spec.InitContainers[i].Name == common.InitContainerName {
+			raw, _ = lastEnv(&pod.Spec.InitContainers[i], common.EnvVarTemplate)
+		}
+	}
+	if raw == "" {
+		return true
+	}
+	var tmpl wfv1.Template
+	if err := json.Unmarshal([]byte(raw), &tmpl); err != nil || tmpl.ContainerSet == nil {
+		return true
+	}
+	for _, cc := range tmpl.ContainerSet.Containers {
+		if cc.Name != c.Name {
+			continue
+		}
+		for _, dep := range cc.Dependencies {
+			if !terminated(pod, dep) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// failCode is 1 while the container's EnvAttempt is below its EnvFailAttempts (see there), else 0.
+func failCode(c *corev1.Container) int {
+	limit, _ := lastEnv(c, EnvFailAttempts)
+	attempt, _ := lastEnv(c, EnvAttempt)
+	n, err1 := strconv.Atoi(limit)
+	a, err2 := strconv.Atoi(attempt)
+	if err1 != nil || err2 != nil || a >= n {
+		return 0
+	}
+	return 1
+}
+
+// runningStatus is the status a kubelet gives a pod whose containers all started, init containers done.
+func (r *Rig) runningStatus(pod *corev1.Pod) corev1.PodStatus {
+	now := metav1.Now()
+	st := corev1.PodStatus{
+		Phase:      corev1.PodRunning,
+		Conditions: conditions(corev1.ConditionTrue),
+		HostIP:     r.opts.BindAddress,
+		HostIPs:    []corev1.HostIP{{IP: r.opts.BindAddress}},
+		PodIP:      "10.244.0.10",
+		PodIPs:     []corev1.PodIP{{IP: "10.244.0.10"}},
+		StartTime:  &now,
+		QOSClass:   corev1.PodQOSBestEffort,
+	}
+	for _, c := range pod.Spec.InitContainers {
+		st.InitContainerStatuses = append(st.InitContainerStatuses, corev1.ContainerStatus{
+			Name: c.Name, Image: c.Image, ImageID: "rig://" + c.Image, ContainerID: "rig://" + pod.Name + "/" + c.Name,
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+				ExitCode: 0, Reason: "Completed", StartedAt: now, FinishedAt: now, ContainerID: "rig://" + pod.Name + "/" + c.Name,
+			}},
+			Started: ptr(false),
+		})
+	}
+	for _, c := range pod.Spec.Containers {
+		st.ContainerStatuses = append(st.ContainerStatuses, corev1.ContainerStatus{
+			Name: c.Name, Image: c.Image, ImageID: "rig://" + c.Image, ContainerID: "rig://" + pod.Name + "/" + c.Name,
+			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
+			Ready: true, Started: ptr(true),
+		})
+	}
+	return st
+}
+
+// lastEnv is the value of env variable name of c as Kubernetes resolves duplicates: the last entry wins.
+// valueFrom entries report ok but no value.
+func lastEnv(c *corev1.Container, name string) (string, bool) {
+	for j := len(c.Env) - 1; j >= 0; j-- {
+		if c.Env[j].Name == name {
+			return c.Env[j].Value, true
+		}
+	}
+	return "", false
+}
+
+// Workflows is an admin client of Argo's resources.
+func (r *Rig) Workflows() wfclient.Interface { return r.argo }
+
+// WaitWorkflow waits, on a watch, until cond holds for the Workflow (with its nodes decompressed by
+// Argo's own packer when the controller compressed them) and returns it.
+func (r *Rig) WaitWorkflow(ctx context.Context, ns, name string, cond func(*wfv1.Workflow) bool) (*wfv1.Workflow, error) {
+	wfs := r.argo.ArgoprojV1alpha1().Workflows(ns)
+	sel := fields.OneTermEqualSelector("metadata.name", name).String()
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = sel
+			return wfs.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = sel
+			return wfs.Watch(ctx, o)
+		},
+	}
+	var last *wfv1.Workflow
+	_, err := toolswatch.UntilWithSync(ctx, lw, &wfv1.Workflow{}, nil, func(ev watch.Event) (bool, error) {
+		wf, ok := ev.Object.(*wfv1.Workflow)
+		if !ok {
+			return false, nil
+		}
+		wf = wf.DeepCopy()
+		if err := packer.DecompressWorkflow(wf); err != nil {
+			return false, err
+		}
+		last = wf
+		return cond(wf), nil
+	})
+	if err != nil {
+		state := "not found"
+		if last != nil {
+			state = fmt.Sprintf("phase %q, message %q, nodes %s", last.Status.Phase, last.Status.Message, NodeSummary(last))
+		}
+		return nil, fmt.Errorf("workflow %s/%s: condition not met (%s): %w", ns, name, state, err)
+	}
+	return last, nil
+}
+
+// NodeSummary lists a Workflow's nodes as "name type phase", sorted, for failure messages.
+func NodeSummary(wf *wfv1.Workflow) string {
+	var out []string
+	for _, n := range wf.Status.Nodes {
+		out = append(out, fmt.Sprintf("%s %s %s", n.Name, n.Type, n.Phase))
+	}
+	slices.Sort(out)
+	return "[" + strings.Join(out, "; ") + "]"
+}
+
+// WaitPods waits until cond holds for the pods of Workflow wf in ns (label workflows.argoproj.io/workflow),
+// polling, and returns them.
+func (r *Rig) WaitPods(ctx context.Context, ns, wf string, cond func([]corev1.Pod) bool) ([]corev1.Pod, error) {
+	var last []corev1.Pod
+	err := Eventually(ctx, func() error {
+		list, err := r.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: common.LabelKeyWorkflow + "=" + wf})
+		if err != nil {
+			return err
+		}
+		last = list.Items
+		if !cond(last) {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if err != nil {
+		var states []string
+		for _, p := range last {
+			states = append(states, fmt.Sprintf("%s %s (%s)", p.Name, p.Status.Phase, containerStates(&p)))
+		}
+		return nil, fmt.Errorf("pods of workflow %s/%s: condition not met (%s): %w", ns, wf, strings.Join(states, "; "), err)
+	}
+	return last, nil
+}
+
+// Paused reports whether container c of pod is running and held by a debug pause whose marker is missing.
+func (r *Rig) Paused(pod *corev1.Pod, container string) bool {
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		if c.Name != container {
+			continue
+		}
+		for _, cs := range pod.Status.ContainerStatuses {
+			if cs.Name == container && cs.State.Running != nil {
+				return r.held(pod, c)
+			}
+		}
+	}
+	return false
+}
+
+// ReadmeWorkflow is the Workflow of the README's Usage section (the first YAML block of kind Workflow),
+// so that what the demo and the tests submit is what users read.
+func ReadmeWorkflow() (*wfv1.Workflow, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllSubmatch(readme, -1) {
+		var wf wfv1.Workflow
+		if err := yaml.UnmarshalStrict(m[1], &wf); err != nil || wf.Kind != "Workflow" {
+			continue
+		}
+		return &wf, nil
+	}
+	return nil, fmt.Errorf("%s: no yaml block of kind Workflow", filepath.Join(root, "README.md"))
+}
