@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/internal/argo"
@@ -280,6 +281,39 @@ func (e *env) waitEmissary(pod, outcome string) {
 	}
 }
 
+// requests are the API requests kubectlUser sent in e's namespace so far, as "verb resource".
+func (k *kubectl) requests(e *env) []string {
+	k.t.Helper()
+	events, err := e.r.AuditEvents()
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	var out []string
+	for _, ev := range events {
+		if ev.Identity() == kubectlUser && ev.ObjectRef != nil && ev.ObjectRef.Namespace == e.ns {
+			out = append(out, ev.Verb+" "+ev.Resource())
+		}
+	}
+	return out
+}
+
+// pausedRows renders list's items of workflow wf, sorted, for comparison.
+func pausedRows(t *testing.T, l plugin.PausedList, wf string) []string {
+	t.Helper()
+	var rows []string
+	for _, p := range l.Items {
+		if p.Workflow != wf {
+			continue
+		}
+		rows = append(rows, fmt.Sprintf("%s %s %s %s %s %s %s %s resume=%s", p.Namespace, p.Workflow, p.Node, p.NodeName, p.Template, p.Pod, p.Container, p.Stage, p.Resume))
+		if p.Since.IsZero() || time.Since(p.Since.Time) > 5*time.Minute || p.NodeID != fixture.NodeID(wf, p.NodeName) {
+			t.Errorf("row %+v: since or node id wrong", p)
+		}
+	}
+	slices.Sort(rows)
+	return rows
+}
+
 // `list` shows exactly the paused containers of a namespace that mixes paused, unpaused, pending,
 // finished and released steps, a pod no Workflow controls and a pod of an earlier run; `why` explains each
 // of them as the server's lookup sees it.
@@ -290,29 +324,51 @@ func TestKubectlResumeListAndWhy(t *testing.T) {
 	k := kubectlFor(e)
 	sc := setupMixed(t, e, k)
 
+	before := k.requests(e)
 	out, err := k.run("list", "-o", "json")
 	if err != nil {
 		t.Fatalf("list: %v", err)
+	}
+	// One LIST of pods (label-selected), of Resumes and of Workflows for the namespace; no exec, no log,
+	// nothing per workflow.
+	if got := slices.Sorted(slices.Values(k.requests(e)[len(before):])); !slices.Equal(got, []string{"list pods", "list resumes", "list workflows"}) {
+		t.Errorf("list sent %v, want one list each of pods, resumes and workflows", got)
 	}
 	var got plugin.PausedList
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("list -o json: %v", err)
 	}
-	var rows []string
-	for _, p := range got.Items {
-		rows = append(rows, fmt.Sprintf("%s %s %s %s %s %s %s %s resume=%s", p.Namespace, p.Workflow, p.Node, p.NodeName, p.Template, p.Pod, p.Container, p.Stage, p.Resume))
-		if p.Since.IsZero() || time.Since(p.Since.Time) > 5*time.Minute || p.NodeID != fixture.NodeID(mix, p.NodeName) {
-			t.Errorf("row %+v: since or node id wrong", p)
-		}
-	}
+	rows := pausedRows(t, got, mix)
 	want := []string{
 		fmt.Sprintf("%s mix both mix[0].both both %s main before,after resume=idle", e.ns, sc.pods["both"]),
 		fmt.Sprintf("%s mix halfway mix[0].halfway both %s main after resume=", e.ns, sc.pods["halfway"]),
 		fmt.Sprintf("%s mix paused mix[0].paused sleep %s main after resume=", e.ns, sc.pods["paused"]),
 	}
-	slices.Sort(rows)
 	if !slices.Equal(rows, want) {
 		t.Fatalf("list:\n  %s\nwant:\n  %s", strings.Join(rows, "\n  "), strings.Join(want, "\n  "))
+	}
+
+	// -A as an admin: the same rows for this namespace among every other test's.
+	admin := filepath.Join(t.TempDir(), "admin-kubeconfig")
+	if err := rig.WriteKubeconfig(e.r.AdminConfig(), admin); err != nil {
+		t.Fatal(err)
+	}
+	var outA bytes.Buffer
+	if err := plugin.Execute(ctxFor(t, time.Minute), []string{"--kubeconfig", admin, "list", "-A", "-o", "yaml"}, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &outA, ErrOut: &outA}); err != nil {
+		t.Fatalf("list -A: %v\n%s", err, outA.String())
+	}
+	var all plugin.PausedList
+	if err := sigsyaml.Unmarshal(outA.Bytes(), &all); err != nil {
+		t.Fatalf("list -A -o yaml: %v", err)
+	}
+	var mine plugin.PausedList
+	for _, p := range all.Items {
+		if p.Namespace == e.ns {
+			mine.Items = append(mine.Items, p)
+		}
+	}
+	if rowsA := pausedRows(t, mine, mix); !slices.Equal(rowsA, want) {
+		t.Errorf("list -A, this namespace:\n  %s\nwant:\n  %s", strings.Join(rowsA, "\n  "), strings.Join(want, "\n  "))
 	}
 
 	table, err := k.run("list")
@@ -330,10 +386,15 @@ func TestKubectlResumeListAndWhy(t *testing.T) {
 		}
 	}
 
-	// why, for every pod node of mix.
+	// why, for every pod node of mix: one GET of the Workflow, a LIST of its pods (from the watch cache,
+	// again consistently when something may still come).
+	before = k.requests(e)
 	out, err = k.run("why", mix, "-o", "json")
 	if err != nil {
 		t.Fatalf("why: %v", err)
+	}
+	if got := k.requests(e)[len(before):]; !slices.Equal(got, []string{"get workflows", "list pods", "list pods"}) {
+		t.Errorf("why sent %v, want the lookup's get of the workflow and its pod lists", got)
 	}
 	var ex plugin.Explanation
 	if err := json.Unmarshal([]byte(out), &ex); err != nil {
@@ -359,7 +420,6 @@ func TestKubectlResumeListAndWhy(t *testing.T) {
 	if len(ex.Candidates) != 7 {
 		t.Errorf("why: %d candidates, want 7 (one per pod node): %+v", len(ex.Candidates), ex.Candidates)
 	}
-
 	// Narrowed: halfway, after its command; both with a stage.
 	for _, c := range []struct {
 		args []string
