@@ -1,10 +1,12 @@
 package integration
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	argofile "github.com/argoproj/argo-workflows/v3/util/file"
 	argoutil "github.com/argoproj/argo-workflows/v3/workflow/util"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -12,7 +14,6 @@ import (
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/internal/argo"
 	"github.com/argocontroller/resume-trigger/internal/fixture"
-	"github.com/argocontroller/resume-trigger/internal/lookup"
 	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
@@ -144,7 +145,9 @@ func TestContainerSetReleasesPausedContainer(t *testing.T) {
 	podNode := fixture.PodNode(helloWorld, "hello-world[0].set", "set", "set")
 	var containerNodes []wfv1.NodeStatus
 	for _, c := range []string{"main", "debugme"} {
-		n := fixture.Node(helloWorld, podNode.Name+"."+c, c, wfv1.NodeTypeContainer, "")
+		// Argo gives a containerSet's Container nodes the calling step's template, as their Pod node
+		// (container_set_template.go initializeNode(..., orgTmpl, ...); TestArgoContainerSetPauseBefore).
+		n := fixture.Node(helloWorld, podNode.Name+"."+c, c, wfv1.NodeTypeContainer, "set")
 		n.BoundaryID = podNode.ID
 		podNode.Children = append(podNode.Children, n.ID)
 		containerNodes = append(containerNodes, n)
@@ -179,10 +182,12 @@ func TestBeforeStage(t *testing.T) {
 func TestCompressedNodes(t *testing.T) {
 	e := setup(t)
 	wf := helloWorldWorkflow(e.ns)
-	compressed, err := lookup.CompressNodes(wf.Status.Nodes)
+	// Compressed by Argo's own compressor, as its packer does (workflow/packer.compressWorkflow).
+	plain, err := json.Marshal(wf.Status.Nodes)
 	if err != nil {
 		t.Fatal(err)
 	}
+	compressed := argofile.CompressEncodeString(string(plain))
 	nodes := wf.Status.Nodes
 	wf.Status.Nodes, wf.Status.CompressedNodes = nil, compressed
 	created := e.createWorkflow(wf)
