@@ -26,6 +26,13 @@ build: ## Build the resume-trigger binary into bin/ (version from git describe).
 	@ls -l $(BIN)/resume-trigger | awk '{printf "bin/resume-trigger: %.1f MB\n", $$5/1048576}'
 
 .PHONY: image
+.PHONY: build-plugin krew-manifest
+build-plugin: ## Build kubectl-resume, the kubectl plugin, into bin/ (put it on PATH: kubectl resume ...).
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/kubectl-resume ./cmd/kubectl-resume
+
+krew-manifest: ## Build kubectl-resume for every platform into dist/ and rewrite plugins/resume.yaml (not published).
+	hack/krew-manifest.sh
+
 image: ## Build the container image (needs a Docker engine).
 	docker build -t $(IMAGE) .
 
