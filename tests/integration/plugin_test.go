@@ -420,6 +420,11 @@ func TestKubectlResumeListAndWhy(t *testing.T) {
 	if len(ex.Candidates) != 7 {
 		t.Errorf("why: %d candidates, want 7 (one per pod node): %+v", len(ex.Candidates), ex.Candidates)
 	}
+	table, err = k.run("why", mix)
+	if lines := strings.Split(strings.TrimSpace(table), "\n"); err != nil || len(lines) != 8 || strings.Join(strings.Fields(lines[0]), " ") != "NODE POD CONTAINER STAGE VERDICT WHY" {
+		t.Errorf("why table: %v\n%s", err, table)
+	}
+
 	// Narrowed: halfway, after its command; both with a stage.
 	for _, c := range []struct {
 		args []string
