@@ -118,6 +118,16 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
+	if opts.PausedMetrics {
+		var nss []string
+		for _, ns := range opts.namespaces {
+			if ns == resume.AllNamespaces {
+				ns = ""
+			}
+			nss = append(nss, ns)
+		}
+		reg.MustRegister(report.NewPaused(report.PausedConfig{Pods: kube, Namespaces: nss}))
+	}
 	host, _ := os.Hostname()
 	finder := &lookup.Finder{Workflows: wf, Pods: kube}
 	if opts.ArgoServerURL != "" {

@@ -40,6 +40,8 @@ type Options struct {
 	RevisitRate     float64
 	ResyncPeriod    time.Duration
 
+	PausedMetrics bool
+
 	LeaderElect        bool
 	LeaderElectionNS   string
 	LeaderElectionID   string
@@ -106,6 +108,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.RevisitInterval, "revisit-interval", o.RevisitInterval, "how soon a Pending Resume is looked at again, so it is released within this long of its step pausing")
 	fs.Float64Var(&o.RevisitRate, "revisit-rate", o.RevisitRate, "most revisits of Pending Resumes per second, over all of them; each revisit costs about 4 API calls")
 	fs.DurationVar(&o.ResyncPeriod, "resync-period", o.ResyncPeriod, "how often every served Resume is listed, to take up Pending ones no request reached (and on start)")
+	fs.BoolVar(&o.PausedMetrics, "paused-metrics", o.PausedMetrics, "serve resume_trigger_paused_containers and resume_trigger_oldest_pause_seconds: one pod LIST per served namespace per scrape, at most every 30s")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "with more than one replica: only the holder of a Lease serves and revisits, the others stand by (not ready)")
 	fs.StringVar(&o.LeaderElectionNS, "leader-election-namespace", o.LeaderElectionNS, "namespace of the Lease; empty means the server's own namespace (POD_NAMESPACE)")
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "name of the Lease")
