@@ -37,15 +37,14 @@ type PausedConfig struct {
 // its command ends (seconds for a pause after the command).
 type Paused struct {
 	cfg      PausedConfig
-	count    *prometheus.Desc
-	oldest   *prometheus.Desc
-	failures *prometheus.Desc
+	count    *prometheus.GaugeVec
+	oldest   *prometheus.GaugeVec
+	failures prometheus.Counter
 
 	mu     sync.Mutex
 	at     time.Time
 	counts map[string]int
 	since  map[string]time.Time
-	failed float64
 }
 
 // NewPaused returns the collector for c.
@@ -63,18 +62,27 @@ func NewPaused(c PausedConfig) *Paused {
 		c.Namespaces = []string{""}
 	}
 	return &Paused{
-		cfg:      c,
-		count:    prometheus.NewDesc("resume_trigger_paused_containers", "Debug-paused containers of Argo Workflows now, by namespace.", []string{"namespace"}, nil),
-		oldest:   prometheus.NewDesc("resume_trigger_oldest_pause_seconds", "Age of the oldest debug pause, by namespace (since its container started running).", []string{"namespace"}, nil),
-		failures: prometheus.NewDesc("resume_trigger_paused_read_failures_total", "Readings of the paused containers that failed (the last good reading is served).", nil, nil),
+		cfg: c,
+		count: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "resume_trigger_paused_containers",
+			Help: "Debug-paused containers of Argo Workflows now, by namespace.",
+		}, []string{"namespace"}),
+		oldest: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "resume_trigger_oldest_pause_seconds",
+			Help: "Age of the oldest debug pause, by namespace (since its container started running).",
+		}, []string{"namespace"}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "resume_trigger_paused_read_failures_total",
+			Help: "Readings of the paused containers that failed (the last good reading is served).",
+		}),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (p *Paused) Describe(ch chan<- *prometheus.Desc) {
-	ch <- p.count
-	ch <- p.oldest
-	ch <- p.failures
+	p.count.Describe(ch)
+	p.oldest.Describe(ch)
+	p.failures.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -84,20 +92,24 @@ func (p *Paused) Collect(ch chan<- prometheus.Metric) {
 	now := p.cfg.Clock.Now()
 	if p.counts == nil || now.Sub(p.at) >= p.cfg.MaxAge {
 		if counts, since, err := p.read(); err != nil {
-			p.failed++
+			p.failures.Inc()
 		} else {
 			p.counts, p.since, p.at = counts, since, now
 		}
 	}
+	p.count.Reset()
+	p.oldest.Reset()
 	for ns, n := range p.counts {
-		ch <- prometheus.MustNewConstMetric(p.count, prometheus.GaugeValue, float64(n), ns)
+		p.count.WithLabelValues(ns).Set(float64(n))
 		age := 0.0
 		if s, ok := p.since[ns]; ok {
 			age = now.Sub(s).Seconds()
 		}
-		ch <- prometheus.MustNewConstMetric(p.oldest, prometheus.GaugeValue, age, ns)
+		p.oldest.WithLabelValues(ns).Set(age)
 	}
-	ch <- prometheus.MustNewConstMetric(p.failures, prometheus.CounterValue, p.failed)
+	p.count.Collect(ch)
+	p.oldest.Collect(ch)
+	p.failures.Collect(ch)
 }
 
 func (p *Paused) read() (map[string]int, map[string]time.Time, error) {
