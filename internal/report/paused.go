@@ -34,7 +34,9 @@ type PausedConfig struct {
 // namespace (only pods Argo has not finished with), so the server holds nothing between scrapes but the
 // last reading's few numbers. A container counts when the server would release it: the pause env exactly
 // "true", pod and container running, in a pod a Workflow controls. One a Resume has released counts until
-// its command ends (seconds for a pause after the command).
+// its command ends (seconds for a pause after the command), and so does a pod of an earlier run of a
+// re-submitted Workflow until the garbage collector removes it (telling it apart would need workflows
+// list, a right the server otherwise does not need; kubectl resume list, run with the user's rights, does).
 type Paused struct {
 	cfg      PausedConfig
 	count    *prometheus.GaugeVec
