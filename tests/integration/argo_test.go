@@ -155,7 +155,6 @@ const pauseTemplate = `
             value: "true"`
 
 func TestArgoStepsAndDAG(t *testing.T) {
-	t.Parallel()
 	for name, spec := range map[string]string{
 		"steps": `
 apiVersion: argoproj.io/v1alpha1
@@ -197,8 +196,7 @@ spec:
         command: [true]` + pauseTemplate,
 	} {
 		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			e := setupArgo(t, rig.ControllerOptions{})
+					e := setupArgo(t, rig.ControllerOptions{})
 			e.submit(spec)
 			paused := e.waitPaused("shape", "main", 1)
 			wf := e.workflow("shape", func(*wfv1.Workflow) bool { return true })
@@ -244,7 +242,6 @@ spec:
 // A withItems loop of 3: one Resume naming the template releases all three; in a second run, a Resume
 // naming one item's node releases that one only.
 func TestArgoLoop(t *testing.T) {
-	t.Parallel()
 	e := setupArgo(t, rig.ControllerOptions{})
 	e.submit(fmt.Sprintf(loopWorkflow, "loop-all", "a, b, c"))
 	e.submit(fmt.Sprintf(loopWorkflow, "loop-one", "a, b, c"))
@@ -272,7 +269,6 @@ func TestArgoLoop(t *testing.T) {
 // retryStrategy: attempt 0 fails (its container exits 1 before the pause), the controller makes attempt
 // 1, which pauses; the Resume releases attempt 1 only.
 func TestArgoRetryReleasesTheLastAttempt(t *testing.T) {
-	t.Parallel()
 	e := setupArgo(t, rig.ControllerOptions{})
 	e.submit(`
 apiVersion: argoproj.io/v1alpha1
@@ -321,7 +317,6 @@ spec:
 
 // A containerSet whose non-main container debugme pauses before its command; main depends on it.
 func TestArgoContainerSetPauseBefore(t *testing.T) {
-	t.Parallel()
 	e := setupArgo(t, rig.ControllerOptions{})
 	e.submit(`
 apiVersion: argoproj.io/v1alpha1
@@ -374,7 +369,6 @@ func containerStatus(p corev1.Pod, name string) *corev1.ContainerStatus {
 
 // A step running a WorkflowTemplate's template through templateRef.
 func TestArgoTemplateRef(t *testing.T) {
-	t.Parallel()
 	e := setupArgo(t, rig.ControllerOptions{})
 	e.submit(`
 apiVersion: argoproj.io/v1alpha1
@@ -410,7 +404,6 @@ spec:
 // A step with a lifecycle hook that runs while the step runs: the hook's pod (node <step>.hooks.running,
 // also paused) is never taken for the step.
 func TestArgoLifecycleHookIsNotTheStep(t *testing.T) {
-	t.Parallel()
 	e := setupArgo(t, rig.ControllerOptions{})
 	e.submit(`
 apiVersion: argoproj.io/v1alpha1
@@ -466,11 +459,9 @@ spec:
 // POD_NAMES v1 and v2: the controller names the pods, argo-workflows' GeneratePodName agrees, and the
 // server finds them either way.
 func TestArgoPodNameFormats(t *testing.T) {
-	t.Parallel()
 	for _, format := range []argoutil.PodNameVersion{argoutil.PodNameV1, argoutil.PodNameV2} {
 		t.Run(format.String(), func(t *testing.T) {
-			t.Parallel()
-			e := setupArgo(t, rig.ControllerOptions{PodNames: format.String()})
+					e := setupArgo(t, rig.ControllerOptions{PodNames: format.String()})
 			wf, err := rig.ReadmeWorkflow()
 			if err != nil {
 				t.Fatal(err)
@@ -499,7 +490,6 @@ func TestArgoPodNameFormats(t *testing.T) {
 // below the Workflow's size with its nodes and above it with them compressed, so the controller stores
 // status.compressedNodes and no status.nodes while the loop's steps are paused.
 func TestArgoCompressedNodes(t *testing.T) {
-	t.Parallel()
 	items := make([]string, 10)
 	for i := range items {
 		items[i] = fmt.Sprintf("%d-%s", i, strings.Repeat("x", 200))

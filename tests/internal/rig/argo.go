@@ -154,12 +154,14 @@ func (r *Rig) StartWorkflowController(ctx context.Context, opts ControllerOption
 	if err := r.reaper.Watch(wc.proc); err != nil {
 		return nil, err
 	}
-	// The controller logs this once its informers synced and its workers run.
+	// Ready once its caches synced: WorkflowController.Run starts the CronWorkflow controller (which logs
+	// this first) right after WaitForCacheSync, and the workflow workers just after it (v3.7.17
+	// workflow/controller/controller.go).
 	err = poll(ctx, 50*time.Millisecond, func() (bool, error) {
 		if wc.proc.Exited() {
 			return false, fmt.Errorf("exited early: %v", wc.proc.Err())
 		}
-		return logCount(log, "Started Workflow Controller") > 0 || logCount(log, "Starting Workflow Controller") > 0 && logCount(log, "Manager initialized successfully") > 0, nil
+		return logCount(log, "Starting CronWorkflow controller") > 0, nil
 	})
 	if err != nil {
 		return nil, wc.proc.Failure(fmt.Errorf("not ready: %w", err))
