@@ -196,7 +196,7 @@ spec:
         command: [true]` + pauseTemplate,
 	} {
 		t.Run(name, func(t *testing.T) {
-					e := setupArgo(t, rig.ControllerOptions{})
+			e := setupArgo(t, rig.ControllerOptions{})
 			e.submit(spec)
 			paused := e.waitPaused("shape", "main", 1)
 			wf := e.workflow("shape", func(*wfv1.Workflow) bool { return true })
@@ -461,7 +461,7 @@ spec:
 func TestArgoPodNameFormats(t *testing.T) {
 	for _, format := range []argoutil.PodNameVersion{argoutil.PodNameV1, argoutil.PodNameV2} {
 		t.Run(format.String(), func(t *testing.T) {
-					e := setupArgo(t, rig.ControllerOptions{PodNames: format.String()})
+			e := setupArgo(t, rig.ControllerOptions{PodNames: format.String()})
 			wf, err := rig.ReadmeWorkflow()
 			if err != nil {
 				t.Fatal(err)

@@ -197,17 +197,18 @@ func (e *env) waitResume(name string, within time.Duration, ok func(*v1alpha1.Re
 	}
 }
 
-// waitCalls polls the kubelet until n execs reached this test's namespace and returns them.
+// waitCalls polls the kubelet until n execs reached this test's namespace and ended (an exec is recorded
+// when it arrives and gets its outcome when it ends), and returns them.
 func (e *env) waitCalls(n int, within time.Duration) []rig.Call {
 	e.t.Helper()
 	end := time.Now().Add(within)
 	for {
 		calls := e.calls()
-		if len(calls) >= n {
+		if len(calls) >= n && !slices.ContainsFunc(calls[:n], func(c rig.Call) bool { return c.Outcome == "" }) {
 			return calls
 		}
 		if time.Now().After(end) {
-			e.t.Fatalf("%d execs reached the kubelet within %v, want %d:\n%s", len(calls), within, n, formatCalls(calls))
+			e.t.Fatalf("%d execs reached the kubelet within %v, want %d ended:\n%s", len(calls), within, n, formatCalls(calls))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
