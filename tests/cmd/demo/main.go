@@ -129,9 +129,9 @@ func show(ctx context.Context, c *chain.Chain) error {
 		return fmt.Errorf("the Resume did not succeed: %w", err)
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
-	_, _ = fmt.Fprintln(tw, "    NAME\tWORKFLOW\tTEMPLATE\tPHASE\tAGE")
-	_, _ = fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\n", res.Name, res.Spec.WorkflowID, res.Spec.TemplateName, res.Status.Phase,
-		time.Since(res.CreationTimestamp.Time).Round(time.Second))
+	_, _ = fmt.Fprintln(tw, "    NAME\tWORKFLOW\tTEMPLATE\tPHASE\tREASON\tAGE")
+	_, _ = fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\t%s\n", res.Name, res.Spec.WorkflowID, res.Spec.TemplateName, res.Status.Phase,
+		res.Status.Reason, time.Since(res.CreationTimestamp.Time).Round(time.Second))
 	_ = tw.Flush()
 	fmt.Printf("    message: %s\n", res.Status.Message)
 	for _, r := range res.Status.Released {
