@@ -50,7 +50,6 @@ type progress struct {
 	deadline time.Time
 	bind     *v1alpha1.BoundWorkflow
 	skipped  []lookup.Skip
-	waiting  []v1alpha1.WaitingTarget
 }
 
 // deadlineError ends a Resume whose step did not become releasable in time.
@@ -122,17 +121,13 @@ func narrowed(step request.Step) bool {
 }
 
 // waitForTheRest returns a transient error while selected nodes that may still pause (no pod yet, pod or
-// container not running yet, between retry attempts) are left, and records them in p.waiting.
-func waitForTheRest(step request.Step, skipped []lookup.Skip, p *progress) error {
+// container not running yet, between retry attempts) are left; settle lists them in status.waiting.
+func waitForTheRest(step request.Step, skipped []lookup.Skip) error {
 	var reasons []string
 	for _, sk := range skipped {
-		if k := fault.KindOf(sk.Reason); k != fault.Transient && k != fault.Unknown {
-			continue
+		if mayStillPause(sk) {
+			reasons = append(reasons, sk.Reason.Error())
 		}
-		if len(p.waiting) < maxWaiting {
-			p.waiting = append(p.waiting, v1alpha1.WaitingTarget{Node: sk.Node, Pod: sk.Pod, Reason: truncate(sk.Reason.Error(), 256)})
-		}
-		reasons = append(reasons, sk.Reason.Error())
 	}
 	if len(reasons) == 0 {
 		return nil
@@ -140,11 +135,17 @@ func waitForTheRest(step request.Step, skipped []lookup.Skip, p *progress) error
 	return fault.Transientf("waiting for %d more of %s: %s", len(reasons), step, strings.Join(reasons, "; "))
 }
 
-// waitingOf lists the transient skips of a lookup that found nothing to release yet.
+// mayStillPause reports whether a skipped candidate may yet become releasable.
+func mayStillPause(sk lookup.Skip) bool {
+	k := fault.KindOf(sk.Reason)
+	return k == fault.Transient || k == fault.Unknown
+}
+
+// waitingOf lists the skipped candidates that may still pause, for status.waiting (at most maxWaiting).
 func waitingOf(skipped []lookup.Skip) []v1alpha1.WaitingTarget {
 	var out []v1alpha1.WaitingTarget
 	for _, sk := range skipped {
-		if k := fault.KindOf(sk.Reason); (k == fault.Transient || k == fault.Unknown) && len(out) < maxWaiting {
+		if mayStillPause(sk) && len(out) < maxWaiting {
 			out = append(out, v1alpha1.WaitingTarget{Node: sk.Node, Pod: sk.Pod, Reason: truncate(sk.Reason.Error(), 256)})
 		}
 	}

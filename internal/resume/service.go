@@ -287,7 +287,7 @@ func (s *Service) handleResume(ctx context.Context, req request.Request, res *Re
 	var de *deadlineError
 	if !narrowed(step) && (relErr == nil || (fault.KindOf(relErr).Final() && !errors.As(relErr, &de))) {
 		// Nodes that may still pause keep the Resume waiting, also beside a target that failed for good.
-		if werr := waitForTheRest(step, found.Skipped, &p); werr != nil {
+		if werr := waitForTheRest(step, found.Skipped); werr != nil {
 			if relErr != nil {
 				werr = fault.Transientf("%v; not released: %v", werr, relErr)
 			}

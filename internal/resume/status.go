@@ -43,10 +43,7 @@ func (s *Service) settle(ctx context.Context, obj *v1alpha1.Resume, res *Result,
 	}
 	status.Waiting = nil
 	if res.Phase == v1alpha1.PhasePending {
-		status.Waiting = p.waiting
-		if status.Waiting == nil {
-			status.Waiting = waitingOf(p.skipped)
-		}
+		status.Waiting = waitingOf(p.skipped)
 	}
 	if res.Phase.Final() && status.CompletionTime == nil {
 		status.CompletionTime = &metav1.Time{Time: s.clock().Truncate(time.Second)}
