@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,6 +13,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
+	"github.com/argocontroller/resume-trigger/internal/text"
 )
 
 // Component is the name Events are reported under.
@@ -81,12 +81,7 @@ const maxEventMessage = 1024
 func (e *Events) record(ctx context.Context, obj Object, typ, reason, message string) error {
 	t := e.cfg.Clock.Now()
 	if len(message) > maxEventMessage {
-		// Cut on a character boundary: half a UTF-8 sequence would reach the reader as U+FFFD.
-		cut := maxEventMessage - len("...")
-		for cut > 0 && !utf8.RuneStart(message[cut]) {
-			cut--
-		}
-		message = message[:cut] + "..."
+		message = text.Prefix(message, maxEventMessage-len("...")) + "..."
 	}
 	ev := &corev1.Event{
 		ObjectMeta: metav1.ObjectMeta{

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -17,6 +16,7 @@ import (
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/internal/argo"
 	"github.com/argocontroller/resume-trigger/internal/fault"
+	"github.com/argocontroller/resume-trigger/internal/text"
 )
 
 // Step says which paused step, container and stage to release within one namespace.
@@ -273,10 +273,4 @@ func cut(v string) string {
 }
 
 // prefix is v's first maxEcho bytes, ending on a character boundary.
-func prefix(v string) string {
-	n := maxEcho
-	for n > 0 && !utf8.RuneStart(v[n]) {
-		n--
-	}
-	return v[:n]
-}
+func prefix(v string) string { return text.Prefix(v, maxEcho) }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -14,6 +13,7 @@ import (
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/internal/fault"
 	"github.com/argocontroller/resume-trigger/internal/report"
+	"github.com/argocontroller/resume-trigger/internal/text"
 )
 
 // settle writes the outcome into the Resume's status. A final failure is written once, as Failed; a
@@ -153,9 +153,5 @@ func truncate(s string, n int) string {
 		return s
 	}
 	suffix := fmt.Sprintf(" … (%d more bytes)", len(s)-n)
-	cut := n - len(suffix)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + suffix
+	return text.Prefix(s, n-len(suffix)) + suffix
 }
