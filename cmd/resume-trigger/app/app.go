@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -34,6 +35,7 @@ import (
 	"github.com/argocontroller/resume-trigger/internal/release"
 	"github.com/argocontroller/resume-trigger/internal/report"
 	"github.com/argocontroller/resume-trigger/internal/resume"
+	"github.com/argocontroller/resume-trigger/internal/servingcert"
 	"github.com/argocontroller/resume-trigger/internal/triggerpb"
 	"github.com/argocontroller/resume-trigger/internal/version"
 	"github.com/argocontroller/resume-trigger/trigger"
@@ -55,6 +57,8 @@ type App struct {
 	Service *resume.Service
 	Requeue *resume.Requeue
 	leading atomic.Bool
+	// certs serves the TLS certificate; nil without --tls-cert-file.
+	certs *servingcert.Reloader
 }
 
 // Run builds the server from opts and serves until ctx ends.
@@ -198,11 +202,12 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 		grpc.ChainUnaryInterceptor(trigger.Recover(log), trigger.Log(log), trigger.Standby(a.leading.Load), trigger.Deadline(opts.RequestTimeout+5*time.Second)),
 	}
 	if opts.TLSCertFile != "" {
-		creds, err := credentials.NewServerTLSFromFile(opts.TLSCertFile, opts.TLSKeyFile)
-		if err != nil {
+		// Read again while serving (Run), so a renewed certificate reaches the next handshake without a
+		// restart; the Sensor dials anew whenever its connection is not ready.
+		if a.certs, err = servingcert.New(servingcert.Config{CertFile: opts.TLSCertFile, KeyFile: opts.TLSKeyFile, Log: log}); err != nil {
 			return nil, fmt.Errorf("load TLS certificate: %w", err)
 		}
-		serverOpts = append(serverOpts, grpc.Creds(creds))
+		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(&tls.Config{GetCertificate: a.certs.GetCertificate, MinVersion: tls.VersionTLS12})))
 	}
 	a.grpc = grpc.NewServer(serverOpts...)
 	triggerpb.RegisterTriggerServer(a.grpc, srv)
@@ -267,6 +272,9 @@ func (a *App) Run(ctx context.Context) error {
 	defer stopRevisits()
 	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
+	if a.certs != nil {
+		go a.certs.Run(work)
+	}
 	var (
 		mu          sync.Mutex
 		closing     bool
