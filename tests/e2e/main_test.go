@@ -21,9 +21,12 @@ import (
 //     its whole retry budget (about half a minute); other tests there stop and kill components.
 //
 // Every test is parallel and waits for its chain, so the long waits of one chain overlap the other's tests.
+//
+// A third chain, tlsLane, serves resume-trigger over TLS (manifests/tls); it starts only when a test asks for it.
 var (
-	shared = &lane{name: "shared"}
-	quiet  = &lane{name: "quiet", namespace: "e2e-quiet"}
+	shared  = &lane{name: "shared"}
+	quiet   = &lane{name: "quiet", namespace: "e2e-quiet"}
+	tlsLane = &lane{name: "tls", namespace: "e2e-tls", tls: true}
 )
 
 func TestMain(m *testing.M) {
@@ -38,6 +41,7 @@ func run(m *testing.M) int {
 	go func() { _ = quiet.start() }()
 	defer quiet.stop()
 	defer shared.stop()
+	defer tlsLane.stop()
 	if err := shared.start(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: cannot start the chain: %v\n", err)
 		return 1
@@ -61,6 +65,7 @@ func raiseParallel(n int) {
 // lane is one chain and the lock a test holds while it uses it.
 type lane struct {
 	name, namespace string
+	tls             bool
 
 	use     sync.Mutex // held by the test using the chain
 	once    sync.Once
@@ -75,6 +80,7 @@ func (l *lane) start() error {
 		defer cancel()
 		l.c, l.err = chain.Start(ctx, chain.Options{
 			Namespace: l.namespace,
+			TLS:       l.tls,
 			Logf: func(format string, args ...any) {
 				fmt.Fprintf(os.Stderr, "%s [%s] "+format+"\n", append([]any{time.Now().Format("15:04:05.000"), l.name}, args...)...)
 			},

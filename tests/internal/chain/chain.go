@@ -62,6 +62,10 @@ type Options struct {
 	ServerArgs []string
 	// ReadyTimeout bounds the wait for each process to become ready; default 90s.
 	ReadyTimeout time.Duration
+	// TLS serves resume-trigger over TLS as manifests/tls sets it up: the Sensor rendered with that
+	// Component (secure, certSecret, serverNameOverride), the server given a certificate for the names of
+	// manifests/tls/cert-manager's Certificate from a CA of the chain (RotateServerCert replaces it).
+	TLS bool
 }
 
 // Chain is a running chain. Its fields are read-only.
@@ -105,6 +109,8 @@ type Chain struct {
 	webhookPort      string
 	webhookPath      string
 	secretPath       string
+	// tls is the server's certificate and the Sensor's CA when Options.TLS is set.
+	tls *serverTLS
 
 	reaper *rig.Reaper
 
@@ -194,6 +200,11 @@ func Start(ctx context.Context, opts Options) (_ *Chain, err error) {
 
 	if err := c.loadObjects(); err != nil {
 		return nil, err
+	}
+	if opts.TLS {
+		if c.objects[Sensor], c.tls, err = renderTLS(c.root, c.Dir); err != nil {
+			return nil, err
+		}
 	}
 
 	step = time.Now()
@@ -564,6 +575,9 @@ func (c *Chain) StartComponent(ctx context.Context, comp Component) error {
 			"--exec-timeout", c.opts.ExecTimeout.String(),
 			"--log-format", "json",
 		}
+		if c.tls != nil {
+			args = append(args, "--tls-cert-file", c.tls.certFile, "--tls-key-file", c.tls.keyFile)
+		}
 		p, err = c.startProc(string(comp), log, exec.Command(c.serverBin, append(args, c.opts.ServerArgs...)...)) //nolint:noctx // long-lived: outlives ctx; stopped by Kill/Stop and reaped by the chain's reaper, never by a context
 	} else {
 		p, err = c.startLaunched(string(comp), log, c.launchSpec(comp))
@@ -613,6 +627,11 @@ func (c *Chain) launchSpec(comp Component) launchSpec {
 	if comp == WebhookEventSource {
 		spec.Tmpfs = append(spec.Tmpfs, "/argo-events")
 		spec.Files = append(spec.Files, launchFile{Path: c.secretPath, Data: []byte(c.WebhookToken), Mode: 0o400})
+	}
+	if comp == Sensor && c.tls != nil {
+		// Where the sensor controller mounts certSecret; the CA as of this start.
+		spec.Tmpfs = append(spec.Tmpfs, "/argo-events")
+		spec.Files = append(spec.Files, launchFile{Path: c.tls.caPath, Data: c.tls.caPEM(), Mode: 0o400})
 	}
 	return spec
 }

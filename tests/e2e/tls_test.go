@@ -1,0 +1,119 @@
+package e2e
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/argocontroller/resume-trigger/api/v1alpha1"
+	"github.com/argocontroller/resume-trigger/tests/internal/chain"
+)
+
+// setupTLS gives a test the chain whose Sensor calls resume-trigger over TLS, as manifests/tls sets it up.
+func setupTLS(t *testing.T) *chain.Chain {
+	t.Helper()
+	c := tlsLane.acquire(t)
+	if !c.ServesTLS() {
+		t.Fatal("the tls chain does not serve TLS")
+	}
+	return c
+}
+
+// releaseOverTLS creates a paused step and releases it with a Resume, through the Sensor's TLS
+// connection (the server's gRPC port speaks nothing but TLS).
+func releaseOverTLS(t *testing.T, c *chain.Chain, wf string) {
+	t.Helper()
+	step, err := c.CreatePausedStep(ctxFor(t, 20*time.Second), wf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateResume(ctxFor(t, 10*time.Second), "resume-"+wf, step); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitMarker(ctxFor(t, 60*time.Second), step); err != nil {
+		t.Fatalf("Resume resume-%s did not release %s over TLS: %v", wf, step.Pod, err)
+	}
+	if _, err := c.WaitResumePhase(ctxFor(t, 30*time.Second), "resume-"+wf, v1alpha1.PhaseSucceeded); err != nil {
+		t.Fatal(err)
+	}
+	expectOneRelease(t, c, step)
+}
+
+// The shipped Sensor, rendered with manifests/tls (secure, certSecret ca.crt, serverNameOverride), calls
+// the server over TLS: a Resume and a webhook call are both released. The server has the certificate
+// cert-manager would issue for manifests/tls/cert-manager's Certificate; the Sensor reads the CA where
+// the argo-events sensor controller mounts certSecret.
+func TestSensorCallsServerOverTLS(t *testing.T) {
+	c := setupTLS(t)
+	if _, err := c.ServedCertSerial(ctxFor(t, 10*time.Second)); err != nil {
+		t.Fatalf("no TLS handshake with resume-trigger as the Sensor makes it: %v", err)
+	}
+	releaseOverTLS(t, c, "tls-api")
+
+	step, err := c.CreatePausedStep(ctxFor(t, 20*time.Second), "tls-webhook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body, err := c.PostWebhook(ctxFor(t, 30*time.Second), c.WebhookToken, step.ReleaseRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != http.StatusOK {
+		t.Fatalf("webhook answered %d %q, want 200", code, body)
+	}
+	if _, err := c.WaitMarker(ctxFor(t, 60*time.Second), step); err != nil {
+		t.Fatalf("the webhook call did not release %s over TLS: %v", step.Pod, err)
+	}
+	expectOneRelease(t, c, step)
+}
+
+// The certificate is replaced in its Secret volume (the kubelet's ..data swap) by one from a new CA while
+// the server runs. The server serves it to the next handshake without a restart. The Sensor then starts
+// again trusting only the new CA (its running connection would keep the old session, as it does in a
+// cluster until it reconnects), so the later release can only happen over the new certificate.
+func TestServerServesRotatedCertWithoutRestart(t *testing.T) {
+	c := setupTLS(t)
+	serverLog := c.LogFile(chain.Server)
+	before, err := c.ServedCertSerial(ctxFor(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := c.RotateServerCert()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotatedAt := time.Now()
+	// The server reads the files every 5 seconds; with a little room for a loaded machine.
+	ctx := ctxFor(t, 30*time.Second)
+	for {
+		served, err := c.ServedCertSerial(ctx)
+		if err == nil && served.Cmp(rotated) == 0 {
+			break
+		}
+		// Until it reloads, the old certificate fails verification against the new CA.
+		if ctx.Err() != nil {
+			t.Fatalf("30s after the rotation the server still does not serve the new certificate (serial %x; before: %x; last: %v, %v)", rotated, before, served, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	t.Logf("the server served the rotated certificate %v after the files changed", time.Since(rotatedAt).Round(time.Millisecond))
+	if got := c.LogFile(chain.Server); got != serverLog || !c.Running(chain.Server) {
+		t.Fatalf("the server was restarted (log %s, was %s)", got, serverLog)
+	}
+	log, err := readFile(serverLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log, "loaded a new TLS certificate") {
+		t.Errorf("the server's log does not say it loaded the new certificate:\n%s", log)
+	}
+
+	if err := c.Restart(ctxFor(t, 2*time.Minute), chain.Sensor); err != nil {
+		t.Fatal(err)
+	}
+	releaseOverTLS(t, c, "tls-rotated")
+}
