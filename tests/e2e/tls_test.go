@@ -2,9 +2,20 @@ package e2e
 
 import (
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/tests/internal/chain"
@@ -50,6 +61,7 @@ func TestSensorCallsServerOverTLS(t *testing.T) {
 		t.Fatalf("no TLS handshake with resume-trigger as the Sensor makes it: %v", err)
 	}
 	releaseOverTLS(t, c, "tls-api")
+	checkProbesWithTLS(t, c)
 
 	step, err := c.CreatePausedStep(ctxFor(t, 20*time.Second), "tls-webhook")
 	if err != nil {
@@ -66,6 +78,62 @@ func TestSensorCallsServerOverTLS(t *testing.T) {
 		t.Fatalf("the webhook call did not release %s over TLS: %v", step.Pod, err)
 	}
 	expectOneRelease(t, c, step)
+}
+
+// checkProbesWithTLS checks the probes of the Deployment rendered with manifests/tls: the real API server
+// accepts the patched Deployment (dry run), each probe is an HTTP GET on the metrics port (the one of
+// --metrics-address), and the server, serving TLS, answers 200 there; the kubelet's plaintext gRPC probe,
+// which the Component replaces, would fail against the TLS port.
+func checkProbesWithTLS(t *testing.T, c *chain.Chain) {
+	t.Helper()
+	d, err := c.TLSDeployment()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.SetNamespace(c.Namespace)
+	deployments := c.Dynamic().Resource(schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"})
+	if _, err := deployments.Namespace(c.Namespace).Create(ctxFor(t, 10*time.Second), d, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Fatalf("the API server refuses the Deployment rendered with manifests/tls: %v", err)
+	}
+	var deploy appsv1.Deployment
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(d.Object, &deploy); err != nil {
+		t.Fatal(err)
+	}
+	ctr := deploy.Spec.Template.Spec.Containers[0]
+	metricsPort := ""
+	for _, a := range ctr.Args {
+		if v, ok := strings.CutPrefix(a, "--metrics-address="); ok {
+			_, metricsPort, _ = strings.Cut(v, ":")
+		}
+	}
+	for name, p := range map[string]*corev1.Probe{"liveness": ctr.LivenessProbe, "readiness": ctr.ReadinessProbe} {
+		if p == nil || p.HTTPGet == nil || p.GRPC != nil {
+			t.Errorf("%s probe %+v: want an HTTP GET (the kubelet's gRPC probe cannot speak TLS)", name, p)
+			continue
+		}
+		i := slices.IndexFunc(ctr.Ports, func(cp corev1.ContainerPort) bool { return cp.Name == p.HTTPGet.Port.String() })
+		if i < 0 || strconv.Itoa(int(ctr.Ports[i].ContainerPort)) != metricsPort {
+			t.Errorf("%s probe port %s is not the --metrics-address port %s", name, p.HTTPGet.Port.String(), metricsPort)
+		}
+		req, _ := http.NewRequestWithContext(ctxFor(t, 5*time.Second), http.MethodGet, c.MetricsURL+p.HTTPGet.Path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Errorf("%s probe GET %s: %v", name, p.HTTPGet.Path, err)
+			continue
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s probe GET %s on the TLS-serving server = %d, want 200", name, p.HTTPGet.Path, resp.StatusCode)
+		}
+	}
+	conn, err := grpc.NewClient(c.ServerAddress, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := healthpb.NewHealthClient(conn).Check(ctxFor(t, 5*time.Second), &healthpb.HealthCheckRequest{}); err == nil {
+		t.Error("a plaintext gRPC health check passed against the TLS port")
+	}
 }
 
 // The certificate is replaced in its Secret volume (the kubelet's ..data swap) by one from a new CA while

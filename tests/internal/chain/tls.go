@@ -45,6 +45,8 @@ type serverTLS struct {
 	serverName string // the Sensor's serverNameOverride
 	dnsNames   []string
 	caPath     string // /argo-events/secrets/<certSecret.name>/<certSecret.key> in the Sensor's namespace
+	// deployment is the server's Deployment as rendered with the Component.
+	deployment *unstructured.Unstructured
 
 	mu  sync.Mutex
 	ca  *testCA
@@ -60,12 +62,13 @@ func renderTLS(root, dir string) (object, *serverTLS, error) {
 		return nil, nil, err
 	}
 	var sensor, deploy, cert object
+	var rendered *unstructured.Unstructured
 	for _, o := range objs {
 		switch o.GetKind() {
 		case "Sensor":
 			sensor = object(o.Object)
 		case "Deployment":
-			deploy = object(o.Object)
+			deploy, rendered = object(o.Object), o
 		case "Certificate":
 			cert = object(o.Object)
 		}
@@ -141,7 +144,7 @@ func renderTLS(root, dir string) (object, *serverTLS, error) {
 	}
 	s := &serverTLS{
 		dir: vol, certFile: filepath.Join(vol, filepath.Base(certFlag)), keyFile: filepath.Join(vol, filepath.Base(keyFlag)),
-		serverName: serverName, dnsNames: dnsNames, caPath: caPath,
+		serverName: serverName, dnsNames: dnsNames, caPath: caPath, deployment: rendered,
 	}
 	if _, err := s.issue(); err != nil {
 		return nil, nil, err
@@ -321,6 +324,14 @@ func (c *Chain) RotateServerCert() (*big.Int, error) {
 	}
 	c.logf("chain: server certificate rotated (serial %x, new CA)", serial)
 	return serial, nil
+}
+
+// TLSDeployment is the server's Deployment rendered from manifests/base with manifests/tls.
+func (c *Chain) TLSDeployment() (*unstructured.Unstructured, error) {
+	if c.tls == nil {
+		return nil, errors.New("the chain does not serve TLS (Options.TLS)")
+	}
+	return c.tls.deployment.DeepCopy(), nil
 }
 
 // ServedCertSerial makes a new TLS handshake with resume-trigger as the Sensor would (the CA it is given,
