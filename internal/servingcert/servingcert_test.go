@@ -97,7 +97,7 @@ func serve(t *testing.T, r *Reloader) string {
 			if err != nil {
 				return
 			}
-			_ = conn.(*tls.Conn).Handshake()
+			_ = conn.(*tls.Conn).HandshakeContext(t.Context())
 			_ = conn.Close()
 		}
 	}()

@@ -164,7 +164,7 @@ func renderOverlay(root string, resources, components []string) ([]*unstructured
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	rel := func(paths []string) []string {
 		var out []string
 		for _, p := range paths {
@@ -347,6 +347,6 @@ func (c *Chain) ServedCertSerial(ctx context.Context) (*big.Int, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	return conn.(*tls.Conn).ConnectionState().PeerCertificates[0].SerialNumber, nil
 }
