@@ -44,6 +44,8 @@ type Reloader struct {
 	// rejectedCert/rejectedKey are the contents last found invalid, so one bad pair is logged once,
 	// not at every look.
 	rejectedCert, rejectedKey []byte
+	// readErr is the last failure to read the files, so a lasting one is logged once.
+	readErr string
 }
 
 // New loads the pair once; it fails when the files cannot be read or do not hold a valid pair, since a
@@ -104,10 +106,18 @@ func (r *Reloader) Run(ctx context.Context) {
 func (r *Reloader) Check() bool {
 	log := r.conf.Log.WithFields(logrus.Fields{"certFile": r.conf.CertFile, "keyFile": r.conf.KeyFile})
 	certPEM, keyPEM, err := r.read()
+	r.mu.Lock()
+	logIt := err != nil && err.Error() != r.readErr
+	if r.readErr = ""; err != nil {
+		r.readErr = err.Error()
+	}
+	r.mu.Unlock()
 	if err != nil {
 		// Between the removal of an old file and the creation of the new one (a writer that does not
 		// swap atomically) a file may be missing for a moment: the next look sees it.
-		log.WithError(err).Warn("cannot read the TLS files; serving the previous certificate")
+		if logIt {
+			log.WithError(err).Warn("cannot read the TLS files; serving the previous certificate")
+		}
 		return false
 	}
 	r.mu.RLock()
