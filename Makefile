@@ -92,7 +92,9 @@ test-e2e: ## End-to-end tests with real nats-server and argo-events binaries.
 .PHONY: test-fault
 test-fault: ## Fault suite on the whole chain (needs root): prints a table of faults, wrong execs, lost Resumes, duplicates.
 	$(TOOLS) etcd kube-apiserver nats-server argo-events workflow-controller >/dev/null
-	cd tests && $(GO) test $(TEST_FLAGS) -timeout 15m ./fault/...
+	@mkdir -p $(BIN)
+	cd tests && FAULT_TABLE=$(abspath $(BIN))/fault-table.md $(GO) test $(TEST_FLAGS) -timeout 15m ./fault/...
+	@cat $(BIN)/fault-table.md
 
 .PHONY: bench
 bench: ## Benchmarks: exec round trip, a whole release through the API server, a Resume to Argo's Succeeded node.

@@ -25,25 +25,49 @@ import (
 	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
-// The faults run one after another on the suite's chain, each on a Workflow of its own; the table of
-// their counts is printed when the binary ends (main_test.go).
+// The faults run one after another on the suite's chain, each round on a Workflow of its own; the table
+// of their counts is printed when the binary ends (main_test.go).
 func TestFaults(t *testing.T) {
-	t.Run("APIServerKilledDuringAnExec", s.apiServerKilled)
-	t.Run("PodDeletedDuringItsExec", s.podDeleted)
-	t.Run("ServerSIGTERMWithAReleaseInFlight", s.serverTerminated)
-	t.Run("ServerSIGKILLWithAReleaseInFlight", s.serverKilled)
-	t.Run("NATSKilledAndRestarted", s.natsRestarted)
-	t.Run("SensorLinkCutAndRestored", s.linkCut)
-	t.Run("HundredConcurrentDeliveries", s.concurrent)
-	t.Run("LeaderKilledDuringABurstOf200", s.leaderKilled)
+	t.Run("APIServerKilledDuringAnExec", s.repeat("API server killed (SIGKILL) during an exec, restarted", 3, s.apiServerKilled))
+	t.Run("PodDeletedDuringItsExec", s.repeat("pod deleted during its exec", 3, s.podDeleted))
+	t.Run("ServerSIGTERMWithAReleaseInFlight", s.repeat("resume-trigger SIGTERM with a release in flight", 3, s.serverTerminated))
+	t.Run("ServerSIGKILLWithAReleaseInFlight", s.repeat("resume-trigger SIGKILL with a release in flight", 3, s.serverKilled))
+	t.Run("NATSKilledAndRestarted", s.repeat("NATS killed (SIGKILL) and restarted, Resumes created while it is down", 2, s.natsRestarted))
+	t.Run("SensorLinkCutAndRestored", s.repeat("Sensor's network link down for 5 s, Resumes created meanwhile", 3, s.linkCut))
+	t.Run("HundredConcurrentDeliveries", s.repeat("100 concurrent deliveries of one Resume", 3, s.concurrent))
+	t.Run("LeaderKilledDuringABurstOf200", s.repeat("leader of 2 replicas killed (SIGKILL) during a burst of 200 Resumes", 1, s.leaderKilled))
 	t.Run("NoExecOutsideTheTargetsOverTheRun", s.noStrayExec)
+}
+
+// repeat runs a fault rounds times, one round after the other, and records the sum of their counts as
+// the fault's row.
+func (s *suite) repeat(fault string, rounds int, f func(t *testing.T, round int) row) func(*testing.T) {
+	return func(t *testing.T) {
+		sum := row{Fault: fault}
+		for i := range rounds {
+			r := f(t, i)
+			t.Logf("round %d: injected %d, %d Resumes, released %d, wrong execs %d, lost %d, duplicates %d, in %v",
+				i+1, r.Injected, r.Resumes, r.Released, r.WrongExecs, r.LostResumes, r.Duplicate, r.Took.Round(time.Millisecond))
+			sum.Injected += r.Injected
+			sum.Resumes += r.Resumes
+			sum.Released += r.Released
+			sum.WrongExecs += r.WrongExecs
+			sum.LostResumes += r.LostResumes
+			sum.Duplicate += r.Duplicate
+			sum.Took += r.Took
+			if t.Failed() {
+				break
+			}
+		}
+		s.record(sum)
+	}
 }
 
 // The API server is killed (SIGKILL) while it proxies a release's exec, and started again on the same
 // etcd: the exec breaks, the server's request fails transiently and is taken up again once the API is
 // back.
-func (s *suite) apiServerKilled(t *testing.T) {
-	ts := s.fan(t, "apiserver", 3)
+func (s *suite) apiServerKilled(t *testing.T, round int) row {
+	ts := s.fan(t, fmt.Sprintf("apiserver-%d", round), 3)
 	w := s.begin(t)
 	g := s.gate(ts[0].Pod, nil)
 	s.createResumes(t, ts, 1)
@@ -54,14 +78,15 @@ func (s *suite) apiServerKilled(t *testing.T) {
 	}
 	t.Logf("kube-apiserver killed with an exec in flight and back in %v", time.Since(down).Round(time.Millisecond))
 	g.open()
-	s.judge(t, "API server killed (SIGKILL) during an exec, restarted", 1, ts, w)
+	r := s.judge(t, 1, ts, w)
+	return r
 }
 
 // A pod is deleted (grace 0) while the exec that releases it runs; the container is gone with it, so the
 // exec ends with 137. The Resume must end (there is nothing left to release), the others must be
 // released, and nothing may be exec'd anywhere else.
-func (s *suite) podDeleted(t *testing.T) {
-	ts := s.fan(t, "poddelete", 3)
+func (s *suite) podDeleted(t *testing.T, round int) row {
+	ts := s.fan(t, fmt.Sprintf("poddelete-%d", round), 3)
 	w := s.begin(t)
 	g := s.gate(ts[0].Pod, utilexec.CodeExitError{Err: errors.New("exit status 137"), Code: 137})
 	ts[0].anyFinal = true
@@ -81,19 +106,20 @@ func (s *suite) podDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.open()
-	s.judge(t, "pod deleted during its exec", 1, ts, w)
+	r := s.judge(t, 1, ts, w)
 	res, err := s.resumes(ctx)
 	if err == nil {
 		if r := res[ts[0].Resume]; r != nil {
 			t.Logf("%s (pod deleted): %s/%s: %s", r.Name, r.Status.Phase, r.Status.Reason, r.Status.Message)
 		}
 	}
+	return r
 }
 
 // resume-trigger gets SIGTERM while an exec of a release is in flight: it stops serving at once (not
 // ready), finishes and records the release in flight, and exits; restarted, it serves the rest.
-func (s *suite) serverTerminated(t *testing.T) {
-	ts := s.fan(t, "sigterm", 3)
+func (s *suite) serverTerminated(t *testing.T, round int) row {
+	ts := s.fan(t, fmt.Sprintf("sigterm-%d", round), 3)
 	w := s.begin(t)
 	g := s.gate(ts[0].Pod, nil)
 	s.createResumes(t, ts, 1)
@@ -127,13 +153,14 @@ func (s *suite) serverTerminated(t *testing.T) {
 	if err := s.c.StartComponent(ctxFor(t, 90*time.Second), chain.Server); err != nil {
 		t.Fatal(err)
 	}
-	s.judge(t, "resume-trigger SIGTERM with a release in flight", 1, ts, w)
+	r := s.judge(t, 1, ts, w)
+	return r
 }
 
 // resume-trigger is killed (SIGKILL) while an exec of a release is in flight: nothing is recorded of it;
 // restarted, the server lists the Resumes again and releases every one.
-func (s *suite) serverKilled(t *testing.T) {
-	ts := s.fan(t, "sigkill", 3)
+func (s *suite) serverKilled(t *testing.T, round int) row {
+	ts := s.fan(t, fmt.Sprintf("sigkill-%d", round), 3)
 	w := s.begin(t)
 	g := s.gate(ts[0].Pod, nil)
 	// The exec in flight may still run after its caller died (then the step ends before the restarted
@@ -148,14 +175,15 @@ func (s *suite) serverKilled(t *testing.T) {
 	if err := s.c.StartComponent(ctxFor(t, 90*time.Second), chain.Server); err != nil {
 		t.Fatal(err)
 	}
-	s.judge(t, "resume-trigger SIGKILL with a release in flight", 1, ts, w)
+	r := s.judge(t, 1, ts, w)
+	return r
 }
 
 // nats-server (the EventBus) is killed with Resume events in its stream and started again on the same
 // JetStream store; Resumes are created while it is down too (the resource EventSource cannot publish
 // them then).
-func (s *suite) natsRestarted(t *testing.T) {
-	ts := s.fan(t, "nats", 4)
+func (s *suite) natsRestarted(t *testing.T, round int) row {
+	ts := s.fan(t, fmt.Sprintf("nats-%d", round), 4)
 	w := s.begin(t)
 	s.createResumes(t, ts[:2], 1)
 	if err := s.c.RestartNATS(ctxFor(t, 2*time.Minute), syscall.SIGKILL, func() error {
@@ -168,7 +196,7 @@ func (s *suite) natsRestarted(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	s.judge(t, "NATS killed (SIGKILL) and restarted", 1, ts, w)
+	r := s.judge(t, 1, ts, w)
 	// Observed with argo-events v1.9.11: after nats-server comes back the Sensor resubscribes one trigger
 	// but may leave the other (release-resume) without a subscription until it restarts, and the events
 	// published just before the SIGKILL may be gone with JetStream's unflushed writes. The judge above
@@ -177,6 +205,7 @@ func (s *suite) natsRestarted(t *testing.T) {
 	if err := s.c.Restart(ctxFor(t, 90*time.Second), chain.Sensor); err != nil {
 		t.Fatal(err)
 	}
+	return r
 }
 
 // linkDown is how long the Sensor's link stays cut: shorter than the Sensor's retry budget for one event,
@@ -185,8 +214,8 @@ const linkDown = 5 * time.Second
 
 // The Sensor's network link goes down (its namespace's veth) right after two Resumes were created, two
 // more are created while it is down, and it comes back after linkDown.
-func (s *suite) linkCut(t *testing.T) {
-	ts := s.fan(t, "link", 4)
+func (s *suite) linkCut(t *testing.T, round int) row {
+	ts := s.fan(t, fmt.Sprintf("link-%d", round), 4)
 	w := s.begin(t)
 	s.createResumes(t, ts[:2], 1)
 	if err := s.c.SetLink(ctxFor(t, 10*time.Second), chain.Sensor, false); err != nil {
@@ -201,14 +230,15 @@ func (s *suite) linkCut(t *testing.T) {
 	s.createResumes(t, ts[2:], 1)
 	time.Sleep(linkDown) // the fault's length, not an assertion
 	restore()
-	s.judge(t, "Sensor↔server link cut for 5 s and restored", 1, ts, w)
+	r := s.judge(t, 1, ts, w)
+	return r
 }
 
 // A hundred deliveries of one Resume's event reach resume-trigger at once (besides the Sensor's own): the
 // step is released exactly once and every delivery is answered.
-func (s *suite) concurrent(t *testing.T) {
+func (s *suite) concurrent(t *testing.T, round int) row {
 	const n = 100
-	ts := s.fan(t, "concurrent", 1)
+	ts := s.fan(t, fmt.Sprintf("concurrent-%d", round), 1)
 	w := s.begin(t)
 	s.createResumes(t, ts, 1)
 	conn, err := grpc.NewClient(s.c.ServerAddress, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -235,18 +265,19 @@ func (s *suite) concurrent(t *testing.T) {
 	if err := errors.Join(errs...); err != nil {
 		t.Errorf("deliveries answered with errors: %v", err)
 	}
-	s.judge(t, "100 concurrent deliveries of one Resume", n, ts, w)
+	r := s.judge(t, n, ts, w)
 	if got := len(successfulMarkers(s.c.Calls(), ts[0].Pod)); got != 1 {
 		t.Errorf("%d releases of %s, want exactly 1", got, ts[0].Pod)
 	}
+	return r
 }
 
 // Two replicas with --leader-elect behind the front; the leader is killed (SIGKILL) during a burst of
 // 200 Resumes, once it has released some of them. The standby takes the Lease when it expires and
 // carries out the rest.
-func (s *suite) leaderKilled(t *testing.T) {
+func (s *suite) leaderKilled(t *testing.T, round int) row {
 	const n, killAfter = 200, 20
-	ts := s.fan(t, "burst", n)
+	ts := s.fan(t, fmt.Sprintf("burst-%d", round), n)
 	w := s.begin(t)
 	if err := s.c.Kill(chain.Server, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -323,7 +354,8 @@ func (s *suite) leaderKilled(t *testing.T) {
 			t.Logf("%s leads %v after the kill", b.name, time.Since(killed).Round(time.Millisecond))
 		}
 	}
-	s.judge(t, "leader of 2 replicas killed (SIGKILL) during a burst of 200 Resumes", 1, ts, w)
+	r := s.judge(t, 1, ts, w)
+	return r
 }
 
 // Every exec resume-trigger asked for over the whole run, including any after its fault was judged, is the

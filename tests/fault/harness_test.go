@@ -277,10 +277,10 @@ func (s *suite) wrongExecs(w window) ([]string, error) {
 }
 
 // judge waits until every target's Resume is final (or the wait ends), then counts what the fault did:
-// wrong execs since w began, lost Resumes, duplicate releases. It records the row and fails the test on a
-// wrong exec, a lost Resume, or an outcome that is not the truth (Succeeded without a marker, not
-// Succeeded although the pod was left alone).
-func (s *suite) judge(t *testing.T, fault string, injected int, targets []*target, w window) {
+// wrong execs since w began, lost Resumes, duplicate releases. It fails the test on a wrong exec, a lost
+// Resume, or an outcome that is not the truth (Succeeded without a marker, not Succeeded although the pod
+// was left alone), and returns the counts.
+func (s *suite) judge(t *testing.T, injected int, targets []*target, w window) row {
 	t.Helper()
 	ctx := ctxFor(t, 3*time.Minute)
 	var last map[string]*v1alpha1.Resume
@@ -299,7 +299,7 @@ func (s *suite) judge(t *testing.T, fault string, injected int, targets []*targe
 	})
 	took := time.Since(w.began)
 
-	r := row{Fault: fault, Injected: injected, Resumes: len(targets), Took: took}
+	r := row{Injected: injected, Resumes: len(targets), Took: took}
 	wrong, err := s.wrongExecs(w)
 	if err != nil {
 		t.Fatal(err)
@@ -328,9 +328,6 @@ func (s *suite) judge(t *testing.T, fault string, injected int, targets []*targe
 		}
 	}
 	r.LostResumes = len(lost)
-	s.record(r)
-	t.Logf("%s: injected %d, %d Resumes, released %d, wrong execs %d, lost %d, duplicates %d, in %v",
-		fault, r.Injected, r.Resumes, r.Released, r.WrongExecs, r.LostResumes, r.Duplicate, took.Round(time.Millisecond))
 	if len(wrong) > 0 {
 		t.Errorf("wrong execs:\n%s", strings.Join(wrong, "\n"))
 	}
@@ -343,6 +340,7 @@ func (s *suite) judge(t *testing.T, fault string, injected int, targets []*targe
 	if t.Failed() {
 		t.Logf("kubelet execs since the fault began: %s\n%s", chain.FormatCalls(calls[min(w.calls, len(calls)):]), s.c.LogTails(40))
 	}
+	return r
 }
 
 // resumeEvent is the request the Sensor sends for a Resume: the trigger's keys as FetchResource returned
