@@ -198,10 +198,9 @@ func (s *suite) natsRestarted(t *testing.T, round int) row {
 	}
 	r := s.judge(t, 1, ts, w)
 	// Observed with argo-events v1.9.11: after nats-server comes back the Sensor resubscribes one trigger
-	// but may leave the other (release-resume) without a subscription until it restarts, and the events
-	// published just before the SIGKILL may be gone with JetStream's unflushed writes. The judge above
+	// but may leave the other (release-resume) without a subscription until it restarts. The judge above
 	// counts what the server made of that (its resync takes the Resumes up); the Sensor is restarted here,
-	// as its liveness probe or an operator would, so the faults after this one test the Sensor's path.
+	// as an operator would, so that the faults after this one test the Sensor's path.
 	if err := s.c.Restart(ctxFor(t, 90*time.Second), chain.Sensor); err != nil {
 		t.Fatal(err)
 	}
