@@ -96,6 +96,11 @@ test-fault: ## Fault suite on the whole chain (needs root): prints a table of fa
 	cd tests && FAULT_TABLE=$(abspath $(BIN))/fault-table.md $(GO) test $(TEST_FLAGS) -timeout 15m ./fault/...
 	@cat $(BIN)/fault-table.md
 
+.PHONY: mutation
+mutation: ## Delete each guarded check in turn (hack/mutation.sh) and fail if the tests still pass.
+	$(TOOLS) etcd kube-apiserver >/dev/null
+	hack/mutation.sh
+
 .PHONY: bench
 bench: ## Benchmarks: exec round trip, a whole release through the API server, a Resume to Argo's Succeeded node.
 	$(TOOLS) etcd kube-apiserver workflow-controller >/dev/null
