@@ -303,11 +303,15 @@ func (s *suite) leaderKilled(t *testing.T, round int) row {
 		replicas = append(replicas, b)
 	}
 	s.front.setBackends(replicas...)
+	// Afterwards the chain's own server serves again, as before this fault.
 	t.Cleanup(func() {
 		for _, p := range procs {
 			p.Stop(syscall.SIGTERM, 10*time.Second)
 		}
 		s.front.setBackends(s.server)
+		if err := s.c.StartComponent(context.Background(), chain.Server); err != nil {
+			t.Error(err)
+		}
 	})
 	var leader backend
 	if err := rig.Eventually(ctx, func() error {
