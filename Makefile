@@ -58,7 +58,7 @@ demo: ## Show the whole job on a local embedded control plane (builds the tools 
 	cd tests && $(GO) run ./cmd/demo
 
 .PHONY: test
-test: verify test-unit test-fuzz test-integration test-e2e ## Run every test: verify, unit, fuzz, integration, end to end.
+test: verify test-unit test-fuzz test-integration test-e2e test-fault ## Run every test: verify, unit, fuzz, integration, end to end, faults.
 
 .PHONY: test-unit
 test-unit: ## Unit tests over fake clients and an in-process gRPC connection.
@@ -88,6 +88,18 @@ test-integration: ## Integration tests on a real etcd + kube-apiserver with a te
 test-e2e: ## End-to-end tests with real nats-server and argo-events binaries.
 	$(TOOLS) etcd kube-apiserver nats-server argo-events workflow-controller >/dev/null
 	cd tests && $(GO) test $(TEST_FLAGS) -timeout 20m ./e2e/...
+
+.PHONY: test-fault
+test-fault: ## Fault suite on the whole chain (needs root): prints a table of faults, wrong execs, lost Resumes, duplicates.
+	$(TOOLS) etcd kube-apiserver nats-server argo-events workflow-controller >/dev/null
+	@mkdir -p $(BIN)
+	cd tests && FAULT_TABLE=$(abspath $(BIN))/fault-table.md $(GO) test $(TEST_FLAGS) -timeout 15m ./fault/...
+	@cat $(BIN)/fault-table.md
+
+.PHONY: mutation
+mutation: ## Delete each guarded check in turn (hack/mutation.sh) and fail if the tests still pass.
+	$(TOOLS) etcd kube-apiserver >/dev/null
+	hack/mutation.sh
 
 .PHONY: bench
 bench: ## Benchmarks: exec round trip, a whole release through the API server, a Resume to Argo's Succeeded node.

@@ -262,7 +262,8 @@ func EphemeralName(container string, stage v1alpha1.Stage) string {
 	return fmt.Sprintf("%s-%08x", strings.TrimRight(name[:validation.DNS1123LabelMaxLength-9], "-"), h.Sum32())
 }
 
-// waitEphemeral waits for the ephemeral container name to exit 0.
+// waitEphemeral waits for the ephemeral container name to exit 0. It looks at once, then every 250ms: a
+// container an earlier attempt added may have finished already.
 func (r *Releaser) waitEphemeral(ctx context.Context, t lookup.Target, name string) (string, error) {
 	pods := r.cfg.Pods.CoreV1().Pods(t.Namespace)
 	ctx, cancel := context.WithTimeout(ctx, r.timeout())
@@ -270,23 +271,21 @@ func (r *Releaser) waitEphemeral(ctx context.Context, t lookup.Target, name stri
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		if pod, err := pods.Get(ctx, t.Pod, metav1.GetOptions{}); err == nil {
+			for _, s := range pod.Status.EphemeralContainerStatuses {
+				if s.Name != name || s.State.Terminated == nil {
+					continue
+				}
+				if code := s.State.Terminated.ExitCode; code != 0 {
+					return "", fault.Preconditionf("ephemeral container %s in pod %s exited %d: %s", name, t.Pod, code, s.State.Terminated.Message)
+				}
+				return name, nil
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return "", fault.Transientf("ephemeral container %s in pod %s did not finish within %s", name, t.Pod, r.timeout())
 		case <-tick.C:
-		}
-		pod, err := pods.Get(ctx, t.Pod, metav1.GetOptions{})
-		if err != nil {
-			continue
-		}
-		for _, s := range pod.Status.EphemeralContainerStatuses {
-			if s.Name != name || s.State.Terminated == nil {
-				continue
-			}
-			if code := s.State.Terminated.ExitCode; code != 0 {
-				return "", fault.Preconditionf("ephemeral container %s in pod %s exited %d: %s", name, t.Pod, code, s.State.Terminated.Message)
-			}
-			return name, nil
 		}
 	}
 }

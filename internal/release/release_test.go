@@ -513,7 +513,14 @@ func TestReleaseEphemeralFallback(t *testing.T) {
 				kube.PrependReactor("update", "pods", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, tc.updErr })
 			}
 			exec := &recorder{results: map[string]error{"main": noTouch, "tools": noTouch, "sidecar": noTouch}}
-			r := newReleaser(t, release.Config{Exec: exec, Pods: kube, Timeout: 700 * time.Millisecond, EphemeralImage: "busybox:1.36"})
+			// The container's outcome is in the pod's status as soon as it is added (ephemeralExit), and
+			// waitEphemeral looks at once: no outcome depends on the 250ms poll or a slow machine, so the
+			// timeout is generous, except where running into it is the case.
+			timeout := 30 * time.Second
+			if tc.exit == nil && tc.expAdded {
+				timeout = 300 * time.Millisecond
+			}
+			r := newReleaser(t, release.Config{Exec: exec, Pods: kube, Timeout: timeout, EphemeralImage: "busybox:1.36"})
 			out, err := r.Release(context.Background(), targetOf(pod))
 			fixture.CheckFault(t, err, tc.expKind, tc.expErr)
 			if got := exec.containers(); !slices.Equal(got, []string{"main", "tools", "sidecar"}) {

@@ -174,6 +174,12 @@ const (
 // know it happened.
 const reportTimeout = 10 * time.Second
 
+// RecordBudget is the most a request spends after its Timeout is used up: recording its outcome on the
+// Resume (or a direct request's Events, or a finished Resume's TTL delete) and then reporting it (log,
+// metrics, Events, the result event) each get reportTimeout. A shutdown that waits less than Timeout plus
+// RecordBudget may cut off a release whose marker exists before its Resume says so.
+const RecordBudget = 2 * reportTimeout
+
 // Handle carries out req. The returned error is classified with fault; the Result is meaningful with or
 // without an error. Handling is detached from ctx's cancellation: once a release has started it is
 // finished and recorded even if the caller went away, so a redelivered event finds the final status.

@@ -102,7 +102,7 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 		}
 	}
 	if opts.shutdownShort() {
-		log.Warnf("--shutdown-timeout %s is shorter than --request-timeout %s plus 10s: a release in flight at SIGTERM may not be recorded", opts.ShutdownTimeout, opts.RequestTimeout)
+		log.Warnf("--shutdown-timeout %s is shorter than --request-timeout %s plus %s to record: a release in flight at SIGTERM may not be recorded", opts.ShutdownTimeout, opts.RequestTimeout, resume.RecordBudget)
 	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = float32(opts.APIQPS), opts.APIBurst
@@ -349,12 +349,16 @@ func (a *App) Run(ctx context.Context) error {
 	stopWork()
 	electing.Wait()
 	if a.http != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
 		defer cancel()
 		_ = a.http.Shutdown(sctx)
 	}
 	return err
 }
+
+// httpShutdownTimeout bounds the metrics and probe endpoint's shutdown, after the gRPC drain: the pod's
+// terminationGracePeriodSeconds must cover --shutdown-timeout plus this.
+const httpShutdownTimeout = 5 * time.Second
 
 // elector holds the Lease named by --leader-election-id: while it does, this replica serves the Trigger
 // service and revisits Pending Resumes; the others stand by, not ready. ReleaseOnCancel hands the Lease

@@ -21,9 +21,12 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
 
 	"github.com/argocontroller/resume-trigger/internal/fixture"
+	"github.com/argocontroller/resume-trigger/internal/resume"
 	"github.com/argocontroller/resume-trigger/internal/triggerpb"
 )
 
@@ -676,7 +679,8 @@ func TestShutdownTimeoutCoversARelease(t *testing.T) {
 	}{
 		"the defaults leave room to record a release": {shutdown: NewOptions().ShutdownTimeout, request: NewOptions().RequestTimeout},
 		"shorter than a request plus recording":       {shutdown: 20 * time.Second, request: 30 * time.Second, short: true},
-		"just enough":                                 {shutdown: 40 * time.Second, request: 30 * time.Second},
+		"a request and one of the two recordings":     {shutdown: 40 * time.Second, request: 30 * time.Second, short: true},
+		"just enough": {shutdown: 50 * time.Second, request: 30 * time.Second},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -686,6 +690,46 @@ func TestShutdownTimeoutCoversARelease(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The shipped Deployment's worst case fits: a request that uses its whole --request-timeout, then records
+// and reports its outcome (resume.RecordBudget), fits in --shutdown-timeout, and that plus the HTTP
+// endpoint's shutdown fits in terminationGracePeriodSeconds, so the kubelet's SIGKILL never cuts off a
+// release between its marker and its status.
+func TestDeploymentShutdownBudget(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "manifests", "base", "deployment.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d appsv1.Deployment
+	if err := yaml.UnmarshalStrict(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	spec := d.Spec.Template.Spec
+	var args []string
+	for _, c := range spec.Containers {
+		if c.Name == "resume-trigger" {
+			args = c.Args
+		}
+	}
+	o := NewOptions()
+	fs := flag.NewFlagSet("resume-trigger", flag.ContinueOnError)
+	o.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("the Deployment's args %q: %v", args, err)
+	}
+	if o.shutdownShort() {
+		t.Errorf("--shutdown-timeout %s < --request-timeout %s + %s to record", o.ShutdownTimeout, o.RequestTimeout, resume.RecordBudget)
+	}
+	if spec.TerminationGracePeriodSeconds == nil {
+		t.Fatal("the Deployment sets no terminationGracePeriodSeconds (default 30s)")
+	}
+	grace := time.Duration(*spec.TerminationGracePeriodSeconds) * time.Second
+	if need := o.ShutdownTimeout + httpShutdownTimeout; grace < need {
+		t.Errorf("terminationGracePeriodSeconds %s < --shutdown-timeout %s + %s for the HTTP endpoint", grace, o.ShutdownTimeout, httpShutdownTimeout)
+	}
+	t.Logf("worst case %s of work + %s to record <= shutdown %s; + %s HTTP <= grace %s",
+		o.RequestTimeout, resume.RecordBudget, o.ShutdownTimeout, httpShutdownTimeout, grace)
 }
 
 func TestSoftMemoryLimit(t *testing.T) {

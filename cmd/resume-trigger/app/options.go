@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/argocontroller/resume-trigger/internal/resume"
 )
 
 // Options are resume-trigger's flags.
@@ -61,7 +63,7 @@ func NewOptions() *Options {
 		MetricsAddress:  ":8080",
 		RequestTimeout:  30 * time.Second,
 		ExecTimeout:     10 * time.Second,
-		ShutdownTimeout: 45 * time.Second,
+		ShutdownTimeout: 50 * time.Second,
 		LogLevel:        "info",
 		LogFormat:       "json",
 		MaxStreams:      64,
@@ -118,9 +120,11 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 }
 
 // shutdownShort reports whether a release in flight at SIGTERM could be cut off: it may take the whole
-// request timeout and then about 10s to record its outcome, and cut off before that, the marker exists but
-// the Resume does not say so.
-func (o *Options) shutdownShort() bool { return o.ShutdownTimeout < o.RequestTimeout+10*time.Second }
+// request timeout and then resume.RecordBudget to record and report its outcome, and cut off before that,
+// the marker exists but the Resume does not say so.
+func (o *Options) shutdownShort() bool {
+	return o.ShutdownTimeout < o.RequestTimeout+resume.RecordBudget
+}
 
 // Complete checks the options and fills in the defaults that depend on the environment.
 func (o *Options) Complete() error {

@@ -117,6 +117,7 @@ type Chain struct {
 	mu       sync.Mutex
 	procs    map[Component]*rig.Process
 	nats     *rig.Process
+	natsConf string
 	runs     map[Component]int
 	logs     []string
 	cleanups []func()
@@ -481,27 +482,38 @@ func (c *Chain) startNATS(ctx context.Context) error {
 		return err
 	}
 	listen := net.JoinHostPort(c.HostIP, strconv.Itoa(port))
-	conf, err := natsConfig(filepath.Join(c.Dir, "nats"), listen, mport)
-	if err != nil {
+	if c.natsConf, err = natsConfig(filepath.Join(c.Dir, "nats"), listen, mport); err != nil {
 		return err
 	}
-	log := filepath.Join(c.Dir, "logs", "nats-server.log")
-	c.addLog(log)
-	p, err := c.startProc("nats-server", log, exec.Command(c.natsServer, "-c", conf)) //nolint:noctx // long-lived: stopped by Stop and reaped by the chain's reaper, never by a context
-	if err != nil {
-		return err
-	}
-	c.nats = p
-	c.onStop(func() { p.Stop(syscall.SIGTERM, 5*time.Second) })
 	c.NATSURL = "nats://" + listen
 	c.NATSMonitorURL = "http://127.0.0.1:" + strconv.Itoa(mport)
-	if err := c.poll(ctx, p, "JetStream healthy", func(ctx context.Context) (bool, error) {
-		return httpOK(ctx, c.NATSMonitorURL+"/healthz?js-enabled-only=true"), nil
-	}); err != nil {
+	if err := c.runNATS(ctx); err != nil {
 		return err
 	}
 	c.logf("chain: nats-server (JetStream, TLS) at %s in %v", c.NATSURL, time.Since(step).Round(time.Millisecond))
 	return nil
+}
+
+// runNATS starts nats-server with the chain's configuration and waits until JetStream is healthy.
+func (c *Chain) runNATS(ctx context.Context) error {
+	log := filepath.Join(c.Dir, "logs", "nats-server.log")
+	c.mu.Lock()
+	first := c.nats == nil
+	c.mu.Unlock()
+	if first {
+		c.addLog(log) // a restart appends to the same log
+	}
+	p, err := c.startProc("nats-server", log, exec.Command(c.natsServer, "-c", c.natsConf)) //nolint:noctx // long-lived: stopped by Stop and reaped by the chain's reaper, never by a context
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.nats = p
+	c.mu.Unlock()
+	c.onStop(func() { p.Stop(syscall.SIGTERM, 5*time.Second) })
+	return c.poll(ctx, p, "JetStream healthy", func(ctx context.Context) (bool, error) {
+		return httpOK(ctx, c.NATSMonitorURL+"/healthz?js-enabled-only=true"), nil
+	})
 }
 
 func httpOK(ctx context.Context, url string) bool {

@@ -39,6 +39,7 @@ type netNS struct {
 	HostIP   string // host side of the veth pair
 	IP       string // namespace side
 	hostLink string
+	peer     string // the namespace side's link
 }
 
 func ipCmd(ctx context.Context, args ...string) error {
@@ -98,6 +99,7 @@ func addNetNS(ctx context.Context, x, i, idx int) (*netNS, error) {
 		hostLink: fmt.Sprintf("rtc%dh%d", os.Getpid(), idx),
 	}
 	peer := fmt.Sprintf("rtc%dn%d", os.Getpid(), idx)
+	n.peer = peer
 	if err := ipCmd(ctx, "netns", "add", n.Name); err != nil {
 		return nil, fmt.Errorf("%w (creating network namespaces needs root / CAP_SYS_ADMIN)", err)
 	}

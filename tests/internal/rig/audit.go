@@ -52,6 +52,8 @@ type AuditEvent struct {
 	ResponseStatus *struct {
 		Code int `json:"code"`
 	} `json:"responseStatus"`
+	// RequestURI is the path and query: for pods/exec it holds the container and the command.
+	RequestURI string `json:"requestURI"`
 }
 
 // Identity is the user the request acted as: the impersonated one, if any.

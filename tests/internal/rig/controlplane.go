@@ -174,16 +174,16 @@ func writeAPIServerFiles(dir, adminToken string) (apiserverFiles, error) {
 	return f, os.WriteFile(f.saPub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o600)
 }
 
-func startAPIServer(ctx context.Context, dir string, reaper *Reaper, bin, etcdURL, bindAddress, adminToken string, extra []string) (*Process, string, []byte, error) {
+func startAPIServer(ctx context.Context, dir string, reaper *Reaper, bin, etcdURL, bindAddress, adminToken string, extra []string) (_ *Process, host string, ca []byte, args []string, _ error) {
 	files, err := writeAPIServerFiles(dir, adminToken)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, "", nil, nil, err
 	}
 	port, err := FreePort(ctx, bindAddress)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, "", nil, nil, err
 	}
-	args := []string{
+	args = []string{
 		"--etcd-servers", etcdURL,
 		"--bind-address", bindAddress,
 		"--advertise-address", bindAddress,
@@ -200,11 +200,26 @@ func startAPIServer(ctx context.Context, dir string, reaper *Reaper, bin, etcdUR
 		"--v", "1",
 	}
 	args = append(args, extra...)
+	host = "https://" + net.JoinHostPort(bindAddress, strconv.Itoa(port))
+	p, err := launchAPIServer(ctx, dir, reaper, bin, args, host, adminToken)
+	if err != nil {
+		return nil, "", nil, nil, err
+	}
+	if ca, err = os.ReadFile(filepath.Join(files.certDir, "apiserver.crt")); err != nil {
+		stopProcess(p)
+		return nil, "", nil, nil, fmt.Errorf("read the serving certificate the apiserver generated: %w", err)
+	}
+	return p, host, ca, args, nil
+}
+
+// launchAPIServer starts kube-apiserver with args and waits until host answers /readyz. A restart runs
+// it with the same args: the serving certificate in --cert-dir, the service-account keys and the tokens
+// are kept, so clients and issued tokens stay valid.
+func launchAPIServer(ctx context.Context, dir string, reaper *Reaper, bin string, args []string, host, adminToken string) (*Process, error) {
 	p, err := startProcess(dir, reaper, "kube-apiserver", bin, args...)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, err
 	}
-	host := "https://" + net.JoinHostPort(bindAddress, strconv.Itoa(port))
 	// The serving certificate only exists once the apiserver wrote it, so /readyz is polled without
 	// verification; the rest.Config later trusts the written certificate.
 	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
@@ -227,14 +242,9 @@ func startAPIServer(ctx context.Context, dir string, reaper *Reaper, bin, etcdUR
 	})
 	if err != nil {
 		stopProcess(p)
-		return nil, "", nil, p.Failure(fmt.Errorf("/readyz never OK (last: %s): %w", last, err))
+		return nil, p.Failure(fmt.Errorf("/readyz never OK (last: %s): %w", last, err))
 	}
-	ca, err := os.ReadFile(filepath.Join(files.certDir, "apiserver.crt"))
-	if err != nil {
-		stopProcess(p)
-		return nil, "", nil, fmt.Errorf("read the serving certificate the apiserver generated: %w", err)
-	}
-	return p, host, ca, nil
+	return p, nil
 }
 
 // poll calls f every interval until it reports done, returns an error, or ctx ends.

@@ -83,6 +83,23 @@ func Func(name string, f ExecFunc) Behaviour {
 	return Behaviour{name: name, fn: func(*Kubelet) ExecFunc { return f }}
 }
 
+// Before runs before for every exec into the container and then does what HasTouch does, unless before
+// returned an error (the exec's outcome then) or the exec's context ended meanwhile. A test holds an exec
+// in flight with it, to inject a fault while the command runs.
+func Before(name string, before ExecFunc) Behaviour {
+	return Behaviour{name: name, fn: func(k *Kubelet) ExecFunc {
+		return func(ctx context.Context, call Call, stdout, stderr io.Writer) error {
+			if err := before(ctx, call, stdout, stderr); err != nil {
+				return err
+			}
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return k.touch(ctx, call, stdout, stderr)
+		}
+	}}
+}
+
 func exitCode(code int) error {
 	if code == 0 {
 		return nil

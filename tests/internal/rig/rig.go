@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -63,6 +64,10 @@ type Rig struct {
 	StartDuration time.Duration
 
 	stopOnce sync.Once
+
+	// apiserverBin and apiserverArgs start kube-apiserver again (RestartAPIServer).
+	apiserverBin  string
+	apiserverArgs []string
 }
 
 // Start starts etcd, kube-apiserver and the test kubelet, installs the CRDs and registers the Node.
@@ -114,9 +119,10 @@ func Start(ctx context.Context, opts Options) (_ *Rig, err error) {
 		return nil, err
 	}
 	r.auditLog = auditLog
-	if r.apiserver, r.host, r.caData, err = startAPIServer(ctx, dir, r.reaper, apiserverBin, etcdURL, opts.BindAddress, r.adminToken, append(auditFlags, opts.APIServerFlags...)); err != nil {
+	if r.apiserver, r.host, r.caData, r.apiserverArgs, err = startAPIServer(ctx, dir, r.reaper, apiserverBin, etcdURL, opts.BindAddress, r.adminToken, append(auditFlags, opts.APIServerFlags...)); err != nil {
 		return nil, err
 	}
+	r.apiserverBin = apiserverBin
 	cfg := r.AdminConfig()
 	if r.client, err = kubernetes.NewForConfig(cfg); err != nil {
 		return nil, err
@@ -184,6 +190,25 @@ func (r *Rig) KubeconfigFile() string { return r.kubeconfig }
 
 // APIServerLog is the path of the kube-apiserver log.
 func (r *Rig) APIServerLog() string { return r.apiserver.Log }
+
+// RestartAPIServer kills kube-apiserver with sig (syscall.SIGKILL for a crash), runs down while it is
+// gone (nil: nothing), and starts it again on the same address with the same command line: etcd keeps
+// the data, and the serving certificate, the service-account keys and the tokens stay valid. It returns
+// once /readyz answers OK, or with down's error after the restart. Not safe to call concurrently with
+// itself or Stop.
+func (r *Rig) RestartAPIServer(ctx context.Context, sig syscall.Signal, down func() error) error {
+	r.apiserver.Stop(sig, 10*time.Second)
+	var downErr error
+	if down != nil {
+		downErr = down()
+	}
+	p, err := launchAPIServer(ctx, r.dir, r.reaper, r.apiserverBin, r.apiserverArgs, r.host, r.adminToken)
+	if err != nil {
+		return fmt.Errorf("start kube-apiserver again: %w", err)
+	}
+	r.apiserver = p
+	return downErr
+}
 
 // AdminConfig returns a new rest.Config of a system:masters user.
 func (r *Rig) AdminConfig() *rest.Config {
