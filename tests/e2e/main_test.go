@@ -21,6 +21,9 @@ import (
 //     its whole retry budget (about half a minute); other tests there stop and kill components.
 //
 // Every test is parallel and waits for its chain, so the long waits of one chain overlap the other's tests.
+//
+// A third, install, is started by the first test that needs it (install_test.go): its own install
+// namespace serving team-a, with team-b beside it, to switch between the shipped overlays.
 var (
 	shared = &lane{name: "shared"}
 	quiet  = &lane{name: "quiet", namespace: "e2e-quiet"}
@@ -38,6 +41,7 @@ func run(m *testing.M) int {
 	go func() { _ = quiet.start() }()
 	defer quiet.stop()
 	defer shared.stop()
+	defer install.stop()
 	if err := shared.start(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: cannot start the chain: %v\n", err)
 		return 1
@@ -61,6 +65,8 @@ func raiseParallel(n int) {
 // lane is one chain and the lock a test holds while it uses it.
 type lane struct {
 	name, namespace string
+	// opts are the chain's options beyond Namespace and Logf.
+	opts chain.Options
 
 	use     sync.Mutex // held by the test using the chain
 	once    sync.Once
@@ -73,12 +79,12 @@ func (l *lane) start() error {
 	l.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		l.c, l.err = chain.Start(ctx, chain.Options{
-			Namespace: l.namespace,
-			Logf: func(format string, args ...any) {
-				fmt.Fprintf(os.Stderr, "%s [%s] "+format+"\n", append([]any{time.Now().Format("15:04:05.000"), l.name}, args...)...)
-			},
-		})
+		opts := l.opts
+		opts.Namespace = l.namespace
+		opts.Logf = func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, "%s [%s] "+format+"\n", append([]any{time.Now().Format("15:04:05.000"), l.name}, args...)...)
+		}
+		l.c, l.err = chain.Start(ctx, opts)
 	})
 	return l.err
 }
@@ -137,4 +143,8 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 func readFile(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	return string(b), err
+}
+
+func contextFor(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
 }
