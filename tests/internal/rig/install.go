@@ -78,19 +78,38 @@ func render(fs filesys.FileSystem, root, dir string) ([]*unstructured.Unstructur
 	}
 	var out []*unstructured.Unstructured
 	for _, res := range resources.Resources() {
-		m, err := res.Map()
+		// Through JSON, so numbers are int64 as everywhere in unstructured (res.Map gives int).
+		b, err := res.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("%s: rendered %s/%s: %w", dir, res.GetKind(), res.GetName(), err)
 		}
-		out = append(out, &unstructured.Unstructured{Object: m})
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(b); err != nil {
+			return nil, fmt.Errorf("%s: rendered %s/%s: %w", dir, res.GetKind(), res.GetName(), err)
+		}
+		out = append(out, u)
 	}
 	return out, nil
 }
 
-// RenderInstall renders the overlay dir (relative to root) after editing its install.yaml the way its
-// comments tell a user to: the three values set from v, and in place of the shipped served RoleBinding
-// one copy per served namespace. The edit happens in memory; the checkout is untouched.
-func RenderInstall(root, dir string, v InstallValues) ([]*unstructured.Unstructured, error) {
+// RenderImage renders the overlay dir with every image named name set to newName:newTag, as
+// `kustomize edit set image` in a kustomization on top of it would. The checkout is untouched.
+func RenderImage(root, dir, name, newName, newTag string) ([]*unstructured.Unstructured, error) {
+	fs, err := shippedFS(root)
+	if err != nil {
+		return nil, err
+	}
+	top := filepath.Join(root, ".release", filepath.Base(dir)) // in memory only
+	k := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../%s\nimages:\n  - name: %s\n    newName: %s\n    newTag: %q\n",
+		dir, name, newName, newTag)
+	if err := fs.WriteFile(filepath.Join(top, "kustomization.yaml"), []byte(k)); err != nil {
+		return nil, err
+	}
+	return render(fs, top, ".")
+}
+
+// shippedFS is an in-memory copy of the shipped YAML at the same paths.
+func shippedFS(root string) (filesys.FileSystem, error) {
 	fs := filesys.MakeFsInMemory()
 	for _, d := range shippedDirs {
 		err := filepath.WalkDir(filepath.Join(root, d), func(path string, e os.DirEntry, err error) error {
@@ -106,6 +125,17 @@ func RenderInstall(root, dir string, v InstallValues) ([]*unstructured.Unstructu
 		if err != nil {
 			return nil, err
 		}
+	}
+	return fs, nil
+}
+
+// RenderInstall renders the overlay dir (relative to root) after editing its install.yaml the way its
+// comments tell a user to: the three values set from v, and in place of the shipped served RoleBinding
+// one copy per served namespace. The edit happens in memory; the checkout is untouched.
+func RenderInstall(root, dir string, v InstallValues) ([]*unstructured.Unstructured, error) {
+	fs, err := shippedFS(root)
+	if err != nil {
+		return nil, err
 	}
 	file := filepath.Join(root, dir, InstallFile)
 	docs, err := ReadObjects(file)
