@@ -517,4 +517,3 @@ func TestPayloadIsTheTriggeringCloudEvent(t *testing.T) {
 		})
 	}
 }
-
