@@ -4,6 +4,9 @@
 FROM --platform=$BUILDPLATFORM golang:1.26 AS build
 ARG TARGETOS
 ARG TARGETARCH
+# Stamped into --version, the startup log and resume_trigger_build_info (make image passes them).
+ARG VERSION=dev
+ARG COMMIT=unknown
 WORKDIR /src
 # Modules first: this layer stays cached until go.mod or go.sum change.
 COPY go.mod go.sum ./
@@ -13,7 +16,10 @@ COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
-    go build -trimpath -ldflags "-s -w" -o /out/resume-trigger ./cmd/resume-trigger
+    go build -trimpath -ldflags "-s -w \
+      -X github.com/argocontroller/resume-trigger/internal/version.Version=$VERSION \
+      -X github.com/argocontroller/resume-trigger/internal/version.Commit=$COMMIT" \
+      -o /out/resume-trigger ./cmd/resume-trigger
 
 # No shell, no package manager: the server only needs its static binary and CA certificates.
 FROM gcr.io/distroless/static:nonroot

@@ -5,7 +5,9 @@ SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := help
 
 BIN        ?= bin
-IMAGE      ?= ghcr.io/argocontroller/resume-trigger:latest
+IMAGE_REPO ?= ghcr.io/argocontroller/resume-trigger
+# Never latest: the tag is the version (git describe), as in the manifests.
+IMAGE      ?= $(IMAGE_REPO):$(VERSION)
 GO         ?= go
 TOOLS      := hack/tools.sh
 TEST_FLAGS ?= -count=1
@@ -34,7 +36,11 @@ krew-manifest: ## Build kubectl-resume for every platform into dist/ and rewrite
 	hack/krew-manifest.sh
 
 image: ## Build the container image (needs a Docker engine).
-	docker build -t $(IMAGE) .
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE) .
+
+.PHONY: release-manifests
+release-manifests: ## Render one install.yaml per overlay into dist/VERSION/ with the image IMAGE_REPO:VERSION (VERSION=v0.2.0).
+	cd tests && $(GO) run ./cmd/release-manifests -version "$(VERSION)" -image "$(IMAGE_REPO)" -out "$(CURDIR)/dist"
 
 .PHONY: run
 run: build ## Run the server against the current kubeconfig, serving its namespace (NAMESPACES=...).
@@ -77,12 +83,12 @@ test-fuzz: ## Each fuzz target for FUZZ_TIME (the committed corpus under testdat
 
 .PHONY: tools
 tools: ## Build the pinned test tools into the cache outside the checkout (first run: 15-30 min).
-	$(TOOLS) etcd kube-apiserver controller-gen buf protoc-gen-go protoc-gen-go-grpc golangci-lint nats-server argo-events workflow-controller >/dev/null
+	$(TOOLS) etcd kube-apiserver controller-gen buf protoc-gen-go protoc-gen-go-grpc golangci-lint nats-server argo-events workflow-controller clusterrole-aggregation >/dev/null
 
 .PHONY: test-integration
 test-integration: ## Integration tests on a real etcd + kube-apiserver with a test kubelet and Argo's workflow-controller.
-	$(TOOLS) etcd kube-apiserver workflow-controller >/dev/null
-	cd tests && $(GO) test $(TEST_FLAGS) ./argopin/... ./internal/rig/... ./integration/...
+	$(TOOLS) etcd kube-apiserver workflow-controller clusterrole-aggregation >/dev/null
+	cd tests && $(GO) test $(TEST_FLAGS) ./argopin/... ./internal/rig/... ./integration/... ./cmd/release-manifests/...
 
 .PHONY: test-e2e
 test-e2e: ## End-to-end tests with real nats-server and argo-events binaries.

@@ -18,8 +18,6 @@ import (
 	"github.com/argocontroller/resume-trigger/internal/fixture"
 )
 
-const namespace = "argo"
-
 // validator is what every argo-events event source listener implements.
 type validator interface {
 	ValidateEventSource(ctx context.Context) error
@@ -119,8 +117,10 @@ func TestResourceEventSourceWatchesResumeCreation(t *testing.T) {
 	if got != want {
 		t.Errorf("watches %v, want the Resume API %v", got, want)
 	}
-	if src.Namespace != namespace {
-		t.Errorf("namespace = %q, want %q (the namespace rbac.yaml grants)", src.Namespace, namespace)
+	// Every namespace: one EventSource serves any list of namespaces; the Sensor passes on only the
+	// served ones (sensor/ tests, and the rendered overlays in the integration tests).
+	if src.Namespace != "" {
+		t.Errorf("namespace = %q, want \"\" (every namespace, as rbac.yaml grants)", src.Namespace)
 	}
 	if !slices.Equal(src.EventTypes, []v1alpha1.ResourceEventType{v1alpha1.ADD}) {
 		t.Errorf("eventTypes = %v, want [ADD]: the spec is immutable and status writes are the server's own", src.EventTypes)
@@ -184,7 +184,7 @@ func TestEventSourceRBACGrantsOnlyResumeReads(t *testing.T) {
 	var (
 		accounts []corev1.ServiceAccount
 		roles    = map[string]rbacv1.ClusterRole{}
-		bindings []rbacv1.RoleBinding
+		bindings []rbacv1.ClusterRoleBinding
 	)
 	for i, doc := range fixture.YAMLDocuments(t, "rbac.yaml") {
 		var meta metav1.TypeMeta
@@ -200,22 +200,24 @@ func TestEventSourceRBACGrantsOnlyResumeReads(t *testing.T) {
 			var role rbacv1.ClusterRole
 			fixture.DecodeStrict(t, "rbac.yaml", doc, &role)
 			roles[role.Name] = role
-		case "RoleBinding":
-			var binding rbacv1.RoleBinding
+		case "ClusterRoleBinding":
+			// Reads of Resumes in every namespace, and nothing else (the rules checked below).
+			var binding rbacv1.ClusterRoleBinding
 			fixture.DecodeStrict(t, "rbac.yaml", doc, &binding)
 			bindings = append(bindings, binding)
 		default:
-			t.Errorf("rbac.yaml document %d: unexpected kind %q (ClusterRoleBinding would grant every namespace)", i, meta.Kind)
+			t.Errorf("rbac.yaml document %d: unexpected kind %q", i, meta.Kind)
 		}
 	}
 	if len(accounts) != 1 || accounts[0].Name != account {
 		t.Fatalf("want one ServiceAccount %q, got %+v", account, accounts)
 	}
 	if len(bindings) != 1 {
-		t.Fatalf("want one RoleBinding, got %d", len(bindings))
+		t.Fatalf("want one ClusterRoleBinding, got %d", len(bindings))
 	}
 	binding := bindings[0]
-	wantSubject := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: account, Namespace: namespace}
+	// No namespace here: the overlay sets the install namespace (manifests/components/install).
+	wantSubject := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: account}
 	if !slices.Equal(binding.Subjects, []rbacv1.Subject{wantSubject}) {
 		t.Errorf("binding subjects = %+v, want %+v", binding.Subjects, wantSubject)
 	}
@@ -243,8 +245,8 @@ func TestKustomizationListsEveryManifest(t *testing.T) {
 		Resources  []string `json:"resources"`
 	}
 	fixture.DecodeFile(t, "kustomization.yaml", &k)
-	if k.Namespace != namespace {
-		t.Errorf("namespace = %q, want %q", k.Namespace, namespace)
+	if k.Namespace != "" {
+		t.Errorf("namespace = %q, want none: the install overlay decides (manifests/components/install)", k.Namespace)
 	}
 	files, err := filepath.Glob("*.yaml")
 	if err != nil {

@@ -18,7 +18,7 @@ cache=${RESUME_TRIGGER_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/resume-trigger}
 
 version() {
 	case $1 in
-	kube-apiserver) echo v1.37.2 ;;
+	kube-apiserver | clusterrole-aggregation) echo v1.37.2 ;;
 	etcd) echo v3.6.16 ;;
 	controller-gen) echo v0.23.0 ;;
 	nats-server) echo v2.10.29 ;;
@@ -39,6 +39,11 @@ key() {
 	kube-apiserver | etcd | argo-events | workflow-controller)
 		local sum
 		sum=$(cat "$mod/go.mod" "$mod/go.sum" | sha256sum)
+		echo "$tool@$ver-${sum:0:12}" ;;
+	clusterrole-aggregation)
+		# Built from the kube-apiserver module (same Kubernetes pins), plus its own main.go.
+		local sum k=$root/tests/tools/kube-apiserver
+		sum=$(cat "$k/go.mod" "$k/go.sum" "$k/clusterrole-aggregation/main.go" | sha256sum)
 		echo "$tool@$ver-${sum:0:12}" ;;
 	*) echo "$tool@$ver" ;;
 	esac
@@ -74,6 +79,8 @@ compile() (
 -X k8s.io/component-base/version.gitVersion=$ver \
 -X k8s.io/component-base/version.gitMajor=1 \
 -X k8s.io/component-base/version.gitMinor=37" k8s.io/kubernetes/cmd/kube-apiserver) ;;
+	clusterrole-aggregation)
+		(cd "$root/tests/tools/kube-apiserver" && go build -trimpath -o "$tmp/$tool" ./clusterrole-aggregation) ;;
 	etcd)
 		(cd "$root/tests/tools/etcd" && go build -trimpath -o "$tmp/$tool" go.etcd.io/etcd/server/v3) ;;
 	argo-events)

@@ -27,7 +27,11 @@ import (
 	"github.com/argocontroller/resume-trigger/internal/fixture"
 )
 
-const namespace = "argo"
+// namespace is a served namespace in the events below; installNamespace is where the server runs by default.
+const (
+	namespace        = "argo"
+	installNamespace = "argo-resume"
+)
 
 // requestKeys are the keys of the server's Execute request; custom.spec must hold each of them.
 var requestKeys = []string{"namespace", "resume", "resumeUID", "workflow", "template", "nodeID", "nodeName", "container", "stage"}
@@ -98,8 +102,13 @@ func TestDependenciesNameShippedEventSources(t *testing.T) {
 		if !slices.Contains(events[dep.EventSourceName], dep.EventName) {
 			t.Errorf("dependency %s: no shipped EventSource %q has event %q", dep.Name, dep.EventSourceName, dep.EventName)
 		}
-		if dep.Filters != nil || dep.Transform != nil {
-			t.Errorf("dependency %s filters or transforms events; the server expects them whole", dep.Name)
+		if dep.Transform != nil {
+			t.Errorf("dependency %s transforms events; the server expects them whole", dep.Name)
+		}
+		// Only the resume dependency filters, and only on the Resume's namespace (tests/integration: TestInstallSensorFilter, on the rendered overlays).
+		if f := dep.Filters; f != nil && (dep.Name != "resume" || len(f.Exprs) != 1 || f.Data != nil || f.Context != nil ||
+			f.Time != nil || f.Script != "" || len(f.Exprs[0].Fields) != 1 || f.Exprs[0].Fields[0].Path != "body.metadata.namespace") {
+			t.Errorf("dependency %s filters events other than by the Resume's namespace: %+v", dep.Name, f)
 		}
 	}
 }
@@ -164,8 +173,8 @@ func TestCustomTriggersCallTheServer(t *testing.T) {
 		Resources  []string `json:"resources"`
 	}
 	fixture.DecodeFile(t, "kustomization.yaml", &kust)
-	if kust.Namespace != namespace || !slices.Equal(kust.Resources, []string{"sensor.yaml"}) {
-		t.Errorf("kustomization: namespace %q resources %v, want %q [sensor.yaml]", kust.Namespace, kust.Resources, namespace)
+	if kust.Namespace != "" || !slices.Equal(kust.Resources, []string{"sensor.yaml"}) {
+		t.Errorf("kustomization: namespace %q resources %v, want none (the install overlay decides) and [sensor.yaml]", kust.Namespace, kust.Resources)
 	}
 
 	s := loadSensor(t)
@@ -179,7 +188,7 @@ func TestCustomTriggersCallTheServer(t *testing.T) {
 			if err != nil {
 				t.Fatalf("serverURL %q: %v", c.ServerURL, err)
 			}
-			if want := svc.Name + "." + namespace + ".svc"; host != want {
+			if want := svc.Name + "." + installNamespace + ".svc"; host != want {
 				t.Errorf("serverURL host = %q, want the Service %q", host, want)
 			}
 			if !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool {
@@ -235,9 +244,18 @@ func TestNetworkPolicyAdmitsThisSensor(t *testing.T) {
 			continue
 		}
 		for _, peer := range rule.From {
-			if peer.PodSelector == nil || peer.NamespaceSelector != nil || peer.IPBlock != nil {
-				t.Errorf("port 9000 is open to %+v, not only to Sensor pods", peer)
+			// Pod labels alone can be copied by any workflow step: the peer must also pin the install
+			// namespace by its immutable name label. The integration tests evaluate the rendered policy.
+			if peer.PodSelector == nil || peer.NamespaceSelector == nil || peer.IPBlock != nil {
+				t.Errorf("port 9000 is open to %+v, not only to Sensor pods of one namespace", peer)
 				continue
+			}
+			nsSel, err := metav1.LabelSelectorAsSelector(peer.NamespaceSelector)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !nsSel.Matches(labels.Set{corev1.LabelMetadataName: installNamespace}) || nsSel.Matches(labels.Set{corev1.LabelMetadataName: namespace}) {
+				t.Errorf("port 9000's namespaceSelector %v does not pin the install namespace %s", nsSel, installNamespace)
 			}
 			sel, err := metav1.LabelSelectorAsSelector(peer.PodSelector)
 			if err != nil {

@@ -120,14 +120,15 @@ func newEnv(t *testing.T, objs ...runtime.Object) *env {
 		t.Fatal(err)
 	}
 	svc, err := resume.New(resume.Config{
-		Namespaces: resume.NewNamespaces(ns),
-		Resumes:    &report.Resumes{Client: e.dyn},
-		Finder:     &lookup.Finder{Workflows: e.wf, Pods: e.kube},
-		Releaser:   rel,
-		Events:     events,
-		Metrics:    report.NewMetrics(e.reg),
-		Log:        log,
-		Timeout:    5 * time.Second,
+		Namespaces:        resume.NewNamespaces(ns),
+		WebhookNamespaces: resume.NewNamespaces(ns),
+		Resumes:           &report.Resumes{Client: e.dyn},
+		Finder:            &lookup.Finder{Workflows: e.wf, Pods: e.kube},
+		Releaser:          rel,
+		Events:            events,
+		Metrics:           report.NewMetrics(e.reg),
+		Log:               log,
+		Timeout:           5 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -42,6 +42,16 @@ func (n Namespaces) Check(ns string) error {
 	return fault.Deniedf("namespace %s is not served by this resume-trigger (it serves %s): install it for that namespace or add it to --namespaces", ns, n)
 }
 
+// CheckWebhook returns an error unless ns is allowed for a webhook (direct) request. The webhook has no
+// object and no RBAC of its own behind it: whoever holds its token names the namespace, so it gets its own,
+// usually shorter, list.
+func (n Namespaces) CheckWebhook(ns string) error {
+	if n.all || n.names[ns] {
+		return nil
+	}
+	return fault.Deniedf("namespace %s is not open to webhook requests on this resume-trigger (webhook namespaces: %s): add it to --webhook-namespaces, or create a Resume there instead", ns, n)
+}
+
 func (n Namespaces) String() string {
 	if n.all {
 		return AllNamespaces

@@ -57,6 +57,9 @@ type Notifier interface {
 type Config struct {
 	// Namespaces is the allow-list of namespaces served; its zero value serves none.
 	Namespaces Namespaces
+	// WebhookNamespaces is the allow-list of namespaces a direct (webhook) request may name, on top of
+	// Namespaces; its zero value allows none, so the webhook path is closed unless opened.
+	WebhookNamespaces Namespaces
 	// Resumes reads Resume objects and writes their status (required).
 	Resumes Resumes
 	// Finder finds a step's targets (required).
@@ -132,6 +135,9 @@ func New(c Config) (*Service, error) {
 // Namespaces is the allow-list the Service serves.
 func (s *Service) Namespaces() Namespaces { return s.cfg.Namespaces }
 
+// WebhookNamespaces is the allow-list of namespaces a direct (webhook) request may name.
+func (s *Service) WebhookNamespaces() Namespaces { return s.cfg.WebhookNamespaces }
+
 // DefaultTimeout bounds one request when Config.Timeout is zero.
 const DefaultTimeout = 30 * time.Second
 
@@ -191,6 +197,12 @@ func (s *Service) Handle(ctx context.Context, req request.Request) (Result, erro
 	if err := s.cfg.Namespaces.Check(req.Namespace); err != nil {
 		s.finish(ctx, req, &res, err, start)
 		return res, err
+	}
+	if req.Resume == "" {
+		if err := s.cfg.WebhookNamespaces.CheckWebhook(req.Namespace); err != nil {
+			s.finish(ctx, req, &res, err, start)
+			return res, err
+		}
 	}
 
 	work, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout())

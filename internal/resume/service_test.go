@@ -233,6 +233,7 @@ func newFixture(objs ...*v1alpha1.Resume) *fixture {
 	if err != nil {
 		panic(err)
 	}
+	svc.cfg.WebhookNamespaces = NewNamespaces(ns) // the direct-request tests release in ns
 	f.svc = svc
 	return f
 }
@@ -834,4 +835,43 @@ func TestDirectRetryKeepsToItsFirstPods(t *testing.T) {
 			t.Errorf("releases %s, want attempt-0 tried twice and attempt-1 never", got)
 		}
 	})
+}
+
+// The webhook path has its own allow-list: a served namespace outside it refuses a direct request before
+// any lookup or release, while a Resume there is carried out as usual (RBAC on Resumes guards that path).
+func TestWebhookNamespaces(t *testing.T) {
+	const other = "team-b"
+	f := newFixture(newResume("r", v1alpha1.ResumeStatus{}))
+	f.svc.cfg.Namespaces = NewNamespaces(ns, other)
+	f.svc.cfg.WebhookNamespaces = NewNamespaces(ns)
+	f.finder.result = lookup.Result{Workflow: "wf", Targets: []lookup.Target{target("p1")}}
+	step := request.Step{Workflow: "wf", Template: "step"}
+
+	res, err := f.svc.Handle(t.Context(), request.Request{Namespace: other, Step: step})
+	if fault.KindOf(err) != fault.Denied || res.Phase != v1alpha1.PhaseFailed || res.Reason != ReasonNotServed {
+		t.Fatalf("direct request into %s: %s/%s, error %v; want Failed/%s and Denied", other, res.Phase, res.Reason, err, ReasonNotServed)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "not open to webhook requests") || !strings.Contains(msg, "--webhook-namespaces") {
+		t.Errorf("refusal %q does not say why or what to change", msg)
+	}
+	if f.finder.calls.Load() != 0 || len(f.releaser.calls) != 0 || f.store.updates != 0 || len(f.events.events) != 0 {
+		t.Fatalf("a refused direct request looked up %d times, released %v, wrote %d statuses, recorded %v",
+			f.finder.calls.Load(), f.releaser.calls, f.store.updates, f.events.events)
+	}
+
+	if _, err := f.svc.Handle(t.Context(), request.Request{Namespace: ns, Step: step}); err != nil {
+		t.Fatalf("direct request into %s, which is open to the webhook: %v", ns, err)
+	}
+	if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); err != nil {
+		t.Fatalf("a Resume is not governed by the webhook list: %v", err)
+	}
+	if len(f.releaser.calls) != 2 {
+		t.Errorf("releases %v, want one for the webhook request and one for the Resume", f.releaser.calls)
+	}
+
+	// The zero value opens the webhook nowhere.
+	f.svc.cfg.WebhookNamespaces = Namespaces{}
+	if _, err := f.svc.Handle(t.Context(), request.Request{Namespace: ns, Step: step}); fault.KindOf(err) != fault.Denied {
+		t.Errorf("direct request with no webhook namespaces = %v, want Denied", err)
+	}
 }

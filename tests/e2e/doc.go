@@ -4,5 +4,6 @@
 // tests/internal/chain. Needs root; run with `make test-e2e`.
 //
 // Two chains serve the tests side by side, each one test at a time (main_test.go): the shared one, and a
-// quiet one for tests that wait out the Sensor's retries or stop its processes (lifecycle_test.go).
+// quiet one for tests that wait out the Sensor's retries or stop its processes (lifecycle_test.go), and
+// the install one, serving team-a beside team-b, for the shipped overlays (install_test.go).
 package e2e

@@ -381,9 +381,10 @@ func TestServerActsAsShippedServiceAccount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "system:serviceaccount:" + c.Namespace + ":" + c.ServerServiceAccount
-	if got := review.Status.UserInfo.Username; got != want || c.ServerServiceAccount != "resume-trigger" {
-		t.Fatalf("resume-trigger acts as %q (serviceaccount %q), want %q", got, c.ServerServiceAccount, "system:serviceaccount:"+c.Namespace+":resume-trigger")
+	// The server's identity lives in the install namespace, apart from the namespace it serves.
+	want := "system:serviceaccount:" + c.InstallNamespace + ":" + c.ServerServiceAccount
+	if got := review.Status.UserInfo.Username; got != want || c.ServerServiceAccount != "resume-trigger" || c.InstallNamespace == c.Namespace {
+		t.Fatalf("resume-trigger acts as %q (serviceaccount %q), want %q, in an install namespace apart from %s", got, c.ServerServiceAccount, "system:serviceaccount:"+c.InstallNamespace+":resume-trigger", c.Namespace)
 	}
 	for _, tc := range []struct {
 		ns, resource, sub, verb string
@@ -394,6 +395,8 @@ func TestServerActsAsShippedServiceAccount(t *testing.T) {
 		{c.Namespace, "secrets", "", "get", false},
 		{c.Namespace, "pods", "", "delete", false},
 		{"default", "pods", "exec", "create", false},
+		// Its own namespace holds the Sensor's pods: no exec there.
+		{c.InstallNamespace, "pods", "exec", "create", false},
 	} {
 		r, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
 			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{

@@ -22,11 +22,13 @@ import (
 //
 // Every test is parallel and waits for its chain, so the long waits of one chain overlap the other's tests.
 //
-// A third chain, tlsLane, serves resume-trigger over TLS (manifests/tls); it starts only when a test asks for it.
+// A third, install, is started by the first test that needs it (install_test.go): its own install
+// namespace serving team-a, with team-b beside it, to switch between the shipped overlays. A fourth,
+// tlsLane, serves resume-trigger over TLS (manifests/tls); it too starts only when a test asks for it.
 var (
 	shared  = &lane{name: "shared"}
 	quiet   = &lane{name: "quiet", namespace: "e2e-quiet"}
-	tlsLane = &lane{name: "tls", namespace: "e2e-tls", tls: true}
+	tlsLane = &lane{name: "tls", namespace: "e2e-tls", opts: chain.Options{TLS: true}}
 )
 
 func TestMain(m *testing.M) {
@@ -42,6 +44,7 @@ func run(m *testing.M) int {
 	defer quiet.stop()
 	defer shared.stop()
 	defer tlsLane.stop()
+	defer install.stop()
 	if err := shared.start(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: cannot start the chain: %v\n", err)
 		return 1
@@ -65,7 +68,8 @@ func raiseParallel(n int) {
 // lane is one chain and the lock a test holds while it uses it.
 type lane struct {
 	name, namespace string
-	tls             bool
+	// opts are the chain's options beyond Namespace and Logf.
+	opts chain.Options
 
 	use     sync.Mutex // held by the test using the chain
 	once    sync.Once
@@ -78,13 +82,12 @@ func (l *lane) start() error {
 	l.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		l.c, l.err = chain.Start(ctx, chain.Options{
-			Namespace: l.namespace,
-			TLS:       l.tls,
-			Logf: func(format string, args ...any) {
-				fmt.Fprintf(os.Stderr, "%s [%s] "+format+"\n", append([]any{time.Now().Format("15:04:05.000"), l.name}, args...)...)
-			},
-		})
+		opts := l.opts
+		opts.Namespace = l.namespace
+		opts.Logf = func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, "%s [%s] "+format+"\n", append([]any{time.Now().Format("15:04:05.000"), l.name}, args...)...)
+		}
+		l.c, l.err = chain.Start(ctx, opts)
 	})
 	return l.err
 }
@@ -143,4 +146,8 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 func readFile(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	return string(b), err
+}
+
+func contextFor(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
 }

@@ -390,6 +390,8 @@ func startServer(tb testing.TB, cfg *rest.Config, namespaces []string, opts ...s
 	o.GRPCAddress = "127.0.0.1:0"
 	o.MetricsAddress = ""
 	o.Namespaces = strings.Join(namespaces, ",")
+	// Direct requests stand for the webhook path here: open it where the server serves.
+	o.WebhookNamespaces = o.Namespaces
 	o.ExecTimeout = 5 * time.Second
 	o.RequestTimeout = 20 * time.Second
 	o.ShutdownTimeout = 5 * time.Second

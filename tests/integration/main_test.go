@@ -72,7 +72,8 @@ func checkShippedRBACUse(r *rig.Rig) error {
 	return errors.Join(errs...)
 }
 
-// shippedGrants are the rules of every Role and ClusterRole manifests/namespace-install renders.
+// shippedGrants are the rules of every Role and ClusterRole manifests/namespace-install binds to the
+// server's ServiceAccount (not the roles for people, nor the EventSource's).
 func shippedGrants() (map[string]bool, error) {
 	root, err := rig.RepoRoot()
 	if err != nil {
@@ -82,9 +83,24 @@ func shippedGrants() (map[string]bool, error) {
 	if err != nil {
 		return nil, err
 	}
+	bound := map[string]bool{} // kind/name of the roles bound to the server's ServiceAccount
+	for _, u := range objs {
+		if u.GetKind() != "RoleBinding" && u.GetKind() != "ClusterRoleBinding" {
+			continue
+		}
+		var b rbacv1.RoleBinding
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &b); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
+		}
+		for _, s := range b.Subjects {
+			if s.Kind == rbacv1.ServiceAccountKind && s.Name == serviceAccount {
+				bound[b.RoleRef.Kind+"/"+b.RoleRef.Name] = true
+			}
+		}
+	}
 	out := map[string]bool{}
 	for _, u := range objs {
-		if u.GetKind() != "ClusterRole" && u.GetKind() != "Role" {
+		if (u.GetKind() != "ClusterRole" && u.GetKind() != "Role") || !bound[u.GetKind()+"/"+u.GetName()] {
 			continue
 		}
 		var role rbacv1.Role

@@ -164,6 +164,8 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 		Deadline:   opts.ResumeDeadline,
 		Active:     a.leading.Load,
 	}
+	// Direct (webhook) requests: "*" means every served namespace, since the Service checks Namespaces first.
+	svcCfg.WebhookNamespaces = resume.NewNamespaces(opts.webhookNamespaces...)
 	if opts.Revisits {
 		if a.Requeue, err = resume.NewRequeue(resume.RequeueConfig{
 			Lister:     resumes,
@@ -263,7 +265,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	a.health.SetServingStatus(triggerService, healthpb.HealthCheckResponse_NOT_SERVING)
-	a.log.WithFields(logrus.Fields{"grpc": a.GRPCAddr(), "metrics": a.MetricsAddr(), "namespaces": a.Service.Namespaces().String(), "tls": a.opts.TLSCertFile != "", "leaderElect": a.opts.LeaderElect}).Info("resume-trigger serving")
+	a.log.WithFields(logrus.Fields{"grpc": a.GRPCAddr(), "metrics": a.MetricsAddr(), "namespaces": a.Service.Namespaces().String(), "webhookNamespaces": a.Service.WebhookNamespaces().String(), "tls": a.opts.TLSCertFile != "", "leaderElect": a.opts.LeaderElect}).Info("resume-trigger serving")
 	a.log.WithFields(logrus.Fields{"version": version.Version, "commit": version.Commit, "go": version.GoVersion()}).Info(version.String())
 
 	// Two lifetimes, ended in order at shutdown: revisits stop (and their in-flight look finishes) before

@@ -40,6 +40,7 @@ func TestOptionsComplete(t *testing.T) {
 		args       []string
 		env        string // POD_NAMESPACE
 		wantNS     []string
+		wantHook   []string // --webhook-namespaces, completed
 		wantLevel  logrus.Level
 		wantErr    string
 		wantLease  string // namespace of the leader election Lease
@@ -54,6 +55,28 @@ func TestOptionsComplete(t *testing.T) {
 			args:      []string{"--namespaces", " argo, team-a ,,"},
 			env:       "ignored",
 			wantNS:    []string{"argo", "team-a"},
+			wantLevel: logrus.InfoLevel,
+		},
+		"webhook namespaces are trimmed and must be served": {
+			args:      []string{"--namespaces", "team-a,team-b", "--webhook-namespaces", " team-a ,"},
+			wantNS:    []string{"team-a", "team-b"},
+			wantHook:  []string{"team-a"},
+			wantLevel: logrus.InfoLevel,
+		},
+		"a webhook namespace the server does not serve": {
+			args:    []string{"--namespaces", "team-a", "--webhook-namespaces", "team-a,team-b"},
+			wantErr: "--webhook-namespaces names team-b, which --namespaces does not serve (team-a)",
+		},
+		"webhook into every served namespace": {
+			args:      []string{"--namespaces", "team-a", "--webhook-namespaces", "*"},
+			wantNS:    []string{"team-a"},
+			wantHook:  []string{"*"},
+			wantLevel: logrus.InfoLevel,
+		},
+		"webhook namespaces under --namespaces=*": {
+			args:      []string{"--namespaces", "*", "--webhook-namespaces", "team-b"},
+			wantNS:    []string{"*"},
+			wantHook:  []string{"team-b"},
 			wantLevel: logrus.InfoLevel,
 		},
 		"all namespaces": {
@@ -188,6 +211,9 @@ func TestOptionsComplete(t *testing.T) {
 			if !reflect.DeepEqual(o.namespaces, tc.wantNS) {
 				t.Errorf("namespaces = %q, want %q", o.namespaces, tc.wantNS)
 			}
+			if !reflect.DeepEqual(o.webhookNamespaces, tc.wantHook) {
+				t.Errorf("webhook namespaces = %q, want %q", o.webhookNamespaces, tc.wantHook)
+			}
 			if o.logLevel != tc.wantLevel {
 				t.Errorf("log level = %v, want %v", o.logLevel, tc.wantLevel)
 			}
@@ -209,7 +235,7 @@ func TestAddFlags(t *testing.T) {
 		"every flag": {
 			args: []string{
 				"--grpc-address", "127.0.0.1:9100", "--metrics-address", "", "--kubeconfig", "/kc",
-				"--namespaces", "a,b", "--tls-cert-file", "/c", "--tls-key-file", "/k",
+				"--namespaces", "a,b", "--webhook-namespaces", "b", "--tls-cert-file", "/c", "--tls-key-file", "/k",
 				"--request-timeout", "45s", "--exec-timeout", "5s", "--shutdown-timeout", "3s",
 				"--ephemeral-image", "busybox:1.36", "--argo-server-url", "https://argo:2746",
 				"--argo-server-token-file", "/t", "--result-sink", "http://sink", "--log-level", "debug",
@@ -218,7 +244,7 @@ func TestAddFlags(t *testing.T) {
 			},
 			want: func(o *Options) {
 				o.GRPCAddress, o.MetricsAddress, o.Kubeconfig = "127.0.0.1:9100", "", "/kc"
-				o.Namespaces, o.TLSCertFile, o.TLSKeyFile = "a,b", "/c", "/k"
+				o.Namespaces, o.WebhookNamespaces, o.TLSCertFile, o.TLSKeyFile = "a,b", "b", "/c", "/k"
 				o.RequestTimeout, o.ExecTimeout, o.ShutdownTimeout = 45*time.Second, 5*time.Second, 3*time.Second
 				o.EphemeralImage, o.ArgoServerURL, o.ArgoServerToken = "busybox:1.36", "https://argo:2746", "/t"
 				o.ResultSink, o.LogLevel, o.LogFormat = "http://sink", "debug", "text"
@@ -263,7 +289,7 @@ func testOptions(t *testing.T, args ...string) *Options {
 	o := NewOptions()
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	o.AddFlags(fs)
-	base := []string{"--grpc-address", "127.0.0.1:0", "--metrics-address", "127.0.0.1:0", "--namespaces", "argo", "--shutdown-timeout", "3s"}
+	base := []string{"--grpc-address", "127.0.0.1:0", "--metrics-address", "127.0.0.1:0", "--namespaces", "argo,team-b", "--webhook-namespaces", "argo", "--shutdown-timeout", "3s"}
 	if err := fs.Parse(append(base, args...)); err != nil {
 		t.Fatal(err)
 	}
@@ -388,11 +414,16 @@ func TestRun(t *testing.T) {
 	if status.Code(err) != codes.PermissionDenied {
 		t.Errorf("Execute outside --namespaces = %v, want PermissionDenied", err)
 	}
+	// Served, but not open to webhook requests: refused before any API call, with the flag to change.
+	_, err = client.Execute(ctx, &triggerpb.ExecuteRequest{Resource: []byte(`{"namespace":"team-b","template":"main","workflow":"wf-1"}`)})
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(status.Convert(err).Message(), "--webhook-namespaces") {
+		t.Errorf("webhook Execute outside --webhook-namespaces = %v, want PermissionDenied naming --webhook-namespaces", err)
+	}
 	_, body := httpGet(t, base+"/metrics")
 	for _, want := range []string{
 		`resume_trigger_requests_total{kind="direct",outcome="Pending"} 1`,
 		`resume_trigger_build_info{commit="unknown",goversion="` + runtime.Version() + `",version="dev"} 1`,
-		`resume_trigger_requests_total{kind="direct",outcome="Failed"} 1`,
+		`resume_trigger_requests_total{kind="direct",outcome="Failed"} 2`,
 		"resume_trigger_request_duration_seconds_bucket",
 		"go_goroutines",
 	} {
@@ -751,4 +782,38 @@ func TestSoftMemoryLimit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The README's "Server flags" table lists every flag (a row may shorten flags sharing a prefix to
+// `-suffix`, as the leader-election timings do).
+func TestREADMEListsEveryFlag(t *testing.T) {
+	b, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	start := strings.Index(readme, "\n## Server flags\n")
+	if start < 0 {
+		t.Fatal("README has no ## Server flags section")
+	}
+	section := readme[start+1:]
+	if end := strings.Index(section[3:], "\n## "); end >= 0 {
+		section = section[:end+3]
+	}
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	NewOptions().AddFlags(fs)
+	fs.VisitAll(func(f *flag.Flag) {
+		if strings.Contains(section, "`--"+f.Name+"`") {
+			return
+		}
+		for i := strings.Index(f.Name, "-"); i > 0; i = i + 1 + strings.Index(f.Name[i+1:], "-") {
+			if strings.Contains(section, "`--"+f.Name[:i+1]) && strings.Contains(section, "`-"+f.Name[i+1:]+"`") {
+				return
+			}
+			if !strings.Contains(f.Name[i+1:], "-") {
+				break
+			}
+		}
+		t.Errorf("README's Server flags table lacks --%s (%s)", f.Name, f.Usage)
+	})
 }

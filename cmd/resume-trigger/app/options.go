@@ -51,9 +51,14 @@ type Options struct {
 	LeaseRenewDeadline time.Duration
 	LeaseRetryPeriod   time.Duration
 
+	// WebhookNamespaces is --webhook-namespaces: the namespaces a webhook (direct) request may name.
+	WebhookNamespaces string
+
 	// Completed by Complete.
 	namespaces []string
 	logLevel   logrus.Level
+	// webhookNamespaces is WebhookNamespaces split, each one checked against namespaces.
+	webhookNamespaces []string
 }
 
 // NewOptions returns the defaults.
@@ -90,6 +95,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.MetricsAddress, "metrics-address", o.MetricsAddress, "address of the HTTP endpoint serving /metrics, /healthz and /readyz; empty turns it off")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig file; empty uses $KUBECONFIG, then ~/.kube/config, then the in-cluster service account")
 	fs.StringVar(&o.Namespaces, "namespaces", o.Namespaces, "comma-separated namespaces the server acts in; empty means its own namespace (env POD_NAMESPACE); * means all")
+	fs.StringVar(&o.WebhookNamespaces, "webhook-namespaces", o.WebhookNamespaces, "comma-separated namespaces a webhook request (one without a Resume) may name, each also served by --namespaces; * means every served one; empty (the default) refuses every webhook request")
 	fs.StringVar(&o.TLSCertFile, "tls-cert-file", o.TLSCertFile, "serve gRPC over TLS with this certificate (PEM); needs --tls-key-file")
 	fs.StringVar(&o.TLSKeyFile, "tls-key-file", o.TLSKeyFile, "private key (PEM) for --tls-cert-file")
 	fs.DurationVar(&o.RequestTimeout, "request-timeout", o.RequestTimeout, "bound on one Execute, from the first read to the last status write")
@@ -142,6 +148,7 @@ func (o *Options) Complete() error {
 		}
 		o.namespaces = []string{own}
 	}
+	errs = append(errs, o.completeWebhookNamespaces()...)
 	if (o.TLSCertFile == "") != (o.TLSKeyFile == "") {
 		errs = append(errs, errors.New("--tls-cert-file and --tls-key-file go together"))
 	}
@@ -180,6 +187,24 @@ func (o *Options) Complete() error {
 		errs = append(errs, fmt.Errorf("--log-format %q is neither json nor text", o.LogFormat))
 	}
 	return errors.Join(errs...)
+}
+
+// completeWebhookNamespaces splits --webhook-namespaces; each must be served by --namespaces (already
+// completed), since the server has no rights anywhere else.
+func (o *Options) completeWebhookNamespaces() []error {
+	var errs []error
+	o.webhookNamespaces = nil
+	served := resume.NewNamespaces(o.namespaces...)
+	for _, ns := range strings.Split(o.WebhookNamespaces, ",") {
+		if ns = strings.TrimSpace(ns); ns == "" {
+			continue
+		}
+		if ns != resume.AllNamespaces && served.Check(ns) != nil {
+			errs = append(errs, fmt.Errorf("--webhook-namespaces names %s, which --namespaces does not serve (%s): add it there too, or drop it", ns, served))
+		}
+		o.webhookNamespaces = append(o.webhookNamespaces, ns)
+	}
+	return errs
 }
 
 // ownNamespace is the namespace the server runs in, if it can tell.

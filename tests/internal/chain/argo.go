@@ -16,9 +16,13 @@ import (
 // SubmitWorkflow creates a Workflow from its spec alone, as `argo submit` does; the controller makes the
 // rest.
 func (c *Chain) SubmitWorkflow(ctx context.Context, wf *wfv1.Workflow) (*wfv1.Workflow, error) {
+	return c.submitWorkflowIn(ctx, c.Namespace, wf)
+}
+
+func (c *Chain) submitWorkflowIn(ctx context.Context, ns string, wf *wfv1.Workflow) (*wfv1.Workflow, error) {
 	wf = wf.DeepCopy()
-	wf.Namespace = c.Namespace
-	created, err := c.workflows.ArgoprojV1alpha1().Workflows(c.Namespace).Create(ctx, wf, metav1.CreateOptions{})
+	wf.Namespace = ns
+	created, err := c.workflows.ArgoprojV1alpha1().Workflows(ns).Create(ctx, wf, metav1.CreateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("submit workflow %s: %w", wf.Name, err)
 	}
@@ -29,7 +33,11 @@ func (c *Chain) SubmitWorkflow(ctx context.Context, wf *wfv1.Workflow) (*wfv1.Wo
 // displayName, and its pod (found by Argo's node-id annotation) holds container at its debug pause at
 // stage; it returns that step.
 func (c *Chain) WaitPausedStep(ctx context.Context, workflow, displayName, container string, stage v1alpha1.Stage) (*Step, error) {
-	wf, err := c.Rig.WaitWorkflow(ctx, c.Namespace, workflow, func(wf *wfv1.Workflow) bool {
+	return c.waitPausedStepIn(ctx, c.Namespace, workflow, displayName, container, stage)
+}
+
+func (c *Chain) waitPausedStepIn(ctx context.Context, ns, workflow, displayName, container string, stage v1alpha1.Stage) (*Step, error) {
+	wf, err := c.Rig.WaitWorkflow(ctx, ns, workflow, func(wf *wfv1.Workflow) bool {
 		n := wf.Status.Nodes.FindByDisplayName(displayName)
 		return n != nil && n.Type == wfv1.NodeTypePod && n.Phase == wfv1.NodeRunning
 	})
@@ -38,7 +46,7 @@ func (c *Chain) WaitPausedStep(ctx context.Context, workflow, displayName, conta
 	}
 	node := wf.Status.Nodes.FindByDisplayName(displayName)
 	var pod *corev1.Pod
-	if _, err := c.Rig.WaitPods(ctx, c.Namespace, workflow, func(pods []corev1.Pod) bool {
+	if _, err := c.Rig.WaitPods(ctx, ns, workflow, func(pods []corev1.Pod) bool {
 		for i := range pods {
 			if pods[i].Annotations[argoNodeID] == node.ID && c.Rig.Paused(&pods[i], container) {
 				pod = &pods[i]
@@ -49,7 +57,7 @@ func (c *Chain) WaitPausedStep(ctx context.Context, workflow, displayName, conta
 	}); err != nil {
 		return nil, err
 	}
-	return &Step{Namespace: c.Namespace, Workflow: workflow, Template: argoTemplate(node), NodeID: node.ID, NodeName: node.Name,
+	return &Step{Namespace: ns, Workflow: workflow, Template: argoTemplate(node), NodeID: node.ID, NodeName: node.Name,
 		Pod: pod.Name, Container: container, Stage: stage, WorkflowUID: wf.UID}, nil
 }
 

@@ -21,10 +21,8 @@ import (
 
 	wfclient "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -54,6 +52,22 @@ type Options struct {
 	Logf func(format string, args ...any)
 	// Namespace is the Kubernetes namespace the chain serves; default "e2e".
 	Namespace string
+	// Overlay is the shipped kustomize overlay the chain installs, rendered after editing its install.yaml
+	// as a user would (rig.RenderInstall); default manifests/namespace-install. Of the rendered objects the
+	// chain applies the RBAC, runs the server with the Deployment's args and the argo-events processes with
+	// the Sensor and EventSources as rendered, changing only the Sensor's serverURL (the address).
+	Overlay string
+	// InstallNamespace is install.yaml's namespace: the server's, Sensor's and EventSources'; default
+	// DefaultInstallNamespace.
+	InstallNamespace string
+	// Namespaces are install.yaml's served namespaces; default Namespace (["*"] with cluster-install).
+	Namespaces []string
+	// WebhookNamespaces are install.yaml's webhook namespaces; default Namespace, so that webhook calls
+	// release there.
+	WebhookNamespaces []string
+	// ExtraNamespaces are made beside Namespace, each with a workflow-controller of its own; served or not
+	// as Namespaces says.
+	ExtraNamespaces []string
 	// WebhookToken is the webhook EventSource's bearer token; default random.
 	WebhookToken string
 	// ExecTimeout is resume-trigger's --exec-timeout; default 5s.
@@ -75,6 +89,8 @@ type Chain struct {
 	Argo *rig.WorkflowController
 	// Namespace is where Workflows, pods and Resumes go; the Sensor, EventSources and server serve it.
 	Namespace string
+	// InstallNamespace is where the server, Sensor and EventSources run (their ServiceAccounts, RBAC).
+	InstallNamespace string
 	// WebhookURL is the webhook EventSource's endpoint (POST JSON with Authorization: Bearer WebhookToken).
 	WebhookURL   string
 	WebhookToken string
@@ -88,12 +104,15 @@ type Chain struct {
 	NATSMonitorURL string
 	// Dir holds binaries, configs and logs; removed by Stop.
 	Dir string
-	// ServerServiceAccount is the ServiceAccount (from manifests/namespace-install, applied into Namespace)
-	// whose token resume-trigger uses.
+	// ServerServiceAccount is the ServiceAccount (from the overlay, in InstallNamespace) whose token
+	// resume-trigger uses.
 	ServerServiceAccount string
+	// Argos are the workflow-controllers of ExtraNamespaces, by namespace.
+	Argos map[string]*rig.WorkflowController
 
 	opts       Options
 	root       string
+	install    *install
 	workflows  wfclient.Interface
 	netns      []*netNS
 	argoEvents string
@@ -148,6 +167,18 @@ func Start(ctx context.Context, opts Options) (_ *Chain, err error) {
 	if opts.Namespace == "" {
 		opts.Namespace = "e2e"
 	}
+	if opts.Overlay == "" {
+		opts.Overlay = rig.NamespaceInstallDir
+	}
+	if opts.InstallNamespace == "" {
+		opts.InstallNamespace = DefaultInstallNamespace
+	}
+	if opts.Namespaces == nil {
+		opts.Namespaces = []string{opts.Namespace}
+	}
+	if opts.WebhookNamespaces == nil {
+		opts.WebhookNamespaces = []string{opts.Namespace}
+	}
 	if opts.WebhookToken == "" {
 		b := make([]byte, 24)
 		_, _ = rand.Read(b)
@@ -161,7 +192,8 @@ func Start(ctx context.Context, opts Options) (_ *Chain, err error) {
 	}
 	began := time.Now()
 	c := &Chain{
-		opts: opts, Namespace: opts.Namespace, WebhookToken: opts.WebhookToken,
+		opts: opts, Namespace: opts.Namespace, InstallNamespace: opts.InstallNamespace, WebhookToken: opts.WebhookToken,
+		Argos: map[string]*rig.WorkflowController{},
 		procs: map[Component]*rig.Process{}, runs: map[Component]int{},
 		envelopes: map[Component]string{}, kubeconfig: map[Component][]byte{},
 	}
@@ -203,7 +235,7 @@ func Start(ctx context.Context, opts Options) (_ *Chain, err error) {
 		return nil, err
 	}
 	if opts.TLS {
-		if c.objects[Sensor], c.tls, err = renderTLS(c.root, c.Dir); err != nil {
+		if c.tls, err = checkTLS(c.install.objects, c.Dir); err != nil {
 			return nil, err
 		}
 	}
@@ -247,6 +279,17 @@ func Start(ctx context.Context, opts Options) (_ *Chain, err error) {
 	c.onStop(c.Argo.Stop)
 	c.addLog(c.Argo.Log())
 	c.logf("chain: Argo workflow-controller %s for namespace %s in %v", rig.ExecutorImage[strings.LastIndex(rig.ExecutorImage, ":")+1:], c.Namespace, time.Since(step).Round(time.Millisecond))
+	for _, ns := range opts.ExtraNamespaces {
+		step = time.Now()
+		wc, err := r.StartWorkflowController(ctx, rig.ControllerOptions{Namespace: ns})
+		if err != nil {
+			return nil, fmt.Errorf("start Argo's workflow-controller for %s: %w", ns, err)
+		}
+		c.onStop(wc.Stop)
+		c.addLog(wc.Log())
+		c.Argos[ns] = wc
+		c.logf("chain: Argo workflow-controller for namespace %s in %v", ns, time.Since(step).Round(time.Millisecond))
+	}
 	if err := c.startNATS(ctx); err != nil {
 		return nil, err
 	}
@@ -260,13 +303,8 @@ func Start(ctx context.Context, opts Options) (_ *Chain, err error) {
 		return nil, err
 	}
 	c.MetricsURL = "http://127.0.0.1:" + strconv.Itoa(metricsPort)
-	if c.triggers, err = adaptSensor(c.objects[Sensor], c.ServerAddress); err != nil {
-		return nil, fmt.Errorf("%s: %w", SensorFile, err)
-	}
-	for comp, o := range c.objects {
-		if c.envelopes[comp], err = o.envelope(c.Namespace); err != nil {
-			return nil, err
-		}
+	if err := c.adaptObjects(); err != nil {
+		return nil, err
 	}
 	// The Sensor first: its consumers start at new messages, so it must listen before anything emits.
 	for _, comp := range []Component{Server, Sensor, ResourceEventSource, WebhookEventSource} {
@@ -342,87 +380,69 @@ func releaseServer() {
 	}
 }
 
+// installValues are what the chain sets in the overlay's install.yaml, and with Options.TLS the TLS
+// Components added to it, as a user would.
+func (c *Chain) installValues(namespaces, webhookNamespaces []string) rig.InstallValues {
+	v := rig.InstallValues{Namespace: c.InstallNamespace, Namespaces: namespaces, WebhookNamespaces: webhookNamespaces}
+	if c.opts.TLS {
+		v.Components = []string{TLSComponentDir, CertManagerDir}
+	}
+	return v
+}
+
+// loadObjects renders the overlay and takes the Sensor and EventSources from it.
 func (c *Chain) loadObjects() error {
-	c.objects = map[Component]object{}
-	for comp, file := range map[Component]string{Sensor: SensorFile, ResourceEventSource: ResourceEventSourceFile, WebhookEventSource: WebhookEventSourceFile} {
-		o, err := loadObject(c.root, file)
-		if err != nil {
-			return err
-		}
-		c.objects[comp] = o
+	in, err := renderInstall(c.root, c.opts.Overlay, c.installValues(c.opts.Namespaces, c.opts.WebhookNamespaces))
+	if err != nil {
+		return err
 	}
-	if err := adaptResourceEventSource(c.objects[ResourceEventSource], c.Namespace); err != nil {
-		return fmt.Errorf("%s: %w", ResourceEventSourceFile, err)
-	}
+	c.install = in
+	c.objects = map[Component]object{Sensor: in.sensor, ResourceEventSource: in.resource, WebhookEventSource: in.webhook}
 	port, endpoint, secret, key, err := webhookEndpoint(c.objects[WebhookEventSource])
 	if err != nil {
-		return fmt.Errorf("%s: %w", WebhookEventSourceFile, err)
+		return fmt.Errorf("%s: %w", c.opts.Overlay, err)
 	}
 	c.secretPath = filepath.Join("/argo-events/secrets", secret, key)
 	c.webhookPort, c.webhookPath = port, endpoint
 	return nil
 }
 
-// setupNamespace creates the namespace with its default ServiceAccount, applies eventsource/rbac.yaml
-// into it and writes kubeconfigs: the resource EventSource acts as its shipped ServiceAccount, the
-// Sensor and the webhook EventSource (which never call the API) as the default one.
+// adaptObjects points the Sensor at the server's address (the one change the chain makes to the rendered
+// objects) and builds each argo-events process's object envelope.
+func (c *Chain) adaptObjects() error {
+	var err error
+	if c.triggers, err = adaptSensor(c.objects[Sensor], c.ServerAddress); err != nil {
+		return fmt.Errorf("%s: Sensor: %w", c.opts.Overlay, err)
+	}
+	for comp, o := range c.objects {
+		if c.envelopes[comp], err = o.envelope(c.InstallNamespace); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setupNamespace creates the install namespace and the served ones, each with its default ServiceAccount,
+// applies the overlay's RBAC and writes kubeconfigs: the resource EventSource acts as its shipped
+// ServiceAccount, the Sensor and the webhook EventSource (which never call the API) as the default one,
+// resume-trigger as the Deployment's ServiceAccount (TokenRequest), so each has exactly the rights a
+// user's install gives it.
 func (c *Chain) setupNamespace(ctx context.Context) error {
 	cs := c.Rig.Client()
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: c.Namespace}}, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("create namespace %s: %w", c.Namespace, err)
+	for _, ns := range append([]string{c.InstallNamespace, c.Namespace}, c.opts.ExtraNamespaces...) {
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create namespace %s: %w", ns, err)
+		}
+		if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
 	}
-	if _, err := cs.CoreV1().ServiceAccounts(c.Namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
-	}
-	docs, err := loadObjects(c.root, EventSourceRBACFile)
+	applied, err := applyRBAC(ctx, c.Rig.Dynamic(), c.install)
 	if err != nil {
 		return err
 	}
-	esSA := ""
-	for _, d := range docs {
-		kind, _ := d["kind"].(string)
-		raw := map[string]any(d)
-		switch kind {
-		case "ServiceAccount":
-			var sa corev1.ServiceAccount
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &sa); err != nil {
-				return err
-			}
-			sa.Namespace, esSA = c.Namespace, sa.Name
-			if _, err := cs.CoreV1().ServiceAccounts(c.Namespace).Create(ctx, &sa, metav1.CreateOptions{}); err != nil {
-				return fmt.Errorf("%s: %w", EventSourceRBACFile, err)
-			}
-		case "ClusterRole":
-			var cr rbacv1.ClusterRole
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &cr); err != nil {
-				return err
-			}
-			if _, err := cs.RbacV1().ClusterRoles().Create(ctx, &cr, metav1.CreateOptions{}); err != nil {
-				return fmt.Errorf("%s: %w", EventSourceRBACFile, err)
-			}
-		case "RoleBinding":
-			var rb rbacv1.RoleBinding
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &rb); err != nil {
-				return err
-			}
-			rb.Namespace = c.Namespace
-			for i := range rb.Subjects {
-				if rb.Subjects[i].Kind == "ServiceAccount" {
-					rb.Subjects[i].Namespace = c.Namespace
-				}
-			}
-			if _, err := cs.RbacV1().RoleBindings(c.Namespace).Create(ctx, &rb, metav1.CreateOptions{}); err != nil {
-				return fmt.Errorf("%s: %w", EventSourceRBACFile, err)
-			}
-		default:
-			return fmt.Errorf("%s: unexpected kind %q", EventSourceRBACFile, kind)
-		}
-	}
-	if esSA == "" {
-		return fmt.Errorf("%s has no ServiceAccount", EventSourceRBACFile)
-	}
-	for comp, sa := range map[Component]string{Sensor: "default", ResourceEventSource: esSA, WebhookEventSource: "default"} {
-		cfg, err := c.Rig.ServiceAccountTokenConfig(ctx, c.Namespace, sa)
+	for comp, sa := range map[Component]string{Sensor: "default", ResourceEventSource: c.install.resourceSA, WebhookEventSource: "default"} {
+		cfg, err := c.Rig.ServiceAccountTokenConfig(ctx, c.InstallNamespace, sa)
 		if err != nil {
 			return err
 		}
@@ -434,32 +454,8 @@ func (c *Chain) setupNamespace(ctx context.Context) error {
 			return err
 		}
 	}
-	c.logf("chain: namespace %s with %s applied (resource EventSource acts as serviceaccount %s)", c.Namespace, EventSourceRBACFile, esSA)
-	return c.setupServerIdentity(ctx)
-}
-
-// setupServerIdentity applies manifests/namespace-install's ServiceAccount, ClusterRole and RoleBinding into
-// the namespace and writes resume-trigger's kubeconfig with a token of that ServiceAccount (TokenRequest),
-// so the server has exactly the rights a user's install gives it.
-func (c *Chain) setupServerIdentity(ctx context.Context) error {
-	applied, err := c.Rig.ApplyNamespaceInstall(ctx, c.Namespace)
-	if err != nil {
-		return err
-	}
-	var names []string
-	for _, u := range applied {
-		names = append(names, u.GetKind()+"/"+u.GetName())
-		if u.GetKind() == "ServiceAccount" {
-			if c.ServerServiceAccount != "" {
-				return fmt.Errorf("%s has more than one ServiceAccount (%s, %s)", rig.NamespaceInstallDir, c.ServerServiceAccount, u.GetName())
-			}
-			c.ServerServiceAccount = u.GetName()
-		}
-	}
-	if c.ServerServiceAccount == "" {
-		return fmt.Errorf("%s has no ServiceAccount for the server", rig.NamespaceInstallDir)
-	}
-	cfg, err := c.Rig.ServiceAccountTokenConfig(ctx, c.Namespace, c.ServerServiceAccount)
+	c.ServerServiceAccount = c.install.serverSA
+	cfg, err := c.Rig.ServiceAccountTokenConfig(ctx, c.InstallNamespace, c.ServerServiceAccount)
 	if err != nil {
 		return err
 	}
@@ -467,8 +463,72 @@ func (c *Chain) setupServerIdentity(ctx context.Context) error {
 	if err := rig.WriteKubeconfig(cfg, c.serverKubeconfig); err != nil {
 		return err
 	}
-	c.logf("chain: %s applied (%s); resume-trigger acts as serviceaccount %s/%s", rig.NamespaceInstallDir, strings.Join(names, ", "), c.Namespace, c.ServerServiceAccount)
+	c.logf("chain: %s rendered for install namespace %s serving %s (webhook %s); applied %s; resume-trigger acts as serviceaccount %s/%s, the resource EventSource as %s",
+		c.opts.Overlay, c.InstallNamespace, strings.Join(c.opts.Namespaces, ","), strings.Join(c.opts.WebhookNamespaces, ","),
+		strings.Join(applied, ", "), c.InstallNamespace, c.ServerServiceAccount, c.install.resourceSA)
 	return nil
+}
+
+// Reinstall renders overlay again with namespaces and webhookNamespaces in install.yaml, applies its
+// RBAC (what the previous install applied stays, as after `kubectl apply -k` of another overlay) and
+// restarts the server and the Sensor with the new rendering. The EventSources keep running: both
+// overlays ship the same ones.
+func (c *Chain) Reinstall(ctx context.Context, overlay string, namespaces, webhookNamespaces []string) error {
+	in, err := renderInstall(c.root, overlay, c.installValues(namespaces, webhookNamespaces))
+	if err != nil {
+		return err
+	}
+	if in.serverSA != c.ServerServiceAccount {
+		return fmt.Errorf("%s runs the server as %s, the chain's token is for %s", overlay, in.serverSA, c.ServerServiceAccount)
+	}
+	applied, err := applyRBAC(ctx, c.Rig.Dynamic(), in)
+	if err != nil {
+		return err
+	}
+	for _, comp := range []Component{Server, Sensor} {
+		if err := c.Kill(comp, syscall.SIGTERM); err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
+	c.install = in
+	c.opts.Overlay, c.opts.Namespaces, c.opts.WebhookNamespaces = overlay, namespaces, webhookNamespaces
+	c.objects[Sensor] = in.sensor
+	c.mu.Unlock()
+	if err := c.adaptObjects(); err != nil {
+		return err
+	}
+	c.logf("chain: reinstalled from %s serving %s (webhook %s); applied %s", overlay, strings.Join(namespaces, ","), strings.Join(webhookNamespaces, ","), strings.Join(applied, ", "))
+	for _, comp := range []Component{Server, Sensor} {
+		if err := c.StartComponent(ctx, comp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ServerArgs is resume-trigger's command line as the chain runs it now.
+func (c *Chain) ServerArgs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.serverArgs()
+}
+
+// serverArgs is the rendered Deployment's args (install.server), then what the chain sets: addresses,
+// kubeconfig, exec timeout, JSON logs, and Options.ServerArgs. A later flag wins.
+func (c *Chain) serverArgs() []string {
+	args := append([]string{}, c.install.serverArgs...)
+	args = append(args,
+		"--grpc-address", c.ServerAddress,
+		"--metrics-address", strings.TrimPrefix(c.MetricsURL, "http://"),
+		"--kubeconfig", c.serverKubeconfig,
+		"--exec-timeout", c.opts.ExecTimeout.String(),
+		"--log-format", "json",
+	)
+	if c.tls != nil {
+		args = append(args, "--tls-cert-file", c.tls.certFile, "--tls-key-file", c.tls.keyFile)
+	}
+	return append(args, c.opts.ServerArgs...)
 }
 
 func (c *Chain) startNATS(ctx context.Context) error {
@@ -579,18 +639,11 @@ func (c *Chain) StartComponent(ctx context.Context, comp Component) error {
 	var p *rig.Process
 	var err error
 	if comp == Server {
-		args := []string{
-			"--grpc-address", c.ServerAddress,
-			"--metrics-address", strings.TrimPrefix(c.MetricsURL, "http://"),
-			"--kubeconfig", c.serverKubeconfig,
-			"--namespaces", c.Namespace,
-			"--exec-timeout", c.opts.ExecTimeout.String(),
-			"--log-format", "json",
-		}
-		if c.tls != nil {
-			args = append(args, "--tls-cert-file", c.tls.certFile, "--tls-key-file", c.tls.keyFile)
-		}
-		p, err = c.startProc(string(comp), log, exec.Command(c.serverBin, append(args, c.opts.ServerArgs...)...)) //nolint:noctx // long-lived: outlives ctx; stopped by Kill/Stop and reaped by the chain's reaper, never by a context
+		c.mu.Lock()
+		cmd := exec.Command(c.serverBin, c.serverArgs()...) //nolint:noctx // long-lived: outlives ctx; stopped by Kill/Stop and reaped by the chain's reaper, never by a context
+		cmd.Env = append(os.Environ(), c.install.serverEnv...)
+		c.mu.Unlock()
+		p, err = c.startProc(string(comp), log, cmd)
 	} else {
 		p, err = c.startLaunched(string(comp), log, c.launchSpec(comp))
 	}
@@ -631,7 +684,7 @@ func (c *Chain) launchSpec(comp Component) launchSpec {
 			"HOME=/tmp",
 			objectEnv + "=" + c.envelopes[comp],
 			"EVENTBUS_CONFIG=" + base64.StdEncoding.EncodeToString([]byte(busConfig)),
-			"EVENTBUS_SUBJECT=eventbus-" + c.Namespace,
+			"EVENTBUS_SUBJECT=eventbus-" + c.InstallNamespace,
 			"POD_NAME=" + string(comp) + "-0",
 			"KUBECONFIG=/tmp/kubeconfig",
 		},
@@ -770,3 +823,6 @@ func (c *Chain) ServerKubeconfig() string { return c.serverKubeconfig }
 
 // Calls are the execs that reached the test kubelet in the chain's namespace, oldest first.
 func (c *Chain) Calls() []rig.Call { return c.Rig.Kubelet().CallsFor(c.Namespace) }
+
+// CallsIn are the execs that reached the test kubelet in namespace ns, oldest first.
+func (c *Chain) CallsIn(ns string) []rig.Call { return c.Rig.Kubelet().CallsFor(ns) }

@@ -2,9 +2,14 @@
 // a test control plane (tests/internal/rig: etcd, kube-apiserver, test kubelet), Argo's own workflow-controller
 // (v3.7.17, namespaced to the chain's namespace: it makes every Workflow's nodes and step pods from the
 // submitted spec; the test kubelet binds and runs the pods), nats-server with JetStream and
-// TLS as the EventBus, resume-trigger as a separate process acting as the ServiceAccount of
-// manifests/namespace-install (its RBAC applied, a TokenRequest token), and argo-events' sensor-service
-// and two eventsource-service processes (resource, webhook) fed the objects from eventsource/ and sensor/.
+// TLS as the EventBus, resume-trigger as a separate process, and argo-events' sensor-service and two
+// eventsource-service processes (resource, webhook). All of it comes from one shipped overlay
+// (Options.Overlay, default manifests/namespace-install) rendered with kustomize's Go API after editing
+// its install.yaml as a user would (install namespace, default argo-resume, apart from the served
+// namespaces): its RBAC is applied, resume-trigger runs with the Deployment's args as the Deployment's
+// ServiceAccount (a TokenRequest token), the argo-events processes run the rendered Sensor and
+// EventSources. The chain changes only addresses: the Sensor's serverURL and the server's listen and
+// API server addresses. Reinstall switches to another overlay.
 //
 // Every argo-events process runs in a network namespace and a mount namespace of its own (each binds
 // :7777 for metrics, the Sensor and the resource EventSource both write /tmp/graft.log, and secrets are

@@ -4,47 +4,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strings"
-
-	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
-// Shipped object files, relative to the repository root.
-const (
-	SensorFile              = "sensor/sensor.yaml"
-	ResourceEventSourceFile = "eventsource/resource.yaml"
-	WebhookEventSourceFile  = "eventsource/webhook.yaml"
-	EventSourceRBACFile     = "eventsource/rbac.yaml"
-)
+// SensorFile is the shipped Sensor; the chain runs it as the overlay renders it.
+const SensorFile = "sensor/sensor.yaml"
 
 // object is a decoded YAML object.
 type object map[string]any
-
-// loadObjects decodes every document of a multi-document YAML file (rig.ReadObjects).
-func loadObjects(root, rel string) ([]object, error) {
-	objs, err := rig.ReadObjects(filepath.Join(root, rel))
-	if err != nil {
-		return nil, err
-	}
-	out := make([]object, 0, len(objs))
-	for _, u := range objs {
-		out = append(out, object(u.Object))
-	}
-	return out, nil
-}
-
-// loadObject decodes a file that holds exactly one object.
-func loadObject(root, rel string) (object, error) {
-	objs, err := loadObjects(root, rel)
-	if err != nil {
-		return nil, err
-	}
-	if len(objs) != 1 {
-		return nil, fmt.Errorf("%s holds %d objects, want 1", rel, len(objs))
-	}
-	return objs[0], nil
-}
 
 // path walks nested maps (and list indexes are not needed here); it fails loudly when the shipped YAML
 // no longer has the shape the harness adapts.
@@ -103,22 +70,6 @@ func adaptSensor(o object, serverURL string) (int, error) {
 		custom["serverURL"] = serverURL
 	}
 	return len(triggers), nil
-}
-
-// adaptResourceEventSource makes every resource event watch namespace.
-func adaptResourceEventSource(o object, namespace string) error {
-	res, err := o.path("spec", "resource")
-	if err != nil {
-		return err
-	}
-	for name, ev := range res {
-		m, ok := ev.(map[string]any)
-		if !ok {
-			return fmt.Errorf("resource event %s is not a map", name)
-		}
-		m["namespace"] = namespace
-	}
-	return nil
 }
 
 // webhookEndpoint returns port, endpoint and the auth secret (name, key) of the only webhook event.

@@ -44,22 +44,27 @@ func (s *Step) MarkerArgv() []string {
 // template pause, main paused after its command) and returns once Argo's controller runs the step and
 // its pod holds main at the pause. It is CreateStep followed by StartStep.
 func (c *Chain) CreatePausedStep(ctx context.Context, workflow string) (*Step, error) {
-	if err := c.submitReadmeWorkflow(ctx, workflow, rig.HoldNone); err != nil {
-		return nil, err
-	}
-	return c.WaitPausedStep(ctx, workflow, "pause", "main", v1alpha1.StageAfter)
+	return c.CreatePausedStepIn(ctx, c.Namespace, workflow)
 }
 
-func (c *Chain) submitReadmeWorkflow(ctx context.Context, workflow string, hold rig.Hold) error {
+// CreatePausedStepIn is CreatePausedStep in namespace ns: Namespace, or one of Options.ExtraNamespaces.
+func (c *Chain) CreatePausedStepIn(ctx context.Context, ns, workflow string) (*Step, error) {
+	if err := c.submitReadmeWorkflow(ctx, ns, workflow, rig.HoldNone); err != nil {
+		return nil, err
+	}
+	return c.waitPausedStepIn(ctx, ns, workflow, "pause", "main", v1alpha1.StageAfter)
+}
+
+func (c *Chain) submitReadmeWorkflow(ctx context.Context, ns, workflow string, hold rig.Hold) error {
 	wf, err := rig.ReadmeWorkflow()
 	if err != nil {
 		return err
 	}
 	wf.Name = workflow
-	if err := c.Rig.HoldPods(ctx, c.Namespace, workflow, hold); err != nil {
+	if err := c.Rig.HoldPods(ctx, ns, workflow, hold); err != nil {
 		return err
 	}
-	_, err = c.SubmitWorkflow(ctx, wf)
+	_, err = c.submitWorkflowIn(ctx, ns, wf)
 	return err
 }
 
@@ -67,7 +72,7 @@ func (c *Chain) submitReadmeWorkflow(ctx context.Context, workflow string, hold 
 // unscheduled: it returns once the controller made the step's node (Pending) and its pod (Pending, bound
 // to no node). ScheduleStep binds the pod, StartStep runs it.
 func (c *Chain) CreateStep(ctx context.Context, workflow string) (*Step, error) {
-	if err := c.submitReadmeWorkflow(ctx, workflow, rig.HoldUnbound); err != nil {
+	if err := c.submitReadmeWorkflow(ctx, c.Namespace, workflow, rig.HoldUnbound); err != nil {
 		return nil, err
 	}
 	wf, err := c.Rig.WaitWorkflow(ctx, c.Namespace, workflow, func(wf *wfv1.Workflow) bool {
@@ -179,8 +184,8 @@ func ActiveDeadline(d time.Duration) ResumeOption {
 	return func(spec map[string]any) { spec["activeDeadlineSeconds"] = int64(d / time.Second) }
 }
 
-// CreateResume creates Resume name for step through the API (dynamic client), as a user would:
-// spec Workflow-ID and TemplateName, plus what opts set.
+// CreateResume creates Resume name for step through the API (dynamic client), as a user would, in the
+// step's namespace: spec Workflow-ID and TemplateName, plus what opts set.
 func (c *Chain) CreateResume(ctx context.Context, name string, step *Step, opts ...ResumeOption) (*unstructured.Unstructured, error) {
 	spec := map[string]any{"Workflow-ID": step.Workflow, "TemplateName": step.Template}
 	for _, o := range opts {
@@ -189,19 +194,24 @@ func (c *Chain) CreateResume(ctx context.Context, name string, step *Step, opts 
 	u := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": v1alpha1.GroupVersion.String(),
 		"kind":       v1alpha1.Kind,
-		"metadata":   map[string]any{"name": name, "namespace": c.Namespace},
+		"metadata":   map[string]any{"name": name, "namespace": step.Namespace},
 		"spec":       spec,
 	}}
-	created, err := c.Dynamic().Resource(v1alpha1.Resource).Namespace(c.Namespace).Create(ctx, u, metav1.CreateOptions{})
+	created, err := c.Dynamic().Resource(v1alpha1.Resource).Namespace(step.Namespace).Create(ctx, u, metav1.CreateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("create resume %s: %w", name, err)
 	}
 	return created, nil
 }
 
-// GetResume reads a Resume.
+// GetResume reads a Resume of Namespace.
 func (c *Chain) GetResume(ctx context.Context, name string) (*v1alpha1.Resume, error) {
-	u, err := c.Dynamic().Resource(v1alpha1.Resource).Namespace(c.Namespace).Get(ctx, name, metav1.GetOptions{})
+	return c.GetResumeIn(ctx, c.Namespace, name)
+}
+
+// GetResumeIn reads Resume name of namespace ns.
+func (c *Chain) GetResumeIn(ctx context.Context, ns, name string) (*v1alpha1.Resume, error) {
+	u, err := c.Dynamic().Resource(v1alpha1.Resource).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return nil, err
 	}

@@ -20,16 +20,12 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
 // Shipped TLS kustomizations, relative to the repository root.
 const (
 	TLSComponentDir  = "manifests/tls"
 	CertManagerDir   = "manifests/tls/cert-manager"
-	serverBaseDir    = "manifests/base"
-	sensorDir        = "sensor"
 	tlsCertFileFlag  = "--tls-cert-file="
 	tlsKeyFileFlag   = "--tls-key-file="
 	caKeyInTheSecret = "ca.crt"
@@ -53,14 +49,10 @@ type serverTLS struct {
 	gen int
 }
 
-// renderTLS renders the server and the Sensor with manifests/tls and its cert-manager Certificate, as a
-// user's overlay would, and checks that the pieces name the same Secret. It returns the Sensor as
-// rendered (secure, certSecret, serverNameOverride) and the TLS setup for the server.
-func renderTLS(root, dir string) (object, *serverTLS, error) {
-	objs, err := renderOverlay(root, []string{serverBaseDir, sensorDir}, []string{TLSComponentDir, CertManagerDir})
-	if err != nil {
-		return nil, nil, err
-	}
+// checkTLS takes an overlay rendered with manifests/tls and its cert-manager Certificate (installValues),
+// checks that the pieces name the same Secret, and returns the TLS setup for the server: the Sensor
+// runs as rendered (secure, certSecret, serverNameOverride).
+func checkTLS(objs []*unstructured.Unstructured, dir string) (*serverTLS, error) {
 	var sensor, deploy, cert object
 	var rendered *unstructured.Unstructured
 	for _, o := range objs {
@@ -74,7 +66,7 @@ func renderTLS(root, dir string) (object, *serverTLS, error) {
 		}
 	}
 	if sensor == nil || deploy == nil || cert == nil {
-		return nil, nil, fmt.Errorf("%s with %s: want a Sensor, a Deployment and a Certificate", TLSComponentDir, CertManagerDir)
+		return nil, fmt.Errorf("%s with %s: want a Sensor, a Deployment and a Certificate", TLSComponentDir, CertManagerDir)
 	}
 	secretName, _, _ := unstructured.NestedString(cert, "spec", "secretName")
 	dnsNames, _, _ := unstructured.NestedStringSlice(cert, "spec", "dnsNames")
@@ -82,7 +74,7 @@ func renderTLS(root, dir string) (object, *serverTLS, error) {
 	// The server: the flags' files must lie in a volume of the Certificate's Secret.
 	containers, _, _ := unstructured.NestedSlice(deploy, "spec", "template", "spec", "containers")
 	if len(containers) == 0 {
-		return nil, nil, errors.New("the rendered Deployment has no container")
+		return nil, errors.New("the rendered Deployment has no container")
 	}
 	args, _, _ := unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
 	var certFlag, keyFlag string
@@ -95,7 +87,7 @@ func renderTLS(root, dir string) (object, *serverTLS, error) {
 		}
 	}
 	if certFlag == "" || keyFlag == "" || filepath.Dir(certFlag) != filepath.Dir(keyFlag) {
-		return nil, nil, fmt.Errorf("%s: the Deployment's args %v do not name a certificate and key in one directory", TLSComponentDir, args)
+		return nil, fmt.Errorf("%s: the Deployment's args %v do not name a certificate and key in one directory", TLSComponentDir, args)
 	}
 	mounts, _, _ := unstructured.NestedSlice(containers[0].(map[string]any), "volumeMounts")
 	volumes, _, _ := unstructured.NestedSlice(deploy, "spec", "template", "spec", "volumes")
@@ -104,7 +96,7 @@ func renderTLS(root, dir string) (object, *serverTLS, error) {
 		mm := m.(map[string]any)
 		if mm["mountPath"] == filepath.Dir(certFlag) {
 			if _, sub := mm["subPath"]; sub {
-				return nil, nil, fmt.Errorf("%s: the certificate is mounted with subPath, which the kubelet never updates", TLSComponentDir)
+				return nil, fmt.Errorf("%s: the certificate is mounted with subPath, which the kubelet never updates", TLSComponentDir)
 			}
 			for _, v := range volumes {
 				vm := v.(map[string]any)
@@ -115,7 +107,7 @@ func renderTLS(root, dir string) (object, *serverTLS, error) {
 		}
 	}
 	if mounted == "" || mounted != secretName {
-		return nil, nil, fmt.Errorf("%s: %s is in a volume of Secret %q, the Certificate writes %q", TLSComponentDir, certFlag, mounted, secretName)
+		return nil, fmt.Errorf("%s: %s is in a volume of Secret %q, the Certificate writes %q", TLSComponentDir, certFlag, mounted, secretName)
 	}
 
 	// The Sensor: every custom trigger secure, trusting ca.crt of that Secret under one name.
@@ -128,74 +120,33 @@ func renderTLS(root, dir string) (object, *serverTLS, error) {
 		key, _, _ := unstructured.NestedString(custom, "certSecret", "key")
 		override, _, _ := unstructured.NestedString(custom, "serverNameOverride")
 		if !secure || name != secretName || key != caKeyInTheSecret || override == "" {
-			return nil, nil, fmt.Errorf("%s: trigger %d: secure %v, certSecret %s/%s, serverNameOverride %q; want secure with %s/%s", TLSComponentDir, i, secure, name, key, override, secretName, caKeyInTheSecret)
+			return nil, fmt.Errorf("%s: trigger %d: secure %v, certSecret %s/%s, serverNameOverride %q; want secure with %s/%s", TLSComponentDir, i, secure, name, key, override, secretName, caKeyInTheSecret)
 		}
 		if serverName != "" && override != serverName {
-			return nil, nil, fmt.Errorf("%s: the triggers verify different names (%s, %s)", TLSComponentDir, serverName, override)
+			return nil, fmt.Errorf("%s: the triggers verify different names (%s, %s)", TLSComponentDir, serverName, override)
 		}
 		serverName, caPath = override, filepath.Join("/argo-events/secrets", name, key)
 	}
 	if !slices.Contains(dnsNames, serverName) {
-		return nil, nil, fmt.Errorf("%s: the Certificate's dnsNames %v lack %q, the name the Sensor verifies", CertManagerDir, dnsNames, serverName)
+		return nil, fmt.Errorf("%s: the Certificate's dnsNames %v lack %q, the name the Sensor verifies", CertManagerDir, dnsNames, serverName)
 	}
 	vol := filepath.Join(dir, "tls", filepath.Base(filepath.Dir(certFlag)))
 	if err := os.MkdirAll(vol, 0o755); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	s := &serverTLS{
 		dir: vol, certFile: filepath.Join(vol, filepath.Base(certFlag)), keyFile: filepath.Join(vol, filepath.Base(keyFlag)),
 		serverName: serverName, dnsNames: dnsNames, caPath: caPath, deployment: rendered,
 	}
 	if _, err := s.issue(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	for _, f := range []string{s.certFile, s.keyFile, filepath.Join(vol, caKeyInTheSecret)} {
 		if err := os.Symlink(filepath.Join("..data", filepath.Base(f)), f); err != nil {
-			return nil, nil, err
-		}
-	}
-	return sensor, s, nil
-}
-
-// renderOverlay builds a kustomization of the given resource and component directories (relative to
-// the repository root), as a user's overlay naming them would.
-func renderOverlay(root string, resources, components []string) ([]*unstructured.Unstructured, error) {
-	dir, err := os.MkdirTemp("", dirPrefix+"overlay-")
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	rel := func(paths []string) []string {
-		var out []string
-		for _, p := range paths {
-			r, _ := filepath.Rel(dir, filepath.Join(root, p)) // kustomize takes relative paths only
-			out = append(out, r)
-		}
-		return out
-	}
-	kust := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [%s]\ncomponents: [%s]\n",
-		strings.Join(rel(resources), ", "), strings.Join(rel(components), ", "))
-	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kust), 0o600); err != nil {
-		return nil, err
-	}
-	res, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
-	if err != nil {
-		return nil, fmt.Errorf("kustomize build of %v with components %v: %w", resources, components, err)
-	}
-	var out []*unstructured.Unstructured
-	for _, r := range res.Resources() {
-		// Through JSON, so numbers are int64 as everywhere else in unstructured objects.
-		b, err := r.MarshalJSON()
-		if err != nil {
 			return nil, err
 		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(b); err != nil {
-			return nil, err
-		}
-		out = append(out, u)
 	}
-	return out, nil
+	return s, nil
 }
 
 // issue signs a new server certificate for the Certificate's names (and, first time or when a new CA

@@ -3,7 +3,9 @@ package rig
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -12,11 +14,36 @@ import (
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
 )
 
-// NamespaceInstallDir is the kustomization users apply to run the server in one namespace, relative to
-// the repository root.
-const NamespaceInstallDir = "manifests/namespace-install"
+// NamespaceInstallDir and ClusterInstallDir are the overlays users apply, relative to the repository root.
+const (
+	NamespaceInstallDir = "manifests/namespace-install"
+	ClusterInstallDir   = "manifests/cluster-install"
+)
+
+// InstallFile is the one file of an overlay a user edits: the ConfigMap resume-trigger-install (install
+// namespace, served namespaces, webhook namespaces) and, in namespace-install, the RoleBinding of each
+// served namespace.
+const InstallFile = "install.yaml"
+
+// servedGrantLabel marks the RoleBindings an overlay puts into the served namespaces.
+const servedGrantLabel = "resume-trigger.argocontroller.io/grant"
+
+// InstallValues are what a user writes into an overlay's install.yaml.
+type InstallValues struct {
+	// Namespace is the install namespace (data.namespace).
+	Namespace string
+	// Namespaces are the served namespaces (data.namespaces); in namespace-install each also gets a copy
+	// of the shipped served RoleBinding, as the file's comment tells a user to make.
+	Namespaces []string
+	// WebhookNamespaces are data.webhookNamespaces.
+	WebhookNamespaces []string
+	// Components are more kustomize Components (folders relative to the checkout, e.g. manifests/tls),
+	// listed in the overlay's kustomization before ../components/install, as a user adds them.
+	Components []string
+}
 
 var (
 	clusterRoleGVR    = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}
@@ -25,11 +52,16 @@ var (
 	serviceAccountGVR = schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}
 )
 
-// notApplied are the kinds of manifests/namespace-install that a test does not apply: the rig installed
-// the CRD, the test made its own namespace, and the server runs as a process of the test.
+// notApplied are the kinds of manifests/namespace-install that ApplyNamespaceInstall does not apply: the
+// rig installed the CRD, the test made its own namespace, the server runs as a process of the test, and the
+// argo-events objects and the EventSource's ClusterRoleBinding are the chain's (tests/internal/chain).
 var notApplied = map[string]bool{
 	"CustomResourceDefinition": true, "Namespace": true, "Deployment": true, "Service": true, "NetworkPolicy": true,
+	"EventBus": true, "EventSource": true, "Sensor": true, "ClusterRoleBinding": true,
 }
+
+// shippedDirs are the folders an overlay reaches with ../ paths; RenderInstall copies them.
+var shippedDirs = []string{"manifests", "sensor", "eventsource"}
 
 // RenderNamespaceInstall renders manifests/namespace-install with kustomize's Go API, as
 // `kubectl apply -k` would.
@@ -39,32 +71,138 @@ func RenderNamespaceInstall(root string) ([]*unstructured.Unstructured, error) {
 
 // Render builds the kustomization in dir (relative to the repository root) as kustomize would.
 func Render(root, dir string) ([]*unstructured.Unstructured, error) {
-	resources, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), filepath.Join(root, dir))
+	return render(filesys.MakeFsOnDisk(), root, dir)
+}
+
+func render(fs filesys.FileSystem, root, dir string) ([]*unstructured.Unstructured, error) {
+	resources, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(fs, filepath.Join(root, dir))
 	if err != nil {
 		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
 	}
 	var out []*unstructured.Unstructured
 	for _, res := range resources.Resources() {
-		m, err := res.Map()
+		// Through JSON, so numbers are int64 as everywhere in unstructured (res.Map gives int).
+		b, err := res.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("%s: rendered %s/%s: %w", dir, res.GetKind(), res.GetName(), err)
 		}
-		out = append(out, &unstructured.Unstructured{Object: m})
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(b); err != nil {
+			return nil, fmt.Errorf("%s: rendered %s/%s: %w", dir, res.GetKind(), res.GetName(), err)
+		}
+		out = append(out, u)
 	}
 	return out, nil
 }
 
-// ApplyNamespaceInstall renders manifests/namespace-install and applies the server's identity and RBAC
-// for namespace ns: the ClusterRole as is (created, or updated when an earlier test of the same rig made
-// it), the ServiceAccount and the RoleBinding moved from the overlay's namespace into ns (in code; the
-// files are what users apply). It returns the applied objects. A kind it does not know is an error: the
-// caller must decide whether the server needs it.
+// RenderImage renders the overlay dir with every image named name set to newName:newTag, as
+// `kustomize edit set image` in a kustomization on top of it would. The checkout is untouched.
+func RenderImage(root, dir, name, newName, newTag string) ([]*unstructured.Unstructured, error) {
+	fs, err := shippedFS(root)
+	if err != nil {
+		return nil, err
+	}
+	top := filepath.Join(root, ".release", filepath.Base(dir)) // in memory only
+	k := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../%s\nimages:\n  - name: %s\n    newName: %s\n    newTag: %q\n",
+		dir, name, newName, newTag)
+	if err := fs.WriteFile(filepath.Join(top, "kustomization.yaml"), []byte(k)); err != nil {
+		return nil, err
+	}
+	return render(fs, top, ".")
+}
+
+// shippedFS is an in-memory copy of the shipped YAML at the same paths.
+func shippedFS(root string) (filesys.FileSystem, error) {
+	fs := filesys.MakeFsInMemory()
+	for _, d := range shippedDirs {
+		err := filepath.WalkDir(filepath.Join(root, d), func(path string, e os.DirEntry, err error) error {
+			if err != nil || e.IsDir() || !strings.HasSuffix(path, ".yaml") {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			return fs.WriteFile(path, b)
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return fs, nil
+}
+
+// RenderInstall renders the overlay dir (relative to root) after editing its install.yaml the way its
+// comments tell a user to: the three values set from v, and in place of the shipped served RoleBinding
+// one copy per served namespace. The edit happens in memory; the checkout is untouched.
+func RenderInstall(root, dir string, v InstallValues) ([]*unstructured.Unstructured, error) {
+	fs, err := shippedFS(root)
+	if err != nil {
+		return nil, err
+	}
+	file := filepath.Join(root, dir, InstallFile)
+	docs, err := ReadObjects(file)
+	if err != nil {
+		return nil, err
+	}
+	var edited []*unstructured.Unstructured
+	values := false
+	for _, u := range docs {
+		switch {
+		case u.GetKind() == "ConfigMap" && u.GetName() == "resume-trigger-install":
+			values = true
+			for k, val := range map[string]string{
+				"namespace":         v.Namespace,
+				"namespaces":        strings.Join(v.Namespaces, ","),
+				"webhookNamespaces": strings.Join(v.WebhookNamespaces, ","),
+			} {
+				if err := unstructured.SetNestedField(u.Object, val, "data", k); err != nil {
+					return nil, err
+				}
+			}
+			edited = append(edited, u)
+		case u.GetKind() == "RoleBinding" && u.GetLabels()[servedGrantLabel] == "served-namespace":
+			for _, ns := range v.Namespaces {
+				c := u.DeepCopy()
+				c.SetNamespace(ns)
+				edited = append(edited, c)
+			}
+		default:
+			edited = append(edited, u)
+		}
+	}
+	if !values {
+		return nil, fmt.Errorf("%s has no ConfigMap resume-trigger-install", file)
+	}
+	var b strings.Builder
+	for _, u := range edited {
+		y, err := yaml.Marshal(u.Object)
+		if err != nil {
+			return nil, err
+		}
+		b.WriteString("---\n")
+		b.Write(y)
+	}
+	if err := fs.WriteFile(file, []byte(b.String())); err != nil {
+		return nil, err
+	}
+	if err := addComponents(fs, root, dir, v.Components); err != nil {
+		return nil, err
+	}
+	return render(fs, root, dir)
+}
+
+// ApplyNamespaceInstall renders manifests/namespace-install for install namespace ns serving ns alone
+// (RenderInstall: the overlay itself puts every object and subject there) and applies the server's
+// identity and RBAC: the ClusterRoles as they are (created, or updated when an earlier test of the same
+// rig made them), the ServiceAccounts, Roles and RoleBindings. It returns the applied objects. A kind it
+// does not know is an error: the caller must decide whether the server needs it.
 func (r *Rig) ApplyNamespaceInstall(ctx context.Context, ns string) ([]*unstructured.Unstructured, error) {
 	root, err := RepoRoot()
 	if err != nil {
 		return nil, err
 	}
-	objs, err := RenderNamespaceInstall(root)
+	objs, err := RenderInstall(root, NamespaceInstallDir, InstallValues{Namespace: ns, Namespaces: []string{ns}})
 	if err != nil {
 		return nil, err
 	}
@@ -83,26 +221,19 @@ func (r *Rig) ApplyNamespaceInstall(ctx context.Context, ns string) ([]*unstruct
 			gvr = roleGVR
 		case kind == "RoleBinding":
 			gvr = roleBindingGVR
-			subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
-			for _, s := range subjects {
-				if s := s.(map[string]any); s["kind"] == "ServiceAccount" {
-					s["namespace"] = ns
-				}
-			}
-			if err := unstructured.SetNestedSlice(u.Object, subjects, "subjects"); err != nil {
-				return nil, err
-			}
 		default:
 			return nil, fmt.Errorf("%s renders a %s (%s) the rig does not know: decide whether the server needs it", NamespaceInstallDir, kind, u.GetName())
 		}
 		var client dynamic.ResourceInterface = r.dynamic.Resource(gvr)
 		if u.GetNamespace() != "" {
-			u.SetNamespace(ns)
+			if u.GetNamespace() != ns {
+				return nil, fmt.Errorf("%s rendered for namespace %s puts %s %s into %s", NamespaceInstallDir, ns, u.GetKind(), u.GetName(), u.GetNamespace())
+			}
 			client = r.dynamic.Resource(gvr).Namespace(ns)
 		}
 		out, err := client.Create(ctx, u, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
-			// The ClusterRole outlives a test's namespace (same rig, -count > 1).
+			// The ClusterRoles outlive a test's namespace (same rig, -count > 1).
 			old, gerr := client.Get(ctx, u.GetName(), metav1.GetOptions{})
 			if gerr != nil {
 				return nil, gerr
@@ -116,4 +247,38 @@ func (r *Rig) ApplyNamespaceInstall(ctx context.Context, ns string) ([]*unstruct
 		applied = append(applied, out)
 	}
 	return applied, nil
+}
+
+// addComponents puts components (folders relative to root) at the head of the components list of the
+// kustomization in dir, in fs: before ../components/install, which must stay last.
+func addComponents(fs filesys.FileSystem, root, dir string, components []string) error {
+	if len(components) == 0 {
+		return nil
+	}
+	file := filepath.Join(root, dir, "kustomization.yaml")
+	b, err := fs.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	k := map[string]any{}
+	if err := yaml.Unmarshal(b, &k); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	var list []any
+	for _, c := range components {
+		rel, err := filepath.Rel(filepath.Join(root, dir), filepath.Join(root, c))
+		if err != nil {
+			return err
+		}
+		list = append(list, rel)
+	}
+	if old, ok := k["components"].([]any); ok {
+		list = append(list, old...)
+	}
+	k["components"] = list
+	out, err := yaml.Marshal(k)
+	if err != nil {
+		return err
+	}
+	return fs.WriteFile(file, out)
 }
