@@ -3,6 +3,7 @@ package chain
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -75,17 +76,15 @@ func (c *Chain) SetLink(ctx context.Context, comp Component, up bool) error {
 func (c *Chain) StartServerReplica(ctx context.Context, name, grpcAddress, metricsAddress string, args ...string) (*rig.Process, error) {
 	log := filepath.Join(c.Dir, "logs", name+".log")
 	c.addLog(log)
-	argv := []string{
-		"--kubeconfig", c.serverKubeconfig,
-		"--namespaces", c.Namespace,
-		"--exec-timeout", c.opts.ExecTimeout.String(),
-		"--log-format", "json",
-	}
-	argv = append(argv, c.opts.ServerArgs...)
-	// Last: a flag given twice takes the last value.
-	argv = append(argv, "--grpc-address", grpcAddress, "--metrics-address", metricsAddress)
+	c.mu.Lock()
+	// The chain's own command line (the rendered Deployment's args, then the chain's), its addresses
+	// replaced: a flag given twice takes the last value.
+	argv := append(c.serverArgs(), "--grpc-address", grpcAddress, "--metrics-address", metricsAddress)
 	argv = append(argv, args...)
-	p, err := c.startProc(name, log, exec.Command(c.serverBin, argv...)) //nolint:noctx // long-lived: stopped by the caller or Stop and reaped by the chain's reaper, never by a context
+	cmd := exec.Command(c.serverBin, argv...) //nolint:noctx // long-lived: stopped by the caller or Stop and reaped by the chain's reaper, never by a context
+	cmd.Env = append(os.Environ(), c.install.serverEnv...)
+	c.mu.Unlock()
+	p, err := c.startProc(name, log, cmd)
 	if err != nil {
 		return nil, err
 	}
