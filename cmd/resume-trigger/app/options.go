@@ -41,6 +41,7 @@ type Options struct {
 	ResyncPeriod    time.Duration
 
 	PausedMetrics bool
+	Profiling     bool
 
 	LeaderElect        bool
 	LeaderElectionNS   string
@@ -109,6 +110,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&o.RevisitRate, "revisit-rate", o.RevisitRate, "most revisits of Pending Resumes per second, over all of them; each revisit costs about 4 API calls")
 	fs.DurationVar(&o.ResyncPeriod, "resync-period", o.ResyncPeriod, "how often every served Resume is listed, to take up Pending ones no request reached (and on start)")
 	fs.BoolVar(&o.PausedMetrics, "paused-metrics", o.PausedMetrics, "serve resume_trigger_paused_containers and resume_trigger_oldest_pause_seconds: one pod LIST per served namespace per scrape, at most every 30s")
+	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "serve Go's pprof profiles under /debug/pprof/ on --metrics-address; off by default, as they expose the server's internals")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "with more than one replica: only the holder of a Lease serves and revisits, the others stand by (not ready)")
 	fs.StringVar(&o.LeaderElectionNS, "leader-election-namespace", o.LeaderElectionNS, "namespace of the Lease; empty means the server's own namespace (POD_NAMESPACE)")
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "name of the Lease")
@@ -140,6 +142,9 @@ func (o *Options) Complete() error {
 	}
 	if (o.TLSCertFile == "") != (o.TLSKeyFile == "") {
 		errs = append(errs, errors.New("--tls-cert-file and --tls-key-file go together"))
+	}
+	if o.Profiling && o.MetricsAddress == "" {
+		errs = append(errs, errors.New("--profiling needs --metrics-address: the profiles are served there"))
 	}
 	if o.RequestTimeout <= 0 || o.ExecTimeout <= 0 || o.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("timeouts must be positive"))
