@@ -153,6 +153,15 @@ func TestOptionsComplete(t *testing.T) {
 			args:    []string{"--namespaces", "argo", "--resume-deadline", "0s"},
 			wantErr: "--resume-deadline",
 		},
+		"a client-side limit without burst": {
+			args:    []string{"--namespaces", "argo", "--kube-api-qps", "10", "--kube-api-burst", "0"},
+			wantErr: "--kube-api-burst must be at least 1",
+		},
+		"no client-side limit": {
+			args:      []string{"--namespaces", "argo", "--kube-api-qps", "-1", "--kube-api-burst", "0"},
+			wantNS:    []string{"argo"},
+			wantLevel: logrus.InfoLevel,
+		},
 		"profiling without a metrics endpoint": {
 			args:    []string{"--namespaces", "argo", "--profiling", "--metrics-address", ""},
 			wantErr: "--profiling needs --metrics-address",
@@ -250,7 +259,8 @@ func TestAddFlags(t *testing.T) {
 	}
 	t.Run("defaults", func(t *testing.T) {
 		o := NewOptions()
-		if o.GRPCAddress != ":9000" || o.MetricsAddress != ":8080" || o.RequestTimeout != 30*time.Second || o.ExecTimeout != 10*time.Second || o.LogFormat != "json" {
+		if o.GRPCAddress != ":9000" || o.MetricsAddress != ":8080" || o.RequestTimeout != 30*time.Second || o.ExecTimeout != 10*time.Second || o.LogFormat != "json" ||
+			o.APIQPS != 500 || o.APIBurst != 1000 || o.Profiling {
 			t.Errorf("defaults = %+v", o)
 		}
 	})
