@@ -87,6 +87,45 @@ type Finder struct {
 // release; the error's fault.Kind says whether a retry can help.
 func (f *Finder) Find(ctx context.Context, ns string, step request.Step) (Result, error) {
 	wf, err := f.Workflows.ArgoprojV1alpha1().Workflows(ns).Get(ctx, step.Workflow, metav1.GetOptions{})
+	return f.find(ctx, ns, step, wf, err)
+}
+
+// Prefetch starts reading workflow name in ns at once, before the step to look up is known for sure (a
+// Resume's spec is read meanwhile). Its Find uses that read for a step of the same workflow.
+func (f *Finder) Prefetch(ctx context.Context, ns, name string) *Prefetched {
+	p := &Prefetched{f: f, ns: ns, name: name, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.wf, p.err = f.Workflows.ArgoprojV1alpha1().Workflows(ns).Get(ctx, name, metav1.GetOptions{})
+	}()
+	return p
+}
+
+// Prefetched is a Workflow being read ahead of its lookup.
+type Prefetched struct {
+	f        *Finder
+	ns, name string
+	done     chan struct{}
+	wf       *wfv1.Workflow
+	err      error
+}
+
+// Find is Finder.Find in namespace ns with the prefetched read, when step names the prefetched workflow
+// in that namespace; otherwise it reads the step's own workflow.
+func (p *Prefetched) Find(ctx context.Context, ns string, step request.Step) (Result, error) {
+	if ns != p.ns || step.Workflow != p.name {
+		return p.f.Find(ctx, ns, step)
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return Result{}, fault.Transientf("get workflow %s/%s: %w", ns, step.Workflow, ctx.Err())
+	}
+	return p.f.find(ctx, ns, step, p.wf, p.err)
+}
+
+// find is the lookup of step once its workflow was read (err is the read's error).
+func (f *Finder) find(ctx context.Context, ns string, step request.Step, wf *wfv1.Workflow, err error) (Result, error) {
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return Result{}, &fault.Error{Kind: fault.NotFound, Err: &NoWorkflowError{Namespace: ns, Name: step.Workflow}}
