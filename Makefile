@@ -90,6 +90,11 @@ test-e2e: ## End-to-end tests with real nats-server and argo-events binaries.
 	cd tests && $(GO) test $(TEST_FLAGS) -timeout 20m ./e2e/...
 
 .PHONY: bench
-bench: ## Benchmarks: exec round trip, a whole release through the API server, a Resume to Argo's Succeeded node.
+bench: ## Performance beside the bare-exec floor on a local control plane: a Markdown table and docs/bench.png (about 3-5 min).
+	$(TOOLS) etcd kube-apiserver >/dev/null
+	cd tests && $(GO) run ./cmd/bench -plot ../docs/bench.png $(BENCH_FLAGS)
+
+.PHONY: bench-go
+bench-go: ## Go benchmarks: exec round trip, a whole release through the API server, a Resume to Argo's Succeeded node.
 	$(TOOLS) etcd kube-apiserver workflow-controller >/dev/null
 	cd tests && $(GO) test -run '^$$' -bench . -benchtime 20x -count 5 ./internal/rig/... ./integration/...
