@@ -216,7 +216,8 @@ func (f *Finder) listPods(ctx context.Context, ns, workflow, rv string) ([]corev
 // byName reads the pods of picks by the names Argo computes for their nodes (both names when the
 // Workflow does not say which format its controller used), all at once. ok is true when the names decide:
 // every picked node has exactly one pod among them that is live (not labelled completed) and controlled by
-// this run of the workflow; then targets and skipped are the answer. Otherwise the caller lists the pods.
+// this run of the workflow; then targets and skipped are the answer. Otherwise, or when a GET is forbidden, the
+// caller lists the pods.
 func (f *Finder) byName(ctx context.Context, ns string, wf *wfv1.Workflow, picks []pickedNode, step request.Step) (targets []Target, skipped []Skip, ok bool, err error) {
 	var names []string
 	seen := map[string]bool{}
@@ -242,6 +243,10 @@ func (f *Finder) byName(ctx context.Context, ns string, wf *wfv1.Workflow, picks
 		switch {
 		case apierrors.IsNotFound(errs[i]):
 			continue
+		case apierrors.IsForbidden(errs[i]):
+			// A reader allowed to list pods but not to get them (kubectl resume's users may be): the
+			// LIST decides, and says so if it is refused too.
+			return nil, nil, false, nil
 		case errs[i] != nil:
 			return nil, nil, false, apiError(fmt.Sprintf("get pod %s/%s of workflow %s", ns, names[i], wf.Name), errs[i])
 		case p.Labels[argo.LabelCompleted] == "true" || p.Labels[argo.LabelWorkflow] != wf.Name:
