@@ -235,6 +235,8 @@ type throughput struct {
 	p50     time.Duration
 	perSec  float64
 	callers int
+	// peakRSS is the server's VmHWM right after this run.
+	peakRSS int64
 }
 
 // rounds is how many alternating batches a comparison is split into, so that the machine's other load
@@ -388,7 +390,11 @@ func (b *bench) measure(ctx context.Context) (*results, error) {
 			sl = append(sl, lat...)
 		}
 		res.floor.runs[n] = throughput{p50: percentile(fl, 50), perSec: float64(len(fl)) / ft.Seconds(), callers: n}
-		res.server.runs[n] = throughput{p50: percentile(sl, 50), perSec: float64(len(sl)) / st.Seconds(), callers: n}
+		rss, err := peakRSS(srv.pid())
+		if err != nil {
+			return nil, err
+		}
+		res.server.runs[n] = throughput{p50: percentile(sl, 50), perSec: float64(len(sl)) / st.Seconds(), callers: n, peakRSS: rss}
 	}
 
 	step("single API requests of a release, from the bench's client")

@@ -82,7 +82,11 @@ func (r *results) markdown() string {
 	cpu := float64(r.serverCPU.Microseconds()) / 1000 / float64(max(r.resumes, 1))
 	row("server CPU per resume", "–", fmt.Sprintf("%.2f ms (%s over %d resumes)", cpu, r.serverCPU.Round(10*time.Millisecond), r.resumes), "", fmt.Sprintf("≤ %.0f ms", goalCPU), atMost(cpu, goalCPU))
 	rss := float64(r.peakRSS) / mib
-	row("server peak RSS (VmHWM)", "–", fmt.Sprintf("%.1f MiB", rss), "", fmt.Sprintf("≤ %.0f MiB", goalRSS), atMost(rss, goalRSS))
+	var steps []string
+	for _, n := range callers {
+		steps = append(steps, fmt.Sprintf("%.1f after %d callers", float64(r.server.runs[n].peakRSS)/mib, n))
+	}
+	row("server peak RSS (VmHWM)", "–", fmt.Sprintf("%.1f MiB (%s)", rss, strings.Join(steps, ", ")), "", fmt.Sprintf("≤ %.0f MiB", goalRSS), atMost(rss, goalRSS))
 	fp := ratio(float64(r.loadedP50), float64(r.emptyP50))
 	row("flat: sequential p50, empty → loaded namespace", ms(r.emptyP50), ms(r.loadedP50), fmt.Sprintf("%.2f×", fp), fmt.Sprintf("within ±%.0f%%", goalFlat*100), atMost(math.Abs(fp-1), goalFlat))
 	fr := ratio(float64(r.loadedRSS), float64(r.emptyRSS))
