@@ -296,12 +296,12 @@ func (b *bench) measure(ctx context.Context) (*results, error) {
 	step(fmt.Sprintf("flatness: %d Executes each on the empty and the loaded namespace, alternating", b.cfg.sequential))
 	var empty, loaded []time.Duration
 	for i := range rounds {
-		lat, err := b.serverRun(ctx, srv, "bench", fmt.Sprintf("flat%d", i), 1, b.cfg.sequential/rounds)
+		lat, err := b.serverRun(ctx, srv, "bench", fmt.Sprintf("flat%d", i), 1, max(1, b.cfg.sequential/rounds))
 		if err != nil {
 			return nil, err
 		}
 		empty = append(empty, lat...)
-		if lat, err = b.serverRun(ctx, full, "bench-full", fmt.Sprintf("flat%d", i), 1, b.cfg.sequential/rounds); err != nil {
+		if lat, err = b.serverRun(ctx, full, "bench-full", fmt.Sprintf("flat%d", i), 1, max(1, b.cfg.sequential/rounds)); err != nil {
 			return nil, err
 		}
 		loaded = append(loaded, lat...)
@@ -347,13 +347,13 @@ func (b *bench) measure(ctx context.Context) (*results, error) {
 
 	step(fmt.Sprintf("sequential: %d bare execs and %d Executes, alternating", b.cfg.sequential, b.cfg.sequential))
 	for i := range rounds {
-		lat, err := b.floorRun(ctx, "bench", pod, 1, b.cfg.sequential/rounds)
+		lat, err := b.floorRun(ctx, "bench", pod, 1, max(1, b.cfg.sequential/rounds))
 		if err != nil {
 			return nil, err
 		}
 		res.floor.seq = append(res.floor.seq, lat...)
 		if lat, err = measured(func() ([]time.Duration, error) {
-			return b.serverRun(ctx, srv, "bench", fmt.Sprintf("seq%d", i), 1, b.cfg.sequential/rounds)
+			return b.serverRun(ctx, srv, "bench", fmt.Sprintf("seq%d", i), 1, max(1, b.cfg.sequential/rounds))
 		}); err != nil {
 			return nil, err
 		}
