@@ -108,6 +108,11 @@ mutation: ## Delete each guarded check in turn (hack/mutation.sh) and fail if th
 	hack/mutation.sh
 
 .PHONY: bench
-bench: ## Benchmarks: exec round trip, a whole release through the API server, a Resume to Argo's Succeeded node.
+bench: ## Performance beside the bare-exec floor on a local control plane: a Markdown table and docs/bench.png (about 3-5 min).
+	$(TOOLS) etcd kube-apiserver >/dev/null
+	cd tests && $(GO) run ./cmd/bench -plot ../docs/bench.png $(BENCH_FLAGS)
+
+.PHONY: bench-go
+bench-go: ## Go benchmarks: exec round trip, a whole release through the API server, a Resume to Argo's Succeeded node.
 	$(TOOLS) etcd kube-apiserver workflow-controller >/dev/null
 	cd tests && $(GO) test -run '^$$' -bench . -benchtime 20x -count 5 ./internal/rig/... ./integration/...

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	wfclient "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
@@ -71,8 +72,10 @@ type Result struct {
 	Skipped     []Skip
 }
 
-// Finder looks steps up with one GET of the Workflow and one label-selected LIST of its pods. It keeps no
-// cache: memory does not grow with the number of workflows in the cluster.
+// Finder looks steps up with one GET of the Workflow and a GET of each picked node's pod by the name Argo
+// gives it, or one label-selected LIST of the workflow's live pods when the names do not decide (or the
+// step picks many nodes). It keeps no cache: memory does not grow with the number of workflows in the
+// cluster, nor the cost of a lookup with the number of pods in the namespace.
 type Finder struct {
 	Workflows wfclient.Interface
 	Pods      kubernetes.Interface
@@ -84,6 +87,45 @@ type Finder struct {
 // release; the error's fault.Kind says whether a retry can help.
 func (f *Finder) Find(ctx context.Context, ns string, step request.Step) (Result, error) {
 	wf, err := f.Workflows.ArgoprojV1alpha1().Workflows(ns).Get(ctx, step.Workflow, metav1.GetOptions{})
+	return f.find(ctx, ns, step, wf, err)
+}
+
+// Prefetch starts reading workflow name in ns at once, before the step to look up is known for sure (a
+// Resume's spec is read meanwhile). Its Find uses that read for a step of the same workflow.
+func (f *Finder) Prefetch(ctx context.Context, ns, name string) *Prefetched {
+	p := &Prefetched{f: f, ns: ns, name: name, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.wf, p.err = f.Workflows.ArgoprojV1alpha1().Workflows(ns).Get(ctx, name, metav1.GetOptions{})
+	}()
+	return p
+}
+
+// Prefetched is a Workflow being read ahead of its lookup.
+type Prefetched struct {
+	f        *Finder
+	ns, name string
+	done     chan struct{}
+	wf       *wfv1.Workflow
+	err      error
+}
+
+// Find is Finder.Find in namespace ns with the prefetched read, when step names the prefetched workflow
+// in that namespace; otherwise it reads the step's own workflow.
+func (p *Prefetched) Find(ctx context.Context, ns string, step request.Step) (Result, error) {
+	if ns != p.ns || step.Workflow != p.name {
+		return p.f.Find(ctx, ns, step)
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return Result{}, fault.Transientf("get workflow %s/%s: %w", ns, step.Workflow, ctx.Err())
+	}
+	return p.f.find(ctx, ns, step, p.wf, p.err)
+}
+
+// find is the lookup of step once its workflow was read (err is the read's error).
+func (f *Finder) find(ctx context.Context, ns string, step request.Step, wf *wfv1.Workflow, err error) (Result, error) {
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return Result{}, &fault.Error{Kind: fault.NotFound, Err: &NoWorkflowError{Namespace: ns, Name: step.Workflow}}
@@ -104,6 +146,23 @@ func (f *Finder) Find(ctx context.Context, ns string, step request.Step) (Result
 		return res, nothingToRelease(wf.Name, step, res.Skipped)
 	}
 
+	// The step's pods are first read by the names Argo gives them: a GET by name costs the same however
+	// many pods the namespace holds, where a label-selected LIST makes the API server scan every pod of
+	// the namespace. The names decide only when each picked node's pod is there and is this run's; in any
+	// other case (no pod yet, an earlier run's or a stranger's pod by that name, a completed pod) the LIST
+	// below decides, as it sees every pod that claims the node.
+	if len(picks) <= maxPodGets {
+		if targets, skipped, ok, err := f.byName(ctx, ns, wf, picks, step); err != nil {
+			return res, err
+		} else if ok {
+			res.Targets, res.Skipped = targets, append(res.Skipped, skipped...)
+			if len(res.Targets) == 0 {
+				return res, nothingToRelease(wf.Name, step, res.Skipped)
+			}
+			return res, nil
+		}
+	}
+
 	// The pods are listed from the API server's watch cache first (ResourceVersion "0"), which answers at
 	// once. A consistent list waits until that cache has caught up with etcd, which after a write
 	// elsewhere (the Resume just created) took about 65 ms on a quiet server, most of a release's time.
@@ -112,14 +171,11 @@ func (f *Finder) Find(ctx context.Context, ns string, step request.Step) (Result
 	// found, the pods are listed again, consistently, and that answer stands.
 	base := res.Skipped
 	for _, rv := range []string{"0", ""} {
-		pods, err := f.Pods.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{
-			LabelSelector:   podSelector(wf.Name),
-			ResourceVersion: rv,
-		})
+		pods, err := f.listPods(ctx, ns, wf.Name, rv)
 		if err != nil {
-			return res, apiError(fmt.Sprintf("list pods of workflow %s/%s", ns, wf.Name), err)
+			return res, err
 		}
-		res.Targets, res.Skipped = collect(wf, picks, pods.Items, step)
+		res.Targets, res.Skipped = collect(wf, picks, pods, step)
 		res.Skipped = append(slices.Clip(base), res.Skipped...)
 		if len(res.Targets) > 0 && !slices.ContainsFunc(res.Skipped, func(s Skip) bool { return fault.KindOf(s.Reason) == fault.Transient }) {
 			break
@@ -129,6 +185,84 @@ func (f *Finder) Find(ctx context.Context, ns string, step request.Step) (Result
 		return res, nothingToRelease(wf.Name, step, res.Skipped)
 	}
 	return res, nil
+}
+
+// maxPodGets is the most picked nodes whose pods are read one GET each; a step with more (a loop's
+// iterations) is read with one LIST, which costs one request however many pods it returns.
+const maxPodGets = 4
+
+// listPage bounds one page of a pod LIST, so a loop with thousands of live pods is read in pieces.
+const listPage = 500
+
+// listPods lists the workflow's live pods (podSelector) a page at a time; rv "0" reads the API server's
+// watch cache, "" reads consistently.
+func (f *Finder) listPods(ctx context.Context, ns, workflow, rv string) ([]corev1.Pod, error) {
+	opts := metav1.ListOptions{LabelSelector: podSelector(workflow), ResourceVersion: rv, Limit: listPage}
+	var pods []corev1.Pod
+	for {
+		page, err := f.Pods.CoreV1().Pods(ns).List(ctx, opts)
+		if err != nil {
+			return nil, apiError(fmt.Sprintf("list pods of workflow %s/%s", ns, workflow), err)
+		}
+		pods = append(pods, page.Items...)
+		if opts.Continue = page.Continue; opts.Continue == "" {
+			return pods, nil
+		}
+		// A continued list is read at the resource version of its first page.
+		opts.ResourceVersion = ""
+	}
+}
+
+// byName reads the pods of picks by the names Argo computes for their nodes (both names when the
+// Workflow does not say which format its controller used), all at once. ok is true when the names decide:
+// every picked node has exactly one pod among them that is live (not labelled completed) and controlled by
+// this run of the workflow; then targets and skipped are the answer. Otherwise, or when a GET is forbidden, the
+// caller lists the pods.
+func (f *Finder) byName(ctx context.Context, ns string, wf *wfv1.Workflow, picks []pickedNode, step request.Step) (targets []Target, skipped []Skip, ok bool, err error) {
+	var names []string
+	seen := map[string]bool{}
+	for _, p := range picks {
+		for _, n := range argo.PodNames(wf, p.node) {
+			if !seen[n] {
+				seen[n] = true
+				names = append(names, n)
+			}
+		}
+	}
+	got := make([]*corev1.Pod, len(names))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() {
+			got[i], errs[i] = f.Pods.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		})
+	}
+	wg.Wait()
+	var pods []corev1.Pod
+	for i, p := range got {
+		switch {
+		case apierrors.IsNotFound(errs[i]):
+			continue
+		case apierrors.IsForbidden(errs[i]):
+			// A reader allowed to list pods but not to get them (kubectl resume's users may be): the
+			// LIST decides, and says so if it is refused too.
+			return nil, nil, false, nil
+		case errs[i] != nil:
+			return nil, nil, false, apiError(fmt.Sprintf("get pod %s/%s of workflow %s", ns, names[i], wf.Name), errs[i])
+		case p.Labels[argo.LabelCompleted] == "true" || p.Labels[argo.LabelWorkflow] != wf.Name:
+			// Not what the LIST would show: let it decide.
+			return nil, nil, false, nil
+		}
+		pods = append(pods, *p)
+	}
+	byNode, byName := indexPods(pods)
+	for _, p := range picks {
+		if _, err := podOf(wf, p.node, byNode, byName); err != nil {
+			return nil, nil, false, nil
+		}
+	}
+	targets, skipped = collect(wf, picks, pods, step)
+	return targets, skipped, true, nil
 }
 
 // podSelector selects a workflow's pods that Argo has not finished with: a completed pod has nothing to

@@ -3,6 +3,7 @@ package lookup_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -200,11 +201,38 @@ func newFinder(c cluster, offloaded lookup.NodeSource) (*lookup.Finder, *wffake.
 	return &lookup.Finder{Workflows: wfc, Pods: kube, Offloaded: offloaded}, wfc, kube
 }
 
-// checkActions asserts the API cost of a lookup: exactly one GET of the workflow, and at most one LIST of its
-// pods selected by the workflow label (none when listPods is false).
-// checkActions asserts the cost of a lookup: one get of the workflow and lists pod lists, the first from
-// the API server's cache (resourceVersion 0), a second one consistent.
-func checkActions(t *testing.T, wfc *wffake.Clientset, kube *k8sfake.Clientset, wf string, lists int) {
+// checkActions asserts the cost of a lookup: one get of the workflow, gets pod GETs by name, then lists
+// pod lists selected by the workflow label, the first from the API server's cache (resourceVersion 0), a
+// second one consistent.
+func checkActions(t *testing.T, wfc *wffake.Clientset, kube *k8sfake.Clientset, wf string, gets, lists int) {
+	t.Helper()
+	gotGets, gotLists := podActions(t, wfc, kube, wf)
+	if gotGets != gets || gotLists != lists {
+		t.Fatalf("pod actions = %v, want %d get(s) then %d list(s)", kube.Actions(), gets, lists)
+	}
+}
+
+// checkFindActions asserts the cost of a lookup whose row states only its outcome: one get of the
+// workflow, pod GETs by name, and then either no list (the names decided) or the lists podLists says;
+// with noPods, no pod request at all.
+func checkFindActions(t *testing.T, wfc *wffake.Clientset, kube *k8sfake.Clientset, wf string, res lookup.Result, noPods bool) {
+	t.Helper()
+	gets, lists := podActions(t, wfc, kube, wf)
+	switch {
+	case noPods:
+		if gets+lists != 0 {
+			t.Fatalf("pod actions = %v, want none", kube.Actions())
+		}
+	case gets == 0 && lists != podLists(res):
+		t.Fatalf("pod actions = %v, want %d list(s) when no pod was read by name", kube.Actions(), podLists(res))
+	case lists != 0 && lists != podLists(res):
+		t.Fatalf("pod actions = %v, want the names to decide or %d list(s)", kube.Actions(), podLists(res))
+	}
+}
+
+// podActions checks the workflow was read with one get and the pods with gets by name followed by
+// label-selected lists, and counts both.
+func podActions(t *testing.T, wfc *wffake.Clientset, kube *k8sfake.Clientset, wf string) (gets, lists int) {
 	t.Helper()
 	wfActions := wfc.Actions()
 	if len(wfActions) != 1 {
@@ -214,27 +242,41 @@ func checkActions(t *testing.T, wfc *wffake.Clientset, kube *k8sfake.Clientset, 
 	if !ok || get.GetVerb() != "get" || get.GetResource().Resource != "workflows" || get.GetNamespace() != ns || get.GetName() != wf {
 		t.Errorf("workflow action = %#v, want get workflows %s/%s", wfActions[0], ns, wf)
 	}
-	podActions := kube.Actions()
-	if len(podActions) != lists {
-		t.Fatalf("pod actions = %v, want %d list", podActions, lists)
-	}
-	for i, a := range podActions {
-		list, ok := a.(k8stesting.ListActionImpl)
-		if !ok || list.GetVerb() != "list" || list.GetResource().Resource != "pods" || list.GetNamespace() != ns {
-			t.Fatalf("pod action = %#v, want list pods in %s", a, ns)
+	for _, a := range kube.Actions() {
+		if a.GetResource().Resource != "pods" || a.GetNamespace() != ns {
+			t.Fatalf("pod action = %#v, want one on pods in %s", a, ns)
 		}
-		// Only the workflow's pods that Argo has not finished with.
+		if g, ok := a.(k8stesting.GetAction); ok && g.GetVerb() == "get" {
+			if lists > 0 {
+				t.Fatalf("pod actions = %v: a get after a list", kube.Actions())
+			}
+			gets++
+			continue
+		}
+		list, ok := a.(k8stesting.ListActionImpl)
+		if !ok || list.GetVerb() != "list" {
+			t.Fatalf("pod action = %#v, want a get or a list", a)
+		}
+		// Only the workflow's pods that Argo has not finished with, a page at a time.
 		if sel, want := list.GetListRestrictions().Labels.String(), "workflows.argoproj.io/completed!=true,workflows.argoproj.io/workflow="+wf; sel != want {
 			t.Errorf("pod list label selector = %q, want %s", sel, want)
 		}
 		if sel := list.GetListRestrictions().Fields.String(); sel != "" {
 			t.Errorf("pod list field selector = %q, want none", sel)
 		}
-		want := []string{"0", ""}[i]
-		if rv := list.ListOptions.ResourceVersion; rv != want {
-			t.Errorf("pod list %d resourceVersion = %q, want %q", i+1, rv, want)
+		if list.ListOptions.Limit <= 0 {
+			t.Errorf("pod list has no limit: a loop's pods are read in pages")
 		}
+		if lists >= 2 {
+			t.Fatalf("pod actions = %v, want at most two lists", kube.Actions())
+		}
+		want := []string{"0", ""}[lists]
+		if rv := list.ListOptions.ResourceVersion; rv != want {
+			t.Errorf("pod list %d resourceVersion = %q, want %q", lists+1, rv, want)
+		}
+		lists++
 	}
+	return gets, lists
 }
 
 // podLists is how many pod lists a lookup needs: the cached one decides alone when it found targets and
@@ -851,15 +893,39 @@ func TestFind(t *testing.T) {
 			expTargets: []target{{Node: helloNode, Pod: helloPod, Container: "main", Stage: v1alpha1.StageBefore}},
 		},
 		"two owned pods for one node is Precondition": {
+			// Without the pod-name-format annotation both names are Argo's; both pods claim the node.
+			cluster: helloWorld().with(podNameFormat(""), func(c *cluster) {
+				dup := c.pods[0].DeepCopy()
+				dup.Name, dup.UID = helloNode, "old-uid"
+				c.pods = append(c.pods, dup)
+			}),
+			step:       request.Step{Workflow: "hello-world", Template: "pause"},
+			expKind:    fault.Precondition,
+			expErr:     []string{"has 2 pods", helloPod, helloNode},
+			expSkipped: []string{helloNode},
+		},
+		"two owned pods for one node under other names is Precondition": {
+			// Argo's name for the node has no pod: the list shows every pod that claims the node.
+			cluster: helloWorld().with(func(c *cluster) {
+				c.pods[0].Name = "renamed"
+				dup := c.pods[0].DeepCopy()
+				dup.Name, dup.UID = "renamed-old", "old-uid"
+				c.pods = append(c.pods, dup)
+			}),
+			step:       request.Step{Workflow: "hello-world", Template: "pause"},
+			expKind:    fault.Precondition,
+			expErr:     []string{"has 2 pods", "renamed", "renamed-old"},
+			expSkipped: []string{helloNode},
+		},
+		"the pod Argo names for the node is released beside another owned pod claiming it": {
+			// The v2 name is the Workflow's own format: that pod is the node's, whatever else claims it.
 			cluster: helloWorld().with(func(c *cluster) {
 				dup := c.pods[0].DeepCopy()
 				dup.Name, dup.UID = helloPod+"-old", "old-uid"
 				c.pods = append(c.pods, dup)
 			}),
 			step:       request.Step{Workflow: "hello-world", Template: "pause"},
-			expKind:    fault.Precondition,
-			expErr:     []string{"has 2 pods", helloPod, helloPod + "-old"},
-			expSkipped: []string{helloNode},
+			expTargets: []target{{Node: helloNode, Pod: helloPod, Container: "main", Stage: v1alpha1.StageBefore}},
 		},
 
 		// Selection errors.
@@ -955,7 +1021,7 @@ func TestFind(t *testing.T) {
 				t.Errorf("result workflow = %s (%s), want %s (%s)", res.Workflow, res.WorkflowUID, tc.cluster.wf.Name, tc.cluster.wf.UID)
 			}
 			wf := tc.step.Workflow
-			checkActions(t, wfc, kube, wf, lists(podLists(res), !tc.expNoList))
+			checkFindActions(t, wfc, kube, wf, res, tc.expNoList)
 		})
 	}
 }
@@ -1142,22 +1208,89 @@ func TestFindPodNameFallback(t *testing.T) {
 }
 
 func TestFindCost(t *testing.T) {
-	// Several targets still cost one GET and one LIST: no per-pod request.
-	c := loop()
-	f, wfc, kube := newFinder(c, nil)
-	res, err := f.Find(context.Background(), ns, request.Step{Workflow: "loop", Template: "item"})
-	if err != nil {
-		t.Fatal(err)
+	// bigLoop is loop with n items, more than are read by name.
+	bigLoop := func(n int) cluster {
+		c := loop()
+		c.pods = nil
+		for k := range n {
+			name := fmt.Sprintf("loop[0].item(%d:x)", k)
+			node := fixture.PodNode("loop", name, fmt.Sprintf("item(%d:x)", k), "item")
+			c.wf.Status.Nodes[node.ID] = node
+		}
+		for _, node := range c.wf.Status.Nodes {
+			if node.Type == wfv1.NodeTypePod {
+				c.pods = append(c.pods, fixture.Pod(c.wf, node, argo.PodName(c.wf, node), fixture.Container("main", fixture.PauseBefore)))
+			}
+		}
+		return c
 	}
-	if len(res.Targets) != 2 {
-		t.Fatalf("targets = %v, want 2", res.Targets)
+	earlierRun := func(p *corev1.Pod) { p.OwnerReferences[0].UID = "11111111-2222-3333-4444-555555555555" }
+	tests := map[string]struct {
+		cluster     cluster
+		step        request.Step
+		targets     int
+		gets, lists int
+		forbidGet   bool
+	}{
+		"one pod: one get by its name, no list": {
+			cluster: helloWorld(), step: request.Step{Workflow: "hello-world", Template: "pause"},
+			targets: 1, gets: 1,
+		},
+		"two pods: a get each, at once, no list": {
+			cluster: loop(), step: request.Step{Workflow: "loop", Template: "item"},
+			targets: 2, gets: 2,
+		},
+		"without pod-name-format both names are read": {
+			cluster: helloWorld().with(podNameFormat("")), step: request.Step{Workflow: "hello-world", Template: "pause"},
+			targets: 1, gets: 2,
+		},
+		"many pods: one list, no get": {
+			cluster: bigLoop(5), step: request.Step{Workflow: "loop", Template: "item"},
+			targets: 7, lists: 1,
+		},
+		"pod under another name: the list decides": {
+			cluster: helloWorld().with(onPod(helloPod, func(p *corev1.Pod) { p.Name = "renamed" })),
+			step:    request.Step{Workflow: "hello-world", Template: "pause"},
+			targets: 1, gets: 1, lists: 1,
+		},
+		"an earlier run's pod by that name: the lists decide": {
+			cluster: helloWorld().with(onPod(helloPod, earlierRun)), step: request.Step{Workflow: "hello-world", Template: "pause"},
+			gets: 1, lists: 2,
+		},
+		"a reader who may list pods but not get them: the lists decide": {
+			cluster: helloWorld(), step: request.Step{Workflow: "hello-world", Template: "pause"},
+			forbidGet: true, targets: 1, gets: 1, lists: 1,
+		},
+		"a completed pod by that name: the lists decide": {
+			cluster: helloWorld().with(onPod(helloPod, func(p *corev1.Pod) { p.Labels[argo.LabelCompleted] = "true" })),
+			step:    request.Step{Workflow: "hello-world", Template: "pause"},
+			gets:    1, lists: 2,
+		},
 	}
-	checkActions(t, wfc, kube, "loop", 1)
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			f, wfc, kube := newFinder(tc.cluster, nil)
+			if tc.forbidGet {
+				kube.PrependReactor("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+					return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "x", errors.New("no get on pods"))
+				})
+			}
+			res, err := f.Find(context.Background(), ns, tc.step)
+			if tc.targets > 0 && err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Targets) != tc.targets {
+				t.Fatalf("targets = %v, want %d", res.Targets, tc.targets)
+			}
+			checkActions(t, wfc, kube, tc.step.Workflow, tc.gets, tc.lists)
+		})
+	}
 }
 
 func TestFindReadsAStaleCacheAgain(t *testing.T) {
-	// The API server's cache still shows the pod before it ran; the consistent list shows it running.
-	c := helloWorld()
+	// The API server's cache still shows the pod before it ran; the consistent list shows it running. The
+	// pod has another name than Argo's, so that the lists decide.
+	c := helloWorld().with(onPod(helloPod, func(p *corev1.Pod) { p.Name = "renamed" }))
 	f, wfc, kube := newFinder(c, nil)
 	kube.PrependReactor("list", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		if a.(k8stesting.ListActionImpl).ListOptions.ResourceVersion != "0" {
@@ -1171,11 +1304,11 @@ func TestFindReadsAStaleCacheAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkTargets(t, c, res.Targets, []target{{Node: helloNode, Pod: helloPod, Container: "main", Stage: v1alpha1.StageBefore}})
+	checkTargets(t, c, res.Targets, []target{{Node: helloNode, Pod: "renamed", Container: "main", Stage: v1alpha1.StageBefore}})
 	if len(res.Skipped) != 0 {
 		t.Errorf("skipped %v: the stale view must not be reported", res.Skipped)
 	}
-	checkActions(t, wfc, kube, "hello-world", 2)
+	checkActions(t, wfc, kube, "hello-world", 1, 2)
 }
 
 func TestFindAPIErrors(t *testing.T) {
@@ -1187,6 +1320,8 @@ func TestFindAPIErrors(t *testing.T) {
 		err            error
 		expErr         []string
 		expNoList      bool
+		// renamed gives the pod another name than Argo's, so that the list runs.
+		renamed bool
 	}{
 		"get workflow fails": {
 			verb: "get", resource: "workflows", err: errors.New("connection refused"),
@@ -1200,18 +1335,27 @@ func TestFindAPIErrors(t *testing.T) {
 			verb: "get", resource: "workflows", err: forbidden("workflows"),
 			expErr: []string{"forbidden", "RBAC", "Role"}, expNoList: true,
 		},
+		"get pod fails": {
+			verb: "get", resource: "pods", err: apierrors.NewInternalError(errors.New("etcd down")),
+			expErr: []string{"get pod argo/" + helloPod + " of workflow hello-world", "etcd down"}, expNoList: true,
+		},
+
 		"list pods fails": {
 			verb: "list", resource: "pods", err: apierrors.NewInternalError(errors.New("etcd down")),
-			expErr: []string{"list pods of workflow argo/hello-world", "etcd down"},
+			expErr: []string{"list pods of workflow argo/hello-world", "etcd down"}, renamed: true,
 		},
 		"list pods is forbidden: RBAC hint": {
 			verb: "list", resource: "pods", err: forbidden("pods"),
-			expErr: []string{"list pods", "RBAC"},
+			expErr: []string{"list pods", "RBAC"}, renamed: true,
 		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			f, wfc, kube := newFinder(helloWorld(), nil)
+			c := helloWorld()
+			if tc.renamed {
+				c = c.with(onPod(helloPod, func(p *corev1.Pod) { p.Name = "renamed" }))
+			}
+			f, wfc, kube := newFinder(c, nil)
 			react := func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, tc.err }
 			wfc.PrependReactor(tc.verb, tc.resource, react)
 			kube.PrependReactor(tc.verb, tc.resource, react)
@@ -1223,7 +1367,11 @@ func TestFindAPIErrors(t *testing.T) {
 			if len(res.Targets) != 0 {
 				t.Errorf("targets = %v, want none", res.Targets)
 			}
-			checkActions(t, wfc, kube, "hello-world", lists(1, !tc.expNoList))
+			gets := 1
+			if tc.verb == "get" && tc.resource == "workflows" {
+				gets = 0
+			}
+			checkActions(t, wfc, kube, "hello-world", gets, lists(1, !tc.expNoList))
 		})
 	}
 }

@@ -181,7 +181,7 @@ func TestFindCompressedNodes(t *testing.T) {
 			}
 			c.wf.Status.Nodes = helloWorld().wf.Status.Nodes // for checkTargets' node-name check
 			checkTargets(t, c, res.Targets, exp)
-			checkActions(t, wfc, kube, "hello-world", lists(1, tc.expKind == fault.Unknown))
+			checkActions(t, wfc, kube, "hello-world", lists(1, tc.expKind == fault.Unknown), 0)
 		})
 	}
 }
@@ -300,7 +300,7 @@ func TestFindOffloadedNodes(t *testing.T) {
 			}
 			c.wf.Status.Nodes = nodes
 			checkTargets(t, c, res.Targets, exp)
-			checkActions(t, wfc, kube, "hello-world", lists(1, tc.expKind == fault.Unknown))
+			checkActions(t, wfc, kube, "hello-world", lists(1, tc.expKind == fault.Unknown), 0)
 			if tc.server != nil && len(tc.server.requests) != 1 {
 				t.Errorf("argo-server got %d requests, want 1", len(tc.server.requests))
 			}

@@ -37,6 +37,13 @@ type Finder interface {
 	Find(ctx context.Context, namespace string, step request.Step) (lookup.Result, error)
 }
 
+// Prefetcher is a Finder that can start reading a step's workflow before the step is known for sure.
+// A Resume's request names its workflow (the Sensor maps it from the object), so the workflow is read
+// while the Resume is, and the lookup saves a round trip when the Resume's spec names the same one.
+type Prefetcher interface {
+	Prefetch(ctx context.Context, namespace, workflow string) *lookup.Prefetched
+}
+
 // Releaser releases one target.
 type Releaser interface {
 	Release(ctx context.Context, t lookup.Target) (release.Outcome, error)
@@ -251,6 +258,10 @@ func (s *Service) timeout() time.Duration { return s.cfg.Timeout }
 func (s *Service) clock() time.Time { return s.cfg.Clock.Now() }
 
 func (s *Service) handleResume(ctx context.Context, req request.Request, res *Result) error {
+	finder := s.cfg.Finder
+	if p, ok := finder.(Prefetcher); ok && req.Step.Workflow != "" {
+		finder = p.Prefetch(ctx, req.Namespace, req.Step.Workflow)
+	}
 	obj, err := s.cfg.Resumes.Get(ctx, req.Namespace, req.Resume)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
@@ -285,7 +296,9 @@ func (s *Service) handleResume(ctx context.Context, req request.Request, res *Re
 	for _, r := range obj.Status.Released {
 		done[targetKey(r.Pod, r.Container, r.Stage)] = true
 	}
-	found, err := s.cfg.Finder.Find(ctx, req.Namespace, step)
+	// The step is the Resume's own spec, whatever the request said: the prefetched workflow is used only
+	// when the spec names it.
+	found, err := finder.Find(ctx, req.Namespace, step)
 	p.skipped = found.Skipped
 	if err := s.bind(obj, found, err, &p); err != nil {
 		return s.settle(ctx, obj, res, p, err)

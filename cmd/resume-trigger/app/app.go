@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -231,6 +232,14 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 			}
 			_, _ = w.Write([]byte("ok"))
 		})
+		if opts.Profiling {
+			// Opt-in: profiles tell where a release spends its time, and also reveal the server's internals.
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		if a.httpLn, err = lc.Listen(context.Background(), "tcp", opts.MetricsAddress); err != nil {
 			_ = a.grpcLn.Close()

@@ -179,6 +179,24 @@ func TestOptionsComplete(t *testing.T) {
 			args:    []string{"--namespaces", "argo", "--resume-deadline", "0s"},
 			wantErr: "--resume-deadline",
 		},
+		"a client-side limit without burst": {
+			args:    []string{"--namespaces", "argo", "--kube-api-qps", "10", "--kube-api-burst", "0"},
+			wantErr: "--kube-api-burst must be at least 1",
+		},
+		"no client-side limit": {
+			args:      []string{"--namespaces", "argo", "--kube-api-qps", "-1", "--kube-api-burst", "0"},
+			wantNS:    []string{"argo"},
+			wantLevel: logrus.InfoLevel,
+		},
+		"profiling without a metrics endpoint": {
+			args:    []string{"--namespaces", "argo", "--profiling", "--metrics-address", ""},
+			wantErr: "--profiling needs --metrics-address",
+		},
+		"profiling on the metrics endpoint": {
+			args:      []string{"--namespaces", "argo", "--profiling"},
+			wantNS:    []string{"argo"},
+			wantLevel: logrus.InfoLevel,
+		},
 		"every error is reported at once": {
 			args:    []string{"--namespaces", "argo", "--tls-key-file", "k", "--log-level", "loud", "--log-format", "xml"},
 			wantErr: "go together\n--log-level: not a valid logrus Level: \"loud\"\n--log-format",
@@ -240,7 +258,7 @@ func TestAddFlags(t *testing.T) {
 				"--ephemeral-image", "busybox:1.36", "--argo-server-url", "https://argo:2746",
 				"--argo-server-token-file", "/t", "--result-sink", "http://sink", "--log-level", "debug",
 				"--log-format", "text", "--max-concurrent-streams", "8", "--max-message-bytes", "4096",
-				"--kube-api-qps", "5.5", "--kube-api-burst", "7",
+				"--kube-api-qps", "5.5", "--kube-api-burst", "7", "--profiling",
 			},
 			want: func(o *Options) {
 				o.GRPCAddress, o.MetricsAddress, o.Kubeconfig = "127.0.0.1:9100", "", "/kc"
@@ -249,6 +267,7 @@ func TestAddFlags(t *testing.T) {
 				o.EphemeralImage, o.ArgoServerURL, o.ArgoServerToken = "busybox:1.36", "https://argo:2746", "/t"
 				o.ResultSink, o.LogLevel, o.LogFormat = "http://sink", "debug", "text"
 				o.MaxStreams, o.MaxMessageBytes, o.APIQPS, o.APIBurst = 8, 4096, 5.5, 7
+				o.Profiling = true
 			},
 		},
 	}
@@ -269,7 +288,8 @@ func TestAddFlags(t *testing.T) {
 	}
 	t.Run("defaults", func(t *testing.T) {
 		o := NewOptions()
-		if o.GRPCAddress != ":9000" || o.MetricsAddress != ":8080" || o.RequestTimeout != 30*time.Second || o.ExecTimeout != 10*time.Second || o.LogFormat != "json" {
+		if o.GRPCAddress != ":9000" || o.MetricsAddress != ":8080" || o.RequestTimeout != 30*time.Second || o.ExecTimeout != 10*time.Second || o.LogFormat != "json" ||
+			o.APIQPS != 500 || o.APIBurst != 1000 || o.Profiling {
 			t.Errorf("defaults = %+v", o)
 		}
 	})
@@ -388,7 +408,8 @@ func TestRun(t *testing.T) {
 	}
 
 	base := "http://" + s.app.MetricsAddr()
-	probes := map[string]int{"/healthz": http.StatusOK, "/readyz": http.StatusOK, "/nope": http.StatusNotFound}
+	// Profiles are opt-in (--profiling): off, the endpoint does not serve them.
+	probes := map[string]int{"/healthz": http.StatusOK, "/readyz": http.StatusOK, "/nope": http.StatusNotFound, "/debug/pprof/": http.StatusNotFound}
 	for path, want := range probes {
 		if code, body := httpGet(t, base+path); code != want {
 			t.Errorf("GET %s = %d %q, want %d", path, code, body, want)
@@ -472,6 +493,23 @@ func TestRun(t *testing.T) {
 	if resp, err := c.Do(req); err == nil {
 		_ = resp.Body.Close()
 		t.Error("the metrics endpoint still answers after Run returned")
+	}
+}
+
+// TestRunProfiling checks that --profiling serves Go's profiles on the metrics endpoint.
+func TestRunProfiling(t *testing.T) {
+	s := start(t, testOptions(t, "--profiling"))
+	base := "http://" + s.app.MetricsAddr()
+	for path, want := range map[string]string{
+		"/debug/pprof/":                  "goroutine",
+		"/debug/pprof/goroutine?debug=1": "goroutine profile:",
+		"/debug/pprof/heap?debug=1":      "heap profile:",
+		"/debug/pprof/cmdline":           "",
+	} {
+		code, body := httpGet(t, base+path)
+		if code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("GET %s = %d %.80q, want 200 with %q", path, code, body, want)
+		}
 	}
 }
 

@@ -43,6 +43,7 @@ type Options struct {
 	ResyncPeriod    time.Duration
 
 	PausedMetrics bool
+	Profiling     bool
 
 	LeaderElect        bool
 	LeaderElectionNS   string
@@ -61,6 +62,17 @@ type Options struct {
 	webhookNamespaces []string
 }
 
+// The client-side rate limit's defaults. A release costs about five limited requests (GET Resume, GET
+// Workflow, GET pod, status update, Event; the exec stream is not limited), so a burst of 200 Resumes is
+// served at full speed and 100 per second are sustained. The API server's own priority and fairness is
+// what protects it: the server's ServiceAccount falls in the workload-low priority level, whose queues
+// answer 429 with Retry-After when they are full, which client-go waits for and retries. A lower client
+// limit would only queue releases inside the server while the API server had room for them.
+const (
+	DefaultAPIQPS   = 500
+	DefaultAPIBurst = 1000
+)
+
 // NewOptions returns the defaults.
 func NewOptions() *Options {
 	return &Options{
@@ -73,8 +85,8 @@ func NewOptions() *Options {
 		LogFormat:       "json",
 		MaxStreams:      64,
 		MaxMessageBytes: 1 << 20,
-		APIQPS:          50,
-		APIBurst:        100,
+		APIQPS:          DefaultAPIQPS,
+		APIBurst:        DefaultAPIBurst,
 
 		ResumeDeadline:  15 * time.Minute,
 		Revisits:        true,
@@ -109,14 +121,15 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "json or text")
 	fs.UintVar(&o.MaxStreams, "max-concurrent-streams", o.MaxStreams, "gRPC streams allowed per connection")
 	fs.IntVar(&o.MaxMessageBytes, "max-message-bytes", o.MaxMessageBytes, "largest gRPC message accepted")
-	fs.Float64Var(&o.APIQPS, "kube-api-qps", o.APIQPS, "queries per second to the API server")
-	fs.IntVar(&o.APIBurst, "kube-api-burst", o.APIBurst, "burst of queries to the API server")
+	fs.Float64Var(&o.APIQPS, "kube-api-qps", o.APIQPS, "sustained queries per second to the API server (client-side limit; a release costs about 5); negative turns the client-side limit off and leaves it to the API server's priority and fairness")
+	fs.IntVar(&o.APIBurst, "kube-api-burst", o.APIBurst, "queries to the API server allowed at once above --kube-api-qps")
 	fs.DurationVar(&o.ResumeDeadline, "resume-deadline", o.ResumeDeadline, "how long a Resume without spec.activeDeadlineSeconds waits for its step to pause, from its creation; then it ends Failed (DeadlineExceeded)")
 	fs.BoolVar(&o.Revisits, "revisits", o.Revisits, "look again at Pending Resumes every --revisit-interval, and list them on start and every --resync-period; off, a Resume is looked at only when the Sensor calls, and may stay Pending past its deadline")
 	fs.DurationVar(&o.RevisitInterval, "revisit-interval", o.RevisitInterval, "how soon a Pending Resume is looked at again, so it is released within this long of its step pausing")
 	fs.Float64Var(&o.RevisitRate, "revisit-rate", o.RevisitRate, "most revisits of Pending Resumes per second, over all of them; each revisit costs about 4 API calls")
 	fs.DurationVar(&o.ResyncPeriod, "resync-period", o.ResyncPeriod, "how often every served Resume is listed, to take up Pending ones no request reached (and on start)")
 	fs.BoolVar(&o.PausedMetrics, "paused-metrics", o.PausedMetrics, "serve resume_trigger_paused_containers and resume_trigger_oldest_pause_seconds: one pod LIST per served namespace per scrape, at most every 30s")
+	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "serve Go's pprof profiles under /debug/pprof/ on --metrics-address; off by default, as they expose the server's internals")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "with more than one replica: only the holder of a Lease serves and revisits, the others stand by (not ready)")
 	fs.StringVar(&o.LeaderElectionNS, "leader-election-namespace", o.LeaderElectionNS, "namespace of the Lease; empty means the server's own namespace (POD_NAMESPACE)")
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "name of the Lease")
@@ -152,6 +165,9 @@ func (o *Options) Complete() error {
 	if (o.TLSCertFile == "") != (o.TLSKeyFile == "") {
 		errs = append(errs, errors.New("--tls-cert-file and --tls-key-file go together"))
 	}
+	if o.Profiling && o.MetricsAddress == "" {
+		errs = append(errs, errors.New("--profiling needs --metrics-address: the profiles are served there"))
+	}
 	if o.RequestTimeout <= 0 || o.ExecTimeout <= 0 || o.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("timeouts must be positive"))
 	}
@@ -160,6 +176,9 @@ func (o *Options) Complete() error {
 	}
 	if o.ArgoServerToken != "" && o.ArgoServerURL == "" {
 		errs = append(errs, errors.New("--argo-server-token-file needs --argo-server-url"))
+	}
+	if o.APIQPS > 0 && o.APIBurst < 1 {
+		errs = append(errs, errors.New("--kube-api-burst must be at least 1 when --kube-api-qps is positive"))
 	}
 	if o.MaxStreams == 0 || o.MaxMessageBytes <= 0 {
 		errs = append(errs, errors.New("--max-concurrent-streams and --max-message-bytes must be positive"))
