@@ -295,7 +295,8 @@ func (s *suite) leaderKilled(t *testing.T, round int) row {
 		}
 		b := backend{name: name, grpc: net.JoinHostPort("127.0.0.1", strconv.Itoa(grpcPort)), http: "http://127.0.0.1:" + strconv.Itoa(httpPort)}
 		p, err := s.c.StartServerReplica(ctx, name, b.grpc, strings.TrimPrefix(b.http, "http://"),
-			"--leader-elect", "--leader-election-namespace", namespace, "--leader-election-id", "fault-replicas")
+			// The Lease in the install namespace, where the overlay grants the server its leases rights.
+			"--leader-elect", "--leader-election-namespace", s.c.InstallNamespace, "--leader-election-id", "fault-replicas")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -343,6 +344,15 @@ func (s *suite) leaderKilled(t *testing.T, round int) row {
 	procs[leader.name].Stop(syscall.SIGKILL, 0)
 	killed := time.Now()
 	t.Logf("%s killed (SIGKILL) with %d of %d released", leader.name, len(successfulMarkersSince(s.c.Calls(), w.calls)), n)
+	// A step the killed leader released but whose Resume it had not yet recorded went on: the next
+	// leader finds its node done and its pod perhaps gone, with nothing left to release, so any final
+	// phase is right for that Resume (as for a SIGKILL mid-exec). Every other Resume is judged in full,
+	// those already Succeeded included: a later leader must never turn them.
+	inFlight, err := s.releasedNotRecorded(ctx, ts, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d released but not yet recorded when the leader died", inFlight)
 	<-burst
 	for _, b := range replicas {
 		if b != leader {
@@ -386,6 +396,31 @@ func successfulMarkers(calls []rig.Call, pod string) []rig.Call {
 		}
 	}
 	return out
+}
+
+// releasedNotRecorded marks anyFinal every target whose pod got its marker since w began but whose
+// Resume is not Succeeded now, and returns how many.
+func (s *suite) releasedNotRecorded(ctx context.Context, ts []*target, w window) (int, error) {
+	released := map[string]bool{}
+	for _, c := range successfulMarkersSince(s.c.Calls(), w.calls) {
+		released[c.Pod] = true
+	}
+	var got map[string]*v1alpha1.Resume
+	err := rig.Eventually(ctx, func() (err error) {
+		got, err = s.resumes(ctx)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, tg := range ts {
+		if r := got[tg.Resume]; released[tg.Pod] && (r == nil || r.Status.Phase != v1alpha1.PhaseSucceeded) {
+			tg.anyFinal = true
+			n++
+		}
+	}
+	return n, nil
 }
 
 func successfulMarkersSince(calls []rig.Call, from int) []rig.Call {
