@@ -38,6 +38,8 @@ type Options struct {
 	APIServerFlags []string
 	// StartTimeout bounds the whole start; default 2 minutes (binaries already built).
 	StartTimeout time.Duration
+	// ArgoCRDs are Argo's CRDs to install: MinimalCRDs (the default) or FullCRDsV4.
+	ArgoCRDs ArgoCRDs
 	// AfterTests, if set, runs after every test passed, with the rig still up; an error fails the binary.
 	AfterTests func(*Rig) error
 }
@@ -309,6 +311,7 @@ func MainWithOptions(m *testing.M, opts Options) int {
 	}
 	shared = r
 	defer r.Stop()
+	defer stopOthers()
 	if testing.Verbose() {
 		fmt.Fprintf(os.Stderr, "rig: started in %v (%s, kubelet :%d, dir %s)\n", r.StartDuration.Round(time.Millisecond), r.host, r.kubelet.Port(), r.dir)
 	}
@@ -320,6 +323,53 @@ func MainWithOptions(m *testing.M, opts Options) int {
 		}
 	}
 	return code
+}
+
+var others struct {
+	sync.Mutex
+	rigs map[ArgoCRDs]*Rig
+	errs map[ArgoCRDs]error
+}
+
+// GetWithCRDs returns a rig of the test binary that installs Argo's CRDs which: the one Main started if it
+// installs those, else a second one started on first use (a rig installs one Workflow CRD, minimal or
+// full) and stopped by Main after the tests. A rig that cannot start fails the test, and every later one
+// asking for it.
+func GetWithCRDs(tb testing.TB, which ArgoCRDs) *Rig {
+	tb.Helper()
+	if r := Get(tb); r.opts.ArgoCRDs == which {
+		return r
+	}
+	others.Lock()
+	defer others.Unlock()
+	if others.rigs == nil {
+		others.rigs, others.errs = map[ArgoCRDs]*Rig{}, map[ArgoCRDs]error{}
+	}
+	if r := others.rigs[which]; r != nil {
+		return r
+	}
+	if err := others.errs[which]; err != nil {
+		tb.Fatalf("rig with %s: %v", which, err)
+	}
+	opts := shared.opts
+	opts.ArgoCRDs, opts.AfterTests = which, nil
+	r, err := Start(context.Background(), opts)
+	if err != nil {
+		others.errs[which] = err
+		tb.Fatalf("rig with %s: cannot start: %v", which, err)
+	}
+	tb.Logf("rig with %s: started in %v (%s)", which, r.StartDuration.Round(time.Millisecond), r.host)
+	others.rigs[which] = r
+	return r
+}
+
+func stopOthers() {
+	others.Lock()
+	defer others.Unlock()
+	for which, r := range others.rigs {
+		r.Stop()
+		delete(others.rigs, which)
+	}
 }
 
 // Get returns the rig Main started; it fails the test if TestMain did not call Main.
