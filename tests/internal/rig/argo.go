@@ -114,11 +114,11 @@ type WorkflowController struct {
 	Namespace string
 	// Argo is the release that runs.
 	Argo Argo
-	proc      *Process
-	r         *Rig
-	stop      context.CancelFunc
-	done      chan struct{}
-	once      sync.Once
+	proc *Process
+	r    *Rig
+	stop context.CancelFunc
+	done chan struct{}
+	once sync.Once
 }
 
 // StartWorkflowController starts Argo's workflow-controller for opts.Namespace: the ConfigMap
@@ -339,9 +339,9 @@ func (r *Rig) EvictPod(ctx context.Context, ns, name string) (*corev1.Pod, error
 			return out
 		}
 		pod.Status = corev1.PodStatus{
-			Phase:                 corev1.PodFailed,
-			Reason:                "Evicted",
-			Message:               "The node was low on resource: ephemeral-storage. ",
+			Phase:   corev1.PodFailed,
+			Reason:  "Evicted",
+			Message: "The node was low on resource: ephemeral-storage. ",
 			Conditions: []corev1.PodCondition{
 				{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
 				{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, Reason: "TerminationByKubelet", LastTransitionTime: now},
