@@ -60,10 +60,14 @@ var (
 	allCells     = []argoCell{cellV3PodNamesV2, cellV3PodNamesV1, cellV4PodNamesV2, cellV4PodNamesV1}
 )
 
-// eachCell runs test as a subtest per cell.
+// eachCell runs test as a subtest per cell, the cells at the same time: each has its own namespace and
+// controller, and most of a shape's time is spent waiting for the controller's next look.
 func eachCell(t *testing.T, cells []argoCell, test func(*testing.T, argoCell)) {
 	for _, c := range cells {
-		t.Run(c.String(), func(t *testing.T) { test(t, c) })
+		t.Run(c.String(), func(t *testing.T) {
+			t.Parallel()
+			test(t, c)
+		})
 	}
 }
 
@@ -73,10 +77,12 @@ func setupArgo(t *testing.T, c argoCell, opts rig.ControllerOptions, srvOpts ...
 	t.Helper()
 	e := setupOn(t, rig.GetWithCRDs(t, c.crds), srvOpts...)
 	opts.Namespace, opts.Argo, opts.PodNames = e.ns, c.argo, c.podNames.String()
+	began := time.Now()
 	wc, err := e.r.StartWorkflowController(ctxFor(t, 2*time.Minute), opts)
 	if err != nil {
 		t.Fatalf("start Argo's workflow-controller %s: %v", c.argo, err)
 	}
+	t.Logf("workflow-controller %s ready in %v", c.argo, time.Since(began).Round(time.Millisecond))
 	t.Cleanup(wc.Stop)
 	e.wc = wc
 	return e

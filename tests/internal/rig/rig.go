@@ -40,6 +40,9 @@ type Options struct {
 	StartTimeout time.Duration
 	// ArgoCRDs are Argo's CRDs to install: MinimalCRDs (the default) or FullCRDsV4.
 	ArgoCRDs ArgoCRDs
+	// AlsoCRDs, for Main: the tests will also ask GetWithCRDs for rigs with these CRDs; a run of the whole
+	// binary starts them in the background as soon as the first rig is up.
+	AlsoCRDs []ArgoCRDs
 	// AfterTests, if set, runs after every test passed, with the rig still up; an error fails the binary.
 	AfterTests func(*Rig) error
 }
@@ -312,6 +315,13 @@ func MainWithOptions(m *testing.M, opts Options) int {
 	shared = r
 	defer r.Stop()
 	defer stopOthers()
+	// A whole run starts the other rigs it will need now, beside the first tests; a run of some tests
+	// (-run) starts one only when a test asks for it.
+	if f := flag.Lookup("test.run"); f == nil || f.Value.String() == "" {
+		for _, which := range opts.AlsoCRDs {
+			startOther(which)
+		}
+	}
 	if testing.Verbose() {
 		fmt.Fprintf(os.Stderr, "rig: started in %v (%s, kubelet :%d, dir %s)\n", r.StartDuration.Round(time.Millisecond), r.host, r.kubelet.Port(), r.dir)
 	}
@@ -325,49 +335,68 @@ func MainWithOptions(m *testing.M, opts Options) int {
 	return code
 }
 
+// others are the rigs of the test binary besides the one Main started, one per ArgoCRDs.
 var others struct {
 	sync.Mutex
-	rigs map[ArgoCRDs]*Rig
-	errs map[ArgoCRDs]error
+	rigs map[ArgoCRDs]*otherRig
+}
+
+type otherRig struct {
+	ready chan struct{} // closed once r or err is set
+	r     *Rig
+	err   error
+}
+
+// startOther starts the rig with which in the background unless it is started already.
+func startOther(which ArgoCRDs) *otherRig {
+	others.Lock()
+	defer others.Unlock()
+	if others.rigs == nil {
+		others.rigs = map[ArgoCRDs]*otherRig{}
+	}
+	o := others.rigs[which]
+	if o == nil {
+		o = &otherRig{ready: make(chan struct{})}
+		others.rigs[which] = o
+		opts := shared.opts
+		opts.ArgoCRDs, opts.AlsoCRDs, opts.AfterTests = which, nil, nil
+		go func() {
+			defer close(o.ready)
+			o.r, o.err = Start(context.Background(), opts)
+		}()
+	}
+	return o
 }
 
 // GetWithCRDs returns a rig of the test binary that installs Argo's CRDs which: the one Main started if it
-// installs those, else a second one started on first use (a rig installs one Workflow CRD, minimal or
-// full) and stopped by Main after the tests. A rig that cannot start fails the test, and every later one
-// asking for it.
+// installs those, else a second one (a rig installs one Workflow CRD, minimal or full), started on first
+// use or by Main (Options.AlsoCRDs), and stopped by Main after the tests. A rig that cannot start fails the
+// test, and every later one asking for it.
 func GetWithCRDs(tb testing.TB, which ArgoCRDs) *Rig {
 	tb.Helper()
 	if r := Get(tb); r.opts.ArgoCRDs == which {
 		return r
 	}
-	others.Lock()
-	defer others.Unlock()
-	if others.rigs == nil {
-		others.rigs, others.errs = map[ArgoCRDs]*Rig{}, map[ArgoCRDs]error{}
+	began := time.Now()
+	o := startOther(which)
+	<-o.ready
+	if o.err != nil {
+		tb.Fatalf("rig with %s: cannot start: %v", which, o.err)
 	}
-	if r := others.rigs[which]; r != nil {
-		return r
+	if waited := time.Since(began); waited > time.Second {
+		tb.Logf("rig with %s: waited %v for it to start (start took %v)", which, waited.Round(time.Millisecond), o.r.StartDuration.Round(time.Millisecond))
 	}
-	if err := others.errs[which]; err != nil {
-		tb.Fatalf("rig with %s: %v", which, err)
-	}
-	opts := shared.opts
-	opts.ArgoCRDs, opts.AfterTests = which, nil
-	r, err := Start(context.Background(), opts)
-	if err != nil {
-		others.errs[which] = err
-		tb.Fatalf("rig with %s: cannot start: %v", which, err)
-	}
-	tb.Logf("rig with %s: started in %v (%s)", which, r.StartDuration.Round(time.Millisecond), r.host)
-	others.rigs[which] = r
-	return r
+	return o.r
 }
 
 func stopOthers() {
 	others.Lock()
 	defer others.Unlock()
-	for which, r := range others.rigs {
-		r.Stop()
+	for which, o := range others.rigs {
+		<-o.ready
+		if o.r != nil {
+			o.r.Stop()
+		}
 		delete(others.rigs, which)
 	}
 }
