@@ -51,6 +51,7 @@ spec:
 	}
 	first := pods[0]
 	nodeID := first.Annotations["workflows.argoproj.io/node-id"]
+	e.workflow(name, func(wf *wfv1.Workflow) bool { return wf.Status.Nodes[nodeID].Phase == wfv1.NodePending })
 
 	// The Resume comes while the pod is being set up: it waits.
 	u := e.createResume("early", map[string]any{"Workflow-ID": name, "TemplateName": "pause"})
