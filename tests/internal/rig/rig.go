@@ -41,7 +41,7 @@ type Options struct {
 	// ArgoCRDs are Argo's CRDs to install: MinimalCRDs (the default) or FullCRDsV4.
 	ArgoCRDs ArgoCRDs
 	// AlsoCRDs, for Main: the tests will also ask GetWithCRDs for rigs with these CRDs; a run of the whole
-	// binary starts them in the background as soon as the first rig is up.
+	// binary starts them in the background, beside the first rig.
 	AlsoCRDs []ArgoCRDs
 	// AfterTests, if set, runs after every test passed, with the rig still up; an error fails the binary.
 	AfterTests func(*Rig) error
@@ -293,7 +293,10 @@ func namespacePrefix(name string) string {
 	return s + "-"
 }
 
-var shared *Rig
+var (
+	shared   *Rig
+	mainOpts Options // what Main started shared with
+)
 
 // Main starts one rig for the test binary, runs the tests and stops the rig. Use it from TestMain:
 //
@@ -307,6 +310,15 @@ func MainWithOptions(m *testing.M, opts Options) int {
 	if !flag.Parsed() {
 		flag.Parse() // for testing.Verbose and -test.run before m.Run
 	}
+	mainOpts = opts
+	defer stopOthers()
+	// A whole run starts the other rigs it will need at once, beside the first one; a run of some tests
+	// (-run) starts one only when a test asks for it.
+	if f := flag.Lookup("test.run"); f == nil || f.Value.String() == "" {
+		for _, which := range opts.AlsoCRDs {
+			startOther(which)
+		}
+	}
 	r, err := Start(context.Background(), opts)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "rig: cannot start the test control plane: %v\n", err)
@@ -314,14 +326,6 @@ func MainWithOptions(m *testing.M, opts Options) int {
 	}
 	shared = r
 	defer r.Stop()
-	defer stopOthers()
-	// A whole run starts the other rigs it will need now, beside the first tests; a run of some tests
-	// (-run) starts one only when a test asks for it.
-	if f := flag.Lookup("test.run"); f == nil || f.Value.String() == "" {
-		for _, which := range opts.AlsoCRDs {
-			startOther(which)
-		}
-	}
 	if testing.Verbose() {
 		fmt.Fprintf(os.Stderr, "rig: started in %v (%s, kubelet :%d, dir %s)\n", r.StartDuration.Round(time.Millisecond), r.host, r.kubelet.Port(), r.dir)
 	}
@@ -358,7 +362,7 @@ func startOther(which ArgoCRDs) *otherRig {
 	if o == nil {
 		o = &otherRig{ready: make(chan struct{})}
 		others.rigs[which] = o
-		opts := shared.opts
+		opts := mainOpts
 		opts.ArgoCRDs, opts.AlsoCRDs, opts.AfterTests = which, nil, nil
 		go func() {
 			defer close(o.ready)
