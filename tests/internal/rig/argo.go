@@ -504,7 +504,7 @@ func (r *Rig) taskResults(ns string) wfv1client.WorkflowTaskResultInterface {
 }
 
 // initializeTaskResult is Argo's executor InitializeOutput (workflow/executor/taskresult.go,
-// createTaskResult, v3.7.17).
+// createTaskResult, v3.7.17; the same in v4.0.5).
 func (r *Rig) initializeTaskResult(ctx context.Context, pod *corev1.Pod) error {
 	nodeID, wfName, wfUID := waitEnv(pod, common.EnvVarNodeID), waitEnv(pod, common.EnvVarWorkflowName), waitEnv(pod, common.EnvVarWorkflowUID)
 	if nodeID == "" || wfName == "" || wfUID == "" {
