@@ -5,8 +5,8 @@
 #   hack/tools.sh kube-apiserver etcd      -> one path a line, building what is missing
 #
 # Progress goes to stderr so that a cold build (kube-apiserver takes 15-25 minutes, workflow-controller v3.7
-# about 4 with the modules downloaded, workflow-controller-v4 7 more after it, 14 with an empty build cache
-# on a loaded machine) does not look hung.
+# about 4-6 with the modules downloaded, workflow-controller-v4 about 2 more after it: the two share most
+# packages in the build cache) does not look hung.
 #
 # Cache keys: TOOL@VERSION for the tools installed with `go install TOOL@VERSION`, and
 # TOOL@VERSION-HASH for the tools built from a wrapper module under tests/tools/TOOL, where HASH is the
