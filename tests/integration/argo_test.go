@@ -13,6 +13,7 @@ import (
 	argoutil "github.com/argoproj/argo-workflows/v3/workflow/util"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
@@ -20,20 +21,68 @@ import (
 )
 
 // The tests of this file release steps whose Workflow status and pods Argo's own workflow-controller
-// (v3.7.17, started beside the rig for the test's namespace) made from a submitted spec; no node and no
-// pod is written by hand. The test kubelet binds and runs the controller's pods, holds paused containers
-// until their marker is touched, and writes what Argo's wait container writes, so the controller itself
-// moves the released node and the Workflow to Succeeded.
+// (started beside the rig for the test's namespace) made from a submitted spec; no node and no pod is
+// written by hand. The test kubelet binds and runs the controller's pods, holds paused containers until
+// their marker is touched, and writes what Argo's wait container writes, so the controller itself moves
+// the released node and the Workflow to Succeeded.
+//
+// They run as a version matrix (argoCell): workflow-controller v3.7.17 and v4.0.5 (the newest /v4 release
+// the Go module proxy serves here), each with POD_NAMES v1 and v2; the v4 cells run on an API server with
+// v4.0.5's full CRDs (what a v4 install applies by default), the v3.7 cells on v3.7.17's minimal ones.
+// Every shape runs on the two v2 cells (primaryCells); on the v1 cells a representative subset runs (steps,
+// DAG and the README's Workflow: how pods are named and found is what POD_NAMES changes), which keeps the
+// tier's added time to what one more full pass would cost.
 
-// setupArgo is setup plus Argo's workflow-controller for the namespace.
-func setupArgo(t *testing.T, opts rig.ControllerOptions) *env {
+// argoCell is one cell of the version matrix: a controller release, its POD_NAMES, and the Workflow CRD
+// the API server has.
+type argoCell struct {
+	argo     rig.Argo
+	podNames argoutil.PodNameVersion
+	crds     rig.ArgoCRDs
+}
+
+func (c argoCell) String() string {
+	crd := "minimal-crd"
+	if c.crds == rig.FullCRDsV4 {
+		crd = "full-crd"
+	}
+	return fmt.Sprintf("%s-pod-names-%s-%s", c.argo, c.podNames, crd)
+}
+
+var (
+	cellV3PodNamesV2 = argoCell{argo: rig.ArgoV3, podNames: argoutil.PodNameV2, crds: rig.MinimalCRDs}
+	cellV3PodNamesV1 = argoCell{argo: rig.ArgoV3, podNames: argoutil.PodNameV1, crds: rig.MinimalCRDs}
+	cellV4PodNamesV2 = argoCell{argo: rig.ArgoV4, podNames: argoutil.PodNameV2, crds: rig.FullCRDsV4}
+	cellV4PodNamesV1 = argoCell{argo: rig.ArgoV4, podNames: argoutil.PodNameV1, crds: rig.FullCRDsV4}
+
+	// primaryCells run every shape; allCells the representative subset.
+	primaryCells = []argoCell{cellV3PodNamesV2, cellV4PodNamesV2}
+	allCells     = []argoCell{cellV3PodNamesV2, cellV3PodNamesV1, cellV4PodNamesV2, cellV4PodNamesV1}
+)
+
+// eachCell runs test as a subtest per cell, the cells at the same time: each has its own namespace and
+// controller, and most of a shape's time is spent waiting for the controller's next look.
+func eachCell(t *testing.T, cells []argoCell, test func(*testing.T, argoCell)) {
+	for _, c := range cells {
+		t.Run(c.String(), func(t *testing.T) {
+			t.Parallel()
+			test(t, c)
+		})
+	}
+}
+
+// setupArgo is setup, on a rig with the cell's CRDs, plus the cell's workflow-controller for the
+// namespace (opts add to what the cell sets).
+func setupArgo(t *testing.T, c argoCell, opts rig.ControllerOptions, srvOpts ...serverOption) *env {
 	t.Helper()
-	e := setup(t)
-	opts.Namespace = e.ns
+	e := setupOn(t, rig.GetWithCRDs(t, c.crds), srvOpts...)
+	opts.Namespace, opts.Argo, opts.PodNames = e.ns, c.argo, c.podNames.String()
+	began := time.Now()
 	wc, err := e.r.StartWorkflowController(ctxFor(t, 2*time.Minute), opts)
 	if err != nil {
-		t.Fatalf("start Argo's workflow-controller: %v", err)
+		t.Fatalf("start Argo's workflow-controller %s: %v", c.argo, err)
 	}
+	t.Logf("workflow-controller %s ready in %v", c.argo, time.Since(began).Round(time.Millisecond))
 	t.Cleanup(wc.Stop)
 	e.wc = wc
 	return e
@@ -155,6 +204,10 @@ const pauseTemplate = `
             value: "true"`
 
 func TestArgoStepsAndDAG(t *testing.T) {
+	eachCell(t, allCells, testStepsAndDAG)
+}
+
+func testStepsAndDAG(t *testing.T, c argoCell) {
 	for name, spec := range map[string]string{
 		"steps": `
 apiVersion: argoproj.io/v1alpha1
@@ -196,7 +249,7 @@ spec:
         command: [true]` + pauseTemplate,
 	} {
 		t.Run(name, func(t *testing.T) {
-			e := setupArgo(t, rig.ControllerOptions{})
+			e := setupArgo(t, c, rig.ControllerOptions{})
 			e.submit(spec)
 			paused := e.waitPaused("shape", "main", 1)
 			wf := e.workflow("shape", func(*wfv1.Workflow) bool { return true })
@@ -242,7 +295,11 @@ spec:
 // A withItems loop of 3: one Resume naming the template releases all three; in a second run, a Resume
 // naming one item's node releases that one only.
 func TestArgoLoop(t *testing.T) {
-	e := setupArgo(t, rig.ControllerOptions{})
+	eachCell(t, primaryCells, testLoop)
+}
+
+func testLoop(t *testing.T, c argoCell) {
+	e := setupArgo(t, c, rig.ControllerOptions{})
 	e.submit(fmt.Sprintf(loopWorkflow, "loop-all", "a, b, c"))
 	e.submit(fmt.Sprintf(loopWorkflow, "loop-one", "a, b, c"))
 	all := e.waitPaused("loop-all", "main", 3)
@@ -269,7 +326,11 @@ func TestArgoLoop(t *testing.T) {
 // retryStrategy: attempt 0 fails (its container exits 1 before the pause), the controller makes attempt
 // 1, which pauses; the Resume releases attempt 1 only.
 func TestArgoRetryReleasesTheLastAttempt(t *testing.T) {
-	e := setupArgo(t, rig.ControllerOptions{})
+	eachCell(t, primaryCells, testRetryReleasesTheLastAttempt)
+}
+
+func testRetryReleasesTheLastAttempt(t *testing.T, c argoCell) {
+	e := setupArgo(t, c, rig.ControllerOptions{})
 	e.submit(`
 apiVersion: argoproj.io/v1alpha1
 kind: Workflow
@@ -317,7 +378,11 @@ spec:
 
 // A containerSet whose non-main container debugme pauses before its command; main depends on it.
 func TestArgoContainerSetPauseBefore(t *testing.T) {
-	e := setupArgo(t, rig.ControllerOptions{})
+	eachCell(t, primaryCells, testContainerSetPauseBefore)
+}
+
+func testContainerSetPauseBefore(t *testing.T, c argoCell) {
+	e := setupArgo(t, c, rig.ControllerOptions{})
 	e.submit(`
 apiVersion: argoproj.io/v1alpha1
 kind: Workflow
@@ -369,7 +434,11 @@ func containerStatus(p corev1.Pod, name string) *corev1.ContainerStatus {
 
 // A step running a WorkflowTemplate's template through templateRef.
 func TestArgoTemplateRef(t *testing.T) {
-	e := setupArgo(t, rig.ControllerOptions{})
+	eachCell(t, primaryCells, testTemplateRef)
+}
+
+func testTemplateRef(t *testing.T, c argoCell) {
+	e := setupArgo(t, c, rig.ControllerOptions{})
 	e.submit(`
 apiVersion: argoproj.io/v1alpha1
 kind: WorkflowTemplate
@@ -404,7 +473,11 @@ spec:
 // A step with a lifecycle hook that runs while the step runs: the hook's pod (node <step>.hooks.running,
 // also paused) is never taken for the step.
 func TestArgoLifecycleHookIsNotTheStep(t *testing.T) {
-	e := setupArgo(t, rig.ControllerOptions{})
+	eachCell(t, primaryCells, testLifecycleHookIsNotTheStep)
+}
+
+func testLifecycleHookIsNotTheStep(t *testing.T, c argoCell) {
+	e := setupArgo(t, c, rig.ControllerOptions{})
 	e.submit(`
 apiVersion: argoproj.io/v1alpha1
 kind: Workflow
@@ -459,42 +532,47 @@ spec:
 // POD_NAMES v1 and v2: the controller names the pods, argo-workflows' GeneratePodName agrees, and the
 // server finds them either way.
 func TestArgoPodNameFormats(t *testing.T) {
-	for _, format := range []argoutil.PodNameVersion{argoutil.PodNameV1, argoutil.PodNameV2} {
-		t.Run(format.String(), func(t *testing.T) {
-			e := setupArgo(t, rig.ControllerOptions{PodNames: format.String()})
-			wf, err := rig.ReadmeWorkflow()
-			if err != nil {
-				t.Fatal(err)
-			}
-			spec, err := json.Marshal(wf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.submit(string(spec))
-			paused := e.waitPaused(wf.Name, "main", 1)
-			got := e.workflow(wf.Name, func(*wfv1.Workflow) bool { return true })
-			node := got.Status.Nodes.FindByDisplayName("pause")
-			if want := argoutil.GeneratePodName(wf.Name, node.Name, node.TemplateName, node.ID, format); paused[0].Name != want {
-				t.Fatalf("controller named the pod %s, GeneratePodName(%s) says %s", paused[0].Name, format, want)
-			}
-			if got.Annotations["workflows.argoproj.io/pod-name-format"] != format.String() {
-				t.Errorf("workflow annotation pod-name-format %q, want %s", got.Annotations["workflows.argoproj.io/pod-name-format"], format)
-			}
-			e.release("release", map[string]any{"Workflow-ID": wf.Name, "TemplateName": "pause"}, "main", v1alpha1.StageAfter, paused...)
-			e.waitSucceeded(wf.Name)
-		})
+	eachCell(t, allCells, testPodNameFormats)
+}
+
+func testPodNameFormats(t *testing.T, c argoCell) {
+	format := c.podNames
+	e := setupArgo(t, c, rig.ControllerOptions{})
+	wf, err := rig.ReadmeWorkflow()
+	if err != nil {
+		t.Fatal(err)
 	}
+	spec, err := json.Marshal(wf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.submit(string(spec))
+	paused := e.waitPaused(wf.Name, "main", 1)
+	got := e.workflow(wf.Name, func(*wfv1.Workflow) bool { return true })
+	node := got.Status.Nodes.FindByDisplayName("pause")
+	if want := argoutil.GeneratePodName(wf.Name, node.Name, node.TemplateName, node.ID, format); paused[0].Name != want {
+		t.Fatalf("controller named the pod %s, GeneratePodName(%s) says %s", paused[0].Name, format, want)
+	}
+	if got.Annotations["workflows.argoproj.io/pod-name-format"] != format.String() {
+		t.Errorf("workflow annotation pod-name-format %q, want %s", got.Annotations["workflows.argoproj.io/pod-name-format"], format)
+	}
+	e.release("release", map[string]any{"Workflow-ID": wf.Name, "TemplateName": "pause"}, "main", v1alpha1.StageAfter, paused...)
+	e.waitSucceeded(wf.Name)
 }
 
 // Node status compressed by the controller itself: MAX_WORKFLOW_SIZE (Argo's packer, default 1 MiB) set
 // below the Workflow's size with its nodes and above it with them compressed, so the controller stores
 // status.compressedNodes and no status.nodes while the loop's steps are paused.
 func TestArgoCompressedNodes(t *testing.T) {
+	eachCell(t, primaryCells, testCompressedNodes)
+}
+
+func testCompressedNodes(t *testing.T, c argoCell) {
 	items := make([]string, 10)
 	for i := range items {
 		items[i] = fmt.Sprintf("%d-%s", i, strings.Repeat("x", 200))
 	}
-	e := setupArgo(t, rig.ControllerOptions{Env: []string{"MAX_WORKFLOW_SIZE=7000"}})
+	e := setupArgo(t, c, rig.ControllerOptions{Env: []string{"MAX_WORKFLOW_SIZE=7000"}})
 	e.submit(fmt.Sprintf(loopWorkflow, "big", strings.Join(items, ", ")))
 	paused := e.waitPaused("big", "main", len(items))
 	raw, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Get(ctxFor(t, 10*time.Second), "big", metav1.GetOptions{})
@@ -508,4 +586,37 @@ func TestArgoCompressedNodes(t *testing.T) {
 	}
 	e.release("all", map[string]any{"Workflow-ID": "big", "TemplateName": "fan"}, "main", v1alpha1.StageAfter, paused...)
 	e.waitSucceeded("big")
+}
+
+// The two Workflow CRDs of the matrix differ where it matters to a reader of Workflows: the full one
+// (v4.0.5's, what a v4 install applies by default) has Argo's whole schema, so the API server prunes
+// what it does not know; the minimal one keeps whatever is written.
+func TestArgoWorkflowCRDs(t *testing.T) {
+	for _, crds := range []rig.ArgoCRDs{rig.MinimalCRDs, rig.FullCRDsV4} {
+		t.Run(crds.String(), func(t *testing.T) {
+			e := newEnvOn(t, rig.GetWithCRDs(t, crds))
+			wf := &unstructured.Unstructured{Object: map[string]any{
+				"apiVersion": "argoproj.io/v1alpha1",
+				"kind":       "Workflow",
+				"metadata":   map[string]any{"name": "schema"},
+				"spec": map[string]any{
+					"entrypoint": "main",
+					"templates":  []any{map[string]any{"name": "main", "container": map[string]any{"image": "busybox"}}},
+					"notArgos":   "x",
+				},
+			}}
+			ctx := ctxFor(t, 10*time.Second)
+			if _, err := e.r.Dynamic().Resource(rig.WorkflowGVR).Namespace(e.ns).Create(ctx, wf, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := e.r.Dynamic().Resource(rig.WorkflowGVR).Namespace(e.ns).Get(ctx, "schema", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, kept, _ := unstructured.NestedString(got.Object, "spec", "notArgos")
+			if want := crds == rig.MinimalCRDs; kept != want {
+				t.Fatalf("spec.notArgos kept %v, want %v with the %s", kept, want, crds)
+			}
+		})
+	}
 }

@@ -181,7 +181,7 @@ func (e *env) releaseExample(o *unstructured.Unstructured, container string, sta
 // namespace; each Resume of examples/ releases what its comment says.
 func TestExampleWorkflowsReleasedByTheirResumes(t *testing.T) {
 	docs := exampleDocs(t)
-	e := setupArgo(t, rig.ControllerOptions{})
+	e := setupArgo(t, cellV3PodNamesV2, rig.ControllerOptions{})
 	e.createExample(example(t, docs, "templateref/workflowtemplate.yaml", "WorkflowTemplate"))
 	for _, f := range []string{"templateref/workflow.yaml", "loop/workflow.yaml", "containerset/workflow.yaml"} {
 		e.createExample(example(t, docs, f, "Workflow"))
@@ -278,7 +278,7 @@ func TestExampleWebhookRequestReleasesTheReadmeWorkflow(t *testing.T) {
 	if body["workflow"] != readmeWF.Name || body["namespace"] != readmeWF.Namespace {
 		t.Fatalf("request.json names %s/%s, the README's Workflow is %s/%s", body["namespace"], body["workflow"], readmeWF.Namespace, readmeWF.Name)
 	}
-	e := setupArgo(t, rig.ControllerOptions{})
+	e := setupArgo(t, cellV3PodNamesV2, rig.ControllerOptions{})
 	wf := readmeWF.DeepCopy()
 	wf.Namespace = e.ns
 	if _, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Create(ctxFor(t, 10*time.Second), wf, metav1.CreateOptions{}); err != nil {
@@ -303,7 +303,7 @@ func TestExampleDebugPolicyPausesLabelledWorkflowsOnly(t *testing.T) {
 	var bind admissionregistrationv1.MutatingAdmissionPolicyBinding
 	strict(t, policy, &map1)
 	strict(t, binding, &bind)
-	e := setupArgo(t, rig.ControllerOptions{})
+	e := setupArgo(t, cellV3PodNamesV2, rig.ControllerOptions{})
 	// Cluster-scoped, so for this test only: the binding is narrowed to the test's namespace.
 	bind.Spec.MatchResources = &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
 		MatchLabels: map[string]string{"kubernetes.io/metadata.name": e.ns},

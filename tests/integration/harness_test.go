@@ -61,7 +61,13 @@ type env struct {
 // setup gives the test a namespace and a resume-trigger that serves only it, with admin rights.
 func setup(t *testing.T, opts ...serverOption) *env {
 	t.Helper()
-	e := newEnv(t)
+	return setupOn(t, rig.Get(t), opts...)
+}
+
+// setupOn is setup on rig r (rig.GetWithCRDs gives one with other CRDs than the shared rig's).
+func setupOn(t *testing.T, r *rig.Rig, opts ...serverOption) *env {
+	t.Helper()
+	e := newEnvOn(t, r)
 	e.srv = startServer(t, e.r.AdminConfig(), []string{e.ns}, opts...)
 	return e
 }
@@ -69,7 +75,11 @@ func setup(t *testing.T, opts ...serverOption) *env {
 // newEnv gives the test a namespace without a server.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	r := rig.Get(t)
+	return newEnvOn(t, rig.Get(t))
+}
+
+func newEnvOn(t *testing.T, r *rig.Rig) *env {
+	t.Helper()
 	wfc, err := wfclient.NewForConfig(r.AdminConfig())
 	if err != nil {
 		t.Fatalf("workflow client: %v", err)

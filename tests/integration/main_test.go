@@ -16,7 +16,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(rig.MainWithOptions(m, rig.Options{AfterTests: checkShippedRBACUse}))
+	os.Exit(rig.MainWithOptions(m, rig.Options{AfterTests: checkShippedRBACUse, AlsoCRDs: []rig.ArgoCRDs{rig.FullCRDsV4}}))
 }
 
 // serverAgent is the user agent of every request resume-trigger makes (its leader election adds a suffix).

@@ -37,12 +37,54 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// ExecutorImage is the argoexec image the controller puts in the pods it makes (never pulled here: the
-// test kubelet emulates the containers).
+// ExecutorImage is the argoexec image the v3.7 controller (ArgoV3, the default) puts in the pods it makes
+// (never pulled here: the test kubelet emulates the containers).
 const ExecutorImage = "quay.io/argoproj/argoexec:v3.7.17"
 
-// envWorkflowController names a prebuilt workflow-controller binary to use instead of hack/tools.sh's.
-const envWorkflowController = "RESUME_TRIGGER_WORKFLOW_CONTROLLER"
+// Argo is a workflow-controller release the rig runs: the hack/tools.sh tool that builds it (its version
+// pinned there and in tests/tools/<tool>/go.mod), and the environment variable that may name a prebuilt
+// binary instead.
+type Argo struct {
+	// Version is the release, as hack/tools.sh pins it.
+	Version string
+	tool    string
+	env     string
+	// stopGrace is how long Stop waits for the controller to exit on SIGTERM before it SIGKILLs it.
+	stopGrace time.Duration
+}
+
+// The workflow-controller releases of the version matrix: v3.7.17, and v4.0.5, the newest /v4 release
+// the Go module proxy serves here (v4.1 is not served: its features are tested from Argo's documented
+// layout, see the README's Compatibility section).
+var (
+	ArgoV3 = Argo{Version: "v3.7.17", tool: "workflow-controller", env: "RESUME_TRIGGER_WORKFLOW_CONTROLLER", stopGrace: 5 * time.Second}
+	// v4.0.5 never exits on SIGTERM: the handler its start-up logger installs (util/logging/init.go,
+	// initSignalHandlers) takes the signal and only flushes logs, so waiting would only add the grace to
+	// every test. Its state is all in the API server: SIGKILL loses nothing.
+	ArgoV4 = Argo{Version: "v4.0.5", tool: "workflow-controller-v4", env: "RESUME_TRIGGER_WORKFLOW_CONTROLLER_V4"}
+)
+
+// ExecutorImage is the argoexec image this release's controller is told to put in its pods.
+func (a Argo) ExecutorImage() string { return "quay.io/argoproj/argoexec:" + a.Version }
+
+func (a Argo) String() string { return a.Version }
+
+// binary is the controller's binary: the one a.env names, else hack/tools.sh's (built on first use).
+func (a Argo) binary() (string, error) {
+	bin := os.Getenv(a.env)
+	if bin == "" {
+		root, err := RepoRoot()
+		if err != nil {
+			return "", err
+		}
+		paths, err := Tools(root, a.tool)
+		if err != nil {
+			return "", fmt.Errorf("%w (set %s to use a prebuilt binary)", err, a.env)
+		}
+		bin = paths[0]
+	}
+	return bin, executable(bin)
+}
 
 // Environment a test puts on a container of a Workflow's template to make the test kubelet's emulation of
 // Argo's emissary fail the container before its pause, as emissary does when the command cannot be
@@ -55,8 +97,13 @@ const (
 
 // ControllerOptions configure StartWorkflowController.
 type ControllerOptions struct {
+	// Argo is the release to run; the zero value is ArgoV3.
+	Argo Argo
 	// Namespace is the one namespace the controller manages (--namespaced --managed-namespace).
 	Namespace string
+	// Config is added to the controller's ConfigMap (workflow-controller-configmap), a key per setting of
+	// Argo's config.Config, e.g. "failedPodRestart": "enabled: true\n".
+	Config map[string]string
 	// PodNames is Argo's POD_NAMES setting, "v1" or "v2"; empty leaves it unset (Argo's default, v2).
 	PodNames string
 	// Env is added to the controller's environment after the rig's own (LEADER_ELECTION_DISABLE=true,
@@ -65,16 +112,18 @@ type ControllerOptions struct {
 }
 
 // WorkflowController is Argo's real workflow-controller (built by hack/tools.sh from argo-workflows
-// v3.7.17) running against the rig's API server for one namespace, with the test kubelet binding and
+// v3.7.17 or v4.0.5) running against the rig's API server for one namespace, with the test kubelet binding and
 // running the pods it creates.
 type WorkflowController struct {
 	// Namespace is the managed namespace.
 	Namespace string
-	proc      *Process
-	r         *Rig
-	stop      context.CancelFunc
-	done      chan struct{}
-	once      sync.Once
+	// Argo is the release that runs.
+	Argo Argo
+	proc *Process
+	r    *Rig
+	stop context.CancelFunc
+	done chan struct{}
+	once sync.Once
 }
 
 // StartWorkflowController starts Argo's workflow-controller for opts.Namespace: the ConfigMap
@@ -85,19 +134,11 @@ func (r *Rig) StartWorkflowController(ctx context.Context, opts ControllerOption
 	if opts.Namespace == "" {
 		return nil, errors.New("StartWorkflowController: no namespace")
 	}
-	bin := os.Getenv(envWorkflowController)
-	if bin == "" {
-		root, err := RepoRoot()
-		if err != nil {
-			return nil, err
-		}
-		paths, err := Tools(root, "workflow-controller")
-		if err != nil {
-			return nil, fmt.Errorf("%w (set %s to use a prebuilt binary)", err, envWorkflowController)
-		}
-		bin = paths[0]
+	if opts.Argo == (Argo{}) {
+		opts.Argo = ArgoV3
 	}
-	if err := executable(bin); err != nil {
+	bin, err := opts.Argo.binary()
+	if err != nil {
 		return nil, err
 	}
 	// Argo's configuration is empty but for its metrics servers: each would listen on a fixed port
@@ -109,12 +150,15 @@ func (r *Rig) StartWorkflowController(ctx context.Context, opts ControllerOption
 			"telemetryConfig": "enabled: false\n",
 		},
 	}
+	for k, v := range opts.Config {
+		cm.Data[k] = v
+	}
 	if _, err := r.client.CoreV1().ConfigMaps(opts.Namespace).Create(ctx, cm, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, fmt.Errorf("create ConfigMap %s/%s: %w", opts.Namespace, cm.Name, err)
 	}
 
 	runCtx, cancel := context.WithCancel(r.kubelet.ctx)
-	wc := &WorkflowController{Namespace: opts.Namespace, r: r, stop: cancel, done: make(chan struct{})}
+	wc := &WorkflowController{Namespace: opts.Namespace, Argo: opts.Argo, r: r, stop: cancel, done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			wc.Stop()
@@ -134,7 +178,7 @@ func (r *Rig) StartWorkflowController(ctx context.Context, opts ControllerOption
 		"--kubeconfig", r.kubeconfig,
 		"--namespace", opts.Namespace,
 		"--namespaced", "--managed-namespace", opts.Namespace,
-		"--executor-image", ExecutorImage,
+		"--executor-image", opts.Argo.ExecutorImage(),
 		"--workflow-workers", "4", "--workflow-ttl-workers", "1", "--pod-cleanup-workers", "1",
 		"--cron-workflow-workers", "1", "--workflow-archive-workers", "1",
 		"--qps", "200", "--burst", "400",
@@ -155,7 +199,7 @@ func (r *Rig) StartWorkflowController(ctx context.Context, opts ControllerOption
 		return nil, err
 	}
 	// Ready once its caches synced: WorkflowController.Run starts the CronWorkflow controller (which logs
-	// this first) right after WaitForCacheSync, and the workflow workers just after it (v3.7.17
+	// this first) right after WaitForCacheSync, and the workflow workers just after it (v3.7.17 and v4.0.5
 	// workflow/controller/controller.go).
 	err = poll(ctx, 50*time.Millisecond, func() (bool, error) {
 		if wc.proc.Exited() {
@@ -173,12 +217,31 @@ func (r *Rig) StartWorkflowController(ctx context.Context, opts ControllerOption
 func (wc *WorkflowController) Stop() {
 	wc.once.Do(func() {
 		if wc.proc != nil {
-			wc.proc.Stop(syscall.SIGTERM, 5*time.Second)
+			wc.Thaw() // a frozen controller would only act on SIGTERM after the grace
+			wc.proc.Stop(syscall.SIGTERM, wc.Argo.stopGrace)
 		}
 		wc.stop()
 		<-wc.done
 		_ = wc.r.kubelet.runArgo(wc.Namespace, false)
 	})
+}
+
+// Freeze stops the controller's process (SIGSTOP) until Thaw: what it would do about a change is held
+// back, as on a busy controller, so that a test can show the server the state a cluster is in between a
+// kubelet's change and the controller's answer to it (EvictPod's failed pod while its node is still
+// Pending). A frozen controller keeps its API connections; Stop thaws it first.
+func (wc *WorkflowController) Freeze() error {
+	if err := syscall.Kill(wc.proc.Pid(), syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("freeze workflow-controller: %w", err)
+	}
+	return nil
+}
+
+// Thaw lets a frozen controller go on (SIGCONT); it does nothing to one that runs.
+func (wc *WorkflowController) Thaw() {
+	if !wc.proc.Exited() {
+		_ = syscall.Kill(wc.proc.Pid(), syscall.SIGCONT)
+	}
 }
 
 // Log is the controller's log file.
@@ -251,6 +314,57 @@ func (r *Rig) HoldPods(ctx context.Context, ns, workflow string, h Hold) error {
 		requeue(p.Name)
 	}
 	return nil
+}
+
+// EvictPod fails pod name in ns as a kubelet's eviction manager does to a pod it admitted but whose
+// containers never started (node pressure while its images were pulled): phase Failed, reason Evicted,
+// every container still waiting. The pod must be bound and not started (HoldPods HoldScheduled keeps it
+// there). It returns the evicted pod. Argo v4's failedPodRestart then deletes it and creates the node's
+// pod again under the same name.
+func (r *Rig) EvictPod(ctx context.Context, ns, name string) (*corev1.Pod, error) {
+	pods := r.client.CoreV1().Pods(ns)
+	var evicted *corev1.Pod
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		pod, err := pods.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if pod.Spec.NodeName == "" || (pod.Status.Phase != "" && pod.Status.Phase != corev1.PodPending) {
+			return fmt.Errorf("evict pod %s/%s: it is %s on node %q, want bound and not started", ns, name, pod.Status.Phase, pod.Spec.NodeName)
+		}
+		now := metav1.Now()
+		waiting := func(cs []corev1.Container) []corev1.ContainerStatus {
+			var out []corev1.ContainerStatus
+			for _, c := range cs {
+				out = append(out, corev1.ContainerStatus{
+					Name: c.Name, Image: c.Image, Started: ptr(false),
+					State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}},
+				})
+			}
+			return out
+		}
+		pod.Status = corev1.PodStatus{
+			Phase:   corev1.PodFailed,
+			Reason:  "Evicted",
+			Message: "The node was low on resource: ephemeral-storage. ",
+			Conditions: []corev1.PodCondition{
+				{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
+				{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, Reason: "TerminationByKubelet", LastTransitionTime: now},
+				{Type: corev1.PodInitialized, Status: corev1.ConditionFalse, LastTransitionTime: now},
+				{Type: corev1.ContainersReady, Status: corev1.ConditionFalse, LastTransitionTime: now},
+				{Type: corev1.PodReady, Status: corev1.ConditionFalse, LastTransitionTime: now},
+			},
+			HostIP:                r.opts.BindAddress,
+			HostIPs:               []corev1.HostIP{{IP: r.opts.BindAddress}},
+			StartTime:             &now,
+			QOSClass:              corev1.PodQOSBestEffort,
+			InitContainerStatuses: waiting(pod.Spec.InitContainers),
+			ContainerStatuses:     waiting(pod.Spec.Containers),
+		}
+		evicted, err = pods.UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+		return err
+	})
+	return evicted, err
 }
 
 func (k *Kubelet) hold(ns, workflow string) Hold {
@@ -390,7 +504,7 @@ func (r *Rig) taskResults(ns string) wfv1client.WorkflowTaskResultInterface {
 }
 
 // initializeTaskResult is Argo's executor InitializeOutput (workflow/executor/taskresult.go,
-// createTaskResult, v3.7.17).
+// createTaskResult, v3.7.17; the same in v4.0.5).
 func (r *Rig) initializeTaskResult(ctx context.Context, pod *corev1.Pod) error {
 	nodeID, wfName, wfUID := waitEnv(pod, common.EnvVarNodeID), waitEnv(pod, common.EnvVarWorkflowName), waitEnv(pod, common.EnvVarWorkflowUID)
 	if nodeID == "" || wfName == "" || wfUID == "" {

@@ -21,18 +21,45 @@ import (
 	"github.com/argoproj/argo-workflows/v3/pkg/apis/workflow"
 )
 
-const argoWorkflowsModule = "github.com/argoproj/argo-workflows/v3"
+const (
+	argoWorkflowsModule   = "github.com/argoproj/argo-workflows/v3"
+	argoWorkflowsV4Module = "github.com/argoproj/argo-workflows/v4"
+)
 
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
 // WorkflowGVR is the Argo Workflow resource the rig installs.
 var WorkflowGVR = schema.GroupVersionResource{Group: workflow.Group, Version: workflow.Version, Resource: workflow.WorkflowPlural}
 
-// crdFiles lists the CRDs the rig installs: Argo's minimal CRDs (from the argo-workflows module this
-// module pins: Workflow, WorkflowTemplate, WorkflowTaskResult and the others its controller watches) and
-// ours (manifests/base/crd).
-func crdFiles(ctx context.Context, root string) ([]string, error) {
-	argo, err := moduleDir(ctx, argoWorkflowsModule)
+// ArgoCRDs says which of Argo's CRDs a rig installs.
+type ArgoCRDs int
+
+const (
+	// MinimalCRDs are the minimal CRDs of argo-workflows v3.7.17 (the module this module pins): no schema,
+	// so the API server keeps every field as written. The default; v4.0.5's minimal CRDs differ from them
+	// only in descriptions.
+	MinimalCRDs ArgoCRDs = iota
+	// FullCRDsV4 are the full CRDs of argo-workflows v4.0.5, which v4 installs by default: the whole
+	// OpenAPI schema, so the API server validates and prunes what the controller and we write. They are
+	// read from the module cache, the version pinned by tests/tools/workflow-controller-v4.
+	FullCRDsV4
+)
+
+func (c ArgoCRDs) String() string {
+	if c == FullCRDsV4 {
+		return "full CRDs of " + ArgoV4.Version
+	}
+	return "minimal CRDs of " + ArgoV3.Version
+}
+
+// crdFiles lists the CRDs the rig installs: Argo's (Workflow, WorkflowTemplate, WorkflowTaskResult and
+// the others its controller watches; minimal or full per which) and ours (manifests/base/crd).
+func crdFiles(ctx context.Context, root string, which ArgoCRDs) ([]string, error) {
+	module, from, flavour := argoWorkflowsModule, "", "minimal"
+	if which == FullCRDsV4 {
+		module, from, flavour = argoWorkflowsV4Module, filepath.Join(root, "tests", "tools", ArgoV4.tool), "full"
+	}
+	argo, err := moduleDir(ctx, from, module)
 	if err != nil {
 		return nil, err
 	}
@@ -40,17 +67,18 @@ func crdFiles(ctx context.Context, root string) ([]string, error) {
 	if err != nil || len(ours) == 0 {
 		return nil, fmt.Errorf("no CRDs in %s/manifests/base/crd (err %v)", root, err)
 	}
-	argos, err := filepath.Glob(filepath.Join(argo, "manifests", "base", "crds", "minimal", "argoproj.io_*.yaml"))
+	argos, err := filepath.Glob(filepath.Join(argo, "manifests", "base", "crds", flavour, "argoproj.io_*.yaml"))
 	if err != nil || len(argos) == 0 {
-		return nil, fmt.Errorf("no CRDs in %s/manifests/base/crds/minimal (err %v)", argo, err)
+		return nil, fmt.Errorf("no CRDs in %s/manifests/base/crds/%s (err %v)", argo, flavour, err)
 	}
 	return append(argos, ours...), nil
 }
 
-// moduleDir finds a module of the build list in the module cache. It asks the go command from the
-// working directory, which is inside the tests module when tests run.
-func moduleDir(ctx context.Context, module string) (string, error) {
+// moduleDir finds a module of the build list of the module in directory dir ("": the working directory,
+// which is inside the tests module when tests run) in the module cache, downloading it if need be.
+func moduleDir(ctx context.Context, dir, module string) (string, error) {
 	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-json", module)
+	cmd.Dir = dir
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -64,6 +92,7 @@ func moduleDir(ctx context.Context, module string) (string, error) {
 	if m.Dir == "" {
 		// Listed but not downloaded yet.
 		dl := exec.CommandContext(ctx, "go", "mod", "download", "-json", module+"@"+m.Version)
+		dl.Dir = dir
 		dl.Stderr = &stderr
 		if out, err = dl.Output(); err != nil {
 			return "", fmt.Errorf("go mod download %s@%s: %w: %s", module, m.Version, err, stderr.String())
@@ -76,7 +105,7 @@ func moduleDir(ctx context.Context, module string) (string, error) {
 }
 
 func (r *Rig) installCRDs(ctx context.Context, root string) error {
-	files, err := crdFiles(ctx, root)
+	files, err := crdFiles(ctx, root, r.opts.ArgoCRDs)
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,11 @@ type Options struct {
 	APIServerFlags []string
 	// StartTimeout bounds the whole start; default 2 minutes (binaries already built).
 	StartTimeout time.Duration
+	// ArgoCRDs are Argo's CRDs to install: MinimalCRDs (the default) or FullCRDsV4.
+	ArgoCRDs ArgoCRDs
+	// AlsoCRDs, for Main: the tests will also ask GetWithCRDs for rigs with these CRDs; a run of the whole
+	// binary starts them in the background, beside the first rig.
+	AlsoCRDs []ArgoCRDs
 	// AfterTests, if set, runs after every test passed, with the rig still up; an error fails the binary.
 	AfterTests func(*Rig) error
 }
@@ -313,7 +318,10 @@ func namespacePrefix(name string) string {
 	return s + "-"
 }
 
-var shared *Rig
+var (
+	shared   *Rig
+	mainOpts Options // what Main started shared with
+)
 
 // Main starts one rig for the test binary, runs the tests and stops the rig. Use it from TestMain:
 //
@@ -326,6 +334,15 @@ func Main(m *testing.M) int { return MainWithOptions(m, Options{}) }
 func MainWithOptions(m *testing.M, opts Options) int {
 	if !flag.Parsed() {
 		flag.Parse() // for testing.Verbose and -test.run before m.Run
+	}
+	mainOpts = opts
+	defer stopOthers()
+	// A whole run starts the other rigs it will need at once, beside the first one; a run of some tests
+	// (-run) starts one only when a test asks for it.
+	if f := flag.Lookup("test.run"); f == nil || f.Value.String() == "" {
+		for _, which := range opts.AlsoCRDs {
+			startOther(which)
+		}
 	}
 	r, err := Start(context.Background(), opts)
 	if err != nil {
@@ -345,6 +362,72 @@ func MainWithOptions(m *testing.M, opts Options) int {
 		}
 	}
 	return code
+}
+
+// others are the rigs of the test binary besides the one Main started, one per ArgoCRDs.
+var others struct {
+	sync.Mutex
+	rigs map[ArgoCRDs]*otherRig
+}
+
+type otherRig struct {
+	ready chan struct{} // closed once r or err is set
+	r     *Rig
+	err   error
+}
+
+// startOther starts the rig with which in the background unless it is started already.
+func startOther(which ArgoCRDs) *otherRig {
+	others.Lock()
+	defer others.Unlock()
+	if others.rigs == nil {
+		others.rigs = map[ArgoCRDs]*otherRig{}
+	}
+	o := others.rigs[which]
+	if o == nil {
+		o = &otherRig{ready: make(chan struct{})}
+		others.rigs[which] = o
+		opts := mainOpts
+		opts.ArgoCRDs, opts.AlsoCRDs, opts.AfterTests = which, nil, nil
+		go func() {
+			defer close(o.ready)
+			o.r, o.err = Start(context.Background(), opts)
+		}()
+	}
+	return o
+}
+
+// GetWithCRDs returns a rig of the test binary that installs Argo's CRDs which: the one Main started if it
+// installs those, else a second one (a rig installs one Workflow CRD, minimal or full), started on first
+// use or by Main (Options.AlsoCRDs), and stopped by Main after the tests. A rig that cannot start fails the
+// test, and every later one asking for it.
+func GetWithCRDs(tb testing.TB, which ArgoCRDs) *Rig {
+	tb.Helper()
+	if r := Get(tb); r.opts.ArgoCRDs == which {
+		return r
+	}
+	began := time.Now()
+	o := startOther(which)
+	<-o.ready
+	if o.err != nil {
+		tb.Fatalf("rig with %s: cannot start: %v", which, o.err)
+	}
+	if waited := time.Since(began); waited > time.Second {
+		tb.Logf("rig with %s: waited %v for it to start (start took %v)", which, waited.Round(time.Millisecond), o.r.StartDuration.Round(time.Millisecond))
+	}
+	return o.r
+}
+
+func stopOthers() {
+	others.Lock()
+	defer others.Unlock()
+	for which, o := range others.rigs {
+		<-o.ready
+		if o.r != nil {
+			o.r.Stop()
+		}
+		delete(others.rigs, which)
+	}
 }
 
 // Get returns the rig Main started; it fails the test if TestMain did not call Main.
