@@ -260,23 +260,33 @@ func formatCalls(calls []rig.Call) string {
 	return b.String()
 }
 
-// expectEvent finds a core/v1 Event about the Resume with this type and reason.
+// expectEvent finds a core/v1 Event about the Resume with this type and reason. It waits for it: an
+// Execute records its Events before it answers, but a revisit (a deadline, a late pod) writes the status
+// first and the Event after, so a test that saw the status may list the Events a moment early.
 func (e *env) expectEvent(resumeName, typ, reason string) corev1.Event {
 	e.t.Helper()
-	list, err := e.r.Client().CoreV1().Events(e.ns).List(ctxFor(e.t, 10*time.Second), metav1.ListOptions{})
-	if err != nil {
-		e.t.Fatalf("list events: %v", err)
-	}
+	var found corev1.Event
 	var seen []string
-	for _, ev := range list.Items {
-		io := ev.InvolvedObject
-		seen = append(seen, fmt.Sprintf("%s %s/%s %s %s", io.Kind, io.Namespace, io.Name, ev.Type, ev.Reason))
-		if io.Kind == v1alpha1.Kind && io.APIVersion == v1alpha1.GroupVersion.String() && io.Name == resumeName && ev.Type == typ && ev.Reason == reason {
-			return ev
+	err := rig.Eventually(ctxFor(e.t, 10*time.Second), func() error {
+		list, err := e.r.Client().CoreV1().Events(e.ns).List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return err
 		}
+		seen = seen[:0]
+		for _, ev := range list.Items {
+			io := ev.InvolvedObject
+			seen = append(seen, fmt.Sprintf("%s %s/%s %s %s", io.Kind, io.Namespace, io.Name, ev.Type, ev.Reason))
+			if io.Kind == v1alpha1.Kind && io.APIVersion == v1alpha1.GroupVersion.String() && io.Name == resumeName && ev.Type == typ && ev.Reason == reason {
+				found = ev
+				return nil
+			}
+		}
+		return fmt.Errorf("no %s event %s on Resume %s", typ, reason, resumeName)
+	})
+	if err != nil {
+		e.t.Fatalf("%v; events: %v", err, seen)
 	}
-	e.t.Fatalf("no %s event %s on Resume %s; events: %v", typ, reason, resumeName, seen)
-	return corev1.Event{}
+	return found
 }
 
 // waitPodSucceeded waits for the emissary emulation to finish the pod once its marker exists.
