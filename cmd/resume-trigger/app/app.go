@@ -30,6 +30,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/util/flowcontrol"
 
 	"github.com/argocontroller/resume-trigger/internal/logging"
 	"github.com/argocontroller/resume-trigger/internal/lookup"
@@ -105,9 +106,7 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 	if opts.shutdownShort() {
 		log.Warnf("--shutdown-timeout %s is shorter than --request-timeout %s plus %s to record: a release in flight at SIGTERM may not be recorded", opts.ShutdownTimeout, opts.RequestTimeout, resume.RecordBudget)
 	}
-	cfg = rest.CopyConfig(cfg)
-	cfg.QPS, cfg.Burst = float32(opts.APIQPS), opts.APIBurst
-	cfg.UserAgent = "resume-trigger"
+	cfg = clientConfig(cfg, opts)
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
@@ -367,6 +366,20 @@ func (a *App) Run(ctx context.Context) error {
 	return err
 }
 
+// clientConfig is cfg with the server's user agent and client-side rate limit: one token bucket for
+// every client made from it, so --kube-api-qps and --kube-api-burst bound what the server sends in all
+// (client-go would give each client a bucket of its own). A negative QPS leaves no client-side limit.
+func clientConfig(cfg *rest.Config, opts *Options) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = float32(opts.APIQPS), opts.APIBurst
+	cfg.RateLimiter = nil
+	if opts.APIQPS > 0 {
+		cfg.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(float32(opts.APIQPS), opts.APIBurst)
+	}
+	cfg.UserAgent = "resume-trigger"
+	return cfg
+}
+
 // httpShutdownTimeout bounds the metrics and probe endpoint's shutdown, after the gRPC drain: the pod's
 // terminationGracePeriodSeconds must cover --shutdown-timeout plus this.
 const httpShutdownTimeout = 5 * time.Second
@@ -380,7 +393,7 @@ func (a *App) elector(lead func(context.Context), lost func()) (*leaderelection.
 	// A client of its own: renewing the Lease must not wait behind a burst of releases on the shared
 	// client-side rate limit, or the Lease is lost under load.
 	cfg := rest.CopyConfig(a.config)
-	cfg.QPS, cfg.Burst = 5, 10
+	cfg.QPS, cfg.Burst, cfg.RateLimiter = 5, 10, nil
 	cfg.UserAgent = "resume-trigger/leader-election"
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {

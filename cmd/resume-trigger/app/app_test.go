@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	wfclient "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
 	"github.com/sirupsen/logrus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -22,7 +23,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
 	"sigs.k8s.io/yaml"
 
 	"github.com/argocontroller/resume-trigger/internal/fixture"
@@ -182,6 +185,10 @@ func TestOptionsComplete(t *testing.T) {
 		"a client-side limit without burst": {
 			args:    []string{"--namespaces", "argo", "--kube-api-qps", "10", "--kube-api-burst", "0"},
 			wantErr: "--kube-api-burst must be at least 1",
+		},
+		"zero QPS": {
+			args:    []string{"--namespaces", "argo", "--kube-api-qps", "0"},
+			wantErr: "--kube-api-qps must not be 0",
 		},
 		"no client-side limit": {
 			args:      []string{"--namespaces", "argo", "--kube-api-qps", "-1", "--kube-api-burst", "0"},
@@ -854,4 +861,40 @@ func TestREADMEListsEveryFlag(t *testing.T) {
 		}
 		t.Errorf("README's Server flags table lacks --%s (%s)", f.Name, f.Usage)
 	})
+}
+
+// The three clients share one token bucket: a burst through one of them leaves the others nothing.
+func TestClientConfigSharesOneLimit(t *testing.T) {
+	opts := NewOptions()
+	opts.APIQPS, opts.APIBurst = 1, 3
+	cfg := clientConfig(&rest.Config{Host: "https://example.invalid"}, opts)
+	if cfg.RateLimiter == nil || cfg.UserAgent != "resume-trigger" {
+		t.Fatalf("RateLimiter %v, UserAgent %q", cfg.RateLimiter, cfg.UserAgent)
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wf, err := wfclient.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []flowcontrol.RateLimiter{kube.CoreV1().RESTClient().GetRateLimiter(), wf.ArgoprojV1alpha1().RESTClient().GetRateLimiter()} {
+		if l != cfg.RateLimiter {
+			t.Errorf("a client has a limiter of its own: %p, want the shared %p", l, cfg.RateLimiter)
+		}
+	}
+	for range 3 {
+		if !cfg.RateLimiter.TryAccept() {
+			t.Fatal("the burst of 3 is not there")
+		}
+	}
+	if cfg.RateLimiter.TryAccept() {
+		t.Error("a fourth request at once was let through")
+	}
+
+	opts.APIQPS = -1
+	if cfg := clientConfig(&rest.Config{Host: "https://example.invalid", RateLimiter: flowcontrol.NewFakeAlwaysRateLimiter()}, opts); cfg.RateLimiter != nil || cfg.QPS >= 0 {
+		t.Errorf("negative QPS: RateLimiter %v, QPS %v; want none", cfg.RateLimiter, cfg.QPS)
+	}
 }

@@ -121,7 +121,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "json or text")
 	fs.UintVar(&o.MaxStreams, "max-concurrent-streams", o.MaxStreams, "gRPC streams allowed per connection")
 	fs.IntVar(&o.MaxMessageBytes, "max-message-bytes", o.MaxMessageBytes, "largest gRPC message accepted")
-	fs.Float64Var(&o.APIQPS, "kube-api-qps", o.APIQPS, "sustained queries per second to the API server (client-side limit; a release costs about 5); negative turns the client-side limit off and leaves it to the API server's priority and fairness")
+	fs.Float64Var(&o.APIQPS, "kube-api-qps", o.APIQPS, "sustained queries per second to the API server, all clients together (client-side limit; a release costs about 6); negative turns the client-side limit off and leaves it to the API server's priority and fairness")
 	fs.IntVar(&o.APIBurst, "kube-api-burst", o.APIBurst, "queries to the API server allowed at once above --kube-api-qps")
 	fs.DurationVar(&o.ResumeDeadline, "resume-deadline", o.ResumeDeadline, "how long a Resume without spec.activeDeadlineSeconds waits for its step to pause, from its creation; then it ends Failed (DeadlineExceeded)")
 	fs.BoolVar(&o.Revisits, "revisits", o.Revisits, "look again at Pending Resumes every --revisit-interval, and list them on start and every --resync-period; off, a Resume is looked at only when the Sensor calls, and may stay Pending past its deadline")
@@ -176,6 +176,10 @@ func (o *Options) Complete() error {
 	}
 	if o.ArgoServerToken != "" && o.ArgoServerURL == "" {
 		errs = append(errs, errors.New("--argo-server-token-file needs --argo-server-url"))
+	}
+	if o.APIQPS == 0 {
+		// client-go would read 0 as its default, 5 per second: far too few, and surely not meant.
+		errs = append(errs, errors.New("--kube-api-qps must not be 0: give a rate, or a negative value to leave the limiting to the API server"))
 	}
 	if o.APIQPS > 0 && o.APIBurst < 1 {
 		errs = append(errs, errors.New("--kube-api-burst must be at least 1 when --kube-api-qps is positive"))
