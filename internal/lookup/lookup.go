@@ -257,7 +257,10 @@ func (f *Finder) byName(ctx context.Context, ns string, wf *wfv1.Workflow, picks
 	}
 	byNode, byName := indexPods(pods)
 	for _, p := range picks {
-		if _, err := podOf(wf, p.node, byNode, byName); err != nil {
+		// Only a pod that claims the node by its annotation decides here: podOf falls back to the name
+		// for a pod without one, which is right only when no other pod claims the node, and only the LIST
+		// shows the others.
+		if pod, err := podOf(wf, p.node, byNode, byName); err != nil || pod == nil || pod.Annotations[argo.AnnotationNodeID] != p.node.ID {
 			return nil, nil, false, nil
 		}
 	}

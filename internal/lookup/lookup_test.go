@@ -92,6 +92,22 @@ func onNode(id string, f func(*wfv1.NodeStatus)) func(*cluster) {
 
 func withoutPods(c *cluster) { c.pods = nil }
 
+// withCopyOf adds a copy of pod name, renamed and changed by f.
+func withCopyOf(name, newName string, f func(*corev1.Pod)) func(*cluster) {
+	return func(c *cluster) {
+		for _, p := range c.pods {
+			if p.Name == name {
+				cp := p.DeepCopy()
+				cp.Name = newName
+				f(cp)
+				c.pods = append(c.pods, cp)
+				return
+			}
+		}
+		panic("no pod " + name)
+	}
+}
+
 func podNameFormat(v string) func(*cluster) {
 	return func(c *cluster) {
 		if v == "" {
@@ -857,6 +873,32 @@ func TestFind(t *testing.T) {
 			step:       request.Step{Workflow: "hello-world", Template: "pause"},
 			expKind:    fault.Precondition,
 			expErr:     []string{"pod " + helloPod + " claims node " + helloNode, "not controlled by workflow hello-world", "refusing"},
+			expSkipped: []string{helloNode},
+		},
+		"a pod by Argo's name without the node-id annotation, beside a stranger that claims the node: refused": {
+			cluster: helloWorld().with(
+				withCopyOf(helloPod, "stranger", func(p *corev1.Pod) {
+					p.OwnerReferences[0].UID = "11111111-2222-3333-4444-555555555555"
+					p.OwnerReferences[0].Name = "another-workflow"
+				}),
+				onPod(helloPod, noNodeIDAnnotation)),
+			step:       request.Step{Workflow: "hello-world", Template: "pause"},
+			expKind:    fault.Precondition,
+			expErr:     []string{"pod stranger claims node " + helloNode, "refusing"},
+			expSkipped: []string{helloNode},
+		},
+		"a pod by Argo's name without the node-id annotation, beside an owned pod that claims the node: the claimant": {
+			cluster: helloWorld().with(
+				withCopyOf(helloPod, "claimant", func(*corev1.Pod) {}),
+				onPod(helloPod, noNodeIDAnnotation)),
+			step:       request.Step{Workflow: "hello-world", Template: "pause"},
+			expTargets: []target{{Node: helloNode, Pod: "claimant", Container: "main", Stage: v1alpha1.StageBefore}},
+		},
+		"a pod by Argo's name without the workflow label (not among the workflow's pods) is not released": {
+			cluster:    helloWorld().with(onPod(helloPod, func(p *corev1.Pod) { delete(p.Labels, argo.LabelWorkflow) })),
+			step:       request.Step{Workflow: "hello-world", Template: "pause"},
+			expKind:    fault.Transient,
+			expErr:     []string{"has no pod yet"},
 			expSkipped: []string{helloNode},
 		},
 		"the pod of an earlier run of the workflow (re-created, same name) is waited past, never exec'd": {
