@@ -54,14 +54,26 @@ func TestOptionsComplete(t *testing.T) {
 			wantNS:    []string{"argo"},
 			wantLevel: logrus.InfoLevel,
 		},
-		"comma-separated namespaces are trimmed, empties dropped": {
-			args:      []string{"--namespaces", " argo, team-a ,,"},
+		"comma-separated namespaces, empties dropped": {
+			args:      []string{"--namespaces", "argo,team-a,,"},
 			env:       "ignored",
 			wantNS:    []string{"argo", "team-a"},
 			wantLevel: logrus.InfoLevel,
 		},
-		"webhook namespaces are trimmed and must be served": {
-			args:      []string{"--namespaces", "team-a,team-b", "--webhook-namespaces", " team-a ,"},
+		"a space in the namespace list (the Sensor's filter would not match it)": {
+			args:    []string{"--namespaces", "argo, team-a"},
+			wantErr: `--namespaces "argo, team-a": " team-a" is not a namespace name; write the names separated by commas, without spaces`,
+		},
+		"not a namespace name": {
+			args:    []string{"--namespaces", "argo,Team_A", "--webhook-namespaces", "argo "},
+			wantErr: `"Team_A" is not a namespace name`,
+		},
+		"a space in the webhook namespace list": {
+			args:    []string{"--namespaces", "team-a", "--webhook-namespaces", " team-a"},
+			wantErr: `--webhook-namespaces " team-a": " team-a" is not a namespace name`,
+		},
+		"webhook namespaces must be served": {
+			args:      []string{"--namespaces", "team-a,team-b", "--webhook-namespaces", "team-a,"},
 			wantNS:    []string{"team-a", "team-b"},
 			wantHook:  []string{"team-a"},
 			wantLevel: logrus.InfoLevel,
@@ -97,7 +109,7 @@ func TestOptionsComplete(t *testing.T) {
 			needNoSAns: true,
 		},
 		"blank flag and no POD_NAMESPACE": {
-			args:       []string{"--namespaces", " , "},
+			args:       []string{"--namespaces", ","},
 			wantErr:    "own namespace is unknown",
 			needNoSAns: true,
 		},

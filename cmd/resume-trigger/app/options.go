@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/argocontroller/resume-trigger/internal/resume"
 )
@@ -148,11 +149,9 @@ func (o *Options) shutdownShort() bool {
 // Complete checks the options and fills in the defaults that depend on the environment.
 func (o *Options) Complete() error {
 	var errs []error
-	o.namespaces = nil
-	for _, ns := range strings.Split(o.Namespaces, ",") {
-		if ns = strings.TrimSpace(ns); ns != "" {
-			o.namespaces = append(o.namespaces, ns)
-		}
+	var err error
+	if o.namespaces, err = namespaceList("--namespaces", o.Namespaces); err != nil {
+		errs = append(errs, err)
 	}
 	own := ownNamespace()
 	if len(o.namespaces) == 0 {
@@ -216,18 +215,41 @@ func (o *Options) Complete() error {
 // completed), since the server has no rights anywhere else.
 func (o *Options) completeWebhookNamespaces() []error {
 	var errs []error
-	o.webhookNamespaces = nil
 	served := resume.NewNamespaces(o.namespaces...)
-	for _, ns := range strings.Split(o.WebhookNamespaces, ",") {
-		if ns = strings.TrimSpace(ns); ns == "" {
-			continue
-		}
+	list, err := namespaceList("--webhook-namespaces", o.WebhookNamespaces)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	o.webhookNamespaces = nil
+	for _, ns := range list {
 		if ns != resume.AllNamespaces && served.Check(ns) != nil {
 			errs = append(errs, fmt.Errorf("--webhook-namespaces names %s, which --namespaces does not serve (%s): add it there too, or drop it", ns, served))
 		}
 		o.webhookNamespaces = append(o.webhookNamespaces, ns)
 	}
 	return errs
+}
+
+// namespaceList splits a comma-separated list of namespaces; empty entries (a trailing comma) are
+// dropped. Every other entry must be * or a namespace name exactly, without spaces: the shipped Sensor
+// filters Resumes by the same string (install.yaml's namespaces) and compares the names exactly, so
+// "argo, team-a" would serve team-a here while the Sensor passes none of its Resumes on.
+func namespaceList(flag, value string) ([]string, error) {
+	var list []string
+	var bad []string
+	for _, ns := range strings.Split(value, ",") {
+		switch {
+		case ns == "":
+		case ns == resume.AllNamespaces || len(validation.IsDNS1123Label(ns)) == 0:
+			list = append(list, ns)
+		default:
+			bad = append(bad, strconv.Quote(ns))
+		}
+	}
+	if len(bad) > 0 {
+		return list, fmt.Errorf("%s %q: %s is not a namespace name; write the names separated by commas, without spaces", flag, value, strings.Join(bad, ", "))
+	}
+	return list, nil
 }
 
 // ownNamespace is the namespace the server runs in, if it can tell.
