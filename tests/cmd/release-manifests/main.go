@@ -27,8 +27,12 @@ import (
 // shippedImage is the image name the manifests use.
 const shippedImage = "ghcr.io/argocontroller/resume-trigger"
 
-// version is what a release may be called: a tag from git describe, never "latest".
+// version is what a release may be called: a tag (v1.2.3, v1.2.3-rc.1), never "latest".
 var version = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+([-.+][0-9A-Za-z.-]+)?$`)
+
+// untagged matches what git describe says of a commit that is not a tag (v1.2.3-4-gabc1234) or of a
+// checkout with changes (-dirty): no image of that name is ever published.
+var untagged = regexp.MustCompile(`(-[0-9]+-g[0-9a-f]{4,}|-dirty)($|[-.+])`)
 
 func main() {
 	ver := flag.String("version", "", "release version, e.g. v0.2.0: the image tag and the output folder")
@@ -44,6 +48,9 @@ func main() {
 func run(ver, image, out string) error {
 	if !version.MatchString(ver) {
 		return fmt.Errorf("version %q is not a release version like v0.2.0 (set VERSION=...)", ver)
+	}
+	if untagged.MatchString(ver) {
+		return fmt.Errorf("version %q is git describe of an untagged or changed checkout, not a release: tag the commit, or set VERSION to the release's tag", ver)
 	}
 	if strings.Contains(image, ":") || strings.Contains(image, "@") {
 		return fmt.Errorf("image %q: give the repository only; the tag is the version", image)

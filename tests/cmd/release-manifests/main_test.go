@@ -27,7 +27,7 @@ func TestRendersOneInstallYAMLPerOverlay(t *testing.T) {
 			}
 		}
 	}
-	for _, bad := range []string{"latest", "", "1.2.3", "v1.2"} {
+	for _, bad := range []string{"latest", "", "1.2.3", "v1.2", "v0.1.0-3-gabc1234", "v0.1.0-dirty", "v0.1.0-3-gabc1234-dirty"} {
 		if err := run(bad, "registry.example/rt", out); err == nil {
 			t.Errorf("version %q accepted", bad)
 		}
