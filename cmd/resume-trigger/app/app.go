@@ -103,6 +103,9 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 			return nil, err
 		}
 	}
+	if own, ok := opts.servesOwnNamespace(); ok {
+		log.Warnf("the server serves its own namespace %s: keep workflows out of the install namespace and serve the namespaces they run in (a workflow pod there could carry the Sensor's labels, which the NetworkPolicy admits to the gRPC port)", own)
+	}
 	if opts.shutdownShort() {
 		log.Warnf("--shutdown-timeout %s is shorter than --request-timeout %s plus %s to record: a release in flight at SIGTERM may not be recorded", opts.ShutdownTimeout, opts.RequestTimeout, resume.RecordBudget)
 	}

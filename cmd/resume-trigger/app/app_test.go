@@ -910,3 +910,22 @@ func TestClientConfigSharesOneLimit(t *testing.T) {
 		t.Errorf("negative QPS: RateLimiter %v, QPS %v; want none", cfg.RateLimiter, cfg.QPS)
 	}
 }
+
+func TestServesOwnNamespace(t *testing.T) {
+	t.Setenv("POD_NAMESPACE", "argo-resume")
+	for args, want := range map[string]bool{
+		"team-a,team-b":      false,
+		"team-a,argo-resume": true,
+		"*":                  false, // every namespace, by choice: cluster-install
+		"":                   true,  // empty: the server's own namespace
+	} {
+		o := NewOptions()
+		o.Namespaces = args
+		if err := o.Complete(); err != nil {
+			t.Fatal(err)
+		}
+		if own, got := o.servesOwnNamespace(); got != want || own != "argo-resume" {
+			t.Errorf("--namespaces %q: servesOwnNamespace() = %s, %v; want argo-resume, %v", args, own, got, want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -137,6 +138,14 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.LeaseDuration, "leader-election-lease-duration", o.LeaseDuration, "how long a standby waits before it takes over a Lease that was not renewed")
 	fs.DurationVar(&o.LeaseRenewDeadline, "leader-election-renew-deadline", o.LeaseRenewDeadline, "how long the leader tries to renew before it gives up leading (and exits)")
 	fs.DurationVar(&o.LeaseRetryPeriod, "leader-election-retry-period", o.LeaseRetryPeriod, "how often the Lease is tried")
+}
+
+// servesOwnNamespace reports whether the server's own namespace is in --namespaces by name (or by
+// default, when the list is empty). The install namespace should run no workflows: the NetworkPolicy
+// admits the Sensor's pods by their labels there, and a workflow pod there could carry the same labels.
+func (o *Options) servesOwnNamespace() (string, bool) {
+	own := ownNamespace()
+	return own, own != "" && slices.Contains(o.namespaces, own)
 }
 
 // shutdownShort reports whether a release in flight at SIGTERM could be cut off: it may take the whole
