@@ -70,6 +70,7 @@ func New(conf Config) (*Reloader, error) {
 		return nil, fmt.Errorf("%s and %s: %w", conf.CertFile, conf.KeyFile, err)
 	}
 	r.cert, r.certPEM, r.keyPEM = cert, certPEM, keyPEM
+	warnValidity(conf.Log.WithFields(logrus.Fields{"certFile": conf.CertFile, "keyFile": conf.KeyFile}), cert.Leaf, time.Now())
 	return r, nil
 }
 
@@ -139,6 +140,7 @@ func (r *Reloader) Check() bool {
 	r.cert, r.certPEM, r.keyPEM = cert, certPEM, keyPEM
 	r.rejectedCert, r.rejectedKey = nil, nil
 	log.WithFields(logrus.Fields{"previous": describe(old), "serving": describe(cert.Leaf)}).Info("loaded a new TLS certificate")
+	warnValidity(log, cert.Leaf, time.Now())
 	return true
 }
 
@@ -165,6 +167,23 @@ func parse(certPEM, keyPEM []byte) (*tls.Certificate, error) {
 		}
 	}
 	return &cert, nil
+}
+
+// warnValidity logs a warning when the certificate is not valid at now: the Sensor refuses it, so every
+// call fails its handshake until a valid one is loaded. It is served all the same, as a broken pair is
+// not: a clock off by a little, or a certificate renewed a moment late, is better served than nothing.
+func warnValidity(log logrus.FieldLogger, c *x509.Certificate, now time.Time) bool {
+	switch {
+	case c == nil:
+		return false
+	case now.Before(c.NotBefore):
+		log.WithField("serving", describe(c)).Warnf("the TLS certificate is not valid before %s: callers will refuse it until then", c.NotBefore.UTC().Format(time.RFC3339))
+	case now.After(c.NotAfter):
+		log.WithField("serving", describe(c)).Warn("the TLS certificate has expired: callers refuse it; renew it (the server loads the renewed files without a restart)")
+	default:
+		return false
+	}
+	return true
 }
 
 // describe names a certificate in logs: subject, serial and expiry.

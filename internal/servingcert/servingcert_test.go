@@ -261,3 +261,24 @@ func TestNewRefusesWhatCannotServe(t *testing.T) {
 		t.Errorf("New with missing files = %v, want it to wrap os.ErrNotExist", err)
 	}
 }
+
+func TestWarnValidity(t *testing.T) {
+	c := &x509.Certificate{NotBefore: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
+	for _, tc := range []struct {
+		now  time.Time
+		want string
+	}{
+		{time.Date(2025, 12, 31, 0, 0, 0, 0, time.UTC), "not valid before 2026-01-01T00:00:00Z"},
+		{time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), ""},
+		{time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC), "has expired"},
+	} {
+		log, hook := logtest.NewNullLogger()
+		warned := warnValidity(log, c, tc.now)
+		if warned != (tc.want != "") {
+			t.Errorf("at %s: warned %v, want %v", tc.now, warned, tc.want != "")
+		}
+		if tc.want != "" && (len(hook.Entries) != 1 || hook.LastEntry().Level != logrus.WarnLevel || !strings.Contains(hook.LastEntry().Message, tc.want)) {
+			t.Errorf("at %s: log %v, want one warning with %q", tc.now, hook.AllEntries(), tc.want)
+		}
+	}
+}
