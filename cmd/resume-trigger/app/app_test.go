@@ -308,7 +308,7 @@ func TestAddFlags(t *testing.T) {
 	t.Run("defaults", func(t *testing.T) {
 		o := NewOptions()
 		if o.GRPCAddress != ":9000" || o.MetricsAddress != ":8080" || o.RequestTimeout != 30*time.Second || o.ExecTimeout != 10*time.Second || o.LogFormat != "json" ||
-			o.APIQPS != 500 || o.APIBurst != 1000 || o.Profiling {
+			o.APIQPS != 1000 || o.APIBurst != 2000 || o.Profiling {
 			t.Errorf("defaults = %+v", o)
 		}
 	})

@@ -64,15 +64,18 @@ type Options struct {
 	webhookNamespaces []string
 }
 
-// The client-side rate limit's defaults. A release costs about five limited requests (GET Resume, GET
-// Workflow, GET pod, status update, Event; the exec stream is not limited), so a burst of 200 Resumes is
-// served at full speed and 100 per second are sustained. The API server's own priority and fairness is
-// what protects it: the server's ServiceAccount falls in the workload-low priority level, whose queues
-// answer 429 with Retry-After when they are full, which client-go waits for and retries. A lower client
-// limit would only queue releases inside the server while the API server had room for them.
+// The client-side rate limit's defaults, for all the server's API clients together (one token bucket;
+// the leader election's Lease has a client of its own). A release costs about six limited requests (GET
+// Resume, GET Workflow, one or two pod GETs, status update, Event; more when the pod LIST decides; the
+// exec stream is not limited), so a burst of 300 Resumes is served at full speed and about 160 per
+// second are sustained. The API server's own priority and fairness is what protects it: the server's
+// ServiceAccount falls in the workload-low priority level, whose queues answer 429 with Retry-After when
+// they are full, which client-go waits for and retries; the shipped FlowSchema keeps the Lease renewals
+// out of that level. A lower client limit would only queue releases inside the server while the API
+// server had room for them.
 const (
-	DefaultAPIQPS   = 500
-	DefaultAPIBurst = 1000
+	DefaultAPIQPS   = 1000
+	DefaultAPIBurst = 2000
 )
 
 // NewOptions returns the defaults.
