@@ -97,7 +97,7 @@ func NewOptions() *Options {
 		Revisits:        true,
 		RevisitInterval: 2 * time.Second,
 		RevisitRate:     5,
-		ResyncPeriod:    5 * time.Minute,
+		ResyncPeriod:    time.Minute,
 
 		LeaderElectionID:   "resume-trigger",
 		LeaseDuration:      15 * time.Second,
