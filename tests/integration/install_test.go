@@ -17,6 +17,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -160,7 +161,43 @@ func TestShippedOverlaysFollowInstallYAML(t *testing.T) {
 			}
 			checkServerCommandLine(t, decode[appsv1.Deployment](t, find(objs, "Deployment", "resume-trigger")), tc)
 			checkSensorFilter(t, s, tc.served)
+			checkLeaderFlowSchema(t, objs, tc.install)
 		})
+	}
+}
+
+// checkLeaderFlowSchema: the FlowSchema sends the server's own Lease calls, in the install namespace, to
+// priority level leader-election, ahead of the built-in service-accounts (9000) that would put them into
+// workload-low behind the releases.
+func checkLeaderFlowSchema(t *testing.T, objs []*unstructured.Unstructured, install string) {
+	t.Helper()
+	u := find(objs, "FlowSchema", "resume-trigger-leader-election")
+	if u == nil {
+		t.Error("no FlowSchema resume-trigger-leader-election: the leader's Lease renewals would queue behind its releases")
+		return
+	}
+	if u.GetNamespace() != "" {
+		t.Errorf("FlowSchema %s has namespace %s: it is cluster-scoped", u.GetName(), u.GetNamespace())
+	}
+	fs := decode[flowcontrolv1.FlowSchema](t, u)
+	if fs.Spec.PriorityLevelConfiguration.Name != "leader-election" || fs.Spec.MatchingPrecedence >= 9000 {
+		t.Errorf("FlowSchema %s: priority level %s, precedence %d; want leader-election below 9000", fs.Name, fs.Spec.PriorityLevelConfiguration.Name, fs.Spec.MatchingPrecedence)
+	}
+	if len(fs.Spec.Rules) != 1 {
+		t.Fatalf("FlowSchema %s has %d rules, want 1", fs.Name, len(fs.Spec.Rules))
+	}
+	rule := fs.Spec.Rules[0]
+	want := flowcontrolv1.ServiceAccountSubject{Namespace: install, Name: serviceAccount}
+	if len(rule.Subjects) != 1 || rule.Subjects[0].Kind != flowcontrolv1.SubjectKindServiceAccount || rule.Subjects[0].ServiceAccount == nil || *rule.Subjects[0].ServiceAccount != want {
+		t.Errorf("FlowSchema %s subjects %+v, want only ServiceAccount %s/%s", fs.Name, rule.Subjects, install, serviceAccount)
+	}
+	if len(rule.NonResourceRules) != 0 || len(rule.ResourceRules) != 1 {
+		t.Fatalf("FlowSchema %s: %d resource rules, %d non-resource rules; want one resource rule", fs.Name, len(rule.ResourceRules), len(rule.NonResourceRules))
+	}
+	rr := rule.ResourceRules[0]
+	if !slices.Equal(rr.APIGroups, []string{"coordination.k8s.io"}) || !slices.Equal(rr.Resources, []string{"leases"}) ||
+		!slices.Equal(rr.Namespaces, []string{install}) || rr.ClusterScope || !slices.Equal(rr.Verbs, []string{"get", "create", "update"}) {
+		t.Errorf("FlowSchema %s matches %+v, want get/create/update of coordination.k8s.io leases in %s only", fs.Name, rr, install)
 	}
 }
 

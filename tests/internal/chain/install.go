@@ -133,9 +133,12 @@ func expand(s string, env map[string]string) string {
 }
 
 // rbacKinds are the rendered kinds the chain applies to its API server: the identities and rights of the
-// server and the EventSource, and the roles for people. The rest runs as processes of the chain (server,
-// argo-events) or needs a controller the rig lacks (Deployment, Service, NetworkPolicy, EventBus).
+// server and the EventSource, the roles for people, and the FlowSchema that gives the server's Lease calls
+// their priority level (the API server's own priority and fairness, as in a cluster). The rest runs as
+// processes of the chain (server, argo-events) or needs a controller the rig lacks (Deployment, Service,
+// NetworkPolicy, EventBus).
 var rbacKinds = map[string]schema.GroupVersionResource{
+	"FlowSchema":         {Group: "flowcontrol.apiserver.k8s.io", Version: "v1", Resource: "flowschemas"},
 	"ServiceAccount":     {Version: "v1", Resource: "serviceaccounts"},
 	"Role":               {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"},
 	"RoleBinding":        {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"},

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
@@ -47,6 +48,7 @@ type InstallValues struct {
 
 var (
 	clusterRoleGVR    = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}
+	flowSchemaGVR     = schema.GroupVersionResource{Group: "flowcontrol.apiserver.k8s.io", Version: "v1", Resource: "flowschemas"}
 	roleBindingGVR    = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"}
 	roleGVR           = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"}
 	serviceAccountGVR = schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}
@@ -194,9 +196,11 @@ func RenderInstall(root, dir string, v InstallValues) ([]*unstructured.Unstructu
 
 // ApplyNamespaceInstall renders manifests/namespace-install for install namespace ns serving ns alone
 // (RenderInstall: the overlay itself puts every object and subject there) and applies the server's
-// identity and RBAC: the ClusterRoles as they are (created, or updated when an earlier test of the same
-// rig made them), the ServiceAccounts, Roles and RoleBindings. It returns the applied objects. A kind it
-// does not know is an error: the caller must decide whether the server needs it.
+// identity and RBAC: the ClusterRoles and the leader Lease's FlowSchema as they are (created, or updated
+// when an earlier test of the same rig made them: they are cluster-scoped, so the last install's namespace
+// wins), the ServiceAccounts, Roles and RoleBindings. It returns the applied objects, the FlowSchema checked
+// to name the ServiceAccount and Leases of ns. A kind it does not know is an error: the caller must decide
+// whether the server needs it.
 func (r *Rig) ApplyNamespaceInstall(ctx context.Context, ns string) ([]*unstructured.Unstructured, error) {
 	root, err := RepoRoot()
 	if err != nil {
@@ -214,6 +218,9 @@ func (r *Rig) ApplyNamespaceInstall(ctx context.Context, ns string) ([]*unstruct
 			continue
 		case kind == "ClusterRole":
 			gvr = clusterRoleGVR
+		case kind == "FlowSchema":
+			// The leader's Lease calls in priority level leader-election (API Priority and Fairness).
+			gvr = flowSchemaGVR
 		case kind == "ServiceAccount":
 			gvr = serviceAccountGVR
 		case kind == "Role":
@@ -233,16 +240,26 @@ func (r *Rig) ApplyNamespaceInstall(ctx context.Context, ns string) ([]*unstruct
 		}
 		out, err := client.Create(ctx, u, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {
-			// The ClusterRoles outlive a test's namespace (same rig, -count > 1).
-			old, gerr := client.Get(ctx, u.GetName(), metav1.GetOptions{})
-			if gerr != nil {
-				return nil, gerr
-			}
-			u.SetResourceVersion(old.GetResourceVersion())
-			out, err = client.Update(ctx, u, metav1.UpdateOptions{})
+			// The ClusterRoles and the FlowSchema outlive a test's namespace (same rig, -count > 1), and
+			// tests running in parallel may update them at once.
+			err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				old, gerr := client.Get(ctx, u.GetName(), metav1.GetOptions{})
+				if gerr != nil {
+					return gerr
+				}
+				u.SetResourceVersion(old.GetResourceVersion())
+				var uerr error
+				out, uerr = client.Update(ctx, u, metav1.UpdateOptions{})
+				return uerr
+			})
 		}
 		if err != nil {
 			return nil, fmt.Errorf("apply %s %s from %s: %w", u.GetKind(), u.GetName(), NamespaceInstallDir, err)
+		}
+		if out.GetKind() == "FlowSchema" {
+			if err := flowSchemaNamesOnly(out, ns); err != nil {
+				return nil, fmt.Errorf("%s rendered for namespace %s: %w", NamespaceInstallDir, ns, err)
+			}
 		}
 		applied = append(applied, out)
 	}
@@ -281,4 +298,41 @@ func addComponents(fs filesys.FileSystem, root, dir string, components []string)
 		return err
 	}
 	return fs.WriteFile(file, out)
+}
+
+// flowSchemaNamesOnly checks that FlowSchema u (as the API server stored it) matches the ServiceAccounts
+// and the namespaced resources of namespace ns and no other: a FlowSchema left naming the overlay's default
+// namespace would leave the real install's Lease renewals in the priority level of its releases.
+func flowSchemaNamesOnly(u *unstructured.Unstructured, ns string) error {
+	rules, _, err := unstructured.NestedSlice(u.Object, "spec", "rules")
+	if err != nil {
+		return err
+	}
+	if len(rules) == 0 {
+		return fmt.Errorf("FlowSchema %s has no rules", u.GetName())
+	}
+	for _, r := range rules {
+		rule, _ := r.(map[string]any)
+		subjects, _, _ := unstructured.NestedSlice(rule, "subjects")
+		if len(subjects) == 0 {
+			return fmt.Errorf("FlowSchema %s has a rule without subjects", u.GetName())
+		}
+		for _, sub := range subjects {
+			m, _ := sub.(map[string]any)
+			kind, _, _ := unstructured.NestedString(m, "kind")
+			saNS, _, _ := unstructured.NestedString(m, "serviceAccount", "namespace")
+			if kind != "ServiceAccount" || saNS != ns {
+				return fmt.Errorf("FlowSchema %s matches subject %s in namespace %q, want ServiceAccounts of %s", u.GetName(), kind, saNS, ns)
+			}
+		}
+		resourceRules, _, _ := unstructured.NestedSlice(rule, "resourceRules")
+		for _, rr := range resourceRules {
+			m, _ := rr.(map[string]any)
+			namespaces, _, _ := unstructured.NestedStringSlice(m, "namespaces")
+			if len(namespaces) != 1 || namespaces[0] != ns {
+				return fmt.Errorf("FlowSchema %s matches resources in namespaces %v, want [%s]", u.GetName(), namespaces, ns)
+			}
+		}
+	}
+	return nil
 }
