@@ -46,8 +46,8 @@ func newWhyCommand(o *options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "why WORKFLOW [--template T | --node NAME_OR_ID] [--container C] [--stage before|after]",
 		Short: "Explain what a Resume for this workflow would release, and why not the rest",
-		Long: `Run resume-trigger's own lookup, read-only and with your credentials (one GET of the Workflow, one
-LIST of its pods), and say for each candidate node, pod and container whether a Resume would release it
+		Long: `Run resume-trigger's own lookup, read-only and with your credentials (a GET of the Workflow, GETs of
+its pods by the names Argo gives them, a LIST of its pods when the names do not decide), and say for each candidate node, pod and container whether a Resume would release it
 now, would wait for it, needs a narrower request, or never would. Without --template or --node every
 node that runs a pod is a candidate.`,
 		Args:          cobra.ExactArgs(1),
