@@ -30,7 +30,8 @@ type RequeueConfig struct {
 	// Interval is how soon a Pending Resume is looked at again (2s by default).
 	Interval time.Duration
 	// Resync is how often every served Resume is listed again, to take up ones that no request reached
-	// (5 minutes by default).
+	// (a minute by default: the backstop when an event is lost, e.g. by a Sensor left without a
+	// subscription after an EventBus restart).
 	Resync time.Duration
 	// Rate bounds revisits per second over all Pending Resumes (5 by default), so many Pending Resumes share
 	// the API budget with the Sensor's requests instead of starving them; each then waits longer than
@@ -65,7 +66,7 @@ func NewRequeue(c RequeueConfig) (*Requeue, error) {
 		c.Interval = 2 * time.Second
 	}
 	if c.Resync == 0 {
-		c.Resync = 5 * time.Minute
+		c.Resync = time.Minute
 	}
 	if c.Rate == 0 {
 		c.Rate = 5

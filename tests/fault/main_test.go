@@ -60,7 +60,7 @@ func run(m *testing.M) int {
 		// calls.
 		// A Resume whose event never reached the EventBus (created while NATS was down: the resource
 		// EventSource drops what it cannot publish) is taken up only by the server's periodic list of
-		// Resumes, every --resync-period (default 5m); 15s keeps the suite short.
+		// Resumes, every --resync-period (default 1m); 15s keeps the suite short.
 		ServerArgs: []string{"--grpc-address", grpcAddr, "--resync-period", resyncPeriod.String()},
 		Logf: func(format string, args ...any) {
 			fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
