@@ -48,13 +48,7 @@ func (s *suite) repeat(fault string, rounds int, f func(t *testing.T, round int)
 			r := f(t, i)
 			t.Logf("round %d: injected %d, %d Resumes, released %d, wrong execs %d, lost %d, duplicates %d, in %v",
 				i+1, r.Injected, r.Resumes, r.Released, r.WrongExecs, r.LostResumes, r.Duplicate, r.Took.Round(time.Millisecond))
-			sum.Injected += r.Injected
-			sum.Resumes += r.Resumes
-			sum.Released += r.Released
-			sum.WrongExecs += r.WrongExecs
-			sum.LostResumes += r.LostResumes
-			sum.Duplicate += r.Duplicate
-			sum.Took += r.Took
+			sum.add(r)
 			if t.Failed() {
 				break
 			}

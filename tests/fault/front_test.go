@@ -5,9 +5,10 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/http"
 	"sync"
 	"time"
+
+	"github.com/argocontroller/resume-trigger/tests/internal/chain"
 )
 
 // backend is one resume-trigger replica: its gRPC address and its HTTP base URL (/readyz).
@@ -112,16 +113,7 @@ func (f *front) forward(in net.Conn) {
 func ready(b backend) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.http+"/readyz", nil)
-	if err != nil {
-		return false
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false
-	}
-	_ = resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	return chain.HTTPOK(ctx, b.http+"/readyz")
 }
 
 // close stops accepting, ends every forwarded connection and waits for the forwarding to end.

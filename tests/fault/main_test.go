@@ -99,6 +99,17 @@ type row struct {
 	Took                               time.Duration
 }
 
+// add counts o into r (Fault is r's).
+func (r *row) add(o row) {
+	r.Injected += o.Injected
+	r.Resumes += o.Resumes
+	r.Released += o.Released
+	r.WrongExecs += o.WrongExecs
+	r.LostResumes += o.LostResumes
+	r.Duplicate += o.Duplicate
+	r.Took += o.Took
+}
+
 func (s *suite) record(r row) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -115,13 +126,7 @@ func (s *suite) table() string {
 	var sum row
 	for _, r := range s.rows {
 		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %.1f s |\n", r.Fault, r.Injected, r.Resumes, r.Released, r.WrongExecs, r.LostResumes, r.Duplicate, r.Took.Seconds())
-		sum.Injected += r.Injected
-		sum.Resumes += r.Resumes
-		sum.Released += r.Released
-		sum.WrongExecs += r.WrongExecs
-		sum.LostResumes += r.LostResumes
-		sum.Duplicate += r.Duplicate
-		sum.Took += r.Took
+		sum.add(r)
 	}
 	fmt.Fprintf(&b, "| **all** | %d | %d | %d | %d | %d | %d | %.1f s |\n", sum.Injected, sum.Resumes, sum.Released, sum.WrongExecs, sum.LostResumes, sum.Duplicate, sum.Took.Seconds())
 	return b.String()

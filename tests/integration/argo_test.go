@@ -307,19 +307,33 @@ func testLoop(t *testing.T, c argoCell) {
 	e.waitSucceeded("loop-all")
 
 	one := e.waitPaused("loop-one", "main", 3)
-	wf := e.workflow("loop-one", func(*wfv1.Workflow) bool { return true })
-	item := wf.Status.Nodes.FindByDisplayName("fan(1:b)")
+	item, pod := e.pausedItem("loop-one", "fan(1:b)", one)
+	e.release("one", map[string]any{"Workflow-ID": "loop-one", "TemplateName": "fan", "nodeName": item.Name}, "main", v1alpha1.StageAfter, pod)
+	e.itemGoesOn("loop-one", item, pod, "main", 2)
+}
+
+// pausedItem finds the node of workflow shown as displayName (a loop item) and its pod among paused.
+func (e *env) pausedItem(workflow, displayName string, paused []corev1.Pod) (*wfv1.NodeStatus, corev1.Pod) {
+	e.t.Helper()
+	wf := e.workflow(workflow, func(*wfv1.Workflow) bool { return true })
+	item := wf.Status.Nodes.FindByDisplayName(displayName)
 	if item == nil {
-		t.Fatalf("no node fan(1:b): %s", rig.NodeSummary(wf))
+		e.t.Fatalf("no node %s: %s", displayName, rig.NodeSummary(wf))
 	}
-	i := slices.IndexFunc(one, func(p corev1.Pod) bool { return p.Annotations["workflows.argoproj.io/node-id"] == item.ID })
+	i := slices.IndexFunc(paused, func(p corev1.Pod) bool { return p.Annotations["workflows.argoproj.io/node-id"] == item.ID })
 	if i < 0 {
-		t.Fatalf("no paused pod of node %s among %v", item.Name, podNames(one))
+		e.t.Fatalf("no paused pod of node %s among %v", item.Name, podNames(paused))
 	}
-	e.release("one", map[string]any{"Workflow-ID": "loop-one", "TemplateName": "fan", "nodeName": item.Name}, "main", v1alpha1.StageAfter, one[i])
-	e.workflow("loop-one", func(wf *wfv1.Workflow) bool { return wf.Status.Nodes[item.ID].Phase == wfv1.NodeSucceeded })
-	if left := e.waitPaused("loop-one", "main", 2); slices.Contains(podNames(left), one[i].Name) {
-		t.Errorf("released pod %s still paused", one[i].Name)
+	return item, paused[i]
+}
+
+// itemGoesOn waits for the released item's node to succeed and for stillPaused pods of workflow to be
+// paused in container, pod not among them.
+func (e *env) itemGoesOn(workflow string, item *wfv1.NodeStatus, pod corev1.Pod, container string, stillPaused int) {
+	e.t.Helper()
+	e.workflow(workflow, func(wf *wfv1.Workflow) bool { return wf.Status.Nodes[item.ID].Phase == wfv1.NodeSucceeded })
+	if left := e.waitPaused(workflow, container, stillPaused); slices.Contains(podNames(left), pod.Name) {
+		e.t.Errorf("released pod %s still paused", pod.Name)
 	}
 }
 

@@ -196,20 +196,9 @@ func TestExampleWorkflowsReleasedByTheirResumes(t *testing.T) {
 	t.Run("loop item by nodeName", func(t *testing.T) {
 		e := e.with(t)
 		paused := e.waitPaused("loop-demo", "main", 3)
-		wf := e.workflow("loop-demo", func(*wfv1.Workflow) bool { return true })
-		item := wf.Status.Nodes.FindByDisplayName("shard(1:b)")
-		if item == nil {
-			t.Fatalf("no node shard(1:b): %s", rig.NodeSummary(wf))
-		}
-		i := slices.IndexFunc(paused, func(p corev1.Pod) bool { return p.Annotations["workflows.argoproj.io/node-id"] == item.ID })
-		if i < 0 {
-			t.Fatalf("no paused pod of node %s among %v", item.Name, podNames(paused))
-		}
-		e.releaseExample(example(t, docs, "loop/resume.yaml", "Resume"), "main", v1alpha1.StageAfter, paused[i])
-		e.workflow("loop-demo", func(wf *wfv1.Workflow) bool { return wf.Status.Nodes[item.ID].Phase == wfv1.NodeSucceeded })
-		if left := e.waitPaused("loop-demo", "main", 2); slices.Contains(podNames(left), paused[i].Name) {
-			t.Errorf("released pod %s still paused", paused[i].Name)
-		}
+		item, pod := e.pausedItem("loop-demo", "shard(1:b)", paused)
+		e.releaseExample(example(t, docs, "loop/resume.yaml", "Resume"), "main", v1alpha1.StageAfter, pod)
+		e.itemGoesOn("loop-demo", item, pod, "main", 2)
 	})
 	t.Run("containerSet before", func(t *testing.T) {
 		e := e.with(t)

@@ -572,11 +572,12 @@ func (c *Chain) runNATS(ctx context.Context) error {
 	c.mu.Unlock()
 	c.onStop(func() { p.Stop(syscall.SIGTERM, 5*time.Second) })
 	return c.poll(ctx, p, "JetStream healthy", func(ctx context.Context) (bool, error) {
-		return httpOK(ctx, c.NATSMonitorURL+"/healthz?js-enabled-only=true"), nil
+		return HTTPOK(ctx, c.NATSMonitorURL+"/healthz?js-enabled-only=true"), nil
 	})
 }
 
-func httpOK(ctx context.Context, url string) bool {
+// HTTPOK reports whether a GET of url answers 200 within ctx and at most 2 seconds.
+func HTTPOK(ctx context.Context, url string) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -705,7 +706,7 @@ func (c *Chain) waitReady(ctx context.Context, comp Component, p *rig.Process) e
 	switch comp {
 	case Server:
 		return c.poll(ctx, p, "ready (/readyz)", func(ctx context.Context) (bool, error) {
-			return httpOK(ctx, c.MetricsURL+"/readyz"), nil
+			return HTTPOK(ctx, c.MetricsURL+"/readyz"), nil
 		})
 	case Sensor:
 		// "Subscribing to subject" is logged before each PullSubscribe; the durable consumers then exist
@@ -724,7 +725,7 @@ func (c *Chain) waitReady(ctx context.Context, comp Component, p *rig.Process) e
 	case WebhookEventSource:
 		base := "http://" + net.JoinHostPort(c.webhookIP, c.webhookPort)
 		return c.poll(ctx, p, "answering /health", func(ctx context.Context) (bool, error) {
-			return httpOK(ctx, base+"/health"), nil
+			return HTTPOK(ctx, base+"/health"), nil
 		})
 	}
 	return fmt.Errorf("unknown component %q", comp)

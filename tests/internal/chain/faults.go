@@ -90,7 +90,7 @@ func (c *Chain) StartServerReplica(ctx context.Context, name, grpcAddress, metri
 	}
 	c.onStop(func() { p.Stop(syscall.SIGTERM, 5*time.Second) })
 	if err := c.poll(ctx, p, "serving /healthz", func(ctx context.Context) (bool, error) {
-		return httpOK(ctx, "http://"+strings.TrimPrefix(metricsAddress, "http://")+"/healthz"), nil
+		return HTTPOK(ctx, "http://"+strings.TrimPrefix(metricsAddress, "http://")+"/healthz"), nil
 	}); err != nil {
 		return nil, err
 	}
