@@ -96,9 +96,13 @@ func startEtcd(ctx context.Context, dir string, reaper *Reaper, bin string) (*Pr
 	if err != nil {
 		return nil, "", err
 	}
-	peer, err := FreePort(ctx, "127.0.0.1")
-	if err != nil {
-		return nil, "", err
+	// The client port's listener is closed again, so the kernel may hand out the same port once more:
+	// etcd then fails to bind the second of the two (seen in CI as "bind: address already in use").
+	peer := client
+	for peer == client {
+		if peer, err = FreePort(ctx, "127.0.0.1"); err != nil {
+			return nil, "", err
+		}
 	}
 	clientURL := fmt.Sprintf("http://127.0.0.1:%d", client)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
