@@ -88,7 +88,7 @@ tools: ## Build the pinned test tools into the cache outside the checkout (first
 .PHONY: test-integration
 test-integration: ## Integration tests on a real etcd + kube-apiserver with a test kubelet and Argo's workflow-controller (v3.7 and v4).
 	$(TOOLS) etcd kube-apiserver workflow-controller workflow-controller-v4 clusterrole-aggregation >/dev/null
-	cd tests && $(GO) test $(TEST_FLAGS) ./argopin/... ./internal/rig/... ./integration/... ./cmd/release-manifests/...
+	cd tests && $(GO) test $(TEST_FLAGS) ./argopin/... ./internal/rig/... ./integration/... ./chart/... ./cmd/release-manifests/...
 
 .PHONY: test-e2e
 test-e2e: ## End-to-end tests with real nats-server and argo-events binaries.

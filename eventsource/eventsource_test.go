@@ -41,7 +41,7 @@ func TestEventSourcesPassArgoEventsValidation(t *testing.T) {
 			},
 		},
 		"bearer token webhook": {
-			file: "webhook.yaml",
+			file: "webhook/webhook.yaml",
 			name: "resume-webhook",
 			listeners: func(es *v1alpha1.EventSource) []validator {
 				var out []validator
@@ -141,7 +141,7 @@ func TestResourceEventSourceWatchesResumeCreation(t *testing.T) {
 
 func TestWebhookEventSourceRequiresBearerToken(t *testing.T) {
 	var es v1alpha1.EventSource
-	fixture.DecodeFile(t, "webhook.yaml", &es)
+	fixture.DecodeFile(t, "webhook/webhook.yaml", &es)
 	src, ok := es.Spec.Webhook["release"]
 	if !ok {
 		t.Fatalf("no event named release (the Sensor depends on it); events: %v", es.Spec.Webhook)

@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 cg=$(hack/tools.sh controller-gen)
 "$cg" object paths=./api/...
 "$cg" crd:crdVersions=v1 paths=./api/... output:crd:artifacts:config=manifests/base/crd
+# The chart cannot read files outside its folder: it ships a copy (a test keeps both equal).
+cp manifests/base/crd/argocontroller.io_resumes.yaml charts/resume-trigger/files/argocontroller.io_resumes.yaml
 hack/update-proto.sh

@@ -40,6 +40,9 @@ for f in api/v1alpha1/zz_generated.deepcopy.go manifests/base/crd/argocontroller
 		echo "$f is stale: run make generate"; diff -u "$f" "$scratch/$f" | head -20; fail=1
 	fi
 done
+if ! diff -q manifests/base/crd/argocontroller.io_resumes.yaml charts/resume-trigger/files/argocontroller.io_resumes.yaml >/dev/null; then
+	echo "charts/resume-trigger/files/argocontroller.io_resumes.yaml differs from manifests/base/crd: run make generate"; fail=1
+fi
 # The gRPC stubs: argo-events' trigger.proto still has the recorded sum, and the stubs are what it generates.
 mkdir -p "$scratch/triggerpb"
 if hack/update-proto.sh "$scratch/triggerpb"; then

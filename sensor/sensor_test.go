@@ -77,7 +77,7 @@ func TestSensorPassesArgoEventsValidation(t *testing.T) {
 
 func TestDependenciesNameShippedEventSources(t *testing.T) {
 	events := map[string][]string{} // EventSource name -> its event names
-	for _, file := range []string{"../eventsource/resource.yaml", "../eventsource/webhook.yaml"} {
+	for _, file := range []string{"../eventsource/resource.yaml", "../eventsource/webhook/webhook.yaml"} {
 		var es v1alpha1.EventSource
 		fixture.DecodeFile(t, file, &es)
 		events[es.Name] = append(slices.Collect(maps.Keys(es.Spec.Resource)), slices.Collect(maps.Keys(es.Spec.Webhook))...)

@@ -45,6 +45,7 @@ func run(m *testing.M) int {
 	defer shared.stop()
 	defer tlsLane.stop()
 	defer install.stop()
+	defer chartLane.stop()
 	if err := shared.start(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: cannot start the chain: %v\n", err)
 		return 1

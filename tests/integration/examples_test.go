@@ -227,13 +227,13 @@ func TestExampleWebhookRequestReleasesTheReadmeWorkflow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	es, err := rig.ReadObjects(filepath.Join(root, "eventsource/webhook.yaml"))
+	es, err := rig.ReadObjects(filepath.Join(root, "eventsource/webhook/webhook.yaml"))
 	if err != nil || len(es) != 1 {
-		t.Fatalf("eventsource/webhook.yaml: %v (%d objects)", err, len(es))
+		t.Fatalf("eventsource/webhook/webhook.yaml: %v (%d objects)", err, len(es))
 	}
 	events, _, _ := unstructured.NestedMap(es[0].Object, "spec", "webhook")
 	if len(events) != 1 {
-		t.Fatalf("eventsource/webhook.yaml has %d webhook events, want 1", len(events))
+		t.Fatalf("eventsource/webhook/webhook.yaml has %d webhook events, want 1", len(events))
 	}
 	for _, ev := range events {
 		m := ev.(map[string]any)

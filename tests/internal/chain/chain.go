@@ -39,7 +39,7 @@ const (
 	Sensor Component = "sensor"
 	// ResourceEventSource is `argo-events eventsource-service` with eventsource/resource.yaml.
 	ResourceEventSource Component = "eventsource-resource"
-	// WebhookEventSource is `argo-events eventsource-service` with eventsource/webhook.yaml.
+	// WebhookEventSource is `argo-events eventsource-service` with eventsource/webhook/webhook.yaml.
 	WebhookEventSource Component = "eventsource-webhook"
 )
 
@@ -76,6 +76,9 @@ type Options struct {
 	ServerArgs []string
 	// ReadyTimeout bounds the wait for each process to become ready; default 90s.
 	ReadyTimeout time.Duration
+	// Render, when set, renders the install in place of Overlay (which then only names it in logs): the
+	// Helm chart, say. It is given the same values an overlay's install.yaml would be.
+	Render Renderer
 	// TLS serves resume-trigger over TLS as manifests/tls sets it up: the Sensor rendered with that
 	// Component (secure, certSecret, serverNameOverride), the server given a certificate for the names of
 	// manifests/tls/cert-manager's Certificate from a CA of the chain (RotateServerCert replaces it).
@@ -392,7 +395,7 @@ func (c *Chain) installValues(namespaces, webhookNamespaces []string) rig.Instal
 
 // loadObjects renders the overlay and takes the Sensor and EventSources from it.
 func (c *Chain) loadObjects() error {
-	in, err := renderInstall(c.root, c.opts.Overlay, c.installValues(c.opts.Namespaces, c.opts.WebhookNamespaces))
+	in, err := renderInstall(c.root, c.opts.Overlay, c.installValues(c.opts.Namespaces, c.opts.WebhookNamespaces), c.opts.Render)
 	if err != nil {
 		return err
 	}
@@ -469,12 +472,13 @@ func (c *Chain) setupNamespace(ctx context.Context) error {
 	return nil
 }
 
-// Reinstall renders overlay again with namespaces and webhookNamespaces in install.yaml, applies its
+// Reinstall renders overlay (a kustomize overlay, whatever Options.Render) again with namespaces and
+// webhookNamespaces in install.yaml, applies its
 // RBAC (what the previous install applied stays, as after `kubectl apply -k` of another overlay) and
 // restarts the server and the Sensor with the new rendering. The EventSources keep running: both
 // overlays ship the same ones.
 func (c *Chain) Reinstall(ctx context.Context, overlay string, namespaces, webhookNamespaces []string) error {
-	in, err := renderInstall(c.root, overlay, c.installValues(namespaces, webhookNamespaces))
+	in, err := renderInstall(c.root, overlay, c.installValues(namespaces, webhookNamespaces), nil)
 	if err != nil {
 		return err
 	}

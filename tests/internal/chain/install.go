@@ -34,10 +34,19 @@ type install struct {
 	serverEnv  []string
 }
 
-// renderInstall renders overlay with values (rig.RenderInstall, the edit a user makes to install.yaml)
-// and picks out what the chain runs.
-func renderInstall(root, overlay string, values rig.InstallValues) (*install, error) {
-	objs, err := rig.RenderInstall(root, overlay, values)
+// Renderer renders an install for what a user sets (install namespace, served and webhook namespaces,
+// Components): another way in than a kustomize overlay, such as the Helm chart.
+type Renderer func(root string, values rig.InstallValues) ([]*unstructured.Unstructured, error)
+
+// renderInstall renders overlay with values (rig.RenderInstall, the edit a user makes to install.yaml),
+// or with render when set, and picks out what the chain runs.
+func renderInstall(root, overlay string, values rig.InstallValues, render Renderer) (*install, error) {
+	if render == nil {
+		render = func(root string, values rig.InstallValues) ([]*unstructured.Unstructured, error) {
+			return rig.RenderInstall(root, overlay, values)
+		}
+	}
+	objs, err := render(root, values)
 	if err != nil {
 		return nil, err
 	}

@@ -25,24 +25,30 @@ const (
 )
 
 // InstallFile is the one file of an overlay a user edits: the ConfigMap resume-trigger-install (install
-// namespace, served namespaces, webhook namespaces) and, in namespace-install, the RoleBinding of each
-// served namespace.
+// namespace, served namespaces, webhook namespaces).
 const InstallFile = "install.yaml"
 
-// servedGrantLabel marks the RoleBindings an overlay puts into the served namespaces.
-const servedGrantLabel = "resume-trigger.argocontroller.io/grant"
+// ServedComponentsDir holds one Component per served namespace of namespace-install (N: the N-th name of
+// install.yaml's namespaces, from 0), and WebhookComponentDir the optional webhook EventSource; relative to
+// the repository root.
+const (
+	ServedComponentsDir = "manifests/components/served"
+	WebhookComponentDir = "eventsource/webhook"
+)
 
 // InstallValues are what a user writes into an overlay's install.yaml.
 type InstallValues struct {
 	// Namespace is the install namespace (data.namespace).
 	Namespace string
-	// Namespaces are the served namespaces (data.namespaces); in namespace-install each also gets a copy
-	// of the shipped served RoleBinding, as the file's comment tells a user to make.
+	// Namespaces are the served namespaces (data.namespaces); in an overlay that lists
+	// ServedComponentsDir/0 (namespace-install) the list of those Components is made one per namespace,
+	// as the overlay's comments tell a user to.
 	Namespaces []string
-	// WebhookNamespaces are data.webhookNamespaces.
+	// WebhookNamespaces are data.webhookNamespaces; when set, WebhookComponentDir is added as the
+	// comment beside the value says.
 	WebhookNamespaces []string
 	// Components are more kustomize Components (folders relative to the checkout, e.g. manifests/tls),
-	// listed in the overlay's kustomization before ../components/install, as a user adds them.
+	// listed in the overlay's kustomization before the shipped ones, as a user adds them.
 	Components []string
 }
 
@@ -135,8 +141,9 @@ func shippedFS(root string) (filesys.FileSystem, error) {
 }
 
 // RenderInstall renders the overlay dir (relative to root) after editing its install.yaml the way its
-// comments tell a user to: the three values set from v, and in place of the shipped served RoleBinding
-// one copy per served namespace. The edit happens in memory; the checkout is untouched.
+// comments tell a user to: the three values set from v, one served Component per served namespace where
+// the overlay lists them, the webhook Component with webhook namespaces. The edit happens in memory; the
+// checkout is untouched.
 func RenderInstall(root, dir string, v InstallValues) ([]*unstructured.Unstructured, error) {
 	fs, err := shippedFS(root)
 	if err != nil {
@@ -147,37 +154,27 @@ func RenderInstall(root, dir string, v InstallValues) ([]*unstructured.Unstructu
 	if err != nil {
 		return nil, err
 	}
-	var edited []*unstructured.Unstructured
 	values := false
 	for _, u := range docs {
-		switch {
-		case u.GetKind() == "ConfigMap" && u.GetName() == "resume-trigger-install":
-			values = true
-			for k, val := range map[string]string{
-				"namespace":         v.Namespace,
-				"namespaces":        strings.Join(v.Namespaces, ","),
-				"webhookNamespaces": strings.Join(v.WebhookNamespaces, ","),
-			} {
-				if err := unstructured.SetNestedField(u.Object, val, "data", k); err != nil {
-					return nil, err
-				}
+		if u.GetKind() != "ConfigMap" || u.GetName() != "resume-trigger-install" {
+			continue
+		}
+		values = true
+		for k, val := range map[string]string{
+			"namespace":         v.Namespace,
+			"namespaces":        strings.Join(v.Namespaces, ","),
+			"webhookNamespaces": strings.Join(v.WebhookNamespaces, ","),
+		} {
+			if err := unstructured.SetNestedField(u.Object, val, "data", k); err != nil {
+				return nil, err
 			}
-			edited = append(edited, u)
-		case u.GetKind() == "RoleBinding" && u.GetLabels()[servedGrantLabel] == "served-namespace":
-			for _, ns := range v.Namespaces {
-				c := u.DeepCopy()
-				c.SetNamespace(ns)
-				edited = append(edited, c)
-			}
-		default:
-			edited = append(edited, u)
 		}
 	}
 	if !values {
 		return nil, fmt.Errorf("%s has no ConfigMap resume-trigger-install", file)
 	}
 	var b strings.Builder
-	for _, u := range edited {
+	for _, u := range docs {
 		y, err := yaml.Marshal(u.Object)
 		if err != nil {
 			return nil, err
@@ -188,7 +185,11 @@ func RenderInstall(root, dir string, v InstallValues) ([]*unstructured.Unstructu
 	if err := fs.WriteFile(file, []byte(b.String())); err != nil {
 		return nil, err
 	}
-	if err := addComponents(fs, root, dir, v.Components); err != nil {
+	components := append([]string{}, v.Components...)
+	if len(v.WebhookNamespaces) > 0 {
+		components = append(components, WebhookComponentDir)
+	}
+	if err := editComponents(fs, root, dir, components, len(v.Namespaces)); err != nil {
 		return nil, err
 	}
 	return render(fs, root, dir)
@@ -266,12 +267,10 @@ func (r *Rig) ApplyNamespaceInstall(ctx context.Context, ns string) ([]*unstruct
 	return applied, nil
 }
 
-// addComponents puts components (folders relative to root) at the head of the components list of the
-// kustomization in dir, in fs: before ../components/install, which must stay last.
-func addComponents(fs filesys.FileSystem, root, dir string, components []string) error {
-	if len(components) == 0 {
-		return nil
-	}
+// editComponents puts components (folders relative to root) at the head of the components list of the
+// kustomization in dir, in fs, and, when the overlay lists ServedComponentsDir/0, lists one served
+// Component per served namespace in place of the shipped ones.
+func editComponents(fs filesys.FileSystem, root, dir string, components []string, served int) error {
 	file := filepath.Join(root, dir, "kustomization.yaml")
 	b, err := fs.ReadFile(file)
 	if err != nil {
@@ -281,16 +280,37 @@ func addComponents(fs filesys.FileSystem, root, dir string, components []string)
 	if err := yaml.Unmarshal(b, &k); err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
+	rel := func(c string) (string, error) {
+		return filepath.Rel(filepath.Join(root, dir), filepath.Join(root, c))
+	}
+	servedDir, err := rel(ServedComponentsDir)
+	if err != nil {
+		return err
+	}
 	var list []any
 	for _, c := range components {
-		rel, err := filepath.Rel(filepath.Join(root, dir), filepath.Join(root, c))
+		r, err := rel(c)
 		if err != nil {
 			return err
 		}
-		list = append(list, rel)
+		list = append(list, r)
 	}
-	if old, ok := k["components"].([]any); ok {
-		list = append(list, old...)
+	old, _ := k["components"].([]any)
+	listsServed := false
+	for _, c := range old {
+		if s, _ := c.(string); strings.HasPrefix(s, servedDir+"/") {
+			listsServed = true
+		}
+	}
+	if listsServed {
+		for i := range served {
+			list = append(list, fmt.Sprintf("%s/%d", servedDir, i))
+		}
+	}
+	for _, c := range old {
+		if s, _ := c.(string); !strings.HasPrefix(s, servedDir+"/") {
+			list = append(list, c)
+		}
 	}
 	k["components"] = list
 	out, err := yaml.Marshal(k)
