@@ -262,7 +262,7 @@ func TestChartRendersEachOption(t *testing.T) {
 					t.Errorf("ServiceMonitor endpoints %v: want the metrics port with honorLabels false", eps)
 				}
 				rule := toJSON(t, find(objs, "PrometheusRule", "resume-trigger").Object)
-				if !strings.Contains(rule, "max by (exported_namespace) (resume_trigger_oldest_pause_seconds) \u003e 14400") {
+				if !strings.Contains(rule, `max by (exported_namespace) (resume_trigger_oldest_pause_seconds) \u003e 14400`) {
 					t.Errorf("the pause alert does not group by exported_namespace: %s", rule)
 				}
 			},

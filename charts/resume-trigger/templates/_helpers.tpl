@@ -68,7 +68,7 @@ to change, as the server's own flag errors do.
 {{- if and .Values.prometheusRule.enabled (not .Values.pausedMetrics) }}
 {{- fail "prometheusRule.enabled needs pausedMetrics: true (ArgoDebugPauseForgotten reads resume_trigger_oldest_pause_seconds)" }}
 {{- end }}
-{{- if and .Values.execPolicy.enabled (not (.Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy")) }}
+{{- if and .Values.execPolicy.enabled (not (semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version)) }}
 {{- fail "execPolicy.enabled needs Kubernetes 1.30+ (admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy); set execPolicy.enabled=false on older clusters" }}
 {{- end }}
 {{- end }}

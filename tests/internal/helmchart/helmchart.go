@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"helm.sh/helm/v4/pkg/action"
+	"helm.sh/helm/v4/pkg/chart/common"
 	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	"helm.sh/helm/v4/pkg/release"
@@ -43,8 +46,23 @@ func quiet() *action.Configuration {
 	return action.NewConfiguration(action.ConfigurationSetLogger(slog.NewTextHandler(io.Discard, nil)))
 }
 
-// Render renders the chart into namespace as `helm template --namespace namespace` does (no cluster: Helm's
-// default capabilities), values over values.yaml, schema and templates' checks included.
+// KubeVersion is the Kubernetes version Render and Lint render for, as `helm template --kube-version`:
+// the minor of the k8s.io/api module of tests/go.mod, the one the rig's kube-apiserver is built at. Helm's
+// SDK alone would say v1.20 (its CLI sets the version it was built with).
+func KubeVersion(root string) (*common.KubeVersion, error) {
+	b, err := os.ReadFile(filepath.Join(root, "tests", "go.mod"))
+	if err != nil {
+		return nil, err
+	}
+	m := regexp.MustCompile(`(?m)^\s*k8s\.io/api v0\.(\d+\.\d+)\s*$`).FindSubmatch(b)
+	if m == nil {
+		return nil, errors.New("tests/go.mod requires no k8s.io/api v0.x.y: cannot tell the Kubernetes version")
+	}
+	return common.ParseKubeVersion("v1." + string(m[1]))
+}
+
+// Render renders the chart into namespace as `helm template --namespace namespace --kube-version
+// KubeVersion` does (no cluster), values over values.yaml, schema and templates' checks included.
 func Render(root, namespace string, values Values) ([]*unstructured.Unstructured, error) {
 	c, err := Load(root)
 	if err != nil {
@@ -55,6 +73,9 @@ func Render(root, namespace string, values Values) ([]*unstructured.Unstructured
 	in.ReleaseName = ReleaseName
 	in.Namespace = namespace
 	in.Replace = true
+	if in.KubeVersion, err = KubeVersion(root); err != nil {
+		return nil, err
+	}
 	rel, err := in.Run(c, values)
 	if err != nil {
 		return nil, fmt.Errorf("helm template %s: %w", Dir, err)
@@ -71,6 +92,10 @@ func Lint(root, namespace string, values Values) error {
 	l := action.NewLint()
 	l.Strict = true
 	l.Namespace = namespace
+	var err error
+	if l.KubeVersion, err = KubeVersion(root); err != nil {
+		return err
+	}
 	res := l.Run([]string{filepath.Join(root, Dir)}, values)
 	var msgs []string
 	for _, m := range res.Messages {
