@@ -94,6 +94,9 @@ type Config struct {
 	Active func() bool
 	// Clock tells the time; the real clock by default.
 	Clock clock.PassiveClock
+	// Rights says where the server lacks a right a release needs: a Resume there ends Failed
+	// (NotPermitted) before anything is looked up; nil assumes every right is held.
+	Rights Rights
 }
 
 // Service carries requests through the flow. Make one with New.
@@ -258,8 +261,12 @@ func (s *Service) timeout() time.Duration { return s.cfg.Timeout }
 func (s *Service) clock() time.Time { return s.cfg.Clock.Now() }
 
 func (s *Service) handleResume(ctx context.Context, req request.Request, res *Result) error {
+	canRecord, denied := s.permitted(req.Namespace)
+	if denied != nil && !canRecord {
+		return denied
+	}
 	finder := s.cfg.Finder
-	if p, ok := finder.(Prefetcher); ok && req.Step.Workflow != "" {
+	if p, ok := finder.(Prefetcher); ok && req.Step.Workflow != "" && denied == nil {
 		finder = p.Prefetch(ctx, req.Namespace, req.Step.Workflow)
 	}
 	obj, err := s.cfg.Resumes.Get(ctx, req.Namespace, req.Resume)
@@ -285,6 +292,9 @@ func (s *Service) handleResume(ctx context.Context, req request.Request, res *Re
 		return s.finished(ctx, obj)
 	}
 	p := progress{deadline: s.deadlineOf(obj)}
+	if denied != nil {
+		return s.settle(ctx, obj, res, p, denied)
+	}
 	if !s.clock().Before(p.deadline) {
 		return s.settle(ctx, obj, res, p, deadlineExceeded(obj, p.deadline, s.clock()))
 	}
@@ -329,6 +339,9 @@ func (s *Service) handleResume(ctx context.Context, req request.Request, res *Re
 }
 
 func (s *Service) handleDirect(ctx context.Context, req request.Request, res *Result) error {
+	if _, err := s.permitted(req.Namespace); err != nil {
+		return err
+	}
 	found, err := s.cfg.Finder.Find(ctx, req.Namespace, req.Step)
 	for _, sk := range found.Skipped {
 		res.Skipped = append(res.Skipped, sk.Reason.Error())
@@ -474,7 +487,10 @@ func phaseOf(err error) v1alpha1.Phase {
 func reasonOf(err error) string {
 	var de *deadlineError
 	var we *replacedError
+	var np *notPermittedError
 	switch {
+	case errors.As(err, &np):
+		return ReasonNotPermitted
 	case errors.As(err, &de):
 		return ReasonDeadlineExceeded
 	case errors.As(err, &we):

@@ -32,6 +32,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/util/flowcontrol"
 
+	"github.com/argocontroller/resume-trigger/internal/access"
 	"github.com/argocontroller/resume-trigger/internal/logging"
 	"github.com/argocontroller/resume-trigger/internal/lookup"
 	"github.com/argocontroller/resume-trigger/internal/release"
@@ -58,6 +59,8 @@ type App struct {
 	config  *rest.Config
 	Service *resume.Service
 	Requeue *resume.Requeue
+	// Rights reviews the server's own rights in each served namespace, at start and every resync.
+	Rights  *access.Checker
 	leading atomic.Bool
 	// certs serves the TLS certificate; nil without --tls-cert-file.
 	certs *servingcert.Reloader
@@ -155,6 +158,16 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 		return nil, err
 	}
 	a := &App{opts: opts, log: log, config: cfg, health: health.NewServer()}
+	if a.Rights, err = access.New(access.Config{
+		Reviews:    kube.AuthorizationV1(),
+		Identity:   kube.AuthenticationV1(),
+		Namespaces: opts.namespaces,
+		Ephemeral:  opts.EphemeralImage != "",
+		Registerer: reg,
+		Log:        log,
+	}); err != nil {
+		return nil, err
+	}
 	svcCfg := resume.Config{
 		Namespaces: resume.NewNamespaces(opts.namespaces...),
 		Resumes:    resumes,
@@ -166,6 +179,7 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 		Timeout:    opts.RequestTimeout,
 		Deadline:   opts.ResumeDeadline,
 		Active:     a.leading.Load,
+		Rights:     a.Rights,
 	}
 	// Direct (webhook) requests: "*" means every served namespace, since the Service checks Namespaces first.
 	svcCfg.WebhookNamespaces = resume.NewNamespaces(opts.webhookNamespaces...)
@@ -288,6 +302,9 @@ func (a *App) Run(ctx context.Context) error {
 	if a.certs != nil {
 		go a.certs.Run(work)
 	}
+	// Before the Trigger service turns ready: a Resume in a namespace whose binding is missing ends
+	// NotPermitted from the first request on, not with a 403 from the middle of its release.
+	a.Rights.Start(work, a.opts.ResyncPeriod)
 	var (
 		mu          sync.Mutex
 		closing     bool
