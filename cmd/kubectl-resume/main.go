@@ -1,7 +1,7 @@
 // Command kubectl-resume is the kubectl plugin of resume-trigger: `kubectl resume WORKFLOW …` creates a
 // Resume (and with --wait follows it), `kubectl resume list` shows the debug-paused containers, and
-// `kubectl resume why WORKFLOW` explains the server's lookup. Install it on PATH (go install, or the krew
-// manifest in plugins/resume.yaml).
+// `kubectl resume why WORKFLOW` explains the server's lookup, `kubectl resume version` says which build it
+// is. Install it on PATH from a release's archive (krew manifest resume.yaml), or make build-plugin.
 package main
 
 import (

@@ -17,6 +17,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"sigs.k8s.io/yaml"
+
+	"github.com/argocontroller/resume-trigger/internal/version"
 )
 
 // Output formats of every command.
@@ -56,7 +58,10 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		}
 		return fmt.Errorf("--output %q: want table, json or yaml", o.output)
 	}
-	root.AddCommand(newListCommand(o), newWhyCommand(o))
+	root.AddCommand(newListCommand(o), newWhyCommand(o), newVersionCommand(o))
+	// --version prints the same line as the version command; both need no cluster.
+	root.Version = version.Version
+	root.SetVersionTemplate(version.Of(programName) + "\n")
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)

@@ -13,7 +13,10 @@ var (
 // GoVersion is the Go toolchain the binary was built with.
 func GoVersion() string { return runtime.Version() }
 
-// String is the one-line form --version prints.
-func String() string {
-	return "resume-trigger " + Version + " (commit " + Commit + ", " + GoVersion() + ")"
+// String is the one-line form the server's --version prints.
+func String() string { return Of("resume-trigger") }
+
+// Of is the one-line version of the program named program (kubectl-resume prints its own name).
+func Of(program string) string {
+	return program + " " + Version + " (commit " + Commit + ", " + GoVersion() + ")"
 }
