@@ -21,8 +21,19 @@ RUN --mount=type=cache,target=/go/pkg/mod \
       -X github.com/argocontroller/resume-trigger/internal/version.Commit=$COMMIT" \
       -o /out/resume-trigger ./cmd/resume-trigger
 
-# No shell, no package manager: the server only needs its static binary and CA certificates.
-FROM gcr.io/distroless/static:nonroot
+# No shell, no package manager, no CA bundle (the binary carries Mozilla's roots): the static binary and the
+# nonroot user's passwd/group entries. make release builds the same image without Docker (tests/cmd/release,
+# TestDockerfileAgrees keeps the two alike).
+FROM scratch
+ARG VERSION=dev
+ARG COMMIT=unknown
+ARG SOURCE=https://github.com/argocontroller/resume-trigger
+LABEL org.opencontainers.image.title="resume-trigger" \
+      org.opencontainers.image.version="$VERSION" \
+      org.opencontainers.image.revision="$COMMIT" \
+      org.opencontainers.image.source="$SOURCE" \
+      org.opencontainers.image.licenses="Apache-2.0"
+COPY hack/image/ /
 COPY --from=build /out/resume-trigger /resume-trigger
 USER 65532:65532
 # 9000: gRPC (triggers.Trigger and grpc.health.v1); 8080: /metrics, /healthz, /readyz.

@@ -6,6 +6,9 @@ SHELL := /usr/bin/env bash
 
 BIN        ?= bin
 IMAGE_REPO ?= ghcr.io/argocontroller/resume-trigger
+# The project's address: a release's assets are downloaded from $(REPO_URL)/releases/download/$(VERSION)/.
+REPO_URL   ?= https://github.com/argocontroller/resume-trigger
+DIST       ?= dist
 # Never latest: the tag is the version (git describe), as in the manifests.
 IMAGE      ?= $(IMAGE_REPO):$(VERSION)
 GO         ?= go
@@ -30,13 +33,20 @@ build: ## Build the resume-trigger binary into bin/ (version from git describe).
 .PHONY: image
 .PHONY: build-plugin krew-manifest
 build-plugin: ## Build kubectl-resume, the kubectl plugin, into bin/ (put it on PATH: kubectl resume ...).
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/kubectl-resume ./cmd/kubectl-resume
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(VERSION_LDFLAGS)" -o $(BIN)/kubectl-resume ./cmd/kubectl-resume
 
-krew-manifest: ## Build kubectl-resume for every platform into dist/ and rewrite plugins/resume.yaml (not published).
-	hack/krew-manifest.sh
+krew-manifest: ## Build kubectl-resume's archives for every krew platform into dist/ and copy their krew manifest to plugins/resume.yaml (VERSION=vX.Y.Z).
+	rm -rf $(DIST)
+	cd tests && $(GO) run ./cmd/release -only plugin -version "$(VERSION)" -commit "$(COMMIT)" -repo "$(REPO_URL)" -out "$(CURDIR)/$(DIST)"
+	cp $(DIST)/resume.yaml plugins/resume.yaml
 
 image: ## Build the container image (needs a Docker engine).
 	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE) .
+
+.PHONY: release
+release: ## Make a release into dist/ without Docker: image (OCI layout + digest), plugin archives, krew manifest, chart, install files, checksums (VERSION=vX.Y.Z).
+	rm -rf $(DIST)
+	cd tests && $(GO) run ./cmd/release -version "$(VERSION)" -commit "$(COMMIT)" -image "$(IMAGE_REPO)" -repo "$(REPO_URL)" -out "$(CURDIR)/$(DIST)"
 
 .PHONY: release-manifests
 release-manifests: ## Render one install.yaml per overlay into dist/VERSION/ with the image IMAGE_REPO:VERSION (VERSION=v0.2.0).
@@ -88,7 +98,7 @@ tools: ## Build the pinned test tools into the cache outside the checkout (first
 .PHONY: test-integration
 test-integration: ## Integration tests on a real etcd + kube-apiserver with a test kubelet and Argo's workflow-controller (v3.7 and v4).
 	$(TOOLS) etcd kube-apiserver workflow-controller workflow-controller-v4 clusterrole-aggregation >/dev/null
-	cd tests && $(GO) test $(TEST_FLAGS) ./argopin/... ./internal/rig/... ./integration/... ./chart/... ./cmd/release-manifests/...
+	cd tests && $(GO) test $(TEST_FLAGS) ./argopin/... ./internal/rig/... ./integration/... ./chart/... ./cmd/release-manifests/... ./cmd/release/...
 
 .PHONY: test-e2e
 test-e2e: ## End-to-end tests with real nats-server and argo-events binaries.
