@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -285,5 +286,38 @@ func TestCheckFollowsGrants(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "now holds every right") {
 		t.Errorf("no line says team-b turned ready:\n%s", logs.String())
+	}
+}
+
+// A namespace that is not ready is reviewed again within seconds, not only every period: a binding
+// applied together with the server is seen without waiting for the resync.
+func TestStartReviewsSoonerWhileNotReady(t *testing.T) {
+	a := &authorizer{denied: map[string]bool{}}
+	a.deny("team-b", execCreate)
+	client := newClient(a, serverSA)
+	c, err := New(Config{Reviews: client.AuthorizationV1(), Namespaces: []string{"team-a", "team-b"}, Log: logrus.New()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Start(t.Context(), time.Hour)
+	if ready, known := c.Ready("team-b"); ready || !known {
+		t.Fatalf("team-b ready %v known %v after Start, want reviewed and not ready", ready, known)
+	}
+	a.grant("team-b", execCreate)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if ready, _ := c.Ready("team-b"); ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("team-b not ready 10s after the grant, with a resync period of an hour")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a.mu.Lock()
+	n := len(a.asked)
+	a.mu.Unlock()
+	if n > 3*2*len(Needed) {
+		t.Errorf("%d reviews before team-b turned ready, want a few rounds", n)
 	}
 }
