@@ -37,7 +37,7 @@ build-plugin: ## Build kubectl-resume, the kubectl plugin, into bin/ (put it on 
 
 krew-manifest: ## Build kubectl-resume's archives for every krew platform into dist/ and copy their krew manifest to plugins/resume.yaml (VERSION=vX.Y.Z).
 	rm -rf $(DIST)
-	cd tests && $(GO) run ./cmd/release -only plugin -version "$(VERSION)" -commit "$(COMMIT)" -repo "$(REPO_URL)" -out "$(CURDIR)/$(DIST)"
+	cd tests && $(GO) run ./cmd/release -only plugin -version "$(VERSION)" -commit "$(COMMIT)" -repo "$(REPO_URL)" -out "$(abspath $(DIST))"
 	cp $(DIST)/resume.yaml plugins/resume.yaml
 
 image: ## Build the container image (needs a Docker engine).
@@ -46,7 +46,7 @@ image: ## Build the container image (needs a Docker engine).
 .PHONY: release
 release: ## Make a release into dist/ without Docker: image (OCI layout + digest), plugin archives, krew manifest, chart, install files, checksums (VERSION=vX.Y.Z).
 	rm -rf $(DIST)
-	cd tests && $(GO) run ./cmd/release -version "$(VERSION)" -commit "$(COMMIT)" -image "$(IMAGE_REPO)" -repo "$(REPO_URL)" -out "$(CURDIR)/$(DIST)"
+	cd tests && $(GO) run ./cmd/release -version "$(VERSION)" -commit "$(COMMIT)" -image "$(IMAGE_REPO)" -repo "$(REPO_URL)" -out "$(abspath $(DIST))"
 
 .PHONY: release-manifests
 release-manifests: ## Render one install.yaml per overlay into dist/VERSION/ with the image IMAGE_REPO:VERSION (VERSION=v0.2.0).
