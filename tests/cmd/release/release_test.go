@@ -349,3 +349,23 @@ func TestRefusesBadInput(t *testing.T) {
 		})
 	}
 }
+
+// The repository's own chart packages for a release: named resume-trigger, its image the one the
+// release pushes, version and appVersion set from the release.
+func TestRepositoryChartPackages(t *testing.T) {
+	repo, err := rig.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := packageChart(filepath.Join(repo, chartDir), testVersion, "ghcr.io/argocontroller/resume-trigger", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := loader.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(path) != "resume-trigger-1.2.3.tgz" || ch.Metadata.Version != "1.2.3" || ch.Metadata.AppVersion != testVersion || ch.Schema == nil {
+		t.Errorf("packaged %s: version %s appVersion %s, schema %v", filepath.Base(path), ch.Metadata.Version, ch.Metadata.AppVersion, ch.Schema != nil)
+	}
+}
