@@ -24,7 +24,7 @@ func (r Right) String() string {
 }
 
 // Needed are the rights a release calls in every served namespace: exactly the rules of
-// manifests/base/clusterrole.yaml (a test compares the two in both directions).
+// manifests/cluster-scoped/clusterrole.yaml (a test compares the two in both directions).
 var Needed = []Right{
 	{Resource: "pods", Verb: "get"},
 	{Resource: "pods", Verb: "list"},

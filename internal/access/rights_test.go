@@ -15,7 +15,7 @@ import (
 // every namespace not ready. The integration tier proves the ClusterRole is what the code calls.
 func TestNeededIsTheShippedClusterRole(t *testing.T) {
 	var role rbacv1.ClusterRole
-	b, err := os.ReadFile("../../manifests/base/clusterrole.yaml")
+	b, err := os.ReadFile("../../manifests/cluster-scoped/clusterrole.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
