@@ -103,31 +103,28 @@ func New(c Config) (*Checker, error) {
 	return ch, nil
 }
 
-// Start reviews the rights once, then again every period in the background until ctx ends. While a
-// namespace is not ready it is reviewed sooner (2s, 4s, … up to every): a RoleBinding applied together
-// with the server may reach the API server's authorizer a moment after the first review.
-func (c *Checker) Start(ctx context.Context, every time.Duration) {
-	c.Check(ctx)
-	go func() {
-		soon := time.Duration(0)
-		for {
-			next := every
-			if c.anyNotReady() {
-				soon = min(max(2*soon, 2*time.Second), every)
-				next = soon
-			} else {
-				soon = 0
-			}
-			t := time.NewTimer(next)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-				c.Check(ctx)
-			}
+// Run reviews the rights again every period until ctx ends (call Check once first). While a namespace
+// is not ready it is reviewed sooner (2s, 4s, … up to every): a RoleBinding applied together with the
+// server may reach the API server's authorizer a moment after the first review.
+func (c *Checker) Run(ctx context.Context, every time.Duration) {
+	soon := time.Duration(0)
+	for {
+		next := every
+		if c.anyNotReady() {
+			soon = min(max(2*soon, 2*time.Second), every)
+			next = soon
+		} else {
+			soon = 0
 		}
-	}()
+		t := time.NewTimer(next)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+			c.Check(ctx)
+		}
+	}
 }
 
 func (c *Checker) anyNotReady() bool {

@@ -299,9 +299,10 @@ func TestStartReviewsSoonerWhileNotReady(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Start(t.Context(), time.Hour)
+	c.Check(t.Context())
+	go c.Run(t.Context(), time.Hour)
 	if ready, known := c.Ready("team-b"); ready || !known {
-		t.Fatalf("team-b ready %v known %v after Start, want reviewed and not ready", ready, known)
+		t.Fatalf("team-b ready %v known %v after Check, want reviewed and not ready", ready, known)
 	}
 	a.grant("team-b", execCreate)
 	deadline := time.Now().Add(10 * time.Second)

@@ -168,6 +168,11 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 	}); err != nil {
 		return nil, err
 	}
+	// Before the server serves: a Resume in a namespace whose binding is missing ends NotPermitted from
+	// the first request on, not with a 403 from the middle of its release.
+	review, cancelReview := context.WithTimeout(context.Background(), rightsReviewTimeout)
+	a.Rights.Check(review)
+	cancelReview()
 	svcCfg := resume.Config{
 		Namespaces: resume.NewNamespaces(opts.namespaces...),
 		Resumes:    resumes,
@@ -302,9 +307,7 @@ func (a *App) Run(ctx context.Context) error {
 	if a.certs != nil {
 		go a.certs.Run(work)
 	}
-	// Before the Trigger service turns ready: a Resume in a namespace whose binding is missing ends
-	// NotPermitted from the first request on, not with a 403 from the middle of its release.
-	a.Rights.Start(work, a.opts.ResyncPeriod)
+	go a.Rights.Run(work, a.opts.ResyncPeriod)
 	var (
 		mu          sync.Mutex
 		closing     bool
@@ -399,6 +402,10 @@ func clientConfig(cfg *rest.Config, opts *Options) *rest.Config {
 	cfg.UserAgent = "resume-trigger"
 	return cfg
 }
+
+// rightsReviewTimeout bounds the review of the server's rights at start: an API server that does not
+// answer leaves every namespace permitted (the real calls then tell), and the server starts anyway.
+const rightsReviewTimeout = 10 * time.Second
 
 // httpShutdownTimeout bounds the metrics and probe endpoint's shutdown, after the gRPC drain: the pod's
 // terminationGracePeriodSeconds must cover --shutdown-timeout plus this.
