@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -31,8 +32,12 @@ func withResync(d time.Duration) serverOption {
 }
 
 // namespaceReady scrapes resume_trigger_namespace_ready from the server's /metrics, by served_namespace.
-func (s *server) namespaceReady() (map[string]float64, error) {
-	resp, err := http.Get("http://" + s.app.MetricsAddr() + "/metrics")
+func (s *server) namespaceReady(ctx context.Context) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.app.MetricsAddr()+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -120,8 +125,9 @@ func TestServerReviewsItsOwnRights(t *testing.T) {
 	resync := 2 * time.Second
 	srv := startServer(t, saConfig, []string{home.ns, missing.ns, partial.ns}, withMetrics(), withResync(resync))
 	var ready map[string]float64
-	if err := rig.Eventually(ctxFor(t, 20*time.Second), func() (err error) {
-		ready, err = srv.namespaceReady()
+	scrape := ctxFor(t, 20*time.Second)
+	if err := rig.Eventually(scrape, func() (err error) {
+		ready, err = srv.namespaceReady(scrape)
 		if err == nil && len(ready) != 3 {
 			err = fmt.Errorf("resume_trigger_namespace_ready has %d series: %v", len(ready), ready)
 		}
@@ -182,8 +188,9 @@ func TestServerReviewsItsOwnRights(t *testing.T) {
 		e := &env{t: t, r: missing.r, ns: missing.ns, wfc: missing.wfc}
 		granted := time.Now()
 		bindServer(t, e.r, e.ns, home.ns, rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: serviceAccount})
-		if err := rig.Eventually(ctxFor(t, 10*resync), func() error {
-			ready, err := srv.namespaceReady()
+		scrape := ctxFor(t, 10*resync)
+		if err := rig.Eventually(scrape, func() error {
+			ready, err := srv.namespaceReady(scrape)
 			if err == nil && ready[e.ns] != 1 {
 				err = fmt.Errorf("resume_trigger_namespace_ready{served_namespace=%q} = %v", e.ns, ready[e.ns])
 			}
