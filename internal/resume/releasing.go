@@ -186,3 +186,18 @@ func unionReleasing(theirs, ours []v1alpha1.ReleasingTarget, released map[string
 	}
 	return out
 }
+
+// added are the entries of list that base does not hold: what a writer added to the status it read.
+func added(base, list []v1alpha1.ReleasedTarget) []v1alpha1.ReleasedTarget {
+	had := map[string]bool{}
+	for _, r := range base {
+		had[targetKey(r.Pod, r.Container, r.Stage)] = true
+	}
+	var out []v1alpha1.ReleasedTarget
+	for _, r := range list {
+		if !had[targetKey(r.Pod, r.Container, r.Stage)] {
+			out = append(out, r)
+		}
+	}
+	return out
+}

@@ -172,6 +172,8 @@ type Result struct {
 	taken bool
 	// failed are the keys of the targets whose release failed for good in this request.
 	failed []string
+	// recorded is how many of Released the Resume's status lists already.
+	recorded int
 }
 
 // Condition reasons, also used as Event reasons.
@@ -332,7 +334,7 @@ func (s *Service) handleResume(ctx context.Context, req request.Request, res *Re
 	}
 	mark := func(batch []lookup.Target) error {
 		status := obj.Status.DeepCopy()
-		status.Released, status.ReleasedCount = addReleased(status.Released, status.ReleasedCount, res.Released)
+		status.Released, status.ReleasedCount = addReleased(status.Released, status.ReleasedCount, res.Released[res.recorded:])
 		status.Releasing = releasingOf(status.Releasing, settledKeys(status, res, p.drop), batch, s.clock())
 		if status.Workflow == nil && p.bind != nil {
 			status.Workflow = p.bind
@@ -348,7 +350,7 @@ func (s *Service) handleResume(ctx context.Context, req request.Request, res *Re
 		if written == nil {
 			return fault.Transientf("resume %s/%s was finished by another writer meanwhile", obj.Namespace, obj.Name)
 		}
-		obj = written
+		obj, res.recorded = written, len(res.Released)
 		return nil
 	}
 	relErr := s.releaseAll(ctx, found, done, res, func(t lookup.Target) error {

@@ -32,7 +32,7 @@ func (s *Service) settle(ctx context.Context, obj *v1alpha1.Resume, res *Result,
 	}
 
 	status := obj.Status.DeepCopy()
-	status.Released, status.ReleasedCount = addReleased(status.Released, status.ReleasedCount, res.Released)
+	status.Released, status.ReleasedCount = addReleased(status.Released, status.ReleasedCount, res.Released[res.recorded:])
 	status.Releasing = releasingOf(status.Releasing, settledKeys(status, res, p.drop), nil, s.clock())
 	status.Phase, status.Reason, status.Message = res.Phase, res.Reason, res.Message
 	status.ObservedGeneration = obj.Generation
@@ -129,7 +129,7 @@ func (s *Service) writeStatus(ctx context.Context, obj *v1alpha1.Resume, status 
 			status.Deadline = fresh.Status.Deadline
 		}
 		// Keep what the newer object recorded as released and as being released, add ours.
-		status.Released, status.ReleasedCount = addReleased(fresh.Status.Released, fresh.Status.ReleasedCount, status.Released)
+		status.Released, status.ReleasedCount = addReleased(fresh.Status.Released, fresh.Status.ReleasedCount, added(obj.Status.Released, status.Released))
 		released := map[string]bool{}
 		for _, r := range status.Released {
 			released[targetKey(r.Pod, r.Container, r.Stage)] = true
