@@ -207,7 +207,7 @@ const RecordBudget = 2 * reportTimeout
 func (s *Service) Handle(ctx context.Context, req request.Request) (Result, error) {
 	ctx = s.requestLogger(ctx, req)
 	start := s.clock()
-	res := Result{Namespace: req.Namespace, Resume: req.Resume, Workflow: req.Step.Workflow}
+	res := Result{Namespace: req.Namespace, Resume: req.Resume, Workflow: req.Workflow()}
 	if err := s.cfg.Namespaces.Check(req.Namespace); err != nil {
 		s.finish(ctx, req, &res, err, start)
 		return res, err
@@ -266,8 +266,8 @@ func (s *Service) clock() time.Time { return s.cfg.Clock.Now() }
 
 func (s *Service) handleResume(ctx context.Context, req request.Request, res *Result) error {
 	finder := s.cfg.Finder
-	if p, ok := finder.(Prefetcher); ok && req.Step.Workflow != "" {
-		finder = p.Prefetch(ctx, req.Namespace, req.Step.Workflow)
+	if p, ok := finder.(Prefetcher); ok && req.WorkflowHint != "" {
+		finder = p.Prefetch(ctx, req.Namespace, req.WorkflowHint)
 	}
 	obj, err := s.cfg.Resumes.Get(ctx, req.Namespace, req.Resume)
 	if err != nil {
@@ -643,7 +643,7 @@ func (s *Service) requestLogger(ctx context.Context, req request.Request) contex
 		return ctx
 	}
 	base := s.cfg.Log
-	fields := logrus.Fields{logging.Namespace: req.Namespace, logging.Resume: req.Resume, logging.Workflow: req.Step.Workflow}
+	fields := logrus.Fields{logging.Namespace: req.Namespace, logging.Resume: req.Resume, logging.Workflow: req.Workflow()}
 	if req.Revisit {
 		fields["revisit"] = true
 	}
