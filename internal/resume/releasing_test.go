@@ -182,6 +182,16 @@ func TestReleasingIsConfirmed(t *testing.T) {
 			result:   lookup.Result{Workflow: "wf", Targets: []lookup.Target{target("p1"), target("p2")}},
 			expPhase: v1alpha1.PhaseFailed, expReason: ReasonDeadlineExceeded, expCalls: []string{"p1/main/after"}, expRel: []string{"p1"},
 		},
+		"past the deadline, a started release whose pod is not running any more ends it": {
+			now: 20 * time.Minute, mutate: announced("p1"), fates: map[string]release.Confirmation{"p1": {Fate: release.FateRunning}},
+			findErr:  fault.Transientf("pod p1 is being deleted"),
+			expPhase: v1alpha1.PhaseFailed, expReason: ReasonDeadlineExceeded, expOpen: []string{"p1"},
+		},
+		"past the deadline, a started release the lookup does not find again ends it": {
+			now: 20 * time.Minute, mutate: announced("p1"), fates: map[string]release.Confirmation{"p1": {Fate: release.FateRunning}},
+			result:   lookup.Result{Workflow: "wf"},
+			expPhase: v1alpha1.PhaseFailed, expReason: ReasonDeadlineExceeded, expOpen: []string{"p1"},
+		},
 		"past the deadline with nothing started: DeadlineExceeded, nothing touched": {
 			now: 20 * time.Minute, mutate: bound("run-a"),
 			result:   lookup.Result{Workflow: "wf", Targets: []lookup.Target{target("p1")}},

@@ -322,6 +322,10 @@ func (s *Service) handleResume(ctx context.Context, req request.Request, res *Re
 		return s.settle(ctx, obj, res, p, err)
 	}
 	if err != nil && !(len(c.released) > 0 && fault.KindOf(err).Final()) {
+		if late {
+			// Nothing is waited for past the deadline, not even a lookup that may work later.
+			err = deadlineExceeded(obj, p.deadline, s.clock())
+		}
 		return s.settle(ctx, obj, res, p, err)
 	}
 	started := startedKeys(c.open)
@@ -375,7 +379,7 @@ func (s *Service) handleResume(ctx context.Context, req request.Request, res *Re
 			relErr = werr
 		}
 	}
-	if late && (relErr != nil || left > 0) {
+	if late && (relErr != nil || left > 0 || len(res.Released) == 0) {
 		// The releases started before the deadline are settled; nothing else is waited for after it.
 		relErr = deadlineExceeded(obj, p.deadline, s.clock())
 	}
