@@ -68,7 +68,9 @@ func refuseReleaseRecords(t *testing.T, e *env) {
 			t.Fatalf("create %s: %v", o.u.GetKind(), err)
 		}
 		gvr, name := o.gvr, o.u.GetName()
-		t.Cleanup(func() { _ = e.r.Dynamic().Resource(gvr).Delete(ctxFor(t, 10*time.Second), name, metav1.DeleteOptions{}) })
+		t.Cleanup(func() {
+			_ = e.r.Dynamic().Resource(gvr).Delete(ctxFor(t, 10*time.Second), name, metav1.DeleteOptions{})
+		})
 	}
 
 	// The API server enforces a policy a moment after it is created: probe with a Resume of our own.
