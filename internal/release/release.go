@@ -171,6 +171,9 @@ func (r *Releaser) classify(ctx context.Context, t lookup.Target, via string, er
 			return fault.NotFoundf("pod %s was deleted while releasing it: %v", t.Pod, err)
 		case gerr == nil && pod.UID != t.PodUID:
 			return fault.Preconditionf("pod %s was replaced while releasing it: %v", t.Pod, err)
+		case gerr == nil && terminated(pod, t.Container) && errors.As(err, new(*ExitError)):
+			// The command answered, and not with success: the touch did not create the marker.
+			return fault.Preconditionf("container %s in pod %s terminated while releasing it: %v", t.Container, t.Pod, err)
 		case gerr == nil && terminated(pod, t.Container):
 			return &endedError{container: t.Container, pod: t.Pod, code: exitCode(pod, t.Container), err: err}
 		}

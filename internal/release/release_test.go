@@ -259,6 +259,17 @@ func TestRelease(t *testing.T) {
 			expAttempts: 1,
 			expPodGets:  1,
 		},
+		"touch exited non-zero and the container ended since: Precondition (the command answered)": {
+			pod: func(p *corev1.Pod) *corev1.Pod {
+				fixture.SetTerminated(p, "main", 137)
+				return p
+			},
+			results:    map[string]error{"main": &release.ExitError{Code: 137}},
+			expCalls:   []string{"main"},
+			expKind:    fault.Precondition,
+			expErr:     []string{"container main in pod " + podName + " terminated while releasing it", "exit status 137"},
+			expPodGets: 1,
+		},
 		"a stream cut after the touch, the pod succeeded since: released": {
 			pod: func(p *corev1.Pod) *corev1.Pod {
 				p.Status.Phase = corev1.PodSucceeded

@@ -317,3 +317,30 @@ func TestReleasingOfIsBounded(t *testing.T) {
 		t.Fatalf("%d entries from %s to %s, want the newest %d", len(out), out[0].Pod, out[len(out)-1].Pod, maxReleasing)
 	}
 }
+
+// What a failed exec leaves announced: a transport error may have come after the touch ran, so its
+// announcement stays for the next look to confirm; a touch that answered non-zero, or a release that failed
+// for good, created no marker, and a container that ends later was not released by it.
+func TestAnnouncementAfterAFailedExec(t *testing.T) {
+	tests := map[string]struct {
+		err     error
+		expOpen bool
+	}{
+		"the stream broke: kept":          {err: fault.Transientf("exec into pod p1 container main failed: %w", errors.New("unexpected EOF")), expOpen: true},
+		"the touch exited 1: dropped":     {err: fault.Transientf("exec into pod p1 container main failed: %w", &release.ExitError{Code: 1, Output: "read-only file system"})},
+		"the pod was deleted: dropped":    {err: fault.NotFoundf("pod p1 was deleted while releasing it")},
+		"no container has touch: dropped": {err: fault.Preconditionf("no container of pod p1 can create the marker")},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			f, _ := lifecycleFixture(epoch, nil)
+			f.finder.result = lookup.Result{Workflow: "wf", Targets: []lookup.Target{target("p1")}}
+			f.releaser.errs["p1"] = tc.err
+			_, _ = f.svc.Handle(t.Context(), resumeRequest("r"))
+			st := f.store.get(ns, "r").Status
+			if open := len(st.Releasing) == 1 && st.Releasing[0].Pod == "p1"; open != tc.expOpen || len(st.Releasing) > 1 {
+				t.Fatalf("releasing %+v, want p1 kept: %v", st.Releasing, tc.expOpen)
+			}
+		})
+	}
+}

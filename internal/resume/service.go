@@ -170,8 +170,9 @@ type Result struct {
 
 	// taken is true when the Resume is recorded Pending and the server revisits it until it ends.
 	taken bool
-	// failed are the keys of the targets whose release failed for good in this request.
-	failed []string
+	// unreleased are the keys of the targets this request found not released: their release failed for
+	// good, or the touch answered non-zero.
+	unreleased []string
 	// recorded is how many of Released the Resume's status lists already.
 	recorded int
 }
@@ -366,7 +367,7 @@ func (s *Service) handleResume(ctx context.Context, req request.Request, res *Re
 		}
 		return nil
 	}, mark)
-	for _, k := range res.failed {
+	for _, k := range res.unreleased {
 		p.drop[k] = true
 	}
 	var de *deadlineError
@@ -472,14 +473,20 @@ func (s *Service) releaseAll(ctx context.Context, found lookup.Result, done map[
 			if err != nil {
 				// Not a warning of its own: the request's outcome says what failed, once.
 				log.WithError(err).WithFields(logrus.Fields{logging.Outcome: "failed", logging.Duration: logging.Seconds(took)}).Debug("release failed")
-				if fault.KindOf(err) == fault.Transient || fault.KindOf(err) == fault.Unknown {
+				var answered *release.ExitError
+				retry := fault.KindOf(err) == fault.Transient || fault.KindOf(err) == fault.Unknown
+				if retry {
 					if transient == nil {
 						transient = err
 					}
 				} else {
 					failures = append(failures, err.Error())
 					finalKind = fault.KindOf(err)
-					res.failed = append(res.failed, targetKey(t.Pod, t.Container, t.Stage))
+				}
+				if !retry || errors.As(err, &answered) {
+					// Not released, for sure: failed for good, or the touch itself answered non-zero. A
+					// transport error keeps the announcement: the touch may have run.
+					res.unreleased = append(res.unreleased, targetKey(t.Pod, t.Container, t.Stage))
 				}
 				continue
 			}
