@@ -58,6 +58,8 @@ mutate "a release not announced before its exec" internal/resume/service.go \
 	's/\t\tif mark != nil \{/\t\tif false \&\& mark != nil {/' . '^TestALostOutcomeIsNotAFailure$' ./internal/resume
 mutate "an exec cut after the touch taken for a failure" internal/release/release.go \
 	's/if errors\.As\(err, &ended\) \{/if false \&\& errors.As(err, \&ended) {/' . '' ./internal/release ./internal/resume
+mutate "a touch that answered non-zero left announced as releasing" internal/resume/service.go \
+	's/if !retry \|\| errors\.As\(err, &answered\) \{/if !retry || (false \&\& errors.As(err, \&answered)) {/' . '^TestAnnouncementAfterAFailedExec$' ./internal/resume
 mutate "status.released unbounded" internal/resume/releasing.go \
 	's/if len\(out\) > maxReleased \{/if false \&\& len(out) > maxReleased {/' . '^(TestReleasedIsBounded|TestAddReleased)$' ./internal/resume
 mutate "a Resume request's workflow not prefetched (Parse)" internal/request/request.go \
