@@ -144,19 +144,19 @@ func TestStatusWriteFailingAfterTheRelease(t *testing.T) {
 	}
 }
 
-// The exec's stream breaks after the touch ran, and the released container has ended by the time the
-// server reads the pod: that is the release, with the container's exit code, not "terminated while
-// releasing it" (Failed/NotReleasable before).
-func TestExecStreamCutAfterTheTouch(t *testing.T) {
+// The exec reports a transport error after the touch ran (the node's exec session broke), and the released
+// container has ended by the time the server reads the pod: that is the release, with the container's exit
+// code, not "terminated while releasing it" (Failed/NotReleasable before).
+func TestExecErrorAfterTheTouch(t *testing.T) {
 	e := setup(t)
 	wf := e.createWorkflow(helloWorldWorkflow(e.ns))
 	e.runPod(wf, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
-	e.r.Kubelet().SetBehaviour(e.ns, helloPodV2, "main", rig.CutAfterTouch)
+	e.r.Kubelet().SetBehaviour(e.ns, helloPodV2, "main", rig.FailAfterTouch)
 	u := e.createResume("release-hello", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
 
 	f := e.srv.fireResume(t, u)
 	expectOK(t, f, 1)
-	e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "cut after it ran"})
+	e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "error: exec session broke after the command started"})
 	res, _ := e.resume(u.GetName())
 	expectSucceeded(t, res, v1alpha1.ReleasedTarget{Node: helloNodeID, Pod: helloPodV2, Container: "main", Stage: v1alpha1.StageAfter})
 	if c := res.Status.Released[0].ExitCode; c == nil || *c != 0 {

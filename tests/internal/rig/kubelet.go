@@ -69,16 +69,19 @@ var (
 	NoTouchRuntimeError = Behaviour{name: "no touch (runtime error)", fn: func(*Kubelet) ExecFunc { return missingExecutableRuntime }}
 	// Hang blocks until the client goes away, the request ends, or the rig stops.
 	Hang = Behaviour{name: "hang", fn: func(*Kubelet) ExecFunc { return hang }}
-	// CutAfterTouch does what HasTouch does, waits until the emissary emulation has decided about the
-	// marker (a paused container has ended), and then closes the exec's connection without an answer:
-	// the client sees its stream break after the command ran, with the container already ended.
-	CutAfterTouch = Behaviour{name: "cut after touch", fn: func(k *Kubelet) ExecFunc { return k.cutAfterTouch }}
+	// FailAfterTouch does what HasTouch does, waits until the emissary emulation has decided about the
+	// marker (a paused container has ended), and then fails the exec with a runtime error instead of its
+	// exit status, as a node reports an exec session that broke after its command started: the client
+	// sees an error although the touch ran and the container has ended. (Closing the kubelet's connection
+	// instead is no error to the client: through the API server's stream translation, client-go's
+	// WebSocket executor then reads a success.)
+	FailAfterTouch = Behaviour{name: "fail after touch", fn: func(k *Kubelet) ExecFunc { return k.failAfterTouch }}
 )
 
-// errCut makes the exec's connection close without an answer.
-var errCut = errors.New("connection cut by the test kubelet after the command ran")
+// errAfterTouch is FailAfterTouch's error.
+var errAfterTouch = errors.New("exec session broke after the command started: stream reset by the container runtime")
 
-func (k *Kubelet) cutAfterTouch(ctx context.Context, call Call, stdout, stderr io.Writer) error {
+func (k *Kubelet) failAfterTouch(ctx context.Context, call Call, stdout, stderr io.Writer) error {
 	seen := len(k.EmissaryEvents(call.Namespace))
 	if err := k.touch(ctx, call, stdout, stderr); err != nil {
 		return err
@@ -92,7 +95,7 @@ func (k *Kubelet) cutAfterTouch(ctx context.Context, call Call, stdout, stderr i
 			}
 		}
 	}
-	return errCut
+	return errAfterTouch
 }
 
 // Exit returns exit code code without doing anything.
@@ -438,10 +441,9 @@ func (k *Kubelet) serveExec(w http.ResponseWriter, req *http.Request) {
 	defer cancel(nil)
 	stopOnRigStop := context.AfterFunc(k.ctx, func() { cancel(context.Cause(k.ctx)) })
 	defer stopOnRigStop()
-	ww := &watchedWriter{ResponseWriter: w, onClose: func() { cancel(errors.New("client connection closed")) }}
+	w = &watchedWriter{ResponseWriter: w, onClose: func() { cancel(errors.New("client connection closed")) }}
 
-	ex := &executor{k: k, call: call, conn: ww}
-	w = ww
+	ex := &executor{k: k, call: call}
 	remotecommand.ServeExec(w, req.WithContext(ctx), ex, ns+"/"+pod, "", container, argv, opts,
 		time.Hour, remotecommand.DefaultStreamCreationTimeout, remotecommand.SupportedStreamingProtocols)
 }
@@ -471,7 +473,6 @@ func (k *Kubelet) runnable(ctx context.Context, ns, name, container string) (int
 type executor struct {
 	k    *Kubelet
 	call *Call
-	conn *watchedWriter
 }
 
 func (e *executor) ExecInContainer(ctx context.Context, _, _, _ string, _ []string, _ io.Reader, stdout, stderr io.WriteCloser, _ bool, _ <-chan remotecommand.TerminalSize, _ time.Duration) error {
@@ -492,9 +493,6 @@ func (e *executor) ExecInContainer(ctx context.Context, _, _, _ string, _ []stri
 	outcome := "exit 0"
 	var exitErr utilexec.ExitError
 	switch {
-	case errors.Is(err, errCut):
-		outcome = "cut after it ran"
-		e.conn.cut()
 	case err == nil:
 	case errors.As(err, &exitErr) && exitErr.Exited():
 		outcome = fmt.Sprintf("exit %d", exitErr.ExitStatus())
@@ -514,28 +512,6 @@ func (e *executor) ExecInContainer(ctx context.Context, _, _, _ string, _ []stri
 type watchedWriter struct {
 	http.ResponseWriter
 	onClose func()
-
-	mu   sync.Mutex
-	conn net.Conn // once hijacked
-}
-
-// cut closes the hijacked connection at once, as a crashed kubelet or a broken network would.
-func (w *watchedWriter) cut() {
-	w.mu.Lock()
-	c := w.conn
-	w.mu.Unlock()
-	if c == nil {
-		return
-	}
-	raw := c.(*watchedConn).Conn
-	if tc, ok := raw.(*tls.Conn); ok {
-		raw = tc.NetConn() // no TLS close_notify: the stream just breaks
-	}
-	if tcp, ok := raw.(*net.TCPConn); ok {
-		_ = tcp.SetLinger(0) // a reset, not an orderly close
-	}
-	_ = raw.Close()
-	_ = c.Close()
 }
 
 func (w *watchedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -548,9 +524,6 @@ func (w *watchedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	wc := &watchedConn{Conn: conn, onClose: w.onClose}
-	w.mu.Lock()
-	w.conn = wc
-	w.mu.Unlock()
 	// Bytes already buffered from the connection must still be read first.
 	var r io.Reader = wc
 	if n := brw.Reader.Buffered(); n > 0 {
