@@ -81,7 +81,7 @@ func (s *Server) Execute(ctx context.Context, in *triggerpb.ExecuteRequest) (*tr
 	if ev != nil {
 		req.Event = ev.Source() + "/" + ev.ID()
 	}
-	log = log.WithFields(logrus.Fields{logging.Namespace: req.Namespace, logging.Resume: req.Resume, logging.Workflow: req.Step.Workflow})
+	log = log.WithFields(logrus.Fields{logging.Namespace: req.Namespace, logging.Resume: req.Resume, logging.Workflow: req.Workflow()})
 	log.Debug("execute")
 	// The handler logs the outcome, once, with this request's fields.
 	res, err := s.cfg.Handler.Handle(logging.WithLogger(ctx, log), req)

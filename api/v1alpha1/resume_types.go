@@ -125,6 +125,30 @@ type ReleasedTarget struct {
 	Via string `json:"via,omitempty"`
 	// Time is when the marker was created.
 	Time metav1.Time `json:"time"`
+	// ExitCode is the container's exit code, when its release was confirmed by the container having ended
+	// after the touch (the exec's own answer, or the status write that would have recorded it, was lost).
+	// +optional
+	ExitCode *int32 `json:"exitCode,omitempty"`
+}
+
+// ReleasingTarget records a container whose marker is about to be created: it is written before the exec,
+// so a release whose outcome is lost (the status write after it failed, the exec's stream was cut, the
+// server stopped) is still known to the next look, which confirms it.
+type ReleasingTarget struct {
+	// Node is the id of the workflow node the pod runs.
+	Node string `json:"node"`
+	// Pod is the pod's name.
+	Pod string `json:"pod"`
+	// PodUID is the pod's UID: a pod created again under the same name is another one. Argo's pods never
+	// restart a container (restartPolicy Never), so the pod's UID and the container's name name one
+	// container instance.
+	PodUID string `json:"podUID"`
+	// Container is the container whose marker is being created.
+	Container string `json:"container"`
+	// Stage is the pause being released.
+	Stage Stage `json:"stage"`
+	// Time is when the release was started.
+	Time metav1.Time `json:"time"`
 }
 
 // ResumeStatus is written by resume-trigger only.
@@ -149,10 +173,17 @@ type ResumeStatus struct {
 	// CompletionTime is when the Resume became Succeeded or Failed.
 	// +optional
 	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
-	// Released lists the containers released so far.
+	// Released lists the containers released so far, the most recent 500 when there were more.
 	// +optional
 	// +listType=atomic
 	Released []ReleasedTarget `json:"released,omitempty"`
+	// ReleasedCount is how many containers were released in all, listed in released or not.
+	// +optional
+	ReleasedCount int32 `json:"releasedCount,omitempty"`
+	// Releasing lists the containers whose release was started and is not confirmed yet (at most 50).
+	// +optional
+	// +listType=atomic
+	Releasing []ReleasingTarget `json:"releasing,omitempty"`
 	// Waiting lists the selected nodes that could not be released yet (at most 20), while Pending.
 	// +optional
 	// +listType=atomic

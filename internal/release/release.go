@@ -42,6 +42,9 @@ type Outcome struct {
 	Ephemeral bool
 	// Attempts lists, in order, why earlier ways did not work.
 	Attempts []string
+	// ExitCode is set when the exec's answer was lost (its stream failed) but the container was found
+	// ended right after: the touch ran, and this is the exit code the released container ended with.
+	ExitCode *int32
 }
 
 // Releaser releases targets.
@@ -101,7 +104,16 @@ func (r *Releaser) Release(ctx context.Context, t lookup.Target) (Outcome, error
 				out.Attempts = append(out.Attempts, fmt.Sprintf("container %s has ended: %v", via, err))
 				continue
 			}
-			return out, r.classify(ctx, t, via, err)
+			err := r.classify(ctx, t, via, err)
+			var ended *endedError
+			if errors.As(err, &ended) {
+				// The target was running and paused when the exec started, and has ended since: the exec's
+				// answer was lost, not the touch, whose marker is what ends a paused container.
+				out.Via, out.ExitCode = via, ended.code
+				out.Attempts = append(out.Attempts, ended.Error())
+				return out, nil
+			}
+			return out, err
 		}
 		out.Attempts = append(out.Attempts, fmt.Sprintf("container %s: %v", via, err))
 	}
@@ -159,11 +171,83 @@ func (r *Releaser) classify(ctx context.Context, t lookup.Target, via string, er
 			return fault.NotFoundf("pod %s was deleted while releasing it: %v", t.Pod, err)
 		case gerr == nil && pod.UID != t.PodUID:
 			return fault.Preconditionf("pod %s was replaced while releasing it: %v", t.Pod, err)
-		case gerr == nil && terminated(pod, t.Container):
+		case gerr == nil && terminated(pod, t.Container) && errors.As(err, new(*ExitError)):
+			// The command answered, and not with success: the touch did not create the marker.
 			return fault.Preconditionf("container %s in pod %s terminated while releasing it: %v", t.Container, t.Pod, err)
+		case gerr == nil && terminated(pod, t.Container):
+			return &endedError{container: t.Container, pod: t.Pod, code: exitCode(pod, t.Container), err: err}
 		}
 	}
 	return fault.Transientf("exec into pod %s container %s failed: %w", t.Pod, via, err)
+}
+
+// endedError is an exec that failed while its target container ended: the release it was made for.
+type endedError struct {
+	container, pod string
+	code           *int32
+	err            error
+}
+
+func (e *endedError) Error() string {
+	code := "unknown"
+	if e.code != nil {
+		code = fmt.Sprint(*e.code)
+	}
+	return fmt.Sprintf("the exec failed (%v), but container %s in pod %s ended right after it (exit %s): released", e.err, e.container, e.pod, code)
+}
+
+// exitCode is the exit code of container in pod, when it has terminated.
+func exitCode(pod *corev1.Pod, container string) *int32 {
+	for _, s := range pod.Status.ContainerStatuses {
+		if s.Name == container && s.State.Terminated != nil {
+			code := s.State.Terminated.ExitCode
+			return &code
+		}
+	}
+	return nil
+}
+
+// Fate is what became of a container after a release was started for it.
+type Fate int
+
+const (
+	// FateRunning: the container still runs. Whether the touch ran is not known; touching again is safe.
+	FateRunning Fate = iota
+	// FateEnded: the container has ended. It was running and paused when its release started, and a
+	// paused container ends only once its marker exists: the release happened.
+	FateEnded
+	// FateGone: the pod is gone. It was running and paused when its release started; Argo deletes a
+	// finished pod (podGC) seconds after the release let it end.
+	FateGone
+	// FateReplaced: another pod has the name now: the release never reached it.
+	FateReplaced
+)
+
+// Confirmation is what Confirm found.
+type Confirmation struct {
+	Fate Fate
+	// ExitCode is the ended container's exit code (FateEnded).
+	ExitCode *int32
+}
+
+// Confirm reads t's pod to tell what became of t's container after a release was started for it and its
+// outcome was lost (the status write after it failed, the server stopped mid-release).
+func (r *Releaser) Confirm(ctx context.Context, t lookup.Target) (Confirmation, error) {
+	if r.cfg.Pods == nil {
+		return Confirmation{}, fault.Transientf("cannot confirm the release of pod %s container %s: no pod client", t.Pod, t.Container)
+	}
+	pod, err := r.cfg.Pods.CoreV1().Pods(t.Namespace).Get(ctx, t.Pod, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return Confirmation{Fate: FateGone}, nil
+	case err != nil:
+		return Confirmation{}, fault.Transientf("confirm the release of pod %s container %s: %w", t.Pod, t.Container, err)
+	case pod.UID != t.PodUID:
+		return Confirmation{Fate: FateReplaced}, nil
+	case terminated(pod, t.Container):
+		return Confirmation{Fate: FateEnded, ExitCode: exitCode(pod, t.Container)}, nil
+	}
+	return Confirmation{Fate: FateRunning}, nil
 }
 
 // ended reports whether container (another than the target) of t's pod has terminated, by a fresh read;

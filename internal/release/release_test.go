@@ -145,6 +145,7 @@ func TestRelease(t *testing.T) {
 		expCalls    []string
 		expVia      string
 		expAttempts int
+		expExit     *int32
 		expKind     fault.Kind
 		expErr      []string
 		// expPodGets is how many times the pod was read.
@@ -246,27 +247,51 @@ func TestRelease(t *testing.T) {
 			expErr:     []string{"was replaced"},
 			expPodGets: 1,
 		},
-		"transport error after the container terminated is Precondition": {
+		"a stream cut after the touch, the container ended since: released, with its exit code": {
 			pod: func(p *corev1.Pod) *corev1.Pod {
-				fixture.SetTerminated(p, "main", 0)
+				fixture.SetTerminated(p, "main", 4)
 				return p
 			},
-			results:    map[string]error{"main": errors.New("container not running")},
+			results:     map[string]error{"main": errors.New("next reader: websocket: close 1006 (abnormal closure): unexpected EOF")},
+			expCalls:    []string{"main"},
+			expVia:      "main",
+			expExit:     ptr(int32(4)),
+			expAttempts: 1,
+			expPodGets:  1,
+		},
+		"touch exited non-zero and the container ended since: Precondition (the command answered)": {
+			pod: func(p *corev1.Pod) *corev1.Pod {
+				fixture.SetTerminated(p, "main", 137)
+				return p
+			},
+			results:    map[string]error{"main": &release.ExitError{Code: 137}},
 			expCalls:   []string{"main"},
 			expKind:    fault.Precondition,
-			expErr:     []string{"container main in pod " + podName + " terminated"},
+			expErr:     []string{"container main in pod " + podName + " terminated while releasing it", "exit status 137"},
 			expPodGets: 1,
 		},
-		"transport error after the pod succeeded is Precondition": {
+		"a stream cut after the touch, the pod succeeded since: released": {
 			pod: func(p *corev1.Pod) *corev1.Pod {
 				p.Status.Phase = corev1.PodSucceeded
 				return p
 			},
-			results:    map[string]error{"main": errors.New("container not running")},
-			expCalls:   []string{"main"},
-			expKind:    fault.Precondition,
-			expErr:     []string{"terminated"},
-			expPodGets: 1,
+			results:     map[string]error{"main": errors.New("stream error: stream ID 3; INTERNAL_ERROR")},
+			expCalls:    []string{"main"},
+			expVia:      "main",
+			expAttempts: 1,
+			expPodGets:  1,
+		},
+		"a stream cut after a sibling's touch, the target ended since: released via the sibling": {
+			pod: func(p *corev1.Pod) *corev1.Pod {
+				fixture.SetTerminated(p, "main", 0)
+				return p
+			},
+			results:     map[string]error{"main": noTouch, "tools": errors.New("unexpected EOF")},
+			expCalls:    []string{"main", "tools"},
+			expVia:      "tools",
+			expExit:     ptr(int32(0)),
+			expAttempts: 2,
+			expPodGets:  2, // is tools still running (yes), then what became of main
 		},
 		"transport error in a fallback container is Transient": {
 			pod:         func(p *corev1.Pod) *corev1.Pod { return p },
@@ -323,6 +348,9 @@ func TestRelease(t *testing.T) {
 			}
 			if out.Via != tc.expVia || out.Ephemeral {
 				t.Errorf("outcome via %q (ephemeral %v), want via %q", out.Via, out.Ephemeral, tc.expVia)
+			}
+			if (out.ExitCode == nil) != (tc.expExit == nil) || (out.ExitCode != nil && *out.ExitCode != *tc.expExit) {
+				t.Errorf("exit code %v, want %v", out.ExitCode, tc.expExit)
 			}
 			if len(out.Attempts) != tc.expAttempts {
 				t.Errorf("attempts = %q, want %d", out.Attempts, tc.expAttempts)
@@ -634,6 +662,47 @@ func TestNewChecksItsConfig(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if _, err := release.New(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.exp) {
 				t.Errorf("New = %v, want %q", err, tc.exp)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// Confirm tells what became of a container a release was started for, from one read of its pod.
+func TestConfirm(t *testing.T) {
+	tests := map[string]struct {
+		pod     func(*corev1.Pod) *corev1.Pod
+		getErr  error
+		expFate release.Fate
+		expExit *int32
+		expKind fault.Kind
+	}{
+		"still running":             {pod: func(p *corev1.Pod) *corev1.Pod { return p }, expFate: release.FateRunning},
+		"ended, with its exit code": {pod: func(p *corev1.Pod) *corev1.Pod { fixture.SetTerminated(p, "main", 2); return p }, expFate: release.FateEnded, expExit: ptr(int32(2))},
+		"the pod ended":             {pod: func(p *corev1.Pod) *corev1.Pod { p.Status.Phase = corev1.PodFailed; return p }, expFate: release.FateEnded},
+		"another container ended":   {pod: func(p *corev1.Pod) *corev1.Pod { fixture.SetTerminated(p, "tools", 0); return p }, expFate: release.FateRunning},
+		"the pod is gone":           {pod: func(*corev1.Pod) *corev1.Pod { return nil }, expFate: release.FateGone},
+		"the pod was replaced":      {pod: func(p *corev1.Pod) *corev1.Pod { fixture.SetTerminated(p, "main", 0); p.UID = "new"; return p }, expFate: release.FateReplaced},
+		"the pod cannot be read":    {pod: func(p *corev1.Pod) *corev1.Pod { return p }, getErr: errors.New("connection refused"), expKind: fault.Transient},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			kube := k8sfake.NewClientset()
+			if p := tc.pod(stepPod()); p != nil {
+				kube = k8sfake.NewClientset(p)
+			}
+			if tc.getErr != nil {
+				kube.PrependReactor("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, tc.getErr })
+			}
+			r := newReleaser(t, release.Config{Exec: &recorder{}, Pods: kube})
+			got, err := r.Confirm(context.Background(), targetOf(stepPod()))
+			fixture.CheckFault(t, err, tc.expKind, nil)
+			if err != nil {
+				return
+			}
+			if got.Fate != tc.expFate || (got.ExitCode == nil) != (tc.expExit == nil) || (got.ExitCode != nil && *got.ExitCode != *tc.expExit) {
+				t.Fatalf("Confirm = %+v (exit %v), want fate %d exit %v", got, got.ExitCode, tc.expFate, tc.expExit)
 			}
 		})
 	}

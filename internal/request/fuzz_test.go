@@ -76,7 +76,7 @@ func FuzzParse(f *testing.F) {
 		if err := req.Validate(); err != nil {
 			t.Fatalf("Parse accepted %q, which Validate refuses: %v", data, err)
 		}
-		if strings.ContainsAny(req.Namespace+req.Step.Workflow+req.Step.Container, "/ \x00") {
+		if strings.ContainsAny(req.Namespace+req.Step.Workflow+req.Step.Container+req.WorkflowHint, "/ \x00") {
 			t.Fatalf("accepted names with separators: %+v", req)
 		}
 	})

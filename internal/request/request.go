@@ -36,6 +36,10 @@ type Request struct {
 	Resume    string
 	ResumeUID types.UID
 	Step      Step
+	// WorkflowHint is, for a request naming a Resume, the workflow its event names (the Sensor maps it
+	// from the event's copy of the object): the server starts reading it while it reads the Resume, and
+	// uses that read only if the live spec names the same workflow. Empty when not a valid object name.
+	WorkflowHint string
 	// Revisit marks the server's own second look at a Pending Resume, not a caller's request.
 	Revisit bool
 	// Event is the id of the CloudEvent that triggered the request, when the Sensor passed it: the same
@@ -49,6 +53,14 @@ func (r Request) Key() string {
 		return "resume/" + r.Namespace + "/" + r.Resume
 	}
 	return "workflow/" + r.Namespace + "/" + r.Step.Workflow
+}
+
+// Workflow is the workflow the request names, for logs: the step's, or a Resume request's hint.
+func (r Request) Workflow() string {
+	if r.Step.Workflow != "" {
+		return r.Step.Workflow
+	}
+	return r.WorkflowHint
 }
 
 // wire is the JSON the Sensor sends after applying its parameters to the trigger's spec.
@@ -137,7 +149,11 @@ func Parse(data []byte) (Request, error) {
 	}
 	if r.Resume != "" {
 		// The Sensor also maps the Resume's spec into the request, from the event's copy of the object; the
-		// live object is what counts, so those fields are not used (nor judged) here.
+		// live object is what counts, so those fields are not used (nor judged) here. The workflow's name
+		// only starts a read that the spec may use; one that is no object name starts nothing.
+		if len(validation.IsDNS1123Subdomain(r.Step.Workflow)) == 0 {
+			r.WorkflowHint = r.Step.Workflow
+		}
 		r.Step = Step{}
 	}
 	if err := r.Validate(); err != nil {

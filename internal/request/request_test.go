@@ -57,10 +57,14 @@ func TestParse(t *testing.T) {
 		},
 		"resume request drops the step the Sensor copied from the event: the live object counts": {
 			in:   `{"namespace":"argo","resume":"resume-1","workflow":"wf-1","template":"main","container":"main"}`,
-			want: Request{Namespace: "argo", Resume: "resume-1"},
+			want: Request{Namespace: "argo", Resume: "resume-1", WorkflowHint: "wf-1"},
 		},
 		"resume request does not judge the copied step: the Resume's status will say what is wrong": {
 			in:   `{"namespace":"argo","resume":"resume-1","workflow":"wf-1","template":"bad-","container":"wait"}`,
+			want: Request{Namespace: "argo", Resume: "resume-1", WorkflowHint: "wf-1"},
+		},
+		"resume request: a copied workflow that is no object name is no hint": {
+			in:   `{"namespace":"argo","resume":"resume-1","workflow":"../wf 1"}`,
 			want: Request{Namespace: "argo", Resume: "resume-1"},
 		},
 		"direct request with every step field": {

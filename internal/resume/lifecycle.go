@@ -50,6 +50,9 @@ type progress struct {
 	deadline time.Time
 	bind     *v1alpha1.BoundWorkflow
 	skipped  []lookup.Skip
+	// drop are the keys of status.releasing entries found never released (their pod was replaced, their
+	// exec failed for good).
+	drop map[string]bool
 }
 
 // deadlineError ends a Resume whose step did not become releasable in time.

@@ -352,7 +352,7 @@ func TestUnreadableResumeIsRevisitedWithBackoff(t *testing.T) {
 func TestStatusWriteFailureBacksOff(t *testing.T) {
 	f, rv := lifecycleFixture(epoch.Add(time.Minute), nil)
 	f.finder.result = lookup.Result{Workflow: "wf", WorkflowUID: "run-a", Targets: []lookup.Target{target("p1")}}
-	f.store.failWith = apierrors.NewForbidden(resumeGR, "r", errors.New("no update on resumes/status"))
+	f.store.failWith, f.store.failTimes = apierrors.NewForbidden(resumeGR, "r", errors.New("no update on resumes/status")), 100
 	if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); fault.KindOf(err) != fault.Transient {
 		t.Fatalf("error %v, want transient", err)
 	}

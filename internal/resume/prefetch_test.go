@@ -1,6 +1,7 @@
 package resume
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -12,10 +13,12 @@ import (
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	fx "github.com/argocontroller/resume-trigger/internal/fixture"
 	"github.com/argocontroller/resume-trigger/internal/lookup"
+	"github.com/argocontroller/resume-trigger/internal/request"
 )
 
-// A Resume request names its workflow, so the lookup's Workflow GET runs beside the Resume's; the
-// Resume's own spec still decides which workflow is looked up.
+// A Resume request names its workflow (the Sensor maps it from the event's copy of the object), so the
+// lookup's Workflow GET runs beside the Resume's; the Resume's own spec still decides which workflow is
+// looked up. The request is built by request.Parse from what the Sensor sends, as in production.
 func TestResumeWorkflowIsPrefetched(t *testing.T) {
 	tests := map[string]struct {
 		requested string // the workflow the request (the event) names
@@ -32,11 +35,28 @@ func TestResumeWorkflowIsPrefetched(t *testing.T) {
 			wfc := wffake.NewSimpleClientset(wf)
 			f := newFixture(newResume("r", v1alpha1.ResumeStatus{}))
 			f.svc.cfg.Finder = &lookup.Finder{Workflows: wfc, Pods: k8sfake.NewClientset(pod)}
-			req := resumeRequest("r")
-			req.Step.Workflow = tc.requested
+			// The Resume's read waits for the workflow's: it only comes if the prefetch started it.
+			prefetched := make(chan bool, 1)
+			f.svc.cfg.Resumes = &slowResumes{store: f.store, before: func() {
+				deadline := time.Now().Add(5 * time.Second)
+				for len(wfc.Actions()) == 0 && time.Now().Before(deadline) {
+					time.Sleep(time.Millisecond)
+				}
+				select {
+				case prefetched <- len(wfc.Actions()) > 0:
+				default: // a second read (a conflict) asks nothing new
+				}
+			}}
+			req, err := request.Parse([]byte(`{"namespace":"` + ns + `","resume":"r","workflow":"` + tc.requested + `","template":"step","nodeID":"","nodeName":"","container":"","stage":""}`))
+			if err != nil {
+				t.Fatal(err)
+			}
 			res, err := f.svc.Handle(t.Context(), req)
 			if err != nil || res.Phase != v1alpha1.PhaseSucceeded || len(res.Released) != 1 || res.Released[0].Pod != pod.Name {
 				t.Fatalf("Handle = %+v, %v; want %s released", res, err, pod.Name)
+			}
+			if !<-prefetched {
+				t.Errorf("the workflow was not read while the Resume was")
 			}
 			// The prefetch of a workflow the spec does not name may still be in flight: wait for it.
 			var gets []string
@@ -55,4 +75,15 @@ func TestResumeWorkflowIsPrefetched(t *testing.T) {
 			}
 		})
 	}
+}
+
+// slowResumes runs before ahead of every Get.
+type slowResumes struct {
+	*store
+	before func()
+}
+
+func (s *slowResumes) Get(ctx context.Context, namespace, name string) (*v1alpha1.Resume, error) {
+	s.before()
+	return s.store.Get(ctx, namespace, name)
 }

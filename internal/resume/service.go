@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -44,9 +45,11 @@ type Prefetcher interface {
 	Prefetch(ctx context.Context, namespace, workflow string) *lookup.Prefetched
 }
 
-// Releaser releases one target.
+// Releaser releases one target, and confirms a release whose outcome was lost.
 type Releaser interface {
 	Release(ctx context.Context, t lookup.Target) (release.Outcome, error)
+	// Confirm tells what became of t's container after a release was started for it.
+	Confirm(ctx context.Context, t lookup.Target) (release.Confirmation, error)
 }
 
 // Recorder records Kubernetes Events.
@@ -170,6 +173,11 @@ type Result struct {
 
 	// taken is true when the Resume is recorded Pending and the server revisits it until it ends.
 	taken bool
+	// unreleased are the keys of the targets this request found not released: their release failed for
+	// good, or the touch answered non-zero.
+	unreleased []string
+	// recorded is how many of Released the Resume's status lists already.
+	recorded int
 }
 
 // Condition reasons, also used as Event reasons.
@@ -203,7 +211,7 @@ const RecordBudget = 2 * reportTimeout
 func (s *Service) Handle(ctx context.Context, req request.Request) (Result, error) {
 	ctx = s.requestLogger(ctx, req)
 	start := s.clock()
-	res := Result{Namespace: req.Namespace, Resume: req.Resume, Workflow: req.Step.Workflow}
+	res := Result{Namespace: req.Namespace, Resume: req.Resume, Workflow: req.Workflow()}
 	if err := s.cfg.Namespaces.Check(req.Namespace); err != nil {
 		s.finish(ctx, req, &res, err, start)
 		return res, err
@@ -266,8 +274,8 @@ func (s *Service) handleResume(ctx context.Context, req request.Request, res *Re
 		return denied
 	}
 	finder := s.cfg.Finder
-	if p, ok := finder.(Prefetcher); ok && req.Step.Workflow != "" && denied == nil {
-		finder = p.Prefetch(ctx, req.Namespace, req.Step.Workflow)
+	if p, ok := finder.(Prefetcher); ok && req.WorkflowHint != "" && denied == nil {
+		finder = p.Prefetch(ctx, req.Namespace, req.WorkflowHint)
 	}
 	obj, err := s.cfg.Resumes.Get(ctx, req.Namespace, req.Resume)
 	if err != nil {
@@ -295,36 +303,83 @@ func (s *Service) handleResume(ctx context.Context, req request.Request, res *Re
 	if denied != nil {
 		return s.settle(ctx, obj, res, p, denied)
 	}
-	if !s.clock().Before(p.deadline) {
+	// Releases an earlier look started and could not record come first: they happened before the
+	// deadline, whatever the clock says now.
+	c := s.confirm(ctx, obj, obj.Status.Releasing)
+	late := !s.clock().Before(p.deadline)
+	if late && len(c.released) == 0 && len(c.open) == 0 {
 		return s.settle(ctx, obj, res, p, deadlineExceeded(obj, p.deadline, s.clock()))
 	}
 	if err := request.ValidateStep(step); err != nil {
 		return s.settle(ctx, obj, res, p, err)
 	}
 
-	done := map[string]bool{}
-	for _, r := range obj.Status.Released {
-		done[targetKey(r.Pod, r.Container, r.Stage)] = true
-	}
 	// The step is the Resume's own spec, whatever the request said: the prefetched workflow is used only
 	// when the spec names it.
 	found, err := finder.Find(ctx, req.Namespace, step)
+	if err != nil && fault.KindOf(err).Final() && len(c.open) > 0 {
+		// A container that still ran when it was confirmed may have ended before the lookup saw it.
+		c.merge(s.confirm(ctx, obj, c.open))
+	}
+	res.Released = append(res.Released, c.released...)
+	p.drop = c.drop
+	done := map[string]bool{}
+	for _, r := range append(slices.Clone(obj.Status.Released), c.released...) {
+		done[targetKey(r.Pod, r.Container, r.Stage)] = true
+	}
+	found.Skipped = withoutConfirmed(found.Skipped, c.released)
 	p.skipped = found.Skipped
 	if err := s.bind(obj, found, err, &p); err != nil {
 		return s.settle(ctx, obj, res, p, err)
 	}
-	if err != nil {
+	if err != nil && !(len(c.released) > 0 && fault.KindOf(err).Final()) {
+		if late {
+			// Nothing is waited for past the deadline, not even a lookup that may work later.
+			err = deadlineExceeded(obj, p.deadline, s.clock())
+		}
 		return s.settle(ctx, obj, res, p, err)
 	}
-	relErr := s.releaseAll(ctx, found, done, res, func() error {
+	started := startedKeys(c.open)
+	left := 0
+	if late {
+		// Past the deadline only a release started before it is finished (touching again is safe).
+		n := len(found.Targets)
+		found.Targets = slices.DeleteFunc(found.Targets, func(t lookup.Target) bool { return !started[targetKey(t.Pod, t.Container, t.Stage)] })
+		left = n - len(found.Targets)
+	}
+	mark := func(batch []lookup.Target) error {
+		status := obj.Status.DeepCopy()
+		status.Released, status.ReleasedCount = addReleased(status.Released, status.ReleasedCount, res.Released[res.recorded:])
+		status.Releasing = releasingOf(status.Releasing, settledKeys(status, res, p.drop), batch, s.clock())
+		if status.Workflow == nil && p.bind != nil {
+			status.Workflow = p.bind
+		}
+		if status.Deadline == nil {
+			status.Deadline = &metav1.Time{Time: p.deadline}
+		}
+		written, err := s.writeStatus(ctx, obj, *status)
+		if err != nil {
+			// Nothing was started. settle records why, or backs off if it cannot write either.
+			return fmt.Errorf("record the releases about to start, before starting them: %w", err)
+		}
+		if written == nil {
+			return fault.Transientf("resume %s/%s was finished by another writer meanwhile", obj.Namespace, obj.Name)
+		}
+		obj, res.recorded = written, len(res.Released)
+		return nil
+	}
+	relErr := s.releaseAll(ctx, found, done, res, func(t lookup.Target) error {
 		if err := s.active(); err != nil {
 			return err
 		}
-		if now := s.clock(); !now.Before(p.deadline) {
+		if now := s.clock(); !now.Before(p.deadline) && !started[targetKey(t.Pod, t.Container, t.Stage)] {
 			return deadlineExceeded(obj, p.deadline, now)
 		}
 		return nil
-	})
+	}, mark)
+	for _, k := range res.unreleased {
+		p.drop[k] = true
+	}
 	var de *deadlineError
 	if !narrowed(step) && (relErr == nil || (fault.KindOf(relErr).Final() && !errors.As(relErr, &de))) {
 		// Nodes that may still pause keep the Resume waiting, also beside a target that failed for good.
@@ -334,6 +389,10 @@ func (s *Service) handleResume(ctx context.Context, req request.Request, res *Re
 			}
 			relErr = werr
 		}
+	}
+	if late && (relErr != nil || left > 0 || len(res.Released) == 0) {
+		// The releases started before the deadline are settled; nothing else is waited for after it.
+		relErr = deadlineExceeded(obj, p.deadline, s.clock())
 	}
 	return s.settle(ctx, obj, res, p, relErr)
 }
@@ -365,7 +424,7 @@ func (s *Service) handleDirect(ctx context.Context, req request.Request, res *Re
 			found.Targets, done, res.AlreadyReleased = kept, released, list
 		}
 	}
-	err = s.releaseAll(ctx, found, done, res, s.active)
+	err = s.releaseAll(ctx, found, done, res, func(lookup.Target) error { return s.active() }, nil)
 	if req.Event != "" {
 		s.direct.remember(req.Event, s.clock(), found.Targets, res.Released)
 	}
@@ -390,53 +449,75 @@ func (s *Service) handleDirect(ctx context.Context, req request.Request, res *Re
 // releaseAll releases every target not yet done (done lists what earlier requests released; they are in
 // res.AlreadyReleased already). It returns the first transient error, or else a final error describing the
 // targets that could not be released. Before each release it asks stop: a non-nil answer (the deadline
-// passed, this replica lost the Lease) ends the releases with that error.
-func (s *Service) releaseAll(ctx context.Context, found lookup.Result, done map[string]bool, res *Result, stop func() error) error {
+// passed, this replica lost the Lease) ends the releases with that error. Before each batch of at most
+// maxReleasing releases it calls mark, unless nil, with the batch: a failing mark ends the releases
+// before their exec.
+func (s *Service) releaseAll(ctx context.Context, found lookup.Result, done map[string]bool, res *Result, stop func(lookup.Target) error, mark func([]lookup.Target) error) error {
 	var transient error
 	var failures []string
 	var finalKind fault.Kind
+	var todo []lookup.Target
 	for _, t := range found.Targets {
-		log := s.logger(ctx).WithFields(logrus.Fields{
-			logging.Workflow: t.Workflow, logging.Node: t.Node,
-			logging.Pod: t.Pod, logging.Container: t.Container, logging.Stage: t.Stage,
-		})
 		if done[targetKey(t.Pod, t.Container, t.Stage)] {
-			log.WithField(logging.Outcome, "already-released").Debug("already released")
+			s.targetLogger(ctx, t).WithField(logging.Outcome, "already-released").Debug("already released")
 			continue
 		}
-		if err := stop(); err != nil {
+		todo = append(todo, t)
+	}
+	for len(todo) > 0 {
+		batch := todo[:min(len(todo), maxReleasing)]
+		todo = todo[len(batch):]
+		if err := stop(batch[0]); err != nil {
 			return err
 		}
-		start := s.clock()
-		out, err := s.cfg.Releaser.Release(ctx, t)
-		took := s.clock().Sub(start)
-		if err != nil {
-			// Not a warning of its own: the request's outcome says what failed, once.
-			log.WithError(err).WithFields(logrus.Fields{logging.Outcome: "failed", logging.Duration: logging.Seconds(took)}).Debug("release failed")
-			if fault.KindOf(err) == fault.Transient || fault.KindOf(err) == fault.Unknown {
-				if transient == nil {
-					transient = err
-				}
-			} else {
-				failures = append(failures, err.Error())
-				finalKind = fault.KindOf(err)
+		if mark != nil {
+			if err := mark(batch); err != nil {
+				return err
 			}
-			continue
 		}
-		via := "self"
-		switch {
-		case out.Ephemeral:
-			via = "ephemeral"
-		case out.Via != t.Container:
-			via = "sibling"
+		for _, t := range batch {
+			log := s.targetLogger(ctx, t)
+			if err := stop(t); err != nil {
+				return err
+			}
+			start := s.clock()
+			out, err := s.cfg.Releaser.Release(ctx, t)
+			took := s.clock().Sub(start)
+			if err != nil {
+				// Not a warning of its own: the request's outcome says what failed, once.
+				log.WithError(err).WithFields(logrus.Fields{logging.Outcome: "failed", logging.Duration: logging.Seconds(took)}).Debug("release failed")
+				var answered *release.ExitError
+				retry := fault.KindOf(err) == fault.Transient || fault.KindOf(err) == fault.Unknown
+				if retry {
+					if transient == nil {
+						transient = err
+					}
+				} else {
+					failures = append(failures, err.Error())
+					finalKind = fault.KindOf(err)
+				}
+				if !retry || errors.As(err, &answered) {
+					// Not released, for sure: failed for good, or the touch itself answered non-zero. A
+					// transport error keeps the announcement: the touch may have run.
+					res.unreleased = append(res.unreleased, targetKey(t.Pod, t.Container, t.Stage))
+				}
+				continue
+			}
+			via := "self"
+			switch {
+			case out.Ephemeral:
+				via = "ephemeral"
+			case out.Via != t.Container:
+				via = "sibling"
+			}
+			s.cfg.Metrics.Release(via, took)
+			rt := v1alpha1.ReleasedTarget{Node: t.Node, Pod: t.Pod, Container: t.Container, Stage: t.Stage, Time: metav1.NewTime(s.clock()), ExitCode: out.ExitCode}
+			if out.Via != t.Container {
+				rt.Via = out.Via
+			}
+			res.Released = append(res.Released, rt)
+			log.WithFields(logrus.Fields{logging.Outcome: "released", logging.Via: out.Via, logging.Duration: logging.Seconds(took)}).Info("released debug pause")
 		}
-		s.cfg.Metrics.Release(via, took)
-		rt := v1alpha1.ReleasedTarget{Node: t.Node, Pod: t.Pod, Container: t.Container, Stage: t.Stage, Time: metav1.NewTime(s.clock())}
-		if out.Via != t.Container {
-			rt.Via = out.Via
-		}
-		res.Released = append(res.Released, rt)
-		log.WithFields(logrus.Fields{logging.Outcome: "released", logging.Via: out.Via, logging.Duration: logging.Seconds(took)}).Info("released debug pause")
 	}
 	if transient != nil {
 		return transient
@@ -445,6 +526,13 @@ func (s *Service) releaseAll(ctx context.Context, found lookup.Result, done map[
 		return &fault.Error{Kind: finalKind, Err: errors.New(strings.Join(failures, "; "))}
 	}
 	return nil
+}
+
+func (s *Service) targetLogger(ctx context.Context, t lookup.Target) logrus.FieldLogger {
+	return s.logger(ctx).WithFields(logrus.Fields{
+		logging.Workflow: t.Workflow, logging.Node: t.Node,
+		logging.Pod: t.Pod, logging.Container: t.Container, logging.Stage: t.Stage,
+	})
 }
 
 // summary decides the phase, reason and message of a request from what was released and the error.
@@ -582,7 +670,7 @@ func (s *Service) requestLogger(ctx context.Context, req request.Request) contex
 		return ctx
 	}
 	base := s.cfg.Log
-	fields := logrus.Fields{logging.Namespace: req.Namespace, logging.Resume: req.Resume, logging.Workflow: req.Step.Workflow}
+	fields := logrus.Fields{logging.Namespace: req.Namespace, logging.Resume: req.Resume, logging.Workflow: req.Workflow()}
 	if req.Revisit {
 		fields["revisit"] = true
 	}

@@ -33,7 +33,9 @@ type store struct {
 	mu        sync.Mutex
 	objs      map[string]*v1alpha1.Resume
 	updates   int
-	failWith  error // returned by the next UpdateStatus, once
+	failWith  error // returned by the next UpdateStatus, once (failTimes times if set), after failAfter writes
+	failTimes int
+	failAfter int
 	onUpdate  func(*store)
 	getErr    error
 	conflicts int // UpdateStatus answers Conflict this many times
@@ -73,9 +75,11 @@ func (s *store) Get(_ context.Context, ns, name string) (*v1alpha1.Resume, error
 func (s *store) UpdateStatus(_ context.Context, res *v1alpha1.Resume) (*v1alpha1.Resume, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.failWith != nil {
+	if s.failWith != nil && s.updates >= s.failAfter {
 		err := s.failWith
-		s.failWith = nil
+		if s.failTimes--; s.failTimes <= 0 {
+			s.failWith = nil
+		}
 		return nil, err
 	}
 	key := res.Namespace + "/" + res.Name
@@ -142,13 +146,27 @@ func (f *finder) Find(context.Context, string, request.Step) (lookup.Result, err
 	return f.result, f.err
 }
 
-// releaser answers per pod: a nil entry succeeds.
+// releaser answers per pod: a nil entry succeeds. Confirm answers per pod from fates (FateRunning when
+// not listed), or confirmErr.
 type releaser struct {
-	mu    sync.Mutex
-	errs  map[string]error
-	calls []string
-	delay time.Duration
-	after func() // runs after each release
+	mu         sync.Mutex
+	errs       map[string]error
+	calls      []string
+	delay      time.Duration
+	after      func() // runs after each release
+	fates      map[string]release.Confirmation
+	confirmErr error
+	confirms   []string
+}
+
+func (r *releaser) Confirm(_ context.Context, t lookup.Target) (release.Confirmation, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.confirms = append(r.confirms, t.Pod+"/"+t.Container+"/"+string(t.Stage))
+	if r.confirmErr != nil {
+		return release.Confirmation{}, r.confirmErr
+	}
+	return r.fates[t.Pod], nil
 }
 
 func (r *releaser) Release(ctx context.Context, t lookup.Target) (release.Outcome, error) {
@@ -445,8 +463,9 @@ func TestHandleTwiceReleasesOnce(t *testing.T) {
 	if final != 3 {
 		t.Errorf("%d of 4 duplicate requests found the Resume final, want 3", final)
 	}
-	if f.store.updates != 1 {
-		t.Errorf("status written %d times, want once", f.store.updates)
+	// Twice: the release announced in status.releasing before the exec, then its outcome.
+	if f.store.updates != 2 {
+		t.Errorf("status written %d times, want twice", f.store.updates)
 	}
 }
 
@@ -485,13 +504,29 @@ func TestStatusConflict(t *testing.T) {
 	t.Run("a status write the API refuses is retried by the caller", func(t *testing.T) {
 		f := newFixture(newResume("r", v1alpha1.ResumeStatus{}))
 		f.finder.result = lookup.Result{Workflow: "wf", Targets: []lookup.Target{target("p1")}}
+		f.store.failWith, f.store.failAfter = apierrors.NewServiceUnavailable("etcd is down"), 1
+		_, err := f.svc.Handle(t.Context(), resumeRequest("r"))
+		if fault.KindOf(err) != fault.Transient {
+			t.Fatalf("error %v, want Transient", err)
+		}
+		got := f.store.get(ns, "r").Status
+		if got.Phase != "" || len(got.Released) != 0 {
+			t.Fatalf("status %+v written despite the failure", got)
+		}
+		if len(got.Releasing) != 1 || got.Releasing[0].Pod != "p1" {
+			t.Fatalf("releasing %+v, want p1 announced before its exec", got.Releasing)
+		}
+	})
+	t.Run("a release that cannot be announced is not started", func(t *testing.T) {
+		f := newFixture(newResume("r", v1alpha1.ResumeStatus{}))
+		f.finder.result = lookup.Result{Workflow: "wf", Targets: []lookup.Target{target("p1")}}
 		f.store.failWith = apierrors.NewServiceUnavailable("etcd is down")
 		_, err := f.svc.Handle(t.Context(), resumeRequest("r"))
 		if fault.KindOf(err) != fault.Transient {
 			t.Fatalf("error %v, want Transient", err)
 		}
-		if got := f.store.get(ns, "r").Status; got.Phase != "" {
-			t.Fatalf("status %+v written despite the failure", got)
+		if len(f.releaser.calls) != 0 {
+			t.Fatalf("exec'd %v although the release could not be recorded first", f.releaser.calls)
 		}
 	})
 	t.Run("endless conflicts give up as transient", func(t *testing.T) {

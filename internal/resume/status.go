@@ -32,7 +32,8 @@ func (s *Service) settle(ctx context.Context, obj *v1alpha1.Resume, res *Result,
 	}
 
 	status := obj.Status.DeepCopy()
-	status.Released = append(status.Released, res.Released...)
+	status.Released, status.ReleasedCount = addReleased(status.Released, status.ReleasedCount, res.Released[res.recorded:])
+	status.Releasing = releasingOf(status.Releasing, settledKeys(status, res, p.drop), nil, s.clock())
 	status.Phase, status.Reason, status.Message = res.Phase, res.Reason, res.Message
 	status.ObservedGeneration = obj.Generation
 	if status.Workflow == nil && p.bind != nil {
@@ -63,7 +64,8 @@ func (s *Service) settle(ctx context.Context, obj *v1alpha1.Resume, res *Result,
 
 	written, err := s.writeStatus(ctx, obj, *status)
 	if err != nil {
-		// The outcome is not recorded: look again, or a release that happened would never be written.
+		// The outcome is not recorded. What was released is in status.releasing, written before the exec:
+		// the next look confirms it from the pods, so look again soon.
 		s.backoff(Ref{Namespace: obj.Namespace, Name: obj.Name, UID: obj.UID})
 		return err
 	}
@@ -97,9 +99,12 @@ func (s *Service) writeStatus(ctx context.Context, obj *v1alpha1.Resume, status 
 		if statusEqual(obj.Status, status) {
 			return next, nil
 		}
-		_, err := s.cfg.Resumes.UpdateStatus(ctx, next)
+		updated, err := s.cfg.Resumes.UpdateStatus(ctx, next)
 		if err == nil {
-			return next, nil
+			if updated == nil {
+				updated = next
+			}
+			return updated, nil
 		}
 		if !apierrors.IsConflict(err) || attempt >= 3 {
 			if apierrors.IsNotFound(err) {
@@ -123,18 +128,13 @@ func (s *Service) writeStatus(ctx context.Context, obj *v1alpha1.Resume, status 
 		if fresh.Status.Deadline != nil {
 			status.Deadline = fresh.Status.Deadline
 		}
-		// Keep what the newer object recorded as released, add ours.
-		merged := fresh.Status.Released
-		seen := map[string]bool{}
-		for _, r := range merged {
-			seen[targetKey(r.Pod, r.Container, r.Stage)] = true
-		}
+		// Keep what the newer object recorded as released and as being released, add ours.
+		status.Released, status.ReleasedCount = addReleased(fresh.Status.Released, fresh.Status.ReleasedCount, added(obj.Status.Released, status.Released))
+		released := map[string]bool{}
 		for _, r := range status.Released {
-			if !seen[targetKey(r.Pod, r.Container, r.Stage)] {
-				merged = append(merged, r)
-			}
+			released[targetKey(r.Pod, r.Container, r.Stage)] = true
 		}
-		status.Released = merged
+		status.Releasing = unionReleasing(fresh.Status.Releasing, status.Releasing, released)
 		obj = fresh
 	}
 }

@@ -69,7 +69,34 @@ var (
 	NoTouchRuntimeError = Behaviour{name: "no touch (runtime error)", fn: func(*Kubelet) ExecFunc { return missingExecutableRuntime }}
 	// Hang blocks until the client goes away, the request ends, or the rig stops.
 	Hang = Behaviour{name: "hang", fn: func(*Kubelet) ExecFunc { return hang }}
+	// FailAfterTouch does what HasTouch does, waits until the emissary emulation has decided about the
+	// marker (a paused container has ended), and then fails the exec with a runtime error instead of its
+	// exit status, as a node reports an exec session that broke after its command started: the client
+	// sees an error although the touch ran and the container has ended. (Closing the kubelet's connection
+	// instead is no error to the client: through the API server's stream translation, client-go's
+	// WebSocket executor then reads a success.)
+	FailAfterTouch = Behaviour{name: "fail after touch", fn: func(k *Kubelet) ExecFunc { return k.failAfterTouch }}
 )
+
+// errAfterTouch is FailAfterTouch's error.
+var errAfterTouch = errors.New("exec session broke after the command started: stream reset by the container runtime")
+
+func (k *Kubelet) failAfterTouch(ctx context.Context, call Call, stdout, stderr io.Writer) error {
+	seen := len(k.EmissaryEvents(call.Namespace))
+	if err := k.touch(ctx, call, stdout, stderr); err != nil {
+		return err
+	}
+	if _, _, ok := parseMarker(call.Argv[len(call.Argv)-1]); ok {
+		for len(k.EmissaryEvents(call.Namespace)) <= seen {
+			select {
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	return errAfterTouch
+}
 
 // Exit returns exit code code without doing anything.
 func Exit(code int) Behaviour {
