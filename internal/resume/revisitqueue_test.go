@@ -416,12 +416,13 @@ func TestRequeueResyncIsFairPerNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &fairHandler{q: q, seen: make(chan struct{}), want: "b/early"}
+	seen := make(chan struct{})
+	h := &fairHandler{q: q, seen: seen, want: "b/early"}
 	ctx, cancel := context.WithCancel(t.Context())
 	stopped := make(chan struct{})
 	go func() { q.Run(ctx, h); close(stopped) }()
 	select {
-	case <-h.seen:
+	case <-seen:
 	case <-time.After(10 * time.Second):
 		t.Error("b's Resume was not looked at within 10s")
 	}
