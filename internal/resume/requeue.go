@@ -52,10 +52,10 @@ type RequeueConfig struct {
 // Requeue looks again at Pending Resumes until they end, and deletes finished ones whose TTL ran out. The
 // Sensor calls once per Resume; a step may pause much later, so the server keeps the Resumes still waiting
 // and revisits each every Interval through the same Handle the Sensor's calls take, the namespaces in
-// turn (revisitQueue), so a namespace's waiting Resumes never delay another's. It holds only
-// references to Pending Resumes (and finished ones whose TTL runs out before the next resync): its memory
-// is O(those), at most MaxHeld of them, never O(workflows) or O(pods). A restart loses nothing: on start, and every Resync, it lists
-// the served namespaces' Resumes and takes up the ones not final.
+// turn (revisitQueue), so a namespace's waiting Resumes never delay another's. It holds only references
+// to Pending Resumes (and finished ones whose TTL runs out before the next resync): its memory is
+// O(those), at most MaxHeld of them, never O(workflows) or O(pods). A restart loses nothing: on start,
+// and every Resync, it lists the served namespaces' Resumes and takes up the ones not final.
 type Requeue struct {
 	cfg   RequeueConfig
 	queue *revisitQueue
