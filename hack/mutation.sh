@@ -66,6 +66,10 @@ mutate "a Resume request's workflow not prefetched (Parse)" internal/request/req
 	's/\t\t\tr\.WorkflowHint = r\.Step\.Workflow/\t\t\tr.WorkflowHint = ""/' . '^TestResumeWorkflowIsPrefetched$' ./internal/resume ./internal/request
 mutate "the exec's exit code not passed through (API executor)" internal/release/exec.go \
 	's/Code: exit\.ExitStatus\(\)/Code: 1/' tests '^TestExecFailures$' ./internal/rig
+mutate "revisits not in turn per namespace (one drains before the next)" internal/resume/revisitqueue.go \
+	's/\t\tq\.turn = append\(q\.turn, sp\)\n\t\} else \{/\t\tq.turn = append([]*space{sp}, q.turn...)\n\t} else {/' . '^TestRevisitQueue|^TestRequeue' ./internal/resume
+mutate "no per-namespace bound on the Resumes held for revisits" internal/resume/revisitqueue.go \
+	's/ \|\| \(sp != nil && sp\.held >= q\.maxPerNS\)//' . '^TestRevisitQueue|^TestRequeue' ./internal/resume
 
 echo "$caught caught, $survived survived"
 [ "$survived" -eq 0 ]

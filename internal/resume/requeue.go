@@ -8,7 +8,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/time/rate"
-	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/internal/fault"
@@ -35,23 +35,30 @@ type RequeueConfig struct {
 	Resync time.Duration
 	// Rate bounds revisits per second over all Pending Resumes (5 by default), so many Pending Resumes share
 	// the API budget with the Sensor's requests instead of starving them; each then waits longer than
-	// Interval.
+	// Interval. The namespaces share it round robin: one namespace's many Resumes slow only its own.
 	Rate float64
 	// Workers revisit in parallel (2 by default).
 	Workers int
+	// MaxPerNamespace bounds the Resumes of one namespace held for a revisit (10,000 by default), and
+	// MaxHeld those of all namespaces (100,000 by default), so a tenant creating Resumes without end
+	// cannot grow the server's memory without end. Those refused are offered again by the next resync.
+	MaxPerNamespace, MaxHeld int
+	// Clock tells the time and times the delays; the real clock by default.
+	Clock clock.WithTicker
 	// Log is the standard logger by default.
 	Log logrus.FieldLogger
 }
 
 // Requeue looks again at Pending Resumes until they end, and deletes finished ones whose TTL ran out. The
 // Sensor calls once per Resume; a step may pause much later, so the server keeps the Resumes still waiting
-// and revisits each every Interval through the same Handle the Sensor's calls take. It holds only
-// references to Pending Resumes (and finished ones whose TTL runs out before the next resync): its memory
-// is O(those), never O(workflows) or O(pods). A restart loses nothing: on start, and every Resync, it lists
-// the served namespaces' Resumes and takes up the ones not final.
+// and revisits each every Interval through the same Handle the Sensor's calls take, the namespaces in
+// turn (revisitQueue), so a namespace's waiting Resumes never delay another's. It holds only references
+// to Pending Resumes (and finished ones whose TTL runs out before the next resync): its memory is
+// O(those), at most MaxHeld of them, never O(workflows) or O(pods). A restart loses nothing: on start,
+// and every Resync, it lists the served namespaces' Resumes and takes up the ones not final.
 type Requeue struct {
 	cfg   RequeueConfig
-	queue workqueue.TypedRateLimitingInterface[Ref]
+	queue *revisitQueue
 }
 
 // NewRequeue returns a Requeue for c.
@@ -59,8 +66,8 @@ func NewRequeue(c RequeueConfig) (*Requeue, error) {
 	if c.Lister == nil {
 		return nil, errors.New("resume: RequeueConfig.Lister is required")
 	}
-	if c.Interval < 0 || c.Resync < 0 || c.Rate < 0 || c.Workers < 0 {
-		return nil, errors.New("resume: RequeueConfig durations, Rate and Workers cannot be negative")
+	if c.Interval < 0 || c.Resync < 0 || c.Rate < 0 || c.Workers < 0 || c.MaxPerNamespace < 0 || c.MaxHeld < 0 {
+		return nil, errors.New("resume: RequeueConfig durations, Rate, Workers and bounds cannot be negative")
 	}
 	if c.Interval == 0 {
 		c.Interval = 2 * time.Second
@@ -74,13 +81,27 @@ func NewRequeue(c RequeueConfig) (*Requeue, error) {
 	if c.Workers == 0 {
 		c.Workers = 2
 	}
+	if c.MaxPerNamespace == 0 {
+		c.MaxPerNamespace = DefaultMaxRevisitsPerNamespace
+	}
+	if c.MaxHeld == 0 {
+		c.MaxHeld = DefaultMaxRevisits
+	}
 	if c.Log == nil {
 		c.Log = logrus.StandardLogger()
 	}
-	return &Requeue{cfg: c, queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-		workqueue.NewTypedItemExponentialFailureRateLimiter[Ref](backoffBase, backoffMax),
-		workqueue.TypedRateLimitingQueueConfig[Ref]{Name: "resumes"})}, nil
+	if c.Clock == nil {
+		c.Clock = clock.RealClock{}
+	}
+	return &Requeue{cfg: c, queue: newRevisitQueue(c.Clock, c.MaxPerNamespace, c.MaxHeld, backoffBase, backoffMax)}, nil
 }
+
+// Bounds on the Resumes held for a revisit (see RequeueConfig): at 5 revisits a second a namespace with
+// 10,000 Pending Resumes revisits each about every 33 minutes already, so more would only cost memory.
+const (
+	DefaultMaxRevisitsPerNamespace = 10_000
+	DefaultMaxRevisits             = 100_000
+)
 
 // Handler carries out one request; *Service is one.
 type Handler interface {
@@ -100,27 +121,27 @@ func (q *Requeue) interval() time.Duration { return q.cfg.Interval }
 
 // Pending asks for another look after Interval.
 func (q *Requeue) Pending(ref Ref) {
-	q.queue.AddAfter(ref, q.interval())
+	q.queue.addAfter(ref, q.interval())
 }
 
 // ExpireAt asks for a look when a finished Resume's TTL runs out. A TTL longer than the resync period is
 // not held in memory: a later resync finds the Resume again.
 func (q *Requeue) ExpireAt(ref Ref, at time.Time) {
-	if d := time.Until(at); d <= q.resyncPeriod() {
-		q.queue.AddAfter(ref, d)
+	if d := at.Sub(q.cfg.Clock.Now()); d <= q.resyncPeriod() {
+		q.queue.addAfter(ref, d)
 	}
 }
 
 // Backoff asks for a look later each time a look at ref fails again.
 func (q *Requeue) Backoff(ref Ref) {
-	q.queue.AddRateLimited(ref)
+	q.queue.addRateLimited(ref)
 }
 
 func (q *Requeue) resyncPeriod() time.Duration { return q.cfg.Resync }
 
-// Len is the number of Resumes waiting for a look, for tests and metrics.
+// Len is the number of Resumes ready for a look, for tests and metrics.
 func (q *Requeue) Len() int {
-	return q.queue.Len()
+	return q.queue.len()
 }
 
 // Run lists the served Resumes, then revisits them through h until ctx ends.
@@ -136,16 +157,16 @@ func (q *Requeue) Run(ctx context.Context, h Handler) {
 			}
 		}()
 	}
-	t := time.NewTicker(q.resyncPeriod())
+	t := q.cfg.Clock.NewTicker(q.resyncPeriod())
 	defer t.Stop()
 	for {
 		q.resync(ctx)
 		select {
 		case <-ctx.Done():
-			q.queue.ShutDown()
+			q.queue.shutDown()
 			wg.Wait()
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 	}
 }
@@ -161,7 +182,7 @@ func (q *Requeue) resync(ctx context.Context) {
 			ref := Ref{Namespace: obj.Namespace, Name: obj.Name, UID: obj.UID}
 			if !obj.Status.Phase.Final() {
 				found++
-				q.queue.Add(ref)
+				q.queue.add(ref)
 			} else if due, ok := expiry(obj); ok {
 				q.ExpireAt(ref, due)
 			}
@@ -171,22 +192,27 @@ func (q *Requeue) resync(ctx context.Context) {
 		}
 	}
 	q.log().WithField("pending", found).Debug("listed Resumes")
+	for ns, n := range q.queue.takeDropped() {
+		q.log().WithFields(logrus.Fields{logging.Namespace: ns, "refused": n, "maxPerNamespace": q.cfg.MaxPerNamespace, "max": q.cfg.MaxHeld}).
+			Warn("too many Resumes waiting for a revisit: some are looked at only after others end (a ResourceQuota on count/resumes.argocontroller.io bounds a namespace's Resumes)")
+	}
 }
 
-// next revisits one Resume; it returns false when the queue shuts down.
+// next revisits one Resume; it returns false when ctx ends or the queue shuts down. It takes its share of
+// the rate before it picks the Resume, so the pick sees every namespace that became ready meanwhile.
 func (q *Requeue) next(ctx context.Context, h Handler, limit *rate.Limiter) bool {
-	ref, shutdown := q.queue.Get()
-	if shutdown {
-		return false
-	}
-	defer q.queue.Done(ref)
 	if err := limit.Wait(ctx); err != nil {
 		return ctx.Err() == nil
 	}
+	ref, ok := q.queue.get(ctx)
+	if !ok {
+		return false
+	}
+	defer q.queue.done(ref)
 	_, err := h.Handle(ctx, request.Request{Namespace: ref.Namespace, Resume: ref.Name, ResumeUID: ref.UID, Revisit: true})
 	if k := fault.KindOf(err); err == nil || (k != fault.Transient && k != fault.Unknown) {
 		// Settled, one way or the other: a later failure starts its backoff afresh.
-		q.queue.Forget(ref)
+		q.queue.forget(ref)
 	}
 	return true
 }

@@ -112,6 +112,9 @@ func TestExamplesDecode(t *testing.T) {
 				if r.Namespace != "" {
 					t.Errorf("examples/%s: Resume %s names namespace %q: leave it out, so it goes where the Workflow runs (kubectl -n)", rel, r.Name, r.Namespace)
 				}
+			case "ResourceQuota":
+				// Applied by TestExampleResourceQuotaRefusesResumesBeyondIt.
+				strict(t, o, &corev1.ResourceQuota{})
 			case "MutatingAdmissionPolicy":
 				strict(t, o, &admissionregistrationv1.MutatingAdmissionPolicy{})
 			case "MutatingAdmissionPolicyBinding":

@@ -131,7 +131,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.ResumeDeadline, "resume-deadline", o.ResumeDeadline, "how long a Resume without spec.activeDeadlineSeconds waits for its step to pause, from its creation; then it ends Failed (DeadlineExceeded)")
 	fs.BoolVar(&o.Revisits, "revisits", o.Revisits, "look again at Pending Resumes every --revisit-interval, and list them on start and every --resync-period; off, a Resume is looked at only when the Sensor calls, and may stay Pending past its deadline")
 	fs.DurationVar(&o.RevisitInterval, "revisit-interval", o.RevisitInterval, "how soon a Pending Resume is looked at again, so it is released within this long of its step pausing")
-	fs.Float64Var(&o.RevisitRate, "revisit-rate", o.RevisitRate, "most revisits of Pending Resumes per second, over all of them; each revisit costs about 4 API calls")
+	fs.Float64Var(&o.RevisitRate, "revisit-rate", o.RevisitRate, "most revisits of Pending Resumes per second, over all of them, shared round robin between namespaces (one namespace's many Resumes slow only its own); each revisit costs about 4 API calls")
 	fs.DurationVar(&o.ResyncPeriod, "resync-period", o.ResyncPeriod, "how often every served Resume is listed, to take up Pending ones no request reached (and on start)")
 	fs.BoolVar(&o.PausedMetrics, "paused-metrics", o.PausedMetrics, "serve resume_trigger_paused_containers and resume_trigger_oldest_pause_seconds: one pod LIST per served namespace per scrape, at most every 30s")
 	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "serve Go's pprof profiles under /debug/pprof/ on --metrics-address; off by default, as they expose the server's internals")
