@@ -214,7 +214,7 @@ func newFinder(c cluster, offloaded lookup.NodeSource) (*lookup.Finder, *wffake.
 		objs = append(objs, p)
 	}
 	kube := k8sfake.NewClientset(objs...)
-	return &lookup.Finder{Workflows: wfc, Pods: kube, Offloaded: offloaded}, wfc, kube
+	return &lookup.Finder{Workflows: fixture.Workflows{Client: wfc}, Pods: kube, Offloaded: offloaded}, wfc, kube
 }
 
 // checkActions asserts the cost of a lookup: one get of the workflow, gets pod GETs by name, then lists
@@ -1261,7 +1261,7 @@ func TestFindCost(t *testing.T) {
 		}
 		for _, node := range c.wf.Status.Nodes {
 			if node.Type == wfv1.NodeTypePod {
-				c.pods = append(c.pods, fixture.Pod(c.wf, node, argo.PodName(c.wf, node), fixture.Container("main", fixture.PauseBefore)))
+				c.pods = append(c.pods, fixture.Pod(c.wf, node, argo.PodName(fixture.Lean(c.wf), fixture.LeanNode(node)), fixture.Container("main", fixture.PauseBefore)))
 			}
 		}
 		return c

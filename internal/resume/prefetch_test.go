@@ -31,7 +31,7 @@ func TestResumeWorkflowIsPrefetched(t *testing.T) {
 			pod := fx.Pod(wf, node, "wf-step-1", fx.Container("main", fx.PauseAfter))
 			wfc := wffake.NewSimpleClientset(wf)
 			f := newFixture(newResume("r", v1alpha1.ResumeStatus{}))
-			f.svc.cfg.Finder = &lookup.Finder{Workflows: wfc, Pods: k8sfake.NewClientset(pod)}
+			f.svc.cfg.Finder = &lookup.Finder{Workflows: fx.Workflows{Client: wfc}, Pods: k8sfake.NewClientset(pod)}
 			req := resumeRequest("r")
 			req.Step.Workflow = tc.requested
 			res, err := f.svc.Handle(t.Context(), req)
