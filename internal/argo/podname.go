@@ -3,7 +3,6 @@ package argo
 import (
 	"hash/fnv"
 	"strconv"
-
 )
 
 // PodName computes the name Argo gives the pod of a node. v1 names are the node id. v2 names are the
