@@ -34,7 +34,6 @@ func BenchmarkReadWorkflow(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			data := tc.wf(b)
-			b.ReportMetric(float64(len(data))/(1<<10), "object-KiB")
 			var peak uint64
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -57,6 +56,7 @@ func BenchmarkReadWorkflow(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+			b.ReportMetric(float64(len(data))/(1<<10), "object-KiB")
 		})
 	}
 }
