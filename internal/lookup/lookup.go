@@ -210,7 +210,7 @@ func (f *Finder) find(ctx context.Context, ns string, step request.Step, wf *arg
 	// found, the pods are listed again, consistently, and that answer stands.
 	base := res.Skipped
 	for _, rv := range []string{"0", ""} {
-		pods, err := f.listPods(ctx, ns, wf.Name, rv)
+		pods, err := f.listPods(ctx, ns, wf, picks, rv)
 		if err != nil {
 			return res, err
 		}
@@ -233,17 +233,44 @@ const maxPodGets = 4
 // listPage bounds one page of a pod LIST, so a loop with thousands of live pods is read in pieces.
 const listPage = 500
 
+// maxClaims is the most pods kept for one node: Argo runs one, and anyone may create pods that claim a
+// node (its annotation, its name, the workflow's labels); past a few, the node is refused, not read on.
+const maxClaims = 8
+
 // listPods lists the workflow's live pods (podSelector) a page at a time; rv "0" reads the API server's
-// watch cache, "" reads consistently.
-func (f *Finder) listPods(ctx context.Context, ns, workflow, rv string) ([]corev1.Pod, error) {
-	opts := metav1.ListOptions{LabelSelector: podSelector(workflow), ResourceVersion: rv, Limit: listPage}
+// watch cache, "" reads consistently. Of each page it keeps only the pods that may be a picked node's
+// (claiming it by the node-id annotation, or named as Argo names its pod): a loop's thousands of other
+// live pods are dropped page by page, not held.
+func (f *Finder) listPods(ctx context.Context, ns string, wf *argo.Workflow, picks []pickedNode, rv string) ([]corev1.Pod, error) {
+	wanted := map[string]bool{}   // node ids
+	byName := map[string]string{} // pod name → node id
+	for _, p := range picks {
+		wanted[p.node.ID] = true
+		for _, n := range argo.PodNames(wf, p.node) {
+			byName[n] = p.node.ID
+		}
+	}
+	claims := map[string]int{}
+	opts := metav1.ListOptions{LabelSelector: podSelector(wf.Name), ResourceVersion: rv, Limit: listPage}
 	var pods []corev1.Pod
 	for {
 		page, err := f.Pods.CoreV1().Pods(ns).List(ctx, opts)
 		if err != nil {
-			return nil, apiError(fmt.Sprintf("list pods of workflow %s/%s", ns, workflow), err)
+			return nil, apiError(fmt.Sprintf("list pods of workflow %s/%s", ns, wf.Name), err)
 		}
-		pods = append(pods, page.Items...)
+		for i := range page.Items {
+			pod := &page.Items[i]
+			node := pod.Annotations[argo.AnnotationNodeID]
+			if !wanted[node] {
+				if node = byName[pod.Name]; node == "" {
+					continue
+				}
+			}
+			if claims[node]++; claims[node] > maxClaims {
+				return nil, fault.Preconditionf("node %s of workflow %s/%s is claimed by more than %d pods (Argo runs one): refusing to pick among them", node, ns, wf.Name, maxClaims)
+			}
+			pods = append(pods, *pod)
+		}
 		if opts.Continue = page.Continue; opts.Continue == "" {
 			return pods, nil
 		}
