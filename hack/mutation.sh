@@ -44,6 +44,18 @@ mutate() {
 
 mutate "no decompressed-size bound on status.compressedNodes" internal/lookup/nodes.go \
 	's/N: maxNodesSize \+ 1\}/N: 1 << 62}/' . '' ./internal/lookup
+mutate "no bound on the number of nodes (lean decoding)" internal/argo/decode.go \
+	's/if entries\+\+; entries > MaxNodes \{/if entries++; false {/' . '^TestDecodeNodesBounds$' ./internal/argo
+mutate "no bound on the children of one node" internal/argo/decode.go \
+	's/if len\(n\.Children\) > MaxNodes \{/if false {/' . '^TestDecodeNodesBounds$' ./internal/argo
+mutate "no bound on the children of all nodes" internal/argo/decode.go \
+	's/children > MaxChildren \{/false {/' . '^TestDecodeNodesBounds$' ./internal/argo
+mutate "no bound on one JSON value (a node, a key, a string)" internal/argo/decode.go \
+	's/s\.w\.stop, s\.w\.limit = s\.dec\.InputOffset\(\)\+limit, limit/s.w.stop, s.w.limit = 1<<62, limit/' . '^TestDecodeNodesBounds$' ./internal/argo
+mutate "a pod LIST keeps pods of nodes not picked" internal/lookup/lookup.go \
+	's/if node = byName\[pod\.Name\]; node == "" \{\n(\t+)continue/if node = byName[pod.Name]; node == "" {\n$1pods = append(pods, *pod)\n$1continue/' . '^TestListPodsKeepsOnlyThePickedNodesPods$' ./internal/lookup
+mutate "no bound on the pods claiming one node" internal/lookup/lookup.go \
+	's/claims\[node\] > maxClaims/false/' . '^TestPodListBounds$' ./internal/lookup
 mutate "a var-run-argo mount with a subPath accepted" internal/argo/argo.go \
 	's/ && m\.SubPath == ""//' . '' ./internal/argo ./internal/release
 mutate "request keys matched regardless of case (Parse)" internal/request/request.go \

@@ -123,7 +123,7 @@ func newEnv(t *testing.T, objs ...runtime.Object) *env {
 		Namespaces:        resume.NewNamespaces(ns),
 		WebhookNamespaces: resume.NewNamespaces(ns),
 		Resumes:           &report.Resumes{Client: e.dyn},
-		Finder:            &lookup.Finder{Workflows: e.wf, Pods: e.kube},
+		Finder:            &lookup.Finder{Workflows: fixture.Workflows{Client: e.wf}, Pods: e.kube},
 		Releaser:          rel,
 		Events:            events,
 		Metrics:           report.NewMetrics(e.reg),

@@ -3,15 +3,13 @@ package argo
 import (
 	"hash/fnv"
 	"strconv"
-
-	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 )
 
 // PodName computes the name Argo gives the pod of a node. v1 names are the node id. v2 names are the
 // workflow name, the template name and the FNV-1a hash of the node name, with the prefix cut so the whole
 // name stays within 253 characters. A Workflow without the annotation is taken as v2, the default since
 // v3.2.
-func PodName(wf *wfv1.Workflow, node wfv1.NodeStatus) string {
+func PodName(wf *Workflow, node Node) string {
 	if wf.Annotations[AnnotationPodNameFormat] == "v1" {
 		return node.ID
 	}
@@ -34,7 +32,7 @@ func PodName(wf *wfv1.Workflow, node wfv1.NodeStatus) string {
 // PodNames are the names the pod of a node may have: the one its Workflow's pod-name-format annotation
 // says, or, without the annotation (the controller's POD_NAMES decides, which a reader cannot see), the v2
 // name then the v1 name.
-func PodNames(wf *wfv1.Workflow, node wfv1.NodeStatus) []string {
+func PodNames(wf *Workflow, node Node) []string {
 	if _, ok := wf.Annotations[AnnotationPodNameFormat]; ok {
 		return []string{PodName(wf, node)}
 	}
@@ -47,7 +45,7 @@ func PodNames(wf *wfv1.Workflow, node wfv1.NodeStatus) []string {
 
 // TemplateOf is the template a node runs, as Argo's readers name it when they compute pod names:
 // templateRef.template whenever the node has a templateRef, else templateName.
-func TemplateOf(node wfv1.NodeStatus) string {
+func TemplateOf(node Node) string {
 	if node.TemplateRef != nil {
 		return node.TemplateRef.Template
 	}

@@ -2,15 +2,14 @@ package lookup
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
 
-	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
-
+	"github.com/argocontroller/resume-trigger/internal/argo"
 	"github.com/argocontroller/resume-trigger/internal/fault"
 )
 
@@ -24,12 +23,16 @@ type ArgoServer struct {
 	Client    *http.Client
 }
 
-// maxWorkflowSize bounds the argo-server response that is read.
+// maxWorkflowSize bounds the argo-server response that is read. It is decoded as it arrives, keeping only
+// what argo.Workflow holds within argo's limits, so this bounds the time spent, not memory.
 const maxWorkflowSize = 64 << 20
+
+// maxErrorBody bounds what is read of an answer that is not the workflow, to quote it.
+const maxErrorBody = 4 << 10
 
 // Nodes implements NodeSource. The workflow argo-server returns must be the one the API server has (same
 // UID), not an archived namesake.
-func (a *ArgoServer) Nodes(ctx context.Context, want *wfv1.Workflow) (wfv1.Nodes, error) {
+func (a *ArgoServer) Nodes(ctx context.Context, want *argo.Workflow) (argo.Nodes, error) {
 	namespace, workflow := want.Namespace, want.Name
 	u := strings.TrimRight(a.URL, "/") + "/api/v1/workflows/" + url.PathEscape(namespace) + "/" + url.PathEscape(workflow)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -52,24 +55,28 @@ func (a *ArgoServer) Nodes(ctx context.Context, want *wfv1.Workflow) (wfv1.Nodes
 		return nil, fault.Transientf("read nodes of workflow %s/%s from argo-server: %w", namespace, workflow, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxWorkflowSize))
-	if err != nil {
-		return nil, fault.Transientf("read nodes of workflow %s/%s from argo-server: %w", namespace, workflow, err)
-	}
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
 		return nil, fault.NotFoundf("argo-server does not know workflow %s/%s, which the API server has: check --argo-server-url", namespace, workflow)
 	case resp.StatusCode != http.StatusOK:
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		if err != nil {
+			return nil, fault.Transientf("read nodes of workflow %s/%s from argo-server: %w", namespace, workflow, err)
+		}
 		return nil, fault.Transientf("argo-server answered %s for workflow %s/%s: %.200s", resp.Status, namespace, workflow, body)
 	}
-	var wf wfv1.Workflow
-	if err := json.Unmarshal(body, &wf); err != nil {
+	wf, err := argo.DecodeWorkflow(io.LimitReader(resp.Body, maxWorkflowSize))
+	var limit *argo.LimitError
+	switch {
+	case errors.As(err, &limit):
+		return nil, fault.Preconditionf("argo-server's workflow %s/%s cannot be read: %w", namespace, workflow, err)
+	case err != nil:
 		return nil, fault.Transientf("argo-server sent no workflow for %s/%s: %w", namespace, workflow, err)
 	}
 	if wf.UID != "" && want.UID != "" && wf.UID != want.UID {
 		return nil, fault.Preconditionf("argo-server's workflow %s/%s has uid %s, the API server's %s: it is another workflow of that name", namespace, workflow, wf.UID, want.UID)
 	}
-	nodes, ok, err := statusNodes(&wf)
+	nodes, ok, err := statusNodes(wf)
 	switch {
 	case err != nil:
 		return nil, fault.Preconditionf("argo-server's workflow %s/%s: %w", namespace, workflow, err)

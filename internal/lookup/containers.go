@@ -62,7 +62,7 @@ func envOf(stage v1alpha1.Stage) string {
 }
 
 // containersOf returns the paused containers of a node's pod that the step asks for.
-func containersOf(wf *wfv1.Workflow, p pickedNode, pod *corev1.Pod, step request.Step) ([]Target, []Skip) {
+func containersOf(wf *argo.Workflow, p pickedNode, pod *corev1.Pod, step request.Step) ([]Target, []Skip) {
 	skip := func(err error) []Skip { return []Skip{{Node: p.node.ID, Pod: pod.Name, Reason: err}} }
 	if done := p.node.Fulfilled(); done {
 		return nil, skip(fault.Preconditionf("node %s (pod %s) has finished (%s): nothing is paused", p.node.ID, pod.Name, p.node.Phase))
@@ -141,7 +141,7 @@ func containersOf(wf *wfv1.Workflow, p pickedNode, pod *corev1.Pod, step request
 // A pod that failed, or is being deleted, while its node is still Pending or Running is one Argo replaces
 // (v4's failedPodRestart deletes a pod that failed before its main container started, and creates it again
 // under the same name): the node's next pod is waited for.
-func running(pod *corev1.Pod, container string, node wfv1.NodeStatus) error {
+func running(pod *corev1.Pod, container string, node argo.Node) error {
 	replaced := node.Phase == wfv1.NodePending || node.Phase == wfv1.NodeRunning
 	if replaced && (pod.Status.Phase == corev1.PodFailed || pod.DeletionTimestamp != nil) {
 		return fault.Transientf("pod %s is %s while node %s is %s: waiting for the pod Argo creates in its place", pod.Name, podState(pod), node.ID, node.Phase)

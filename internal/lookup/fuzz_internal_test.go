@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/argocontroller/resume-trigger/internal/argo"
 	"github.com/argocontroller/resume-trigger/internal/fault"
 	"github.com/argocontroller/resume-trigger/internal/request"
 )
@@ -31,7 +31,7 @@ func FuzzCompressedNodes(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		wf := &wfv1.Workflow{ObjectMeta: metav1.ObjectMeta{Name: "wf"}}
+		wf := &argo.Workflow{ObjectMeta: argo.ObjectMeta{Name: "wf"}}
 		wf.Status.CompressedNodes = base64.StdEncoding.EncodeToString(data)
 		nodes, ok, err := statusNodes(wf)
 		if !ok && len(data) > 0 {
@@ -60,11 +60,11 @@ func FuzzPick(f *testing.F) {
 		f.Add([]byte(seed), "s", "")
 	}
 	f.Fuzz(func(t *testing.T, nodesJSON []byte, template, nodeName string) {
-		var nodes wfv1.Nodes
+		var nodes argo.Nodes
 		if json.Unmarshal(nodesJSON, &nodes) != nil {
 			return
 		}
-		wf := &wfv1.Workflow{ObjectMeta: metav1.ObjectMeta{Name: "wf"}}
+		wf := &argo.Workflow{ObjectMeta: argo.ObjectMeta{Name: "wf"}}
 		wf.Status.Nodes = nodes
 		step := request.Step{Workflow: "wf", Template: template, NodeName: nodeName}
 		if step.Template == "" && step.NodeName == "" {

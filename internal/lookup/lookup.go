@@ -4,18 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
-	wfclient "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/internal/argo"
@@ -77,17 +78,55 @@ type Result struct {
 // step picks many nodes). It keeps no cache: memory does not grow with the number of workflows in the
 // cluster, nor the cost of a lookup with the number of pods in the namespace.
 type Finder struct {
-	Workflows wfclient.Interface
+	// Workflows reads a Workflow as JSON, which is decoded into argo.Workflow as it arrives: never into
+	// Argo's full types, which hold every field a Workflow editor may fill.
+	Workflows WorkflowReader
 	Pods      kubernetes.Interface
 	// Offloaded reads nodes that Argo offloaded to its database; nil refuses such workflows clearly.
 	Offloaded NodeSource
 }
 
+// WorkflowReader reads one Workflow as the JSON the API server sends.
+type WorkflowReader interface {
+	Workflow(ctx context.Context, namespace, name string) (io.ReadCloser, error)
+}
+
+// RESTWorkflows reads Workflows from the API server with a REST client of the argoproj.io/v1alpha1 group.
+type RESTWorkflows struct {
+	Client rest.Interface
+}
+
+// Workflow implements WorkflowReader.
+func (r RESTWorkflows) Workflow(ctx context.Context, namespace, name string) (io.ReadCloser, error) {
+	return r.Client.Get().Namespace(namespace).Resource("workflows").Name(name).SetHeader("Accept", "application/json").Stream(ctx)
+}
+
 // Find returns the paused containers of the step in namespace ns. It fails when there is nothing to
 // release; the error's fault.Kind says whether a retry can help.
 func (f *Finder) Find(ctx context.Context, ns string, step request.Step) (Result, error) {
-	wf, err := f.Workflows.ArgoprojV1alpha1().Workflows(ns).Get(ctx, step.Workflow, metav1.GetOptions{})
+	wf, err := f.read(ctx, ns, step.Workflow)
 	return f.find(ctx, ns, step, wf, err)
+}
+
+// read reads workflow name in ns. Its error is the API's NotFound as is, or classified.
+func (f *Finder) read(ctx context.Context, ns, name string) (*argo.Workflow, error) {
+	body, err := f.Workflows.Workflow(ctx, ns, name)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, err
+	case err != nil:
+		return nil, apiError(fmt.Sprintf("get workflow %s/%s", ns, name), err)
+	}
+	defer func() { _ = body.Close() }()
+	wf, err := argo.DecodeWorkflow(body)
+	var limit *argo.LimitError
+	switch {
+	case errors.As(err, &limit):
+		return nil, fault.Preconditionf("workflow %s/%s cannot be read: %w", ns, name, err)
+	case err != nil:
+		return nil, fault.Transientf("read workflow %s/%s: %w", ns, name, err)
+	}
+	return wf, nil
 }
 
 // Prefetch starts reading workflow name in ns at once, before the step to look up is known for sure (a
@@ -96,7 +135,7 @@ func (f *Finder) Prefetch(ctx context.Context, ns, name string) *Prefetched {
 	p := &Prefetched{f: f, ns: ns, name: name, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		p.wf, p.err = f.Workflows.ArgoprojV1alpha1().Workflows(ns).Get(ctx, name, metav1.GetOptions{})
+		p.wf, p.err = f.read(ctx, ns, name)
 	}()
 	return p
 }
@@ -106,7 +145,7 @@ type Prefetched struct {
 	f        *Finder
 	ns, name string
 	done     chan struct{}
-	wf       *wfv1.Workflow
+	wf       *argo.Workflow
 	err      error
 }
 
@@ -125,12 +164,12 @@ func (p *Prefetched) Find(ctx context.Context, ns string, step request.Step) (Re
 }
 
 // find is the lookup of step once its workflow was read (err is the read's error).
-func (f *Finder) find(ctx context.Context, ns string, step request.Step, wf *wfv1.Workflow, err error) (Result, error) {
+func (f *Finder) find(ctx context.Context, ns string, step request.Step, wf *argo.Workflow, err error) (Result, error) {
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return Result{}, &fault.Error{Kind: fault.NotFound, Err: &NoWorkflowError{Namespace: ns, Name: step.Workflow}}
 		}
-		return Result{}, apiError(fmt.Sprintf("get workflow %s/%s", ns, step.Workflow), err)
+		return Result{}, err
 	}
 	res := Result{Workflow: wf.Name, WorkflowUID: wf.UID}
 	nodes, err := nodesOf(ctx, wf, f.Offloaded)
@@ -171,7 +210,7 @@ func (f *Finder) find(ctx context.Context, ns string, step request.Step, wf *wfv
 	// found, the pods are listed again, consistently, and that answer stands.
 	base := res.Skipped
 	for _, rv := range []string{"0", ""} {
-		pods, err := f.listPods(ctx, ns, wf.Name, rv)
+		pods, err := f.listPods(ctx, ns, wf, picks, rv)
 		if err != nil {
 			return res, err
 		}
@@ -194,17 +233,44 @@ const maxPodGets = 4
 // listPage bounds one page of a pod LIST, so a loop with thousands of live pods is read in pieces.
 const listPage = 500
 
+// maxClaims is the most pods kept for one node: Argo runs one, and anyone may create pods that claim a
+// node (its annotation, its name, the workflow's labels); past a few, the node is refused, not read on.
+const maxClaims = 8
+
 // listPods lists the workflow's live pods (podSelector) a page at a time; rv "0" reads the API server's
-// watch cache, "" reads consistently.
-func (f *Finder) listPods(ctx context.Context, ns, workflow, rv string) ([]corev1.Pod, error) {
-	opts := metav1.ListOptions{LabelSelector: podSelector(workflow), ResourceVersion: rv, Limit: listPage}
+// watch cache, "" reads consistently. Of each page it keeps only the pods that may be a picked node's
+// (claiming it by the node-id annotation, or named as Argo names its pod): a loop's thousands of other
+// live pods are dropped page by page, not held.
+func (f *Finder) listPods(ctx context.Context, ns string, wf *argo.Workflow, picks []pickedNode, rv string) ([]corev1.Pod, error) {
+	wanted := map[string]bool{}   // node ids
+	byName := map[string]string{} // pod name → node id
+	for _, p := range picks {
+		wanted[p.node.ID] = true
+		for _, n := range argo.PodNames(wf, p.node) {
+			byName[n] = p.node.ID
+		}
+	}
+	claims := map[string]int{}
+	opts := metav1.ListOptions{LabelSelector: podSelector(wf.Name), ResourceVersion: rv, Limit: listPage}
 	var pods []corev1.Pod
 	for {
 		page, err := f.Pods.CoreV1().Pods(ns).List(ctx, opts)
 		if err != nil {
-			return nil, apiError(fmt.Sprintf("list pods of workflow %s/%s", ns, workflow), err)
+			return nil, apiError(fmt.Sprintf("list pods of workflow %s/%s", ns, wf.Name), err)
 		}
-		pods = append(pods, page.Items...)
+		for i := range page.Items {
+			pod := &page.Items[i]
+			node := pod.Annotations[argo.AnnotationNodeID]
+			if !wanted[node] {
+				if node = byName[pod.Name]; node == "" {
+					continue
+				}
+			}
+			if claims[node]++; claims[node] > maxClaims {
+				return nil, fault.Preconditionf("node %s of workflow %s/%s is claimed by more than %d pods (Argo runs one): refusing to pick among them", node, ns, wf.Name, maxClaims)
+			}
+			pods = append(pods, *pod)
+		}
 		if opts.Continue = page.Continue; opts.Continue == "" {
 			return pods, nil
 		}
@@ -218,7 +284,7 @@ func (f *Finder) listPods(ctx context.Context, ns, workflow, rv string) ([]corev
 // every picked node has exactly one pod among them that is live (not labelled completed) and controlled by
 // this run of the workflow; then targets and skipped are the answer. Otherwise, or when a GET is forbidden, the
 // caller lists the pods.
-func (f *Finder) byName(ctx context.Context, ns string, wf *wfv1.Workflow, picks []pickedNode, step request.Step) (targets []Target, skipped []Skip, ok bool, err error) {
+func (f *Finder) byName(ctx context.Context, ns string, wf *argo.Workflow, picks []pickedNode, step request.Step) (targets []Target, skipped []Skip, ok bool, err error) {
 	var names []string
 	seen := map[string]bool{}
 	for _, p := range picks {
@@ -276,7 +342,7 @@ func podSelector(workflow string) string {
 }
 
 // collect maps the picked nodes to their pods and the pods' paused containers.
-func collect(wf *wfv1.Workflow, picks []pickedNode, pods []corev1.Pod, step request.Step) ([]Target, []Skip) {
+func collect(wf *argo.Workflow, picks []pickedNode, pods []corev1.Pod, step request.Step) ([]Target, []Skip) {
 	byNode, byName := indexPods(pods)
 	var targets []Target
 	var skipped []Skip
@@ -325,15 +391,15 @@ func nothingToRelease(wf string, step request.Step, skipped []Skip) error {
 
 // pickedNode is a node that runs a pod, with the container the request's node implies (containerSet).
 type pickedNode struct {
-	node      wfv1.NodeStatus
+	node      argo.Node
 	container string
 }
 
 // pick selects the nodes the step names and maps each to the node that owns a pod: a Retry node to its last
 // attempt, a containerSet Container node to its pod node and container. A Retry node that is between
 // attempts is returned as a transient skip: its next attempt will run, and pause, soon.
-func pick(wf *wfv1.Workflow, nodes wfv1.Nodes, step request.Step) ([]pickedNode, []Skip, error) {
-	var matched []wfv1.NodeStatus
+func pick(wf *argo.Workflow, nodes argo.Nodes, step request.Step) ([]pickedNode, []Skip, error) {
+	var matched []argo.Node
 	for _, n := range nodes {
 		if step.NodeID != "" && n.ID != step.NodeID {
 			continue
@@ -360,7 +426,7 @@ func pick(wf *wfv1.Workflow, nodes wfv1.Nodes, step request.Step) ([]pickedNode,
 	var picks []pickedNode
 	var waiting []Skip
 	var wrongTypes []string
-	add := func(n wfv1.NodeStatus, container string) {
+	add := func(n argo.Node, container string) {
 		key := n.ID + "/" + container
 		if !seen[key] {
 			seen[key] = true
@@ -421,8 +487,8 @@ func pick(wf *wfv1.Workflow, nodes wfv1.Nodes, step request.Step) ([]pickedNode,
 
 // definesTemplate reports whether the workflow's own spec, or the spec or templates it stored from a
 // WorkflowTemplate, has a template of that name.
-func definesTemplate(wf *wfv1.Workflow, name string) bool {
-	specs := []*wfv1.WorkflowSpec{&wf.Spec, wf.Status.StoredWorkflowSpec}
+func definesTemplate(wf *argo.Workflow, name string) bool {
+	specs := []*argo.WorkflowSpec{&wf.Spec, wf.Status.StoredWorkflowSpec}
 	for _, spec := range specs {
 		if spec == nil {
 			continue
@@ -444,13 +510,13 @@ func definesTemplate(wf *wfv1.Workflow, name string) bool {
 // lastAttempt returns the newest attempt of a Retry node: its last child named as an attempt,
 // "<retry node>(<n>)". Argo also appends a lifecycle hook's node ("<retry node>.hooks.<name>") to the
 // Retry node's children; that is never an attempt.
-func lastAttempt(nodes wfv1.Nodes, retry wfv1.NodeStatus) (wfv1.NodeStatus, bool) {
+func lastAttempt(nodes argo.Nodes, retry argo.Node) (argo.Node, bool) {
 	for i := len(retry.Children) - 1; i >= 0; i-- {
 		if c, ok := nodes[retry.Children[i]]; ok && strings.HasPrefix(c.Name, retry.Name+"(") {
 			return c, true
 		}
 	}
-	return wfv1.NodeStatus{}, false
+	return argo.Node{}, false
 }
 
 func describeSelector(step request.Step) string {
@@ -468,7 +534,7 @@ func describeSelector(step request.Step) string {
 }
 
 // podTemplates lists the templates that run pods in the workflow, to help a user correct a typo.
-func podTemplates(nodes wfv1.Nodes) string {
+func podTemplates(nodes argo.Nodes) string {
 	set := map[string]bool{}
 	for _, n := range nodes {
 		if n.Type == wfv1.NodeTypePod {
@@ -503,7 +569,7 @@ func indexPods(pods []corev1.Pod) (byNode map[string][]*corev1.Pod, byName map[s
 
 // podOf finds a node's pod among the workflow's pods: by the node-id annotation, else by the name Argo
 // computes for it. The pod must be controlled by this workflow, so a look-alike pod never gets an exec.
-func podOf(wf *wfv1.Workflow, node wfv1.NodeStatus, byNode map[string][]*corev1.Pod, byName map[string]*corev1.Pod) (*corev1.Pod, error) {
+func podOf(wf *argo.Workflow, node argo.Node, byNode map[string][]*corev1.Pod, byName map[string]*corev1.Pod) (*corev1.Pod, error) {
 	candidates := byNode[node.ID]
 	if len(candidates) == 0 {
 		// Without the node-id annotation, by the name Argo gives the node's pod: the Workflow's pod-name

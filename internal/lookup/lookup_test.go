@@ -214,7 +214,7 @@ func newFinder(c cluster, offloaded lookup.NodeSource) (*lookup.Finder, *wffake.
 		objs = append(objs, p)
 	}
 	kube := k8sfake.NewClientset(objs...)
-	return &lookup.Finder{Workflows: wfc, Pods: kube, Offloaded: offloaded}, wfc, kube
+	return &lookup.Finder{Workflows: fixture.Workflows{Client: wfc}, Pods: kube, Offloaded: offloaded}, wfc, kube
 }
 
 // checkActions asserts the cost of a lookup: one get of the workflow, gets pod GETs by name, then lists
@@ -1261,7 +1261,7 @@ func TestFindCost(t *testing.T) {
 		}
 		for _, node := range c.wf.Status.Nodes {
 			if node.Type == wfv1.NodeTypePod {
-				c.pods = append(c.pods, fixture.Pod(c.wf, node, argo.PodName(c.wf, node), fixture.Container("main", fixture.PauseBefore)))
+				c.pods = append(c.pods, fixture.Pod(c.wf, node, argo.PodName(fixture.Lean(c.wf), fixture.LeanNode(node)), fixture.Container("main", fixture.PauseBefore)))
 			}
 		}
 		return c
@@ -1416,4 +1416,40 @@ func TestFindAPIErrors(t *testing.T) {
 			checkActions(t, wfc, kube, "hello-world", gets, lists(1, !tc.expNoList))
 		})
 	}
+}
+
+// Pods anyone may create claim a node by its annotation and the workflow's labels; past a few claimants
+// the LIST refuses the node, naming the bound, instead of holding them all. Pods of the workflow that
+// claim no picked node are not kept either (the step's own pod is still found among them).
+func TestPodListBounds(t *testing.T) {
+	step := request.Step{Workflow: "hello-world", Template: "pause"}
+	t.Run("a node claimed by more pods than the bound is refused", func(t *testing.T) {
+		c := helloWorld()
+		node := c.wf.Status.Nodes[helloNode]
+		c.pods = nil // none by the name Argo gives it: the LIST decides
+		for i := range 9 {
+			c.pods = append(c.pods, fixture.Pod(c.wf, node, fmt.Sprintf("claimant-%d", i), fixture.Container("main", fixture.PauseBefore)))
+		}
+		f, _, _ := newFinder(c, nil)
+		_, err := f.Find(context.Background(), ns, step)
+		fixture.CheckFault(t, err, fault.Precondition, []string{"node " + helloNode + " of workflow argo/hello-world is claimed by more than 8 pods"})
+	})
+	t.Run("other pods of the workflow do not count", func(t *testing.T) {
+		c := helloWorld()
+		node := c.wf.Status.Nodes[helloNode]
+		for i := range 20 {
+			other := fixture.PodNode("hello-world", fmt.Sprintf("hello-world[1].other(%d)", i), "other", "other")
+			c.wf.Status.Nodes[other.ID] = other
+			c.pods = append(c.pods, fixture.Pod(c.wf, other, fmt.Sprintf("other-%d", i), fixture.Container("main", fixture.PauseBefore)))
+		}
+		c.pods[0] = fixture.Pod(c.wf, node, "renamed", fixture.Container("main", fixture.PauseBefore)) // found by its annotation only
+		f, _, _ := newFinder(c, nil)
+		res, err := f.Find(context.Background(), ns, step)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Targets) != 1 || res.Targets[0].Pod != "renamed" {
+			t.Fatalf("targets %v, want pod renamed", res.Targets)
+		}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 
@@ -14,25 +15,27 @@ import (
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/argocontroller/resume-trigger/internal/argo"
 	"github.com/argocontroller/resume-trigger/internal/fault"
 )
 
 // maxNodesSize bounds the decompressed size of status.compressedNodes. Anyone who can write a Workflow can
 // set that field (Argo's CRD has no status subresource), and a few hundred KiB of gzip can inflate to
-// gigabytes: the bound keeps one request's memory far below the server's limit. Argo compresses node
-// status only when the Workflow would not fit in etcd (about 1 MiB), and node JSON compresses about ten
-// to one, so 16 MiB is room for some 15,000 nodes.
+// gigabytes. The nodes are decoded as they are inflated, keeping only what a lookup reads (argo.Node,
+// bounded by argo's limits), so memory does not follow the inflated size; the bound caps the time spent.
+// Argo compresses node status only when the Workflow would not fit in etcd (about 1 MiB), and node JSON
+// compresses about ten to one, so 16 MiB is room for some 15,000 nodes.
 const maxNodesSize = 16 << 20
 
 // NodeSource reads the nodes of a workflow whose node status is offloaded to Argo's database, which the
 // Kubernetes API cannot return (argo-server can).
 type NodeSource interface {
-	Nodes(ctx context.Context, wf *wfv1.Workflow) (wfv1.Nodes, error)
+	Nodes(ctx context.Context, wf *argo.Workflow) (argo.Nodes, error)
 }
 
 // nodesOf returns the workflow's nodes from status.nodes, status.compressedNodes or, when offloaded, the
 // NodeSource.
-func nodesOf(ctx context.Context, wf *wfv1.Workflow, offloaded NodeSource) (wfv1.Nodes, error) {
+func nodesOf(ctx context.Context, wf *argo.Workflow, offloaded NodeSource) (argo.Nodes, error) {
 	nodes, ok, err := statusNodes(wf)
 	if err != nil && offloaded != nil {
 		// argo-server reads node status with Argo's own code, whatever this server could not decode.
@@ -56,7 +59,7 @@ func nodesOf(ctx context.Context, wf *wfv1.Workflow, offloaded NodeSource) (wfv1
 
 // statusNodes reads the nodes a Workflow object carries itself: status.nodes, else status.compressedNodes.
 // ok is false when it carries neither.
-func statusNodes(wf *wfv1.Workflow) (nodes wfv1.Nodes, ok bool, err error) {
+func statusNodes(wf *argo.Workflow) (nodes argo.Nodes, ok bool, err error) {
 	switch {
 	case len(wf.Status.Nodes) > 0:
 		return wf.Status.Nodes, true, nil
@@ -70,7 +73,7 @@ func statusNodes(wf *wfv1.Workflow) (nodes wfv1.Nodes, ok bool, err error) {
 	return nil, false, nil
 }
 
-func decompressNodes(s string) (wfv1.Nodes, error) {
+func decompressNodes(s string) (argo.Nodes, error) {
 	raw, err := base64.StdEncoding.DecodeString(s)
 	if err != nil {
 		return nil, fmt.Errorf("not base64: %w", err)
@@ -82,9 +85,12 @@ func decompressNodes(s string) (wfv1.Nodes, error) {
 	defer closeZR()
 	inflated := &readErr{r: zr}
 	limited := &io.LimitedReader{R: inflated, N: maxNodesSize + 1}
-	var nodes wfv1.Nodes
-	if err := json.NewDecoder(limited).Decode(&nodes); err != nil {
+	nodes, err := argo.DecodeNodes(limited)
+	if err != nil {
+		var limit *argo.LimitError
 		switch {
+		case errors.As(err, &limit):
+			return nil, err
 		case limited.N <= 0:
 			return nil, fmt.Errorf("larger than %d bytes once decompressed", maxNodesSize)
 		case inflated.err != nil:
@@ -150,7 +156,8 @@ func (e *readErr) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// CompressNodes encodes nodes the way Argo stores status.compressedNodes (base64 of gzipped JSON).
+// CompressNodes encodes nodes the way Argo stores status.compressedNodes (base64 of gzipped JSON); tests
+// and benchmarks write Workflows with it.
 func CompressNodes(nodes wfv1.Nodes) (string, error) {
 	data, err := json.Marshal(nodes)
 	if err != nil {

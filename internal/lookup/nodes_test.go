@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -441,7 +442,7 @@ func TestArgoServerNodes(t *testing.T) {
 			case "bad":
 				a.URL = "http://[::1"
 			}
-			got, err := a.Nodes(context.Background(), helloWorld().wf)
+			got, err := a.Nodes(context.Background(), fixture.Lean(helloWorld().wf))
 			if tc.expNodes {
 				if err != nil {
 					t.Fatalf("unexpected error: %v", err)
@@ -503,62 +504,86 @@ func TestArgoServerHonoursContext(t *testing.T) {
 	defer close(block)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := (&lookup.ArgoServer{URL: srv.URL}).Nodes(ctx, helloWorld().wf)
+	_, err := (&lookup.ArgoServer{URL: srv.URL}).Nodes(ctx, fixture.Lean(helloWorld().wf))
 	if k := fault.KindOf(err); k != fault.Transient {
 		t.Fatalf("error kind = %s, want Transient: %v", k, err)
 	}
 }
 
-// A compressedNodes value anyone who can write a Workflow may set: a few hundred KiB inflating to 300 MiB,
-// with each algorithm Argo writes. It is refused, saying why, and the server allocates a bounded amount on
-// the way, not the 300 MiB.
+// A compressedNodes value anyone who can write a Workflow may set: a few hundred KiB inflating to 300 MiB
+// (or past the 16 MiB cap), with each algorithm Argo writes, in every shape that meets a different bound.
+// It is refused, saying why, and the server allocates a bounded amount on the way, not the 300 MiB.
 func TestCompressedNodesBomb(t *testing.T) {
-	chunk := bytes.Repeat([]byte(" "), 1<<20)
-	bomb := func(w io.Writer) error {
-		if _, err := w.Write([]byte(`{"n":`)); err != nil {
-			return err
-		}
-		for range 300 {
-			if _, err := w.Write(chunk); err != nil {
+	repeat := func(head, chunk string) func(io.Writer) error {
+		return func(w io.Writer) error {
+			if _, err := io.WriteString(w, head); err != nil {
 				return err
 			}
+			for written := 0; written < 300<<20; written += len(chunk) {
+				if _, err := io.WriteString(w, chunk); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
-		return nil
 	}
-	tests := map[string]func(*bytes.Buffer) (io.WriteCloser, error){
+	shapes := map[string]struct {
+		write  func(io.Writer) error
+		expErr string
+	}{
+		"one node of 300 MiB":           {write: repeat(`{"n":`, strings.Repeat(" ", 1<<20)), expErr: `the JSON of node "n" exceeds resume-trigger's limit of 2097152`},
+		"300 MiB of one small node":     {write: repeat(`{"n":{}`, strings.Repeat(`,"n":{}`, 1<<17)), expErr: "the number of nodes exceeds resume-trigger's limit of 30000"},
+		"300 MiB of children of a node": {write: repeat(`{"n":{"children":[""`, strings.Repeat(`,""`, 1<<18)), expErr: `the JSON of node "n" exceeds resume-trigger's limit of 2097152`},
+		"300 MiB of whitespace":         {write: repeat(`{"n":{}`, strings.Repeat(" ", 1<<20)), expErr: "a single JSON value exceeds resume-trigger's limit of 2097152"},
+		"20 MiB of 10 KiB nodes": {write: func(w io.Writer) error {
+			pad := strings.Repeat("x", 10<<10)
+			if _, err := io.WriteString(w, `{"n":{}`); err != nil {
+				return err
+			}
+			for i := range 2 << 10 {
+				if _, err := fmt.Fprintf(w, `,"n%d":{"message":"%s"}`, i, pad); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, expErr: "larger than 16777216 bytes once decompressed"},
+	}
+	writers := map[string]func(*bytes.Buffer) (io.WriteCloser, error){
 		"gzip": func(b *bytes.Buffer) (io.WriteCloser, error) { return gzip.NewWriterLevel(b, gzip.BestSpeed) },
 		"zstd": func(b *bytes.Buffer) (io.WriteCloser, error) {
 			return zstd.NewWriter(b, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
 		},
 		"brotli": func(b *bytes.Buffer) (io.WriteCloser, error) { return brotli.NewWriterLevel(b, 1), nil },
 	}
-	for name, writer := range tests {
-		t.Run(name, func(t *testing.T) {
-			var buf bytes.Buffer
-			w, err := writer(&buf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := bomb(w); err != nil {
-				t.Fatal(err)
-			}
-			if err := w.Close(); err != nil {
-				t.Fatal(err)
-			}
-			c := helloWorld()
-			c.wf.Status.Nodes, c.wf.Status.CompressedNodes = nil, base64.StdEncoding.EncodeToString(buf.Bytes())
-			t.Logf("compressedNodes: %d KiB of base64 for 300 MiB inflated", len(c.wf.Status.CompressedNodes)>>10)
-			f, _, _ := newFinder(c, nil)
+	for shapeName, shape := range shapes {
+		for name, writer := range writers {
+			t.Run(shapeName+"/"+name, func(t *testing.T) {
+				var buf bytes.Buffer
+				w, err := writer(&buf)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := shape.write(w); err != nil {
+					t.Fatal(err)
+				}
+				if err := w.Close(); err != nil {
+					t.Fatal(err)
+				}
+				c := helloWorld()
+				c.wf.Status.Nodes, c.wf.Status.CompressedNodes = nil, base64.StdEncoding.EncodeToString(buf.Bytes())
+				t.Logf("compressedNodes: %d KiB of base64 for 300 MiB inflated", len(c.wf.Status.CompressedNodes)>>10)
+				f, _, _ := newFinder(c, nil)
 
-			runtime.GC()
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			_, err = f.Find(context.Background(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
-			runtime.ReadMemStats(&after)
-			fixture.CheckFault(t, err, fault.Precondition, []string{"status.compressedNodes cannot be read", "larger than 16777216 bytes once decompressed"})
-			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 96<<20 {
-				t.Errorf("reading the bomb allocated %d MiB, want a bounded amount (the cap is 16 MiB)", alloc>>20)
-			}
-		})
+				runtime.GC()
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				_, err = f.Find(context.Background(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
+				runtime.ReadMemStats(&after)
+				fixture.CheckFault(t, err, fault.Precondition, []string{"status.compressedNodes cannot be read", shape.expErr})
+				if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 96<<20 {
+					t.Errorf("reading the bomb allocated %d MiB, want a bounded amount (the cap is 16 MiB)", alloc>>20)
+				}
+			})
+		}
 	}
 }

@@ -42,7 +42,7 @@ func PausedContainers(pod *corev1.Pod) []PausedContainer {
 		}
 		// A running workflow node is what Find sees for a paused step: a pod that failed or is going
 		// away is then not paused.
-		if running(pod, c.Name, wfv1.NodeStatus{Phase: wfv1.NodeRunning}) != nil {
+		if running(pod, c.Name, argo.Node{Phase: wfv1.NodeRunning}) != nil {
 			continue
 		}
 		p := PausedContainer{Container: c.Name, Stages: stages}

@@ -66,7 +66,7 @@ node that runs a pod is a candidate.`,
 			if err := request.ValidateStep(check); err != nil {
 				return err
 			}
-			finder := &lookup.Finder{Workflows: c.workflows, Pods: c.kube}
+			finder := &lookup.Finder{Workflows: lookup.RESTWorkflows{Client: c.workflows.ArgoprojV1alpha1().RESTClient()}, Pods: c.kube}
 			res, err := finder.Find(cmd.Context(), c.namespace, step)
 			if err != nil && (lookup.IsNoWorkflow(err) || isAPIError(err)) {
 				return err

@@ -34,7 +34,7 @@ func TestResumeWorkflowIsPrefetched(t *testing.T) {
 			pod := fx.Pod(wf, node, "wf-step-1", fx.Container("main", fx.PauseAfter))
 			wfc := wffake.NewSimpleClientset(wf)
 			f := newFixture(newResume("r", v1alpha1.ResumeStatus{}))
-			f.svc.cfg.Finder = &lookup.Finder{Workflows: wfc, Pods: k8sfake.NewClientset(pod)}
+			f.svc.cfg.Finder = &lookup.Finder{Workflows: fx.Workflows{Client: wfc}, Pods: k8sfake.NewClientset(pod)}
 			// The Resume's read waits for the workflow's: it only comes if the prefetch started it.
 			prefetched := make(chan bool, 1)
 			f.svc.cfg.Resumes = &slowResumes{store: f.store, before: func() {

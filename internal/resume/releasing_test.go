@@ -75,7 +75,7 @@ func TestALostOutcomeIsNotAFailure(t *testing.T) {
 				t.Fatal(err)
 			}
 			f := newFixture(newResume("r", v1alpha1.ResumeStatus{}))
-			f.svc.cfg.Finder = &lookup.Finder{Workflows: wffake.NewSimpleClientset(wf), Pods: kube}
+			f.svc.cfg.Finder = &lookup.Finder{Workflows: fx.Workflows{Client: wffake.NewSimpleClientset(wf)}, Pods: kube}
 			f.svc.cfg.Releaser = rel
 			if tc.failWrite {
 				// The announcement before the exec is written; the outcome after it is not.

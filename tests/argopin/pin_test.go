@@ -8,10 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	"github.com/argoproj/argo-workflows/v3/workflow/common"
 	argoutil "github.com/argoproj/argo-workflows/v3/workflow/util"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/argocontroller/resume-trigger/internal/argo"
 )
@@ -90,12 +88,12 @@ func TestPodNameIsArgos(t *testing.T) {
 		{"cs", "cs[0].set", "set", ""},
 	}
 	for _, c := range cases {
-		node := wfv1.NodeStatus{ID: c.wf + "-1234", Name: c.node, TemplateName: c.template}
+		node := argo.Node{ID: c.wf + "-1234", Name: c.node, TemplateName: c.template}
 		if c.ref != "" {
-			node.TemplateRef = &wfv1.TemplateRef{Name: "tmpl", Template: c.ref}
+			node.TemplateRef = &argo.TemplateRef{Name: "tmpl", Template: c.ref}
 		}
 		for _, format := range []argoutil.PodNameVersion{argoutil.PodNameV1, argoutil.PodNameV2} {
-			wf := &wfv1.Workflow{ObjectMeta: metav1.ObjectMeta{Name: c.wf, Annotations: map[string]string{argo.AnnotationPodNameFormat: format.String()}}}
+			wf := &argo.Workflow{ObjectMeta: argo.ObjectMeta{Name: c.wf, Annotations: map[string]string{argo.AnnotationPodNameFormat: format.String()}}}
 			// Argo's controller passes the template's name as its reader resolves it: templateRef.template when
 			// the node has a templateRef.
 			want := argoutil.GeneratePodName(c.wf, c.node, argo.TemplateOf(node), node.ID, format)
@@ -105,8 +103,8 @@ func TestPodNameIsArgos(t *testing.T) {
 		}
 	}
 	// A Workflow without the annotation: Argo's default.
-	wf := &wfv1.Workflow{ObjectMeta: metav1.ObjectMeta{Name: "plain"}}
-	node := wfv1.NodeStatus{ID: "plain-1", Name: "plain[0].s", TemplateName: "s"}
+	wf := &argo.Workflow{ObjectMeta: argo.ObjectMeta{Name: "plain"}}
+	node := argo.Node{ID: "plain-1", Name: "plain[0].s", TemplateName: "s"}
 	if got, want := argo.PodName(wf, node), argoutil.GeneratePodName("plain", node.Name, "s", node.ID, argoutil.DefaultPodNameVersion); got != want {
 		t.Errorf("no annotation: ours %s, Argo's default %s", got, want)
 	}

@@ -152,7 +152,7 @@ func TestKubectlResumeWait(t *testing.T) {
 	plain := fixture.PodNode("not-paused", "not-paused[0].plain", "plain", "plain")
 	wf2 := e.createWorkflow(fixture.Workflow(e.ns, "not-paused", plain))
 	node := wf2.Status.Nodes[plain.ID]
-	e.runPod(wf2, node.ID, argo.PodName(wf2, node), mainContainer())
+	e.runPod(wf2, node.ID, argo.PodName(fixture.Lean(wf2), fixture.LeanNode(node)), mainContainer())
 	before := len(e.calls())
 	out, err = k.run("not-paused", "--template", "plain", "--wait", "--timeout", "1m")
 	if err == nil || !strings.Contains(err.Error(), "failed (NotReleasable)") || !strings.Contains(err.Error(), "container main is not debug-paused") {
@@ -229,7 +229,7 @@ func setupMixed(t *testing.T, e *env, k *kubectl) mixedScene {
 	sc := mixedScene{wf: wf, pods: map[string]string{}}
 	for i, s := range steps {
 		node := wf.Status.Nodes[nodes[i].ID]
-		name := argo.PodName(wf, node)
+		name := argo.PodName(fixture.Lean(wf), fixture.LeanNode(node))
 		sc.pods[s.display] = name
 		e.runPod(wf, node.ID, name, mainContainer(s.env...), s.opts...)
 	}
@@ -245,7 +245,7 @@ func setupMixed(t *testing.T, e *env, k *kubectl) mixedScene {
 	rerun := e.createWorkflow(fixture.Workflow(e.ns, "rerun", rerunNode))
 	earlier := rerun.DeepCopy()
 	earlier.UID = "11111111-2222-3333-4444-555555555555"
-	old := fixture.Pod(earlier, rerunNode, argo.PodName(rerun, rerunNode), mainContainer(fixture.PauseAfter)...)
+	old := fixture.Pod(earlier, rerunNode, argo.PodName(fixture.Lean(rerun), fixture.LeanNode(rerunNode)), mainContainer(fixture.PauseAfter)...)
 	old.UID = ""
 	e.runPodObject(old)
 	sc.pods["rerun"] = old.Name

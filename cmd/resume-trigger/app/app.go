@@ -139,7 +139,7 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 		reg.MustRegister(report.NewPaused(report.PausedConfig{Pods: kube, Namespaces: nss}))
 	}
 	host, _ := os.Hostname()
-	finder := &lookup.Finder{Workflows: wf, Pods: kube}
+	finder := &lookup.Finder{Workflows: lookup.RESTWorkflows{Client: wf.ArgoprojV1alpha1().RESTClient()}, Pods: kube}
 	if opts.ArgoServerURL != "" {
 		finder.Offloaded = &lookup.ArgoServer{URL: opts.ArgoServerURL, TokenFile: opts.ArgoServerToken, Client: &http.Client{Timeout: opts.ExecTimeout}}
 	}

@@ -457,7 +457,7 @@ func (b *bench) loopScene(ctx context.Context, ns string, n int) ([]string, erro
 	}
 	var pods []string
 	for _, item := range items {
-		pods = append(pods, argo.PodName(wf, item))
+		pods = append(pods, argo.PodName(fixture.Lean(wf), fixture.LeanNode(item)))
 	}
 	return pods, nil
 }
@@ -472,7 +472,7 @@ func (b *bench) runWorkflow(ctx context.Context, wf *wfv1.Workflow, nodes []wfv1
 	}
 	names := make([]string, len(nodes))
 	err = parallel(16, len(nodes), func(i int) error {
-		names[i] = argo.PodName(created, nodes[i])
+		names[i] = argo.PodName(fixture.Lean(created), fixture.LeanNode(nodes[i]))
 		pod := fixture.Pod(created, nodes[i], names[i], fixture.Container(container, fixture.PauseAfter))
 		pod.UID = ""
 		fixture.Own(pod, created)
