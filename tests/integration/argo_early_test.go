@@ -112,13 +112,25 @@ func argoNodeID(workflow, nodeName string) string {
 	return (&wfv1.Workflow{ObjectMeta: metav1.ObjectMeta{Name: workflow}}).NodeID(nodeName)
 }
 
-// podOfNode waits until workflow's pod for node id holds its main container at a pause, and returns it.
+// podOfNode waits until workflow has a pod for node id and returns it. A waiting Resume may release the
+// pod before a poll sees it paused, so only its existence is waited for.
 func (e *env) podOfNode(workflow, id string) corev1.Pod {
+	e.t.Helper()
+	return e.podOfNodeWhen(workflow, id, func(*corev1.Pod) bool { return true })
+}
+
+// pausedPodOfNode waits until workflow's pod for node id holds its main container at a pause.
+func (e *env) pausedPodOfNode(workflow, id string) corev1.Pod {
+	e.t.Helper()
+	return e.podOfNodeWhen(workflow, id, func(p *corev1.Pod) bool { return e.r.Paused(p, "main") })
+}
+
+func (e *env) podOfNodeWhen(workflow, id string, cond func(*corev1.Pod) bool) corev1.Pod {
 	e.t.Helper()
 	var found corev1.Pod
 	_, err := e.r.WaitPods(ctxFor(e.t, time.Minute), e.ns, workflow, func(pods []corev1.Pod) bool {
 		for i := range pods {
-			if pods[i].Annotations["workflows.argoproj.io/node-id"] == id && e.r.Paused(&pods[i], "main") {
+			if pods[i].Annotations["workflows.argoproj.io/node-id"] == id && cond(&pods[i]) {
 				found = pods[i]
 				return true
 			}
@@ -336,7 +348,7 @@ spec:
             value: "true"
 `)
 	id := argoNodeID(name, name+"[0].server")
-	server := e.podOfNode(name, id)
+	server := e.pausedPodOfNode(name, id)
 	wf := e.workflow(name, func(wf *wfv1.Workflow) bool { return wf.Status.Nodes[id].IsDaemoned() })
 	if n := wf.Status.Nodes[id]; n.Phase != wfv1.NodeRunning || !n.Fulfilled() {
 		t.Fatalf("daemon node %s: phase %s daemoned %v fulfilled %v; want the state Argo's Fulfilled calls done", n.Name, n.Phase, n.IsDaemoned(), n.Fulfilled())
@@ -347,7 +359,7 @@ spec:
 	}
 
 	clientID := argoNodeID(name, name+"[1].client")
-	client := e.podOfNode(name, clientID)
+	client := e.pausedPodOfNode(name, clientID)
 	e.release("client", map[string]any{"Workflow-ID": name, "TemplateName": "client"}, "main", v1alpha1.StageBefore, client)
 	done := e.waitSucceeded(name)
 	if n := done.Status.Nodes[id]; n.Phase != wfv1.NodeSucceeded || n.IsDaemoned() {
