@@ -166,8 +166,7 @@ const laterContainer = `
 // While the first step of a Workflow runs (held at its own pause), a Resume for each of three later
 // steps, which call a WorkflowTemplate's templates through templateRef: one by template name, one by node
 // name, one by node id (Argo's node ids are a hash of the node name, so it is known in advance). None of
-// the three nodes exists yet, and no template of the WorkflowTemplate is stored in the Workflow yet. All
-// three wait; once the first step is released the three steps run and each is released within
+// the three nodes exists yet. All three wait; once the first step is released the three steps run and each is released within
 // releaseWithin of its pod running.
 func TestArgoEarlyResumesForALaterStep(t *testing.T) {
 	eachCell(t, primaryCells, testEarlyResumesForALaterStep)
@@ -212,9 +211,9 @@ spec:
 			t.Fatalf("node %s exists (%s) while the first step runs: the Resumes below would not be early", n.Name, n.Phase)
 		}
 	}
-	if len(wf.Status.StoredTemplates) != 0 {
-		t.Fatalf("the workflow stored templates %v before it reached a templateRef", slices.Collect(maps.Keys(wf.Status.StoredTemplates)))
-	}
+	// Argo's one-time validation of a new Workflow already stores the templates its templateRefs name,
+	// before any of them runs; a template not stored yet is a unit case (lookup's TestFind).
+	t.Logf("stored templates while the first step runs: %v", slices.Sorted(maps.Keys(wf.Status.StoredTemplates)))
 
 	early := map[string]map[string]any{
 		"by-template": {"Workflow-ID": name, "TemplateName": "by-template"},
