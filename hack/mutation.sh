@@ -76,6 +76,18 @@ mutate "status.released unbounded" internal/resume/releasing.go \
 	's/if len\(out\) > maxReleased \{/if false \&\& len(out) > maxReleased {/' . '^(TestReleasedIsBounded|TestAddReleased)$' ./internal/resume
 mutate "a Resume request's workflow not prefetched (Parse)" internal/request/request.go \
 	's/\t\t\tr\.WorkflowHint = r\.Step\.Workflow/\t\t\tr.WorkflowHint = ""/' . '^TestResumeWorkflowIsPrefetched$' ./internal/resume ./internal/request
+mutate "a daemoned node judged finished by Argo's Fulfilled (containersOf)" internal/lookup/containers.go \
+	's/if finished\(p\.node\.Phase\) \{/if p.node.Fulfilled() {/' . '' ./internal/lookup
+mutate "a Retry's attempts judged finished by Argo's Fulfilled" internal/lookup/lookup.go \
+	's/ok && \(!finished\(last\.Phase\) \|\| finished\(n\.Phase\)\)/ok \&\& (!last.Fulfilled() || n.Fulfilled())/' . '' ./internal/lookup
+mutate "a node name or id not reached yet is final" internal/lookup/lookup.go \
+	's/case step\.Template != "" && !mayRunTemplate/case step.Template == "" || !mayRunTemplate/' . '' ./internal/lookup
+mutate "no node in a finished workflow is waited for" internal/lookup/lookup.go \
+	's/case workflowFinished\(wf\.Status\.Phase\):/case false \&\& workflowFinished(wf.Status.Phase):/' . '' ./internal/lookup
+mutate "a Workflow the controller has not taken up counts as complete" internal/lookup/reach.go \
+	's/if wf\.Status\.Phase == wfv1\.WorkflowUnknown \{\n\t\treturn false/if wf.Status.Phase == wfv1.WorkflowUnknown {\n\t\treturn true/' . '' ./internal/lookup
+mutate "a step's templateRef not seen as calling out" internal/argo/calls.go \
+	's/if s\.TemplateRef != nil \|\| /if /' . '' ./internal/lookup
 mutate "the exec's exit code not passed through (API executor)" internal/release/exec.go \
 	's/Code: exit\.ExitStatus\(\)/Code: 1/' tests '^TestExecFailures$' ./internal/rig
 mutate "revisits not in turn per namespace (one drains before the next)" internal/resume/revisitqueue.go \

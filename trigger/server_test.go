@@ -626,6 +626,30 @@ func TestExecuteErrors(t *testing.T) {
 			wantMsg:  "workflow no-such-wf (uid wf-uid-old), the run this Resume is bound to, was deleted",
 			check:    check{phase: v1alpha1.PhaseFailed, msg: "was deleted", warning: true, resumeName: "resume-1"},
 		},
+		"a node the running workflow has not reached yet leaves the Resume Pending": {
+			objs: func() []runtime.Object {
+				wf, pod, _ := pausedStep(fixture.PauseAfter)
+				u := resumeObj(ns, "resume-1", "u-1", "wf-1", "", nil)
+				u.Object["spec"] = map[string]any{"Workflow-ID": "wf-1", "nodeName": "wf-1[1].later"}
+				return []runtime.Object{wf, pod, u}
+			},
+			req:      map[string]string{"namespace": ns, "resume": "resume-1"},
+			wantCode: codes.Unavailable,
+			wantMsg:  `has not reached node name "wf-1[1].later" yet`,
+			check:    check{phase: v1alpha1.PhasePending, msg: `has not reached node name "wf-1[1].later" yet`, resumeName: "resume-1"},
+		},
+		"a node a finished workflow never reached fails the Resume with NotFound": {
+			objs: func() []runtime.Object {
+				wf, pod, _ := pausedStep(fixture.PauseAfter)
+				wf.Status.Phase = wfv1.WorkflowSucceeded
+				u := resumeObj(ns, "resume-1", "u-1", "wf-1", "", nil)
+				u.Object["spec"] = map[string]any{"Workflow-ID": "wf-1", "nodeName": "wf-1[1].later"}
+				return []runtime.Object{wf, pod, u}
+			},
+			req:      map[string]string{"namespace": ns, "resume": "resume-1"},
+			wantCode: codes.NotFound,
+			check:    check{phase: v1alpha1.PhaseFailed, msg: "ended Succeeded", warning: true, resumeName: "resume-1"},
+		},
 		"unknown template fails the Resume with NotFound": {
 			objs: func() []runtime.Object {
 				wf, pod, _ := pausedStep(fixture.PauseAfter)

@@ -210,8 +210,25 @@ func (s *stream) templates() ([]Template, error) {
 func (s *stream) template() (Template, error) {
 	var t Template
 	err := s.object(func(key string) error {
-		if key == "name" {
+		switch key {
+		case "name":
 			return s.decode(&t.Name)
+		case "steps":
+			var c calls
+			if err := s.decode(&c.Steps); err != nil {
+				return err
+			}
+			t.Calls = t.Calls || c.has()
+			t.CallsOut = t.CallsOut || c.callsOut(0)
+			return nil
+		case "dag":
+			var c calls
+			if err := s.decode(&c.DAG); err != nil {
+				return err
+			}
+			t.Calls = t.Calls || c.has()
+			t.CallsOut = t.CallsOut || c.callsOut(0)
+			return nil
 		}
 		return s.skip()
 	})
@@ -227,6 +244,13 @@ func (s *stream) spec(spec *WorkflowSpec) error {
 			return err
 		case "workflowTemplateRef":
 			return s.decode(&spec.WorkflowTemplateRef)
+		case "hooks":
+			var h hooks
+			if err := s.decode(&h); err != nil {
+				return err
+			}
+			spec.HooksCallOut = h.callOut()
+			return nil
 		}
 		return s.skip()
 	})

@@ -28,11 +28,18 @@ type ObjectMeta struct {
 type WorkflowSpec struct {
 	Templates           []Template           `json:"templates,omitempty"`
 	WorkflowTemplateRef *WorkflowTemplateRef `json:"workflowTemplateRef,omitempty"`
+	// HooksCallOut is true when a workflow-level lifecycle hook calls a template through templateRef.
+	HooksCallOut bool `json:"-"`
 }
 
-// Template is a template's name.
+// Template is a template's name, and of its body only what tells whether it makes calls.
 type Template struct {
 	Name string `json:"name,omitempty"`
+	// Calls is true when the template has steps or a DAG.
+	Calls bool `json:"-"`
+	// CallsOut is true when the template calls, or may call, a template through templateRef (in a
+	// step, a DAG task, a hook or an inline template).
+	CallsOut bool `json:"-"`
 }
 
 // WorkflowTemplateRef names the WorkflowTemplate (or ClusterWorkflowTemplate) a Workflow runs.

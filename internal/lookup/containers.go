@@ -64,7 +64,7 @@ func envOf(stage v1alpha1.Stage) string {
 // containersOf returns the paused containers of a node's pod that the step asks for.
 func containersOf(wf *argo.Workflow, p pickedNode, pod *corev1.Pod, step request.Step) ([]Target, []Skip) {
 	skip := func(err error) []Skip { return []Skip{{Node: p.node.ID, Pod: pod.Name, Reason: err}} }
-	if done := p.node.Fulfilled(); done {
+	if finished(p.node.Phase) {
 		return nil, skip(fault.Preconditionf("node %s (pod %s) has finished (%s): nothing is paused", p.node.ID, pod.Name, p.node.Phase))
 	}
 	want := step.Container

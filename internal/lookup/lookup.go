@@ -413,11 +413,14 @@ func pick(wf *argo.Workflow, nodes argo.Nodes, step request.Step) ([]pickedNode,
 		matched = append(matched, n)
 	}
 	if len(matched) == 0 {
-		if step.Template != "" && step.NodeID == "" && step.NodeName == "" && !wf.Status.Fulfilled() && definesTemplate(wf, step.Template) {
-			// A Resume created with its Workflow, before the workflow reached the step: the node will come.
-			return nil, nil, fault.Transientf("workflow %s has not reached template %s yet (no node runs it so far)", wf.Name, step.Template)
+		switch {
+		case workflowFinished(wf.Status.Phase):
+			return nil, nil, fault.NotFoundf("workflow %s has no node matching %s and ended %s%s", wf.Name, describeSelector(step), wf.Status.Phase, podTemplates(nodes))
+		case step.Template != "" && !mayRunTemplate(wf, step.Template):
+			return nil, nil, fault.NotFoundf("workflow %s has no node matching %s%s, and no template of it is named %s", wf.Name, describeSelector(step), podTemplates(nodes), step.Template)
 		}
-		return nil, nil, fault.NotFoundf("workflow %s has no node matching %s%s", wf.Name, describeSelector(step), podTemplates(nodes))
+		// A Resume made before its workflow reached the step, whatever selects it: the node will come.
+		return nil, nil, fault.Transientf("workflow %s has not reached %s yet: no node matches it so far%s", wf.Name, describeSelector(step), podTemplates(nodes))
 	}
 	sort.Slice(matched, func(i, j int) bool { return matched[i].ID < matched[j].ID })
 
@@ -443,9 +446,9 @@ func pick(wf *argo.Workflow, nodes argo.Nodes, step request.Step) ([]pickedNode,
 			case ok && last.Type != wfv1.NodeTypePod:
 				// A retryStrategy on a steps or DAG template: its attempts run steps, not one pod.
 				wrongTypes = append(wrongTypes, fmt.Sprintf("retry node %s retries a %s template (name a step inside it)", n.ID, last.Type))
-			case ok && (!last.Fulfilled() || n.Fulfilled()):
+			case ok && (!finished(last.Phase) || finished(n.Phase)):
 				add(last, "")
-			case !n.Fulfilled():
+			case !finished(n.Phase):
 				waiting = append(waiting, Skip{Node: n.ID, Reason: fault.Transientf("retry node %s (%s) is between attempts: the next attempt has no pod yet", n.ID, n.Name)})
 			default:
 				wrongTypes = append(wrongTypes, fmt.Sprintf("retry node %s is %s", n.ID, n.Phase))

@@ -128,6 +128,8 @@ func nodePhase(phase wfv1.NodePhase) func(*wfv1.NodeStatus) {
 	return func(n *wfv1.NodeStatus) { n.Phase = phase }
 }
 
+func ptrTo[T any](v T) *T { return &v }
+
 func env(name, value string) corev1.EnvVar { return corev1.EnvVar{Name: name, Value: value} }
 
 // helloWorld is the original example: one step "pause" running template "pause" whose main container pauses.
@@ -696,6 +698,210 @@ func TestFind(t *testing.T) {
 			expNoList: true,
 		},
 
+		// Steps not reached yet: every selector waits while the workflow runs.
+		"a node name the running workflow has not reached yet is Transient": {
+			cluster:   helloWorld(),
+			step:      request.Step{Workflow: "hello-world", NodeName: "hello-world[1].later"},
+			expKind:   fault.Transient,
+			expErr:    []string{`has not reached node name "hello-world[1].later" yet`, "templates with pods: pause"},
+			expNoList: true,
+		},
+		"a node id the running workflow has not reached yet is Transient": {
+			cluster:   helloWorld(),
+			step:      request.Step{Workflow: "hello-world", NodeID: fixture.NodeID("hello-world", "hello-world[1].later")},
+			expKind:   fault.Transient,
+			expErr:    []string{"has not reached node id " + fixture.NodeID("hello-world", "hello-world[1].later") + " yet"},
+			expNoList: true,
+		},
+		"a pending workflow has not reached any node yet: Transient": {
+			cluster: helloWorld().with(func(c *cluster) {
+				c.wf.Status.Phase = wfv1.WorkflowPending
+				c.wf.Status.Nodes = nil
+			}),
+			step:      request.Step{Workflow: "hello-world", NodeName: "hello-world[0].pause"},
+			expKind:   fault.Transient,
+			expErr:    []string{"has not reached", "it has no pod nodes yet"},
+			expNoList: true,
+		},
+		"a node name a finished workflow never reached is NotFound": {
+			cluster:   helloWorld().with(func(c *cluster) { c.wf.Status.Phase = wfv1.WorkflowFailed }),
+			step:      request.Step{Workflow: "hello-world", NodeName: "hello-world[1].later"},
+			expKind:   fault.NotFound,
+			expErr:    []string{`no node matching node name "hello-world[1].later" and ended Failed`},
+			expNoList: true,
+		},
+		"a node id a finished workflow never reached is NotFound": {
+			cluster:   helloWorld().with(func(c *cluster) { c.wf.Status.Phase = wfv1.WorkflowError }),
+			step:      request.Step{Workflow: "hello-world", NodeID: "hello-world-1"},
+			expKind:   fault.NotFound,
+			expErr:    []string{"ended Error"},
+			expNoList: true,
+		},
+		"a template called through a templateRef not stored yet is Transient": {
+			cluster: helloWorld().with(func(c *cluster) {
+				c.wf.Spec.Templates = []wfv1.Template{{Name: "main", Steps: []wfv1.ParallelSteps{
+					{Steps: []wfv1.WorkflowStep{{Name: "pause", Template: "pause"}}},
+					{Steps: []wfv1.WorkflowStep{{Name: "later", TemplateRef: &wfv1.TemplateRef{Name: "lib", Template: "later"}}}},
+				}}, {Name: "pause"}}
+			}),
+			step:      request.Step{Workflow: "hello-world", Template: "later"},
+			expKind:   fault.Transient,
+			expErr:    []string{"has not reached template later yet"},
+			expNoList: true,
+		},
+		"a templateRef in a DAG task keeps any template name waiting": {
+			cluster: helloWorld().with(func(c *cluster) {
+				c.wf.Spec.Templates = []wfv1.Template{{Name: "main", DAG: &wfv1.DAGTemplate{Tasks: []wfv1.DAGTask{
+					{Name: "later", TemplateRef: &wfv1.TemplateRef{Name: "lib", Template: "later", ClusterScope: true}},
+				}}}, {Name: "pause"}}
+			}),
+			step:      request.Step{Workflow: "hello-world", Template: "later"},
+			expKind:   fault.Transient,
+			expNoList: true,
+		},
+		"a templateRef in a lifecycle hook keeps any template name waiting": {
+			cluster: helloWorld().with(func(c *cluster) {
+				c.wf.Spec.Templates = []wfv1.Template{{Name: "main", Steps: []wfv1.ParallelSteps{
+					{Steps: []wfv1.WorkflowStep{{Name: "pause", Template: "pause", Hooks: wfv1.LifecycleHooks{
+						"running": {TemplateRef: &wfv1.TemplateRef{Name: "lib", Template: "notify"}},
+					}}}},
+				}}, {Name: "pause"}}
+			}),
+			step:      request.Step{Workflow: "hello-world", Template: "notify"},
+			expKind:   fault.Transient,
+			expNoList: true,
+		},
+		"a templateRef in the workflow's own hooks keeps any template name waiting": {
+			cluster: helloWorld().with(func(c *cluster) {
+				c.wf.Spec.Templates = []wfv1.Template{{Name: "pause"}}
+				c.wf.Spec.Hooks = wfv1.LifecycleHooks{"exit": {TemplateRef: &wfv1.TemplateRef{Name: "lib", Template: "notify"}}}
+			}),
+			step:      request.Step{Workflow: "hello-world", Template: "notify"},
+			expKind:   fault.Transient,
+			expNoList: true,
+		},
+		"a templateRef inside an inline template keeps any template name waiting": {
+			cluster: helloWorld().with(func(c *cluster) {
+				c.wf.Spec.Templates = []wfv1.Template{{Name: "main", Steps: []wfv1.ParallelSteps{
+					{Steps: []wfv1.WorkflowStep{{Name: "inner", Inline: &wfv1.Template{DAG: &wfv1.DAGTemplate{Tasks: []wfv1.DAGTask{
+						{Name: "later", TemplateRef: &wfv1.TemplateRef{Name: "lib", Template: "later"}},
+					}}}}}},
+				}}, {Name: "pause"}}
+			}),
+			step:      request.Step{Workflow: "hello-world", Template: "later"},
+			expKind:   fault.Transient,
+			expNoList: true,
+		},
+		"a stored template with steps calls its WorkflowTemplate's templates, not stored yet: Transient": {
+			cluster: helloWorld().with(func(c *cluster) {
+				c.wf.Spec.Templates = []wfv1.Template{{Name: "pause"}}
+				c.wf.Status.StoredTemplates = map[string]wfv1.Template{"namespaced/lib/outer": {Name: "outer", Steps: []wfv1.ParallelSteps{
+					{Steps: []wfv1.WorkflowStep{{Name: "inner", Template: "inner"}}},
+				}}}
+			}),
+			step:      request.Step{Workflow: "hello-world", Template: "inner"},
+			expKind:   fault.Transient,
+			expNoList: true,
+		},
+		"a workflowTemplateRef workflow the controller has not taken up yet is Transient": {
+			cluster: helloWorld().with(func(c *cluster) {
+				c.wf.Spec = wfv1.WorkflowSpec{WorkflowTemplateRef: &wfv1.WorkflowTemplateRef{Name: "lib"}}
+				c.wf.Status = wfv1.WorkflowStatus{}
+			}),
+			step:      request.Step{Workflow: "hello-world", Template: "pause"},
+			expKind:   fault.Transient,
+			expErr:    []string{"has not reached template pause yet", "it has no pod nodes yet"},
+			expNoList: true,
+		},
+		"any workflow the controller has not taken up yet may still get its templates: Transient": {
+			cluster: helloWorld().with(func(c *cluster) {
+				c.wf.Spec.Templates = []wfv1.Template{{Name: "pause"}}
+				c.wf.Status = wfv1.WorkflowStatus{}
+			}),
+			step:      request.Step{Workflow: "hello-world", Template: "typo"},
+			expKind:   fault.Transient,
+			expNoList: true,
+		},
+		"a workflowTemplateRef workflow taken up: its stored spec is all it runs, so a typo is NotFound": {
+			cluster: helloWorld().with(func(c *cluster) {
+				c.wf.Spec = wfv1.WorkflowSpec{WorkflowTemplateRef: &wfv1.WorkflowTemplateRef{Name: "lib"}}
+				c.wf.Status.StoredWorkflowSpec = &wfv1.WorkflowSpec{Templates: []wfv1.Template{{Name: "main", Steps: []wfv1.ParallelSteps{
+					{Steps: []wfv1.WorkflowStep{{Name: "pause", Template: "pause"}}},
+				}}, {Name: "pause"}, {Name: "later"}}}
+			}),
+			step:      request.Step{Workflow: "hello-world", Template: "typo"},
+			expKind:   fault.NotFound,
+			expErr:    []string{"no node matching template typo", "no template of it is named typo"},
+			expNoList: true,
+		},
+		"a workflowTemplateRef workflow taken up waits for a template its stored spec defines": {
+			cluster: helloWorld().with(func(c *cluster) {
+				c.wf.Spec = wfv1.WorkflowSpec{WorkflowTemplateRef: &wfv1.WorkflowTemplateRef{Name: "lib"}}
+				c.wf.Status.StoredWorkflowSpec = &wfv1.WorkflowSpec{Templates: []wfv1.Template{{Name: "pause"}, {Name: "later"}}}
+			}),
+			step:      request.Step{Workflow: "hello-world", Template: "later"},
+			expKind:   fault.Transient,
+			expNoList: true,
+		},
+		"a workflowTemplateRef workflow whose spec was not stored is not taken as known": {
+			cluster: helloWorld().with(func(c *cluster) {
+				c.wf.Spec = wfv1.WorkflowSpec{WorkflowTemplateRef: &wfv1.WorkflowTemplateRef{Name: "lib"}}
+			}),
+			step:      request.Step{Workflow: "hello-world", Template: "later"},
+			expKind:   fault.Transient,
+			expNoList: true,
+		},
+		"a template and a node name the running workflow has not reached wait together": {
+			cluster: helloWorld().with(func(c *cluster) {
+				c.wf.Spec.Templates = []wfv1.Template{{Name: "pause"}, {Name: "later"}}
+			}),
+			step:      request.Step{Workflow: "hello-world", Template: "later", NodeName: "hello-world[1].later"},
+			expKind:   fault.Transient,
+			expNoList: true,
+		},
+		"a node name with a template the workflow never runs is NotFound": {
+			cluster: helloWorld().with(func(c *cluster) {
+				c.wf.Spec.Templates = []wfv1.Template{{Name: "pause"}}
+			}),
+			step:      request.Step{Workflow: "hello-world", Template: "typo", NodeName: "hello-world[1].later"},
+			expKind:   fault.NotFound,
+			expNoList: true,
+		},
+
+		// Daemon steps: Argo marks a daemon's node Running and daemoned once its pod runs and is ready,
+		// which is what a daemon held at its debug pause is.
+		"a daemoned node paused before its command is released": {
+			cluster: helloWorld().with(onNode(helloNode, func(n *wfv1.NodeStatus) {
+				n.Daemoned = ptrTo(true)
+			})),
+			step:       request.Step{Workflow: "hello-world", NodeName: "hello-world[0].pause"},
+			expTargets: []target{{Node: helloNode, Pod: helloPod, Container: "main", Stage: v1alpha1.StageBefore}},
+		},
+		"a daemoned last attempt of a daemoned retry node is released": {
+			cluster: retry().with(
+				onNode(retryNode1, func(n *wfv1.NodeStatus) { n.Daemoned = ptrTo(true) }),
+				onNode(fixture.NodeID("retry", "retry[0].flaky"), func(n *wfv1.NodeStatus) { n.Daemoned = ptrTo(true) })),
+			step:       request.Step{Workflow: "retry", NodeName: "flaky"},
+			expTargets: []target{{Node: retryNode1, Pod: retryPod1, Container: "main", Stage: v1alpha1.StageAfter}},
+		},
+		"a daemoned retry node whose last attempt failed is between attempts": {
+			cluster: retry().with(
+				onNode(retryNode1, nodePhase(wfv1.NodeFailed)),
+				onNode(fixture.NodeID("retry", "retry[0].flaky"), func(n *wfv1.NodeStatus) { n.Daemoned = ptrTo(true) })),
+			step:       request.Step{Workflow: "retry", NodeName: "flaky"},
+			expKind:    fault.Transient,
+			expErr:     []string{"is between attempts"},
+			expSkipped: []string{fixture.NodeID("retry", "retry[0].flaky")},
+			expNoList:  true,
+		},
+		"a daemon node Argo killed with its boundary is finished": {
+			cluster:    helloWorld().with(onNode(helloNode, nodePhase(wfv1.NodeSucceeded))),
+			step:       request.Step{Workflow: "hello-world", NodeName: "hello-world[0].pause"},
+			expKind:    fault.Precondition,
+			expErr:     []string{"has finished (Succeeded): nothing is paused"},
+			expSkipped: []string{helloNode},
+		},
+
 		// Pause env.
 		"container without the pause env is Precondition": {
 			cluster:    helloWorld(fixture.Container("main")),
@@ -996,8 +1202,8 @@ func TestFind(t *testing.T) {
 				}
 			}),
 			step:      request.Step{Workflow: "deep", NodeName: "nope"},
-			expKind:   fault.NotFound,
-			expErr:    []string{`node name "nope"`, "(templates with pods: alpha, ref, zeta)"},
+			expKind:   fault.Transient,
+			expErr:    []string{`has not reached node name "nope" yet`, "(templates with pods: alpha, ref, zeta)"},
 			expNoList: true,
 		},
 		"workflow without nodes yet is NotFound saying so": {
