@@ -45,10 +45,13 @@ func TestLeanWorkflowReadsArgosJSON(t *testing.T) {
 			Message: "not read", Inputs: &wfv1.Inputs{Artifacts: []wfv1.Artifact{{Name: "not read"}}},
 		}
 	}
+	// A step calling into a WorkflowTemplate: the lean decoder keeps only that the template calls out.
+	calls := []wfv1.ParallelSteps{{Steps: []wfv1.WorkflowStep{{Name: "s", TemplateRef: &wfv1.TemplateRef{Name: "lib", Template: "ref"}}}}}
 	spec := wfv1.WorkflowSpec{
 		Entrypoint:          "main",
-		Templates:           []wfv1.Template{{Name: "main", Container: &corev1.Container{Image: "not read"}}},
+		Templates:           []wfv1.Template{{Name: "main", Container: &corev1.Container{Image: "not read"}, Steps: calls}},
 		WorkflowTemplateRef: &wfv1.WorkflowTemplateRef{Name: "wt", ClusterScope: true},
+		Hooks:               wfv1.LifecycleHooks{"exit": {TemplateRef: &wfv1.TemplateRef{Name: "lib", Template: "on-exit"}}},
 	}
 	stored := spec.DeepCopy()
 	stored.Templates[0].Name = "stored-main"
@@ -63,7 +66,7 @@ func TestLeanWorkflowReadsArgosJSON(t *testing.T) {
 			Nodes:                    wfv1.Nodes{"n1": node("n1"), "n2": node("n2")},
 			CompressedNodes:          "H4sI",
 			OffloadNodeStatusVersion: "fnv:1",
-			StoredTemplates:          map[string]wfv1.Template{"namespaced/lib/ref": {Name: "ref"}},
+			StoredTemplates:          map[string]wfv1.Template{"namespaced/lib/ref": {Name: "ref", Steps: calls}},
 			StoredWorkflowSpec:       stored,
 		},
 	}
