@@ -13,9 +13,9 @@ import (
 
 // kustomization is what the examples' kustomization.yaml files may say.
 type kustomization struct {
-	APIVersion  string   `json:"apiVersion"`
-	Kind        string   `json:"kind"`
-	Namespace   string   `json:"namespace"`
+	APIVersion  string `json:"apiVersion"`
+	Kind        string `json:"kind"`
+	Namespace   string `json:"namespace"`
 	SortOptions struct {
 		Order string `json:"order"`
 	} `json:"sortOptions"`
