@@ -6,7 +6,7 @@
 //
 // It uses kustomize's Go API, as `kustomize build` would, so no kubectl or kustomize binary is needed.
 // The rendered files carry install.yaml's defaults (install namespace argo-resume, serving argo); for other
-// namespaces, edit the overlay's install.yaml and build it (README, Install).
+// namespaces, edit the overlay's install.yaml and build it (docs/install.md).
 package main
 
 import (
@@ -69,7 +69,7 @@ func run(ver, image, out string) error {
 		}
 		var b bytes.Buffer
 		fmt.Fprintf(&b, "# resume-trigger %s: %s rendered with kustomize (make release-manifests).\n", ver, overlay)
-		fmt.Fprintf(&b, "# Install namespace and served namespaces are the overlay's defaults; see the README to change them.\n")
+		fmt.Fprintf(&b, "# Install namespace and served namespaces are the overlay's defaults; see docs/install.md to change them.\n")
 		for _, u := range objs {
 			y, err := yaml.Marshal(u.Object)
 			if err != nil {
