@@ -342,7 +342,7 @@ func TestKubectlResumeListAndWhy(t *testing.T) {
 	}
 	rows := pausedRows(t, got, mix)
 	want := []string{
-		fmt.Sprintf("%s mix both mix[0].both both %s main before,after resume=idle", e.ns, sc.pods["both"]),
+		fmt.Sprintf("%s mix both mix[0].both both %s main before,after resume=both-before", e.ns, sc.pods["both"]),
 		fmt.Sprintf("%s mix halfway mix[0].halfway both %s main after resume=", e.ns, sc.pods["halfway"]),
 		fmt.Sprintf("%s mix paused mix[0].paused sleep %s main after resume=", e.ns, sc.pods["paused"]),
 	}
