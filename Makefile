@@ -66,6 +66,11 @@ generate: ## Regenerate deepcopy code and the CRD from api/, and the gRPC stubs 
 verify: ## Fail when generated code is stale, gofmt would change files, or go vet complains.
 	hack/verify.sh
 
+.PHONY: diagrams
+diagrams: ## Render docs/images/*.dot into SVG with Graphviz (apt-get install graphviz); commit both.
+	@command -v dot >/dev/null || { echo "make diagrams needs Graphviz's dot (apt-get install graphviz)" >&2; exit 1; }
+	for f in docs/images/*.dot; do dot -Tsvg "$$f" -o "$${f%.dot}.svg"; done
+
 ##@ Test
 
 .PHONY: demo

@@ -20,7 +20,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "resume_trigger_requests_total",
-			Help: "Execute requests by kind (resume or direct) and outcome.",
+			Help: "Requests handled, by kind (resume: the Sensor's call for a Resume; direct: a webhook call; revisit: the server's own look at a Pending Resume) and outcome (Succeeded, Failed, Pending, AlreadyFinal).",
 		}, []string{"kind", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "resume_trigger_request_duration_seconds",

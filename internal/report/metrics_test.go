@@ -59,7 +59,7 @@ func TestMetricsRecord(t *testing.T) {
 			},
 			metric: "resume_trigger_requests_total",
 			expected: `
-# HELP resume_trigger_requests_total Execute requests by kind (resume or direct) and outcome.
+# HELP resume_trigger_requests_total Requests handled, by kind (resume: the Sensor's call for a Resume; direct: a webhook call; revisit: the server's own look at a Pending Resume) and outcome (Succeeded, Failed, Pending, AlreadyFinal).
 # TYPE resume_trigger_requests_total counter
 resume_trigger_requests_total{kind="direct",outcome="Failed"} 1
 resume_trigger_requests_total{kind="resume",outcome="Succeeded"} 2

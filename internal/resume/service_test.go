@@ -682,7 +682,7 @@ func TestMetricsAndNotifications(t *testing.T) {
 		t.Fatalf("error %v, want Denied", err)
 	}
 	const want = `
-# HELP resume_trigger_requests_total Execute requests by kind (resume or direct) and outcome.
+# HELP resume_trigger_requests_total Requests handled, by kind (resume: the Sensor's call for a Resume; direct: a webhook call; revisit: the server's own look at a Pending Resume) and outcome (Succeeded, Failed, Pending, AlreadyFinal).
 # TYPE resume_trigger_requests_total counter
 resume_trigger_requests_total{kind="resume",outcome="AlreadyFinal"} 1
 resume_trigger_requests_total{kind="resume",outcome="Failed"} 1

@@ -21,7 +21,7 @@ import (
 // Argo Workflows v4.1 could not be run here: the Go module proxy these tests build from serves v4.0.5 as
 // the newest /v4 release (the matrix of argo_test.go runs that), so no v4.1 workflow-controller can be
 // built. What a v4.1 controller writes that v4.0 does not is built below from Argo's documented layout
-// (v4.1.2, see /work/shared/docs/argo-workflows.md §1.5 and the README's Compatibility section), with the
+// (v4.1.2, see /work/shared/docs/argo-workflows.md §1.5 and docs/compatibility.md), with the
 // compression libraries Argo itself uses, on the real API server.
 
 // Node status compressed as v4.1 does with WORKFLOW_COMPRESSION_ALGORITHM=zstd or brotli (util/file/

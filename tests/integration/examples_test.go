@@ -18,6 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
@@ -29,7 +31,8 @@ import (
 // until their step pauses, and the example's own Resume releases it. examples/monitoring is checked by
 // internal/report (the alert's expression against the gauges).
 
-// exampleDocs reads every YAML document under examples/ (but monitoring/), keyed by path.
+// exampleDocs reads every YAML document under examples/ (but monitoring/ and the kustomizations), keyed by
+// path. The documents carry no namespace: each example's kustomization sets it.
 func exampleDocs(t *testing.T) map[string][]*unstructured.Unstructured {
 	t.Helper()
 	root, err := rig.RepoRoot()
@@ -46,7 +49,7 @@ func exampleDocs(t *testing.T) map[string][]*unstructured.Unstructured {
 		if d.IsDir() && rel == "monitoring" {
 			return filepath.SkipDir
 		}
-		if d.IsDir() || (!strings.HasSuffix(path, ".yaml") && !strings.HasSuffix(path, ".yml")) {
+		if d.IsDir() || d.Name() == "kustomization.yaml" || (!strings.HasSuffix(path, ".yaml") && !strings.HasSuffix(path, ".yml")) {
 			return nil
 		}
 		objs, err := rig.ReadObjects(path)
@@ -110,7 +113,7 @@ func TestExamplesDecode(t *testing.T) {
 				var r v1alpha1.Resume
 				strict(t, o, &r)
 				if r.Namespace != "" {
-					t.Errorf("examples/%s: Resume %s names namespace %q: leave it out, so it goes where the Workflow runs (kubectl -n)", rel, r.Name, r.Namespace)
+					t.Errorf("examples/%s: Resume %s names namespace %q: leave it out, the example's kustomization sets it", rel, r.Name, r.Namespace)
 				}
 			case "ResourceQuota":
 				// Applied by TestExampleResourceQuotaRefusesResumesBeyondIt.
@@ -130,6 +133,72 @@ func TestExamplesDecode(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Each example's kustomization, rendered as `kubectl apply -k examples/<name>` renders it, puts every
+// object into the install's served namespace and keeps the order it lists: the WorkflowTemplate before
+// the Workflow that references it, the Resume last (kustomize's default order would sort by kind and put
+// the Resume first and the Workflow before its WorkflowTemplate). internal/doccheck checks the kustomization files themselves; this proves kustomize
+// does what they say.
+func TestExampleKustomizationsRenderInOrder(t *testing.T) {
+	root, err := rig.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	install, err := rig.ReadObjects(filepath.Join(root, rig.NamespaceInstallDir, "install.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	served, _, _ := unstructured.NestedString(install[0].Object, "data", "namespaces")
+	served, _, _ = strings.Cut(served, ",")
+	rank := map[string]int{"WorkflowTemplate": 0, "Workflow": 1, "Resume": 2}
+	for dir, want := range map[string][]string{
+		"templateref":  {"WorkflowTemplate", "Workflow", "Resume"},
+		"loop":         {"Workflow", "Resume"},
+		"containerset": {"Workflow", "Resume"},
+		"debug-policy": {"Workflow", "Resume"},
+	} {
+		objs := renderUnsorted(t, filepath.Join(root, "examples", dir))
+		var kinds []string
+		for i, o := range objs {
+			kinds = append(kinds, o.GetKind())
+			if o.GetNamespace() != served {
+				t.Errorf("examples/%s: %s %s goes to namespace %q, want %q (served by the default install)", dir, o.GetKind(), o.GetName(), o.GetNamespace(), served)
+			}
+			if i > 0 && rank[objs[i-1].GetKind()] > rank[o.GetKind()] {
+				t.Errorf("examples/%s: %s %s comes after %s %s", dir, o.GetKind(), o.GetName(), objs[i-1].GetKind(), objs[i-1].GetName())
+			}
+		}
+		if !slices.Equal(kinds, want) {
+			t.Errorf("examples/%s renders %v, want %v", dir, kinds, want)
+		}
+	}
+}
+
+// renderUnsorted builds the kustomization in dir as `kustomize build` does by default: kustomize's legacy
+// order by kind, unless the kustomization's sortOptions say otherwise (rig.Render keeps the order of the
+// files, which would hide a missing sortOptions).
+func renderUnsorted(t *testing.T, dir string) []*unstructured.Unstructured {
+	t.Helper()
+	opts := krusty.MakeDefaultOptions()
+	opts.Reorder = krusty.ReorderOptionUnspecified
+	resources, err := krusty.MakeKustomizer(opts).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	var out []*unstructured.Unstructured
+	for _, res := range resources.Resources() {
+		b, err := res.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(b); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, u)
+	}
+	return out
 }
 
 // create makes o in the test's namespace (or the cluster, for a cluster-scoped kind) through the
@@ -289,8 +358,8 @@ func TestExampleWebhookRequestReleasesTheReadmeWorkflow(t *testing.T) {
 // example's Resume releases the paused one.
 func TestExampleDebugPolicyPausesLabelledWorkflowsOnly(t *testing.T) {
 	docs := exampleDocs(t)
-	policy := example(t, docs, "debug-policy/mutatingadmissionpolicy.yaml", "MutatingAdmissionPolicy")
-	binding := example(t, docs, "debug-policy/mutatingadmissionpolicy.yaml", "MutatingAdmissionPolicyBinding")
+	policy := example(t, docs, "debug-policy/admission-policy/mutatingadmissionpolicy.yaml", "MutatingAdmissionPolicy")
+	binding := example(t, docs, "debug-policy/admission-policy/mutatingadmissionpolicy.yaml", "MutatingAdmissionPolicyBinding")
 	var map1 admissionregistrationv1.MutatingAdmissionPolicy
 	var bind admissionregistrationv1.MutatingAdmissionPolicyBinding
 	strict(t, policy, &map1)
@@ -423,9 +492,9 @@ func pauseEnv(pod corev1.Pod, container string) []string {
 // Kubernetes' strategic merge on Argo's own Workflow type, adds the same env to templateDefaults.
 func TestExampleKyvernoPolicyMatchesTheAdmissionPolicy(t *testing.T) {
 	docs := exampleDocs(t)
-	kp := example(t, docs, "debug-policy/kyverno-clusterpolicy.yaml", "ClusterPolicy")
+	kp := example(t, docs, "debug-policy/kyverno/clusterpolicy.yaml", "ClusterPolicy")
 	var map1 admissionregistrationv1.MutatingAdmissionPolicy
-	strict(t, example(t, docs, "debug-policy/mutatingadmissionpolicy.yaml", "MutatingAdmissionPolicy"), &map1)
+	strict(t, example(t, docs, "debug-policy/admission-policy/mutatingadmissionpolicy.yaml", "MutatingAdmissionPolicy"), &map1)
 
 	rules, _, _ := unstructured.NestedSlice(kp.Object, "spec", "rules")
 	if len(rules) != 1 {

@@ -262,7 +262,7 @@ func setupMixed(t *testing.T, e *env, k *kubectl) mixedScene {
 	e.waitEmissary(sc.pods["halfway"], rig.EmissaryStillPaused)
 
 	// A Resume nobody has handled yet (no Sensor delivers it) names "both" before its command.
-	e.createResume("idle", map[string]any{"Workflow-ID": mix, "nodeName": "both", "stage": "before"})
+	e.createResume("both-before", map[string]any{"Workflow-ID": mix, "nodeName": "both", "stage": "before"})
 	return sc
 }
 
@@ -342,7 +342,7 @@ func TestKubectlResumeListAndWhy(t *testing.T) {
 	}
 	rows := pausedRows(t, got, mix)
 	want := []string{
-		fmt.Sprintf("%s mix both mix[0].both both %s main before,after resume=idle", e.ns, sc.pods["both"]),
+		fmt.Sprintf("%s mix both mix[0].both both %s main before,after resume=both-before", e.ns, sc.pods["both"]),
 		fmt.Sprintf("%s mix halfway mix[0].halfway both %s main after resume=", e.ns, sc.pods["halfway"]),
 		fmt.Sprintf("%s mix paused mix[0].paused sleep %s main after resume=", e.ns, sc.pods["paused"]),
 	}
@@ -404,7 +404,7 @@ func TestKubectlResumeListAndWhy(t *testing.T) {
 	}
 	for _, l := range lines[1:] {
 		f := strings.Fields(l)
-		if len(f) != 9 || f[0] != e.ns || f[1] != mix || (f[2] == "both") != (f[8] == "idle") {
+		if len(f) != 9 || f[0] != e.ns || f[1] != mix || (f[2] == "both") != (f[8] == "both-before") {
 			t.Errorf("list table row %q", l)
 		}
 	}

@@ -64,6 +64,8 @@ type App struct {
 	leading atomic.Bool
 	// certs serves the TLS certificate; nil without --tls-cert-file.
 	certs *servingcert.Reloader
+	// reg is what /metrics serves.
+	reg *prometheus.Registry
 }
 
 // Run builds the server from opts and serves until ctx ends.
@@ -157,7 +159,7 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 	if err != nil {
 		return nil, err
 	}
-	a := &App{opts: opts, log: log, config: cfg, health: health.NewServer()}
+	a := &App{opts: opts, log: log, config: cfg, health: health.NewServer(), reg: reg}
 	if a.Rights, err = access.New(access.Config{
 		Reviews:    kube.AuthorizationV1(),
 		Identity:   kube.AuthenticationV1(),
@@ -269,6 +271,9 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 	}
 	return a, nil
 }
+
+// Registry is the Prometheus registry /metrics serves: what the docs may name as a metric.
+func (a *App) Registry() *prometheus.Registry { return a.reg }
 
 // GRPCAddr is the address the gRPC service listens on.
 func (a *App) GRPCAddr() string { return a.grpcLn.Addr().String() }

@@ -841,40 +841,6 @@ func TestSoftMemoryLimit(t *testing.T) {
 	}
 }
 
-// The README's "Server flags" table lists every flag (a row may shorten flags sharing a prefix to
-// `-suffix`, as the leader-election timings do).
-func TestREADMEListsEveryFlag(t *testing.T) {
-	b, err := os.ReadFile("../../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme := string(b)
-	start := strings.Index(readme, "\n## Server flags\n")
-	if start < 0 {
-		t.Fatal("README has no ## Server flags section")
-	}
-	section := readme[start+1:]
-	if end := strings.Index(section[3:], "\n## "); end >= 0 {
-		section = section[:end+3]
-	}
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	NewOptions().AddFlags(fs)
-	fs.VisitAll(func(f *flag.Flag) {
-		if strings.Contains(section, "`--"+f.Name+"`") {
-			return
-		}
-		for i := strings.Index(f.Name, "-"); i > 0; i = i + 1 + strings.Index(f.Name[i+1:], "-") {
-			if strings.Contains(section, "`--"+f.Name[:i+1]) && strings.Contains(section, "`-"+f.Name[i+1:]+"`") {
-				return
-			}
-			if !strings.Contains(f.Name[i+1:], "-") {
-				break
-			}
-		}
-		t.Errorf("README's Server flags table lacks --%s (%s)", f.Name, f.Usage)
-	})
-}
-
 // The three clients share one token bucket: a burst through one of them leaves the others nothing.
 func TestClientConfigSharesOneLimit(t *testing.T) {
 	opts := NewOptions()

@@ -65,7 +65,7 @@ type Options struct {
 }
 
 // The client-side rate limit's defaults, for all the server's API clients together (one token bucket;
-// the leader election's Lease has a client of its own). A release costs about six limited requests (GET
+// the leader election's Lease has a client of its own). A release costs five or six limited requests (GET
 // Resume, GET Workflow, one or two pod GETs, status update, Event; more when the pod LIST decides; the
 // exec stream is not limited), so a burst of 300 Resumes is served at full speed and about 160 per
 // second are sustained. The API server's own priority and fairness is what protects it: the server's
@@ -115,7 +115,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.WebhookNamespaces, "webhook-namespaces", o.WebhookNamespaces, "comma-separated namespaces a webhook request (one without a Resume) may name, each also served by --namespaces; * means every served one; empty (the default) refuses every webhook request")
 	fs.StringVar(&o.TLSCertFile, "tls-cert-file", o.TLSCertFile, "serve gRPC over TLS with this certificate (PEM); needs --tls-key-file")
 	fs.StringVar(&o.TLSKeyFile, "tls-key-file", o.TLSKeyFile, "private key (PEM) for --tls-cert-file")
-	fs.DurationVar(&o.RequestTimeout, "request-timeout", o.RequestTimeout, "bound on one Execute, from the first read to the last status write")
+	fs.DurationVar(&o.RequestTimeout, "request-timeout", o.RequestTimeout, "bound on one request's wait for a duplicate request, its lookup and its releases; recording the outcome (the status write) gets 10s of its own after it, and reporting it (Events, result event) 10s more")
 	fs.DurationVar(&o.ExecTimeout, "exec-timeout", o.ExecTimeout, "bound on one exec into a container")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "how long in-flight requests may finish after SIGTERM")
 	fs.StringVar(&o.EphemeralImage, "ephemeral-image", o.EphemeralImage, "image with touch for the ephemeral-container fallback (needs pods/ephemeralcontainers rights); empty turns the fallback off")
@@ -126,12 +126,12 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "json or text")
 	fs.UintVar(&o.MaxStreams, "max-concurrent-streams", o.MaxStreams, "gRPC streams allowed per connection")
 	fs.IntVar(&o.MaxMessageBytes, "max-message-bytes", o.MaxMessageBytes, "largest gRPC message accepted")
-	fs.Float64Var(&o.APIQPS, "kube-api-qps", o.APIQPS, "sustained queries per second to the API server, all clients together (client-side limit; a release costs about 6); negative turns the client-side limit off and leaves it to the API server's priority and fairness")
+	fs.Float64Var(&o.APIQPS, "kube-api-qps", o.APIQPS, "sustained queries per second to the API server, all clients together (client-side limit; a release costs 5 or 6, more when a pod LIST decides); negative turns the client-side limit off and leaves it to the API server's priority and fairness")
 	fs.IntVar(&o.APIBurst, "kube-api-burst", o.APIBurst, "queries to the API server allowed at once above --kube-api-qps")
 	fs.DurationVar(&o.ResumeDeadline, "resume-deadline", o.ResumeDeadline, "how long a Resume without spec.activeDeadlineSeconds waits for its step to pause, from its creation; then it ends Failed (DeadlineExceeded)")
 	fs.BoolVar(&o.Revisits, "revisits", o.Revisits, "look again at Pending Resumes every --revisit-interval, and list them on start and every --resync-period; off, a Resume is looked at only when the Sensor calls, and may stay Pending past its deadline")
 	fs.DurationVar(&o.RevisitInterval, "revisit-interval", o.RevisitInterval, "how soon a Pending Resume is looked at again, so it is released within this long of its step pausing")
-	fs.Float64Var(&o.RevisitRate, "revisit-rate", o.RevisitRate, "most revisits of Pending Resumes per second, over all of them, shared round robin between namespaces (one namespace's many Resumes slow only its own); each revisit costs about 4 API calls")
+	fs.Float64Var(&o.RevisitRate, "revisit-rate", o.RevisitRate, "most revisits of Pending Resumes per second, over all of them, shared round robin between namespaces (one namespace's many Resumes slow only its own); each costs 2 to 6 API calls (6 while it waits for a pod not created yet)")
 	fs.DurationVar(&o.ResyncPeriod, "resync-period", o.ResyncPeriod, "how often every served Resume is listed, to take up Pending ones no request reached (and on start)")
 	fs.BoolVar(&o.PausedMetrics, "paused-metrics", o.PausedMetrics, "serve resume_trigger_paused_containers and resume_trigger_oldest_pause_seconds: one pod LIST per served namespace per scrape, at most every 30s")
 	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "serve Go's pprof profiles under /debug/pprof/ on --metrics-address; off by default, as they expose the server's internals")

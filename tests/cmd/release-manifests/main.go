@@ -6,7 +6,7 @@
 //
 // It uses kustomize's Go API, as `kustomize build` would, so no kubectl or kustomize binary is needed.
 // The rendered files carry install.yaml's defaults (install namespace argo-resume, serving argo); for other
-// namespaces, edit the overlay's install.yaml and build it (README, Install).
+// namespaces, edit the overlay's install.yaml and build it (docs/install.md).
 package main
 
 import (

@@ -53,7 +53,7 @@ func InstallFile(root, overlay, image, ver string) ([]byte, int, error) {
 	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# resume-trigger %s: %s rendered with kustomize (make release).\n", ver, overlay)
-	fmt.Fprintf(&b, "# Install namespace and served namespaces are the overlay's defaults; see the README to change them.\n")
+	fmt.Fprintf(&b, "# Install namespace and served namespaces are the overlay's defaults; see docs/install.md to change them.\n")
 	for _, u := range objs {
 		y, err := yaml.Marshal(u.Object)
 		if err != nil {

@@ -55,7 +55,7 @@ type Argo struct {
 
 // The workflow-controller releases of the version matrix: v3.7.17, and v4.0.5, the newest /v4 release
 // the Go module proxy serves here (v4.1 is not served: its features are tested from Argo's documented
-// layout, see the README's Compatibility section).
+// layout, see docs/compatibility.md).
 var (
 	ArgoV3 = Argo{Version: "v3.7.17", tool: "workflow-controller", env: "RESUME_TRIGGER_WORKFLOW_CONTROLLER", stopGrace: 5 * time.Second}
 	// v4.0.5 never exits on SIGTERM: the handler its start-up logger installs (util/logging/init.go,
