@@ -332,7 +332,7 @@ func (s *Service) handleResume(ctx context.Context, req request.Request, res *Re
 	if err := s.bind(obj, found, err, &p); err != nil {
 		return s.settle(ctx, obj, res, p, err)
 	}
-	if err != nil && !(len(c.released) > 0 && fault.KindOf(err).Final()) {
+	if err != nil && (len(c.released) == 0 || !fault.KindOf(err).Final()) {
 		if late {
 			// Nothing is waited for past the deadline, not even a lookup that may work later.
 			err = deadlineExceeded(obj, p.deadline, s.clock())
