@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"os"
@@ -128,7 +129,7 @@ func startServerBinary(t *testing.T, r *rig.Rig, namespaces []string, memoryLimi
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "resume-trigger")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/resume-trigger")
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./cmd/resume-trigger")
 	build.Dir = filepath.Join("..", "..")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/resume-trigger: %v\n%s", err, out)
@@ -137,7 +138,7 @@ func startServerBinary(t *testing.T, r *rig.Rig, namespaces []string, memoryLimi
 	if err := rig.WriteKubeconfig(r.AdminConfig(), kubeconfig); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin,
+	cmd := exec.CommandContext(context.Background(), bin, // stopped by SIGTERM in the cleanup, after t.Context is done
 		"--kubeconfig", kubeconfig,
 		"--namespaces", strings.Join(namespaces, ","),
 		"--grpc-address", "127.0.0.1:0",
