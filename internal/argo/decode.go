@@ -154,14 +154,8 @@ func (s *stream) skip() error {
 
 // object reads a JSON object (or null), calling field for each key; field must read the key's value.
 func (s *stream) object(field func(key string) error) error {
-	t, err := s.token()
-	switch {
-	case err != nil:
+	if null, err := s.begin('{', "object"); null || err != nil {
 		return err
-	case t == nil:
-		return nil
-	case t != json.Delim('{'):
-		return fmt.Errorf("want a JSON object, not %v", t)
 	}
 	for s.dec.More() {
 		k, err := s.token()
@@ -172,28 +166,36 @@ func (s *stream) object(field func(key string) error) error {
 			return err
 		}
 	}
-	_, err = s.token()
+	_, err := s.token()
 	return err
 }
 
 // array reads a JSON array (or null), calling elem for each element; elem must read it.
 func (s *stream) array(elem func() error) error {
-	t, err := s.token()
-	switch {
-	case err != nil:
+	if null, err := s.begin('[', "array"); null || err != nil {
 		return err
-	case t == nil:
-		return nil
-	case t != json.Delim('['):
-		return fmt.Errorf("want a JSON array, not %v", t)
 	}
 	for s.dec.More() {
 		if err := elem(); err != nil {
 			return err
 		}
 	}
-	_, err = s.token()
+	_, err := s.token()
 	return err
+}
+
+// begin reads the opening delimiter of an object or array; null is true when the value is JSON null.
+func (s *stream) begin(open json.Delim, what string) (null bool, err error) {
+	t, err := s.token()
+	switch {
+	case err != nil:
+		return false, err
+	case t == nil:
+		return true, nil
+	case t != open:
+		return false, fmt.Errorf("want a JSON %s, not %v", what, t)
+	}
+	return false, nil
 }
 
 // templates reads a list of templates, keeping their names.
