@@ -59,7 +59,9 @@ func init() {
 
 type notFoundError struct{ name string }
 
-func (e *notFoundError) Error() string { return fmt.Sprintf("%q: executable file not found in $PATH", e.name) }
+func (e *notFoundError) Error() string {
+	return fmt.Sprintf("%q: executable file not found in $PATH", e.name)
+}
 
 func becomeContainer(raw string) error {
 	var spec containerSpec
