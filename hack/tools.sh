@@ -63,6 +63,20 @@ key() {
 	esac
 }
 
+# overlay writes a go build -overlay file for argo-workflows module $1 into $2. In Argo's repository
+# workflow/executor/osspecific/signal_linux.go is a symbolic link to signal_darwin.go; module zips keep no
+# symbolic links, so the module as the proxy serves it does not build argoexec for Linux ("undefined:
+# Setpgid"). The overlay puts the link back: signal_linux.go reads as signal_darwin.go, as in a checkout.
+overlay() {
+	local d
+	d=$(go list -m -f '{{.Dir}}' "$1")/workflow/executor/osspecific
+	if [ -e "$d/signal_linux.go" ]; then
+		echo '{"Replace":{}}' >"$2"
+	else
+		printf '{"Replace":{"%s":"%s"}}\n' "$d/signal_linux.go" "$d/signal_darwin.go" >"$2"
+	fi
+}
+
 # compile builds tool into out. It runs in a subshell whose EXIT trap stops the progress ticker and removes
 # the temporary directory however the build ends (failure under set -e, a signal), so a failed build
 # leaves neither a process holding the caller's stderr open nor a half-written .build.* directory.
@@ -105,12 +119,11 @@ compile() (
 	workflow-controller-v4)
 		(cd "$root/tests/tools/workflow-controller-v4" && go build -trimpath -o "$tmp/$tool" -ldflags "\
 -X github.com/argoproj/argo-workflows/v4.version=$ver" github.com/argoproj/argo-workflows/v4/cmd/workflow-controller) ;;
-	argoexec)
-		(cd "$(moddir "$tool")" && go build -trimpath -o "$tmp/$tool" -ldflags "\
--X github.com/argoproj/argo-workflows/v3.version=$ver" github.com/argoproj/argo-workflows/v3/cmd/argoexec) ;;
-	argoexec-v4)
-		(cd "$(moddir "$tool")" && go build -trimpath -o "$tmp/$tool" -ldflags "\
--X github.com/argoproj/argo-workflows/v4.version=$ver" github.com/argoproj/argo-workflows/v4/cmd/argoexec) ;;
+	argoexec | argoexec-v4)
+		local m=github.com/argoproj/argo-workflows/v3
+		[ "$tool" = argoexec ] || m=github.com/argoproj/argo-workflows/v4
+		(cd "$(moddir "$tool")" && overlay "$m" "$tmp/overlay.json" && go build -trimpath -overlay "$tmp/overlay.json" -o "$tmp/$tool" -ldflags "\
+-X $m.version=$ver" "$m/cmd/argoexec") ;;
 	controller-gen)
 		GOBIN=$tmp go install sigs.k8s.io/controller-tools/cmd/controller-gen@"$ver" ;;
 	nats-server)
