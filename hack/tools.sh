@@ -63,18 +63,18 @@ key() {
 	esac
 }
 
-# overlay writes a go build -overlay file for argo-workflows module $1 into $2. In Argo's repository
-# workflow/executor/osspecific/signal_linux.go is a symbolic link to signal_darwin.go; module zips keep no
-# symbolic links, so the module as the proxy serves it does not build argoexec for Linux ("undefined:
-# Setpgid"). The overlay puts the link back: signal_linux.go reads as signal_darwin.go, as in a checkout.
-overlay() {
-	local d
-	d=$(go list -m -f '{{.Dir}}' "$1")/workflow/executor/osspecific
-	if [ -e "$d/signal_linux.go" ]; then
-		echo '{"Replace":{}}' >"$2"
-	else
-		printf '{"Replace":{"%s":"%s"}}\n' "$d/signal_linux.go" "$d/signal_darwin.go" >"$2"
-	fi
+# checkout copies argo-workflows module $1 out of the module cache into $2, as a checkout of its tag has it:
+# in Argo's repository workflow/executor/osspecific/signal_linux.go is a symbolic link to signal_darwin.go,
+# and module zips keep no symbolic links, so the module as the proxy serves it does not build argoexec for
+# Linux ("undefined: Setpgid"). go build's -overlay cannot add the file (nothing under GOMODCACHE may be
+# replaced), so argoexec is built from this copy, through a replace in a copy of the tool module's go.mod.
+checkout() {
+	local dir d
+	dir=$(go list -m -f '{{.Dir}}' "$1")
+	cp -r "$dir" "$2"
+	chmod -R u+w "$2"
+	d=$2/workflow/executor/osspecific
+	[ -e "$d/signal_linux.go" ] || ln -s signal_darwin.go "$d/signal_linux.go"
 }
 
 # compile builds tool into out. It runs in a subshell whose EXIT trap stops the progress ticker and removes
@@ -122,8 +122,9 @@ compile() (
 	argoexec | argoexec-v4)
 		local m=github.com/argoproj/argo-workflows/v3
 		[ "$tool" = argoexec ] || m=github.com/argoproj/argo-workflows/v4
-		(cd "$(moddir "$tool")" && overlay "$m" "$tmp/overlay.json" && go build -trimpath -overlay "$tmp/overlay.json" -o "$tmp/$tool" -ldflags "\
--X $m.version=$ver" "$m/cmd/argoexec") ;;
+		(cd "$(moddir "$tool")" && checkout "$m" "$tmp/argo-workflows" && cp go.mod go.sum "$tmp/" &&
+			echo "replace $m => $tmp/argo-workflows" >>"$tmp/go.mod" &&
+			go build -trimpath -modfile "$tmp/go.mod" -o "$tmp/$tool" -ldflags "-X $m.version=$ver" "$m/cmd/argoexec") ;;
 	controller-gen)
 		GOBIN=$tmp go install sigs.k8s.io/controller-tools/cmd/controller-gen@"$ver" ;;
 	nats-server)
