@@ -83,6 +83,12 @@ func testRealController(t *testing.T, executor rig.ExecutorKind) {
 	podName := argoutil.GeneratePodName(created.Name, node.Name, node.TemplateName, node.ID, argoutil.PodNameV2)
 	pod, err := r.WaitPod(ctx, ns, podName, func(p *corev1.Pod) bool { return r.Paused(p, "main") })
 	if err != nil {
+		if executor == rig.ExecutorArgo {
+			for _, c := range []string{"init", "main", "wait"} {
+				log, _ := r.Kubelet().ContainerLog(ns, podName, c)
+				t.Logf("container %s:\n%s", c, log)
+			}
+		}
 		t.Fatal(wc.Failure(err))
 	}
 	if pod.Spec.NodeName != rig.NodeName {

@@ -72,13 +72,9 @@ func becomeContainer(raw string) error {
 		return errors.New("no command")
 	}
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, envContainer+"=") })
-	// The kubelet started this process in a mount namespace of its own whose mounts are private (Go's
-	// forkAndExec makes / MS_REC|MS_PRIVATE after CLONE_NEWNS), so nothing below reaches the host's.
-	for _, m := range spec.Mounts {
-		if err := bindMount(m); err != nil {
-			return err
-		}
-	}
+	// What lives in the rig's directory (the working directory, the volumes' directories, the image's
+	// PATH) is opened before anything is mounted: a volume at /tmp (Argo's wait container has one) hides
+	// the rig's directory under /tmp from then on.
 	if err := os.Chdir(spec.Dir); err != nil {
 		return fmt.Errorf("working directory: %w", err)
 	}
@@ -90,12 +86,34 @@ func becomeContainer(raw string) error {
 				path = v
 			}
 		}
-		bin = lookPath(bin, path)
-		if bin == "" {
+		found := lookPath(bin, path)
+		if found == "" {
 			return &notFoundError{name: spec.Argv[0]}
 		}
-	} else if _, err := os.Stat(bin); err != nil {
-		return &notFoundError{name: spec.Argv[0]}
+		fd, err := syscall.Open(found, oPath|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", found, err)
+		}
+		bin = fmt.Sprintf("/proc/self/fd/%d", fd)
+	}
+	// The kubelet started this process in a mount namespace of its own whose mounts are private (Go's
+	// forkAndExec makes / MS_REC|MS_PRIVATE after CLONE_NEWNS), so nothing below reaches the host's.
+	for i := range spec.Mounts {
+		fd, err := syscall.Open(spec.Mounts[i].Source, oPath|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("volume directory %s: %w", spec.Mounts[i].Source, err)
+		}
+		spec.Mounts[i].Source = fmt.Sprintf("/proc/self/fd/%d", fd)
+	}
+	for _, m := range spec.Mounts {
+		if err := bindMount(m); err != nil {
+			return err
+		}
+	}
+	if strings.HasPrefix(spec.Argv[0], "/") {
+		if _, err := os.Stat(bin); err != nil {
+			return &notFoundError{name: spec.Argv[0]}
+		}
 	}
 	return syscall.Exec(bin, spec.Argv, env)
 }
@@ -147,3 +165,7 @@ func containerCommand(self string, spec containerSpec, env []string) (*exec.Cmd,
 	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS, Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	return cmd, nil
 }
+
+// oPath is Linux's O_PATH (the syscall package does not name it): a descriptor that only names the file,
+// for mounting it or executing it through /proc/self/fd once the name is hidden.
+const oPath = 0x200000
