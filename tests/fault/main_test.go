@@ -63,7 +63,7 @@ func run(m *testing.M) int {
 		// Resumes, every --resync-period (default 1m); 15s keeps the suite short.
 		ServerArgs: []string{"--grpc-address", grpcAddr, "--resync-period", resyncPeriod.String()},
 		// The faults hold bursts of 100 and 200 paused pods at once: on Argo's executor each would be two
-		// processes and a copy of argoexec (init copies it into the pod's /var/run/argo, about 100 MB), which
+		// processes and a copy of argoexec (init copies it into the pod's /var/run/argo, 213 MB), which
 		// this 2-core machine cannot carry beside the chain. The fault tier is about the server's faults,
 		// not the executor: the rig's emulation runs its pods; the e2e tier and the demo run Argo's own.
 		Executor: rig.ExecutorEmulated,

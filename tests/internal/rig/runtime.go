@@ -273,7 +273,7 @@ func (rt *podRuntime) run() error {
 			return err
 		}
 		if rt.ended() {
-			// The copy of argoexec that init made (100 MB or more) is of no use once every container ended;
+			// The copy of argoexec that init made (213 MB) is of no use once every container ended;
 			// the markers and exit codes stay for the test to read.
 			_ = os.Remove(filepath.Join(rt.volumes[varRunArgoVolume], "argoexec"))
 			return nil
