@@ -24,11 +24,11 @@ import (
 )
 
 func withMetrics() serverOption {
-	return func(o *app.Options) { o.MetricsAddress = "127.0.0.1:0" }
+	return func(o *app.Options) { o.Metrics.Address = "127.0.0.1:0" }
 }
 
 func withResync(d time.Duration) serverOption {
-	return func(o *app.Options) { o.ResyncPeriod = d }
+	return func(o *app.Options) { o.Revisits.Resync = d }
 }
 
 // namespaceReady scrapes resume_trigger_namespace_ready from the server's /metrics, by served_namespace.

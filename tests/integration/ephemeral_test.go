@@ -35,7 +35,7 @@ const (
 )
 
 func withEphemeralImage(image string) serverOption {
-	return func(o *app.Options) { o.EphemeralImage = image }
+	return func(o *app.Options) { o.Resume.EphemeralImage = image }
 }
 
 // ephemeralFallbackRule reads the rule manifests/ephemeral-fallback (a kustomize Component) adds to the

@@ -22,10 +22,7 @@ import (
 // withProductRevisits turns revisits on at the server's defaults (--revisit-interval, --revisit-rate), the
 // budget the fairness has to hold within.
 func withProductRevisits() serverOption {
-	def := app.NewOptions()
-	return func(o *app.Options) {
-		o.Revisits, o.RevisitInterval, o.RevisitRate, o.ResyncPeriod = true, def.RevisitInterval, def.RevisitRate, def.ResyncPeriod
-	}
+	return func(o *app.Options) { o.Revisits = app.NewOptions().Revisits }
 }
 
 // createResumes creates n Resumes named prefix-0000… in e's namespace, a few at a time.

@@ -386,21 +386,21 @@ type server struct {
 type serverOption func(*app.Options)
 
 func withExecTimeout(d time.Duration) serverOption {
-	return func(o *app.Options) { o.ExecTimeout = d }
+	return func(o *app.Options) { o.Resume.ExecTimeout = d }
 }
 
 // withRevisits turns on the server's own revisits of Pending Resumes (on in the product; off by default
 // here, so that a test's Execute is the only path to a Resume and its result can be asserted).
 func withRevisits(interval time.Duration) serverOption {
-	return func(o *app.Options) { o.Revisits, o.RevisitInterval, o.RevisitRate = true, interval, 50 }
+	return func(o *app.Options) { o.Revisits.Enabled, o.Revisits.Interval, o.Revisits.Rate = true, interval, 50 }
 }
 
 // withLeaderElection makes the server take the Lease id in namespace ns before it serves, with short
 // durations so a takeover happens within seconds.
 func withLeaderElection(ns, id string) serverOption {
 	return func(o *app.Options) {
-		o.LeaderElect, o.LeaderElectionNS, o.LeaderElectionID = true, ns, id
-		o.LeaseDuration, o.LeaseRenewDeadline, o.LeaseRetryPeriod = 4*time.Second, 3*time.Second, 500*time.Millisecond
+		o.Leader.Enabled, o.Leader.Namespace, o.Leader.ID = true, ns, id
+		o.Leader.LeaseDuration, o.Leader.RenewDeadline, o.Leader.RetryPeriod = 4*time.Second, 3*time.Second, 500*time.Millisecond
 	}
 }
 
@@ -409,26 +409,30 @@ func withLeaderElection(ns, id string) serverOption {
 func startServer(tb testing.TB, cfg *rest.Config, namespaces []string, opts ...serverOption) *server {
 	tb.Helper()
 	o := app.NewOptions()
-	o.GRPCAddress = "127.0.0.1:0"
-	o.MetricsAddress = ""
-	o.Namespaces = strings.Join(namespaces, ",")
+	o.Server.GRPCAddress = "127.0.0.1:0"
+	o.Metrics.Address = ""
+	o.Server.Namespaces = strings.Join(namespaces, ",")
 	// Direct requests stand for the webhook path here: open it where the server serves.
-	o.WebhookNamespaces = o.Namespaces
-	o.ExecTimeout = 5 * time.Second
-	o.RequestTimeout = 20 * time.Second
-	o.ShutdownTimeout = 5 * time.Second
-	o.LogFormat = "text"
-	o.LogLevel = "debug"
-	o.Revisits = false
+	o.Server.WebhookNamespaces = o.Server.Namespaces
+	o.Resume.ExecTimeout = 5 * time.Second
+	o.Server.RequestTimeout = 20 * time.Second
+	o.Server.ShutdownTimeout = 5 * time.Second
+	o.Logging.Format = "text"
+	o.Logging.Level = "debug"
+	o.Revisits.Enabled = false
 	for _, f := range opts {
 		f(o)
+	}
+	completed, err := o.Complete()
+	if err != nil {
+		tb.Fatalf("resume-trigger options: %v", err)
 	}
 	logs := &logBuffer{}
 	log := logrus.New()
 	log.SetOutput(logs)
 	log.SetLevel(logrus.DebugLevel)
 	log.SetFormatter(&logrus.TextFormatter{DisableColors: true, FullTimestamp: true})
-	a, err := app.NewWithConfig(o, cfg, log)
+	a, err := app.NewWithConfig(completed, cfg, log)
 	if err != nil {
 		tb.Fatalf("build resume-trigger: %v", err)
 	}

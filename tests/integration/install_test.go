@@ -251,7 +251,7 @@ func checkServerCommandLine(t *testing.T, d *appsv1.Deployment, tc installCase) 
 		t.Fatalf("the server rejects its rendered args %q: %v", args, err)
 	}
 	t.Setenv("POD_NAMESPACE", tc.install)
-	if err := o.Complete(); err != nil {
+	if _, err := o.Complete(); err != nil {
 		t.Errorf("the server rejects its rendered args %q: %v", args, err)
 	}
 }

@@ -28,7 +28,7 @@ const (
 )
 
 func withArgoServer(url, tokenFile string) serverOption {
-	return func(o *app.Options) { o.ArgoServerURL, o.ArgoServerToken = url, tokenFile }
+	return func(o *app.Options) { o.Resume.ArgoServerURL, o.Resume.ArgoServerToken = url, tokenFile }
 }
 
 // offloadedHelloWorld creates hello-world as the API server holds a workflow whose node status Argo
