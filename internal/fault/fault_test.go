@@ -28,7 +28,7 @@ func TestKindOf(t *testing.T) {
 		"outermost wins through plain wrappers": {err: fmt.Errorf("x: %w", Invalidf("bad: %w", fmt.Errorf("y: %w", Transientf("api")))), want: Invalid},
 		"classified inside errors.Join":         {err: errors.Join(errors.New("plain"), Deniedf("no")), want: Denied},
 		"first classified of errors.Join wins":  {err: errors.Join(Preconditionf("p"), NotFoundf("n")), want: Precondition},
-		"classified under a %v is lost":         {err: fmt.Errorf("x: %v", NotFoundf("gone")), want: Unknown},
+		"classified under a %v is lost":         {err: fmt.Errorf("x: %v", NotFoundf("gone")), want: Unknown}, //nolint:errorlint // the row checks what a %v does to the chain
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -116,7 +116,7 @@ func TestConstructors(t *testing.T) {
 			if err.Error() != tc.message {
 				t.Errorf("Error() = %q, want %q", err.Error(), tc.message)
 			}
-			if fe.Unwrap() != fe.Err || fe.Err == nil {
+			if fe.Unwrap() != fe.Err || fe.Err == nil { //nolint:errorlint // Unwrap must return the very error held, not one that matches it
 				t.Errorf("Unwrap() = %v, want the wrapped error %v", fe.Unwrap(), fe.Err)
 			}
 			if tc.is != nil {
