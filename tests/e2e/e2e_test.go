@@ -24,13 +24,27 @@ import (
 	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
-// expectOneRelease checks that exactly one exec reached the step's pod, that it was the marker for the
-// paused container, and that it succeeded.
+// expectOneRelease checks that the execs into the step's pod were all the marker for the paused container,
+// that exactly one of them succeeded, and that it was the last. Earlier ones may have exited 1: on Argo's
+// executor, a container is running before its emissary has made /var/run/argo/ctr/<container>, and a touch
+// in that moment fails with "No such file or directory" and is retried (it created nothing). A second
+// success, or any exec after the success, is a duplicate release.
 func expectOneRelease(t *testing.T, c *chain.Chain, step *chain.Step) {
 	t.Helper()
 	intoPod := callsInto(c, step.Pod)
-	if len(intoPod) != 1 || intoPod[0].Container != step.Container || !slices.Equal(intoPod[0].Argv, step.MarkerArgv()) || intoPod[0].Outcome != "exit 0" {
-		t.Fatalf("execs into pod %s: %s\nwant exactly one %q into container %s that exits 0", step.Pod, chain.FormatCalls(intoPod), step.MarkerArgv(), step.Container)
+	ok := len(intoPod) > 0
+	for i, call := range intoPod {
+		last := i == len(intoPod)-1
+		if call.Container != step.Container || !slices.Equal(call.Argv, step.MarkerArgv()) ||
+			(last && call.Outcome != "exit 0") || (!last && call.Outcome != "exit 1") {
+			ok = false
+		}
+	}
+	if !ok {
+		t.Fatalf("execs into pod %s: %s\nwant one %q into container %s that exits 0, after none or a few that exit 1", step.Pod, chain.FormatCalls(intoPod), step.MarkerArgv(), step.Container)
+	}
+	if n := len(intoPod) - 1; n > 0 {
+		t.Logf("pod %s: %d touch(es) exited 1 before the emissary had made its directory, then one released it", step.Pod, n)
 	}
 }
 
