@@ -64,7 +64,7 @@ func (s *server) namespaceReady(ctx context.Context) (map[string]float64, error)
 // RoleBinding does.
 func bindServer(t *testing.T, r *rig.Rig, ns, saNS string, role rbacv1.RoleRef) {
 	t.Helper()
-	_, err := r.Client().RbacV1().RoleBindings(ns).Create(ctxFor(t, 10*time.Second), &rbacv1.RoleBinding{
+	_, err := r.Client().RbacV1().RoleBindings(ns).Create(rig.Context(t, 10*time.Second), &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: serviceAccount},
 		RoleRef:    role,
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: serviceAccount, Namespace: saNS}},
@@ -92,7 +92,7 @@ func TestServerReviewsItsOwnRights(t *testing.T) {
 	}
 
 	// partial: everything the ClusterRole grants but exec.
-	ctx := ctxFor(t, 30*time.Second)
+	ctx := rig.Context(t, 30*time.Second)
 	noExec := &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: "resume-trigger-no-exec"},
 		Rules: []rbacv1.PolicyRule{
@@ -125,7 +125,7 @@ func TestServerReviewsItsOwnRights(t *testing.T) {
 	resync := 2 * time.Second
 	srv := startServer(t, saConfig, []string{home.ns, missing.ns, partial.ns}, withMetrics(), withResync(resync))
 	var ready map[string]float64
-	scrape := ctxFor(t, 20*time.Second)
+	scrape := rig.Context(t, 20*time.Second)
 	if err := rig.Eventually(scrape, func() (err error) {
 		ready, err = srv.namespaceReady(scrape)
 		if err == nil && len(ready) != 3 {
@@ -188,7 +188,7 @@ func TestServerReviewsItsOwnRights(t *testing.T) {
 		e := &env{t: t, r: missing.r, ns: missing.ns, wfc: missing.wfc}
 		granted := time.Now()
 		bindServer(t, e.r, e.ns, home.ns, rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: serviceAccount})
-		scrape := ctxFor(t, 10*resync)
+		scrape := rig.Context(t, 10*resync)
 		if err := rig.Eventually(scrape, func() error {
 			ready, err := srv.namespaceReady(scrape)
 			if err == nil && ready[e.ns] != 1 {

@@ -60,7 +60,7 @@ func TestArgo41CompressedNodes(t *testing.T) {
 			wf.Status.CompressedNodes = base64.StdEncoding.EncodeToString(compress(t, raw))
 			wf.Status.Nodes = nil
 			created := e.createWorkflow(wf)
-			stored, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Get(ctxFor(t, 10*time.Second), helloWorld, metav1.GetOptions{})
+			stored, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Get(rig.Context(t, 10*time.Second), helloWorld, metav1.GetOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -87,7 +87,7 @@ func setupArgo(t *testing.T, c argoCell, opts rig.ControllerOptions, srvOpts ...
 		opts.Executor = c.executor
 	}
 	began := time.Now()
-	wc, err := e.r.StartWorkflowController(ctxFor(t, 2*time.Minute), opts)
+	wc, err := e.r.StartWorkflowController(rig.Context(t, 2*time.Minute), opts)
 	if err != nil {
 		t.Fatalf("start Argo's workflow-controller %s: %v", c.argo, err)
 	}
@@ -105,7 +105,7 @@ func (e *env) submit(spec string) {
 	if err := yaml.Unmarshal([]byte(spec), &meta); err != nil {
 		e.t.Fatal(err)
 	}
-	ctx := ctxFor(e.t, 10*time.Second)
+	ctx := rig.Context(e.t, 10*time.Second)
 	switch meta.Kind {
 	case "Workflow":
 		var wf wfv1.Workflow
@@ -133,7 +133,7 @@ func (e *env) submit(spec string) {
 func (e *env) waitPaused(workflow, container string, n int) []corev1.Pod {
 	e.t.Helper()
 	var paused []corev1.Pod
-	_, err := e.r.WaitPods(ctxFor(e.t, time.Minute), e.ns, workflow, func(pods []corev1.Pod) bool {
+	_, err := e.r.WaitPods(rig.Context(e.t, time.Minute), e.ns, workflow, func(pods []corev1.Pod) bool {
 		paused = nil
 		for i := range pods {
 			if e.r.Paused(&pods[i], container) {
@@ -164,7 +164,7 @@ func (e *env) waitPaused(workflow, container string, n int) []corev1.Pod {
 // workflow waits until cond holds for the Workflow, nodes decompressed.
 func (e *env) workflow(name string, cond func(*wfv1.Workflow) bool) *wfv1.Workflow {
 	e.t.Helper()
-	wf, err := e.r.WaitWorkflow(ctxFor(e.t, time.Minute), e.ns, name, cond)
+	wf, err := e.r.WaitWorkflow(rig.Context(e.t, time.Minute), e.ns, name, cond)
 	if err != nil {
 		e.t.Fatal(e.wc.Failure(err))
 	}
@@ -602,7 +602,7 @@ func testCompressedNodes(t *testing.T, c argoCell) {
 	e := setupArgo(t, c, rig.ControllerOptions{Env: []string{"MAX_WORKFLOW_SIZE=7000"}})
 	e.submit(fmt.Sprintf(loopWorkflow, "big", strings.Join(items, ", ")))
 	paused := e.waitPaused("big", "main", len(items))
-	raw, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Get(ctxFor(t, 10*time.Second), "big", metav1.GetOptions{})
+	raw, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Get(rig.Context(t, 10*time.Second), "big", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -632,7 +632,7 @@ func TestArgoWorkflowCRDs(t *testing.T) {
 					"notArgos":   "x",
 				},
 			}}
-			ctx := ctxFor(t, 10*time.Second)
+			ctx := rig.Context(t, 10*time.Second)
 			if _, err := e.r.Dynamic().Resource(rig.WorkflowGVR).Namespace(e.ns).Create(ctx, wf, metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}

@@ -100,7 +100,7 @@ func grantEphemeralFallback(t *testing.T, e *env, sa kubernetes.Interface) {
 		len(want.ResourceNames) != 0 || len(want.NonResourceURLs) != 0 {
 		t.Fatalf("the test's rule %+v differs from what %s adds: %+v", rule, ephemeralFallbackDir, want)
 	}
-	ctx := ctxFor(t, 30*time.Second)
+	ctx := rig.Context(t, 30*time.Second)
 	rbac := e.r.Client().RbacV1()
 	if _, err := rbac.Roles(e.ns).Create(ctx, &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: ephemeralRoleName},
@@ -214,7 +214,7 @@ func (k *ephemeralKubelet) report() (started, errs []string) {
 
 func ephemeralContainers(t *testing.T, e *env, pod string) []corev1.EphemeralContainer {
 	t.Helper()
-	p, err := e.r.Client().CoreV1().Pods(e.ns).Get(ctxFor(t, 10*time.Second), pod, metav1.GetOptions{})
+	p, err := e.r.Client().CoreV1().Pods(e.ns).Get(rig.Context(t, 10*time.Second), pod, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("get pod %s: %v", pod, err)
 	}
@@ -244,7 +244,7 @@ func TestEphemeralFallbackOnRealAPIServer(t *testing.T) {
 	}
 
 	// The namespace-install binding is in effect before the server is asked anything.
-	rbacCtx := ctxFor(t, 30*time.Second)
+	rbacCtx := rig.Context(t, 30*time.Second)
 	if err := rig.Eventually(rbacCtx, func() error {
 		for _, a := range []authorizationv1.ResourceAttributes{
 			{Namespace: e.ns, Resource: "pods", Verb: "get"},
@@ -262,7 +262,7 @@ func TestEphemeralFallbackOnRealAPIServer(t *testing.T) {
 	}
 
 	// Without the component's rule.
-	if ok, err := mayUpdateEphemeral(ctxFor(t, 10*time.Second), sa, e.ns); err != nil || ok {
+	if ok, err := mayUpdateEphemeral(rig.Context(t, 10*time.Second), sa, e.ns); err != nil || ok {
 		t.Fatalf("namespace-install alone may update pods/ephemeralcontainers: %v, %v", ok, err)
 	}
 	u := e.createResume("ephemeral", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})

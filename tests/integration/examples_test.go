@@ -206,7 +206,7 @@ func renderUnsorted(t *testing.T, dir string) []*unstructured.Unstructured {
 func (e *env) createExample(o *unstructured.Unstructured) *unstructured.Unstructured {
 	e.t.Helper()
 	o = o.DeepCopy()
-	ctx := ctxFor(e.t, 10*time.Second)
+	ctx := rig.Context(e.t, 10*time.Second)
 	switch o.GetKind() {
 	case "Workflow", "WorkflowTemplate":
 		var err error
@@ -342,7 +342,7 @@ func TestExampleWebhookRequestReleasesTheReadmeWorkflow(t *testing.T) {
 	e := setupArgo(t, cellV3PodNamesV2, rig.ControllerOptions{})
 	wf := readmeWF.DeepCopy()
 	wf.Namespace = e.ns
-	if _, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Create(ctxFor(t, 10*time.Second), wf, metav1.CreateOptions{}); err != nil {
+	if _, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Create(rig.Context(t, 10*time.Second), wf, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	paused := e.waitPaused(wf.Name, "main", 1)
@@ -374,18 +374,18 @@ func TestExampleDebugPolicyPausesLabelledWorkflowsOnly(t *testing.T) {
 	bind.Name += suffix
 	bind.Spec.PolicyName = map1.Name
 	adm := e.r.Client().AdmissionregistrationV1()
-	ctx := ctxFor(t, 10*time.Second)
+	ctx := rig.Context(t, 10*time.Second)
 	if _, err := adm.MutatingAdmissionPolicies().Create(ctx, &map1, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create the example's MutatingAdmissionPolicy: %v", err)
 	}
 	t.Cleanup(func() {
-		_ = adm.MutatingAdmissionPolicies().Delete(ctxFor(t, 10*time.Second), map1.Name, metav1.DeleteOptions{})
+		_ = adm.MutatingAdmissionPolicies().Delete(rig.Context(t, 10*time.Second), map1.Name, metav1.DeleteOptions{})
 	})
 	if _, err := adm.MutatingAdmissionPolicyBindings().Create(ctx, &bind, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create the example's MutatingAdmissionPolicyBinding: %v", err)
 	}
 	t.Cleanup(func() {
-		_ = adm.MutatingAdmissionPolicyBindings().Delete(ctxFor(t, 10*time.Second), bind.Name, metav1.DeleteOptions{})
+		_ = adm.MutatingAdmissionPolicyBindings().Delete(rig.Context(t, 10*time.Second), bind.Name, metav1.DeleteOptions{})
 	})
 
 	var labelled wfv1.Workflow
@@ -394,7 +394,7 @@ func TestExampleDebugPolicyPausesLabelledWorkflowsOnly(t *testing.T) {
 	// labelled Workflow, until it is in force.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		got, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Create(ctxFor(t, 10*time.Second), labelled.DeepCopy(), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		got, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Create(rig.Context(t, 10*time.Second), labelled.DeepCopy(), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if err != nil {
 			t.Fatalf("dry run of the labelled Workflow: %v", err)
 		}
@@ -428,7 +428,7 @@ func TestExampleDebugPolicyPausesLabelledWorkflowsOnly(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			wf := tc.wf.DeepCopy()
 			wf.Spec.TemplateDefaults = tc.in.DeepCopy()
-			got, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Create(ctxFor(t, 10*time.Second), wf, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			got, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Create(rig.Context(t, 10*time.Second), wf, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 			if err != nil {
 				t.Fatalf("dry run: %v", err)
 			}
@@ -446,7 +446,7 @@ func TestExampleDebugPolicyPausesLabelledWorkflowsOnly(t *testing.T) {
 	}
 
 	for _, wf := range []*wfv1.Workflow{&labelled, unlabelled} {
-		if _, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Create(ctxFor(t, 10*time.Second), wf, metav1.CreateOptions{}); err != nil {
+		if _, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Create(rig.Context(t, 10*time.Second), wf, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create workflow %s: %v", wf.Name, err)
 		}
 	}
@@ -454,7 +454,7 @@ func TestExampleDebugPolicyPausesLabelledWorkflowsOnly(t *testing.T) {
 	if done.Spec.TemplateDefaults != nil {
 		t.Errorf("the unlabelled Workflow was changed: templateDefaults %+v", done.Spec.TemplateDefaults)
 	}
-	pods, err := e.r.WaitPods(ctxFor(t, 10*time.Second), e.ns, unlabelled.Name, func(p []corev1.Pod) bool { return len(p) == 1 })
+	pods, err := e.r.WaitPods(rig.Context(t, 10*time.Second), e.ns, unlabelled.Name, func(p []corev1.Pod) bool { return len(p) == 1 })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,7 +116,7 @@ func TestExampleResourceQuotaRefusesResumesBeyondIt(t *testing.T) {
 	if !ok || hard.Value() < 1 {
 		t.Fatalf("examples/quota bounds %v, want %s", quota.Spec.Hard, key)
 	}
-	ctx := ctxFor(t, 2*time.Minute)
+	ctx := rig.Context(t, 2*time.Minute)
 	quotas := e.r.Client().CoreV1().ResourceQuotas(e.ns)
 	if _, err := quotas.Create(ctx, &quota, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create the example's ResourceQuota: %v", err)

@@ -89,19 +89,13 @@ func newEnvOn(t *testing.T, r *rig.Rig) *env {
 	return &env{t: t, r: r, ns: r.Namespace(t), wfc: wfc}
 }
 
-func ctxFor(tb testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	tb.Cleanup(cancel)
-	return ctx
-}
-
 // createWorkflow creates wf in one call, status.nodes (or compressedNodes) included: the Workflow CRD has no
 // status subresource. The returned Workflow carries the UID the API server gave it.
 func (e *env) createWorkflow(wf *wfv1.Workflow) *wfv1.Workflow {
 	e.t.Helper()
 	wf = wf.DeepCopy()
 	wf.UID = ""
-	created, err := e.wfc.ArgoprojV1alpha1().Workflows(wf.Namespace).Create(ctxFor(e.t, 10*time.Second), wf, metav1.CreateOptions{})
+	created, err := e.wfc.ArgoprojV1alpha1().Workflows(wf.Namespace).Create(rig.Context(e.t, 10*time.Second), wf, metav1.CreateOptions{})
 	if err != nil {
 		e.t.Fatalf("create workflow %s/%s: %v", wf.Namespace, wf.Name, err)
 	}
@@ -126,7 +120,7 @@ func (e *env) runPod(wf *wfv1.Workflow, nodeID, name string, containers []corev1
 
 func (e *env) runPodObject(pod *corev1.Pod, opts ...rig.PodOption) *corev1.Pod {
 	e.t.Helper()
-	created, err := e.r.RunPod(ctxFor(e.t, 10*time.Second), pod, opts...)
+	created, err := e.r.RunPod(rig.Context(e.t, 10*time.Second), pod, opts...)
 	if err != nil {
 		e.t.Fatalf("run pod: %v", err)
 	}
@@ -163,13 +157,13 @@ func (e *env) tryCreateResume(name string, spec map[string]any) (*unstructured.U
 		"metadata":   map[string]any{"name": name, "namespace": e.ns},
 		"spec":       spec,
 	}}
-	return e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Create(ctxFor(e.t, 10*time.Second), u, metav1.CreateOptions{})
+	return e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Create(rig.Context(e.t, 10*time.Second), u, metav1.CreateOptions{})
 }
 
 // resume reads a Resume back.
 func (e *env) resume(name string) (*v1alpha1.Resume, string) {
 	e.t.Helper()
-	u, err := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Get(ctxFor(e.t, 10*time.Second), name, metav1.GetOptions{})
+	u, err := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Get(rig.Context(e.t, 10*time.Second), name, metav1.GetOptions{})
 	if err != nil {
 		e.t.Fatalf("get resume %s: %v", name, err)
 	}
@@ -269,7 +263,7 @@ func (e *env) expectEvent(resumeName, typ, reason string) corev1.Event {
 	e.t.Helper()
 	var found corev1.Event
 	var seen []string
-	err := rig.Eventually(ctxFor(e.t, 10*time.Second), func() error {
+	err := rig.Eventually(rig.Context(e.t, 10*time.Second), func() error {
 		list, err := e.r.Client().CoreV1().Events(e.ns).List(context.Background(), metav1.ListOptions{})
 		if err != nil {
 			return err
@@ -294,7 +288,7 @@ func (e *env) expectEvent(resumeName, typ, reason string) corev1.Event {
 // waitPodSucceeded waits for the emissary emulation to finish the pod once its marker exists.
 func (e *env) waitPodSucceeded(name string) {
 	e.t.Helper()
-	if _, err := e.r.WaitPodPhase(ctxFor(e.t, 15*time.Second), e.ns, name, corev1.PodSucceeded); err != nil {
+	if _, err := e.r.WaitPodPhase(rig.Context(e.t, 15*time.Second), e.ns, name, corev1.PodSucceeded); err != nil {
 		e.t.Fatalf("the released step did not complete: %v", err)
 	}
 }
@@ -302,7 +296,7 @@ func (e *env) waitPodSucceeded(name string) {
 // waitContainerTerminated waits until one container of the pod has ended.
 func (e *env) waitContainerTerminated(pod, container string) {
 	e.t.Helper()
-	_, err := e.r.WaitPod(ctxFor(e.t, 15*time.Second), e.ns, pod, func(p *corev1.Pod) bool {
+	_, err := e.r.WaitPod(rig.Context(e.t, 15*time.Second), e.ns, pod, func(p *corev1.Pod) bool {
 		for _, cs := range p.Status.ContainerStatuses {
 			if cs.Name == container {
 				return cs.State.Terminated != nil
@@ -547,7 +541,7 @@ func (s *server) fire(ctx context.Context, params map[string]string, payload []b
 
 func (s *server) mustFire(tb testing.TB, params map[string]string, payload []byte) firing {
 	tb.Helper()
-	f, err := s.fire(ctxFor(tb, 60*time.Second), params, payload)
+	f, err := s.fire(rig.Context(tb, 60*time.Second), params, payload)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -50,7 +50,7 @@ func TestConcurrentExecutes(t *testing.T) {
 			u := e.createResume("concurrent", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
 			params, payload := resumeEvent(u)
 
-			ctx := ctxFor(t, time.Minute)
+			ctx := rig.Context(t, time.Minute)
 			var wg sync.WaitGroup
 			results := make([]firing, n)
 			errs := make([]error, n)

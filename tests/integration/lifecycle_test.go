@@ -103,7 +103,7 @@ func TestDeadlineEndsAPendingResume(t *testing.T) {
 // new UID and, once its step runs, a pod of the very same name.
 func (e *env) recreateHelloWorld(old *wfv1.Workflow) *wfv1.Workflow {
 	e.t.Helper()
-	ctx := ctxFor(e.t, 20*time.Second)
+	ctx := rig.Context(e.t, 20*time.Second)
 	if err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Delete(ctx, old.Name, metav1.DeleteOptions{}); err != nil {
 		e.t.Fatalf("delete workflow: %v", err)
 	}
@@ -288,7 +288,7 @@ func TestTwoReplicasOneLeads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lease, err := sa.CoordinationV1().Leases(e.ns).Get(ctxFor(t, 5*time.Second), "resume-trigger", metav1.GetOptions{})
+	lease, err := sa.CoordinationV1().Leases(e.ns).Get(rig.Context(t, 5*time.Second), "resume-trigger", metav1.GetOptions{})
 	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
 		t.Fatalf("lease: %v %+v", err, lease)
 	}
@@ -301,7 +301,7 @@ func (e *env) waitGone(name string, within time.Duration) {
 	e.t.Helper()
 	end := time.Now().Add(within)
 	for {
-		_, err := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Get(ctxFor(e.t, 5*time.Second), name, metav1.GetOptions{})
+		_, err := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Get(rig.Context(e.t, 5*time.Second), name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return
 		}

@@ -30,7 +30,7 @@ const (
 // returns once the policy is enforced.
 func refuseReleaseRecords(t *testing.T, e *env) {
 	t.Helper()
-	ctx := ctxFor(t, 30*time.Second)
+	ctx := rig.Context(t, 30*time.Second)
 	policy := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "admissionregistration.k8s.io/v1",
 		"kind":       "ValidatingAdmissionPolicy",
@@ -69,7 +69,7 @@ func refuseReleaseRecords(t *testing.T, e *env) {
 		}
 		gvr, name := o.gvr, o.u.GetName()
 		t.Cleanup(func() {
-			_ = e.r.Dynamic().Resource(gvr).Delete(ctxFor(t, 10*time.Second), name, metav1.DeleteOptions{})
+			_ = e.r.Dynamic().Resource(gvr).Delete(rig.Context(t, 10*time.Second), name, metav1.DeleteOptions{})
 		})
 	}
 
@@ -103,7 +103,7 @@ func (e *env) label(name string, on bool) {
 	if on {
 		patch = `{"metadata":{"labels":{"` + refuseLabel + `":"true"}}}`
 	}
-	if _, err := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Patch(ctxFor(e.t, 10*time.Second), name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+	if _, err := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Patch(rig.Context(e.t, 10*time.Second), name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		e.t.Fatalf("label resume %s: %v", name, err)
 	}
 }

@@ -43,7 +43,7 @@ func (e *env) offloadedHelloWorld() *wfv1.Workflow {
 	offloaded.Status.CompressedNodes = ""
 	offloaded.Status.OffloadNodeStatusVersion = offloadVersion
 	created := e.createWorkflow(offloaded)
-	stored, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Get(ctxFor(e.t, 10*time.Second), helloWorld, metav1.GetOptions{})
+	stored, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Get(rig.Context(e.t, 10*time.Second), helloWorld, metav1.GetOptions{})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ type kubectl struct {
 // kubectlFor grants kubectlUser the plugin's rights in e's namespace and writes their kubeconfig.
 func kubectlFor(e *env) *kubectl {
 	e.t.Helper()
-	ctx := ctxFor(e.t, 10*time.Second)
+	ctx := rig.Context(e.t, 10*time.Second)
 	role := &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: "resume-user", Namespace: e.ns},
 		Rules: []rbacv1.PolicyRule{
@@ -78,7 +78,7 @@ func (k *kubectl) run(args ...string) (string, error) {
 	k.t.Helper()
 	var out, errOut bytes.Buffer
 	all := append([]string{"--kubeconfig", k.kubeconfig, "-n", k.ns}, args...)
-	err := plugin.Execute(ctxFor(k.t, 2*time.Minute), all, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	err := plugin.Execute(rig.Context(k.t, 2*time.Minute), all, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
 	k.t.Logf("kubectl resume %s\n%s%s(error: %v)", strings.Join(args, " "), out.String(), errOut.String(), err)
 	return out.String(), err
 }
@@ -138,7 +138,7 @@ func TestKubectlResumeWait(t *testing.T) {
 	e.waitPodSucceeded(helloPodV2)
 
 	// The Resume carries the user's spec, and --wait's timeout as its deadline.
-	list, err := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).List(ctxFor(t, 10*time.Second), metav1.ListOptions{})
+	list, err := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).List(rig.Context(t, 10*time.Second), metav1.ListOptions{})
 	if err != nil || len(list.Items) != 1 {
 		t.Fatalf("resumes: %v, %d, want 1", err, len(list.Items))
 	}
@@ -377,7 +377,7 @@ func TestKubectlResumeListAndWhy(t *testing.T) {
 		t.Fatal(err)
 	}
 	var outA bytes.Buffer
-	if err := plugin.Execute(ctxFor(t, time.Minute), []string{"--kubeconfig", admin, "list", "-A", "-o", "yaml"}, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &outA, ErrOut: &outA}); err != nil {
+	if err := plugin.Execute(rig.Context(t, time.Minute), []string{"--kubeconfig", admin, "list", "-A", "-o", "yaml"}, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &outA, ErrOut: &outA}); err != nil {
 		t.Fatalf("list -A: %v\n%s", err, outA.String())
 	}
 	var all plugin.PausedList

@@ -37,7 +37,7 @@ func applyExecPolicy(t *testing.T, e *env, probe func() error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := ctxFor(t, 30*time.Second)
+	ctx := rig.Context(t, 30*time.Second)
 	for _, u := range objs {
 		gvr := vapGVR
 		switch u.GetKind() {
@@ -64,7 +64,7 @@ func applyExecPolicy(t *testing.T, e *env, probe func() error) {
 		}
 		name := u.GetName()
 		t.Cleanup(func() {
-			_ = e.r.Dynamic().Resource(gvr).Delete(ctxFor(t, 10*time.Second), name, metav1.DeleteOptions{})
+			_ = e.r.Dynamic().Resource(gvr).Delete(rig.Context(t, 10*time.Second), name, metav1.DeleteOptions{})
 		})
 	}
 	// The API server compiles and starts enforcing a policy a moment after it is created.
@@ -90,7 +90,7 @@ func TestExecPolicyPinsTheArgv(t *testing.T) {
 	e.pausedHelloWorld()
 	saConfig := e.r.ServiceAccountConfig(e.ns, serviceAccount)
 	asServer := func(container string, argv ...string) error {
-		return rig.Exec(ctxFor(t, 20*time.Second), saConfig, e.ns, helloPodV2, container, argv...)
+		return rig.Exec(rig.Context(t, 20*time.Second), saConfig, e.ns, helloPodV2, container, argv...)
 	}
 	applyExecPolicy(t, e, func() error { return asServer("main", "cat", "/etc/hostname") })
 	before := len(e.calls())
@@ -120,7 +120,7 @@ func TestExecPolicyPinsTheArgv(t *testing.T) {
 	}
 
 	// Another user's exec is not the policy's business: it reaches the kubelet.
-	other := rig.Exec(ctxFor(t, 20*time.Second), e.r.AdminConfig(), e.ns, helloPodV2, "main", "cat", "/etc/hostname")
+	other := rig.Exec(rig.Context(t, 20*time.Second), e.r.AdminConfig(), e.ns, helloPodV2, "main", "cat", "/etc/hostname")
 	var exit *release.ExitError
 	if other != nil && !errors.As(other, &exit) && strings.Contains(other.Error(), policyDenial) {
 		t.Errorf("the admin's exec was refused by the policy: %v", other)

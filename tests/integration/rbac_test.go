@@ -23,7 +23,7 @@ const serviceAccount = "resume-trigger"
 // for namespace ns (rig.ApplyNamespaceInstall) and returns them as Kind/name.
 func applyNamespaceInstall(t *testing.T, r *rig.Rig, ns string) []string {
 	t.Helper()
-	objs, err := r.ApplyNamespaceInstall(ctxFor(t, 20*time.Second), ns)
+	objs, err := r.ApplyNamespaceInstall(rig.Context(t, 20*time.Second), ns)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestShippedRBACIsEnoughAndNoMore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx := ctxFor(t, 30*time.Second)
+		ctx := rig.Context(t, 30*time.Second)
 
 		type access struct {
 			ns, group, resource, sub, verb string

@@ -14,6 +14,7 @@ import (
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/internal/fixture"
 	"github.com/argocontroller/resume-trigger/internal/resume"
+	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
 // pausedHelloWorld sets up the original example, paused and releasable, so that a refusal is visibly a
@@ -117,7 +118,7 @@ func TestRefusesInjectedNames(t *testing.T) {
 		if !apierrors.IsInvalid(err) {
 			t.Errorf("create resume %s with spec %v: err %v, want Invalid from the CRD's validation", name, spec, err)
 		}
-		if _, gerr := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Get(ctxFor(t, 10*time.Second), name, metav1.GetOptions{}); !apierrors.IsNotFound(gerr) {
+		if _, gerr := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Get(rig.Context(t, 10*time.Second), name, metav1.GetOptions{}); !apierrors.IsNotFound(gerr) {
 			t.Errorf("resume %s exists after a refused create: %v", name, gerr)
 		}
 	}

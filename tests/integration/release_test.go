@@ -191,7 +191,7 @@ func TestCompressedNodes(t *testing.T) {
 	nodes := wf.Status.Nodes
 	wf.Status.Nodes, wf.Status.CompressedNodes = nil, compressed
 	created := e.createWorkflow(wf)
-	stored, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Get(ctxFor(t, 10*time.Second), helloWorld, metav1.GetOptions{})
+	stored, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Get(rig.Context(t, 10*time.Second), helloWorld, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

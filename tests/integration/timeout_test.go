@@ -41,7 +41,7 @@ func TestHungExecEndsAtExecTimeout(t *testing.T) {
 		t.Errorf("Released condition %+v, want Unknown/%s", c, resume.ReasonWaiting)
 	}
 	// The kubelet's side of the exec ends too: nothing is left blocked.
-	if err := rig.Eventually(ctxFor(t, 10*time.Second), func() error {
+	if err := rig.Eventually(rig.Context(t, 10*time.Second), func() error {
 		calls := e.calls()
 		if len(calls) != 1 || !strings.HasPrefix(calls[0].Outcome, "hung until") {
 			return errors.New("kubelet execs: " + formatCalls(calls))
