@@ -19,6 +19,7 @@ import (
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/cmd/resume-trigger/app"
+	"github.com/argocontroller/resume-trigger/internal/fixture"
 	"github.com/argocontroller/resume-trigger/internal/resume"
 	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
@@ -148,7 +149,7 @@ func TestServerReviewsItsOwnRights(t *testing.T) {
 
 	t.Run("a Resume where exec is not granted ends NotPermitted", func(t *testing.T) {
 		e := &env{t: t, r: partial.r, ns: partial.ns, wfc: partial.wfc}
-		u := e.createResume("no-exec", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+		u := e.createResume("no-exec", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 		f := srv.fireResume(t, u)
 		expectCode(t, f, codes.PermissionDenied, "may not create pods/exec, get pods/exec in namespace "+e.ns)
 		res, _ := e.resume("no-exec")
@@ -159,7 +160,7 @@ func TestServerReviewsItsOwnRights(t *testing.T) {
 
 	t.Run("a Resume where nothing is granted is refused without a request", func(t *testing.T) {
 		e := &env{t: t, r: missing.r, ns: missing.ns, wfc: missing.wfc}
-		u := e.createResume("no-binding", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+		u := e.createResume("no-binding", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 		f := srv.fireResume(t, u)
 		expectCode(t, f, codes.PermissionDenied, advice)
 		if res, _ := e.resume("no-binding"); res.Status.Phase != "" {
@@ -179,9 +180,9 @@ func TestServerReviewsItsOwnRights(t *testing.T) {
 
 	t.Run("served and granted, a Resume is released", func(t *testing.T) {
 		e := &env{t: t, r: home.r, ns: home.ns, wfc: home.wfc}
-		u := e.createResume("granted", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+		u := e.createResume("granted", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 		expectOK(t, srv.fireResume(t, u), 1)
-		e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+		e.expectCalls(rig.Call{Pod: fixture.HelloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
 	})
 
 	t.Run("the missing RoleBinding, once created, turns the namespace ready at the next resync", func(t *testing.T) {
@@ -202,8 +203,8 @@ func TestServerReviewsItsOwnRights(t *testing.T) {
 		if !strings.Contains(srv.logs.String(), "now holds every right") {
 			t.Errorf("no line says %s turned ready:\n%s", e.ns, srv.logs)
 		}
-		u := e.createResume("after-grant", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+		u := e.createResume("after-grant", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 		expectOK(t, srv.fireResume(t, u), 1)
-		e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+		e.expectCalls(rig.Call{Pod: fixture.HelloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
 	})
 }

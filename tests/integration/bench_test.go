@@ -24,16 +24,16 @@ func BenchmarkRelease(b *testing.B) {
 	r := rig.Get(b)
 	ns := r.Namespace(b)
 	wfc := benchWorkflowClient(b, r)
-	wf := helloWorldWorkflow(ns)
+	wf := fixture.HelloWorld(ns)
 	wf.UID = ""
 	created, err := wfc.ArgoprojV1alpha1().Workflows(ns).Create(rig.Context(b, 10*time.Second), wf, metav1.CreateOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	pod := fixture.Pod(created, created.Status.Nodes[helloNodeID], helloPodV2, mainContainer(fixture.PauseAfter)...)
+	pod := fixture.Pod(created, created.Status.Nodes[fixture.HelloNodeID], fixture.HelloPodV2, mainContainer(fixture.PauseAfter)...)
 	pod.UID = ""
 	fixture.Own(pod, created)
-	r.Kubelet().SetEmissary(ns, helloPodV2, false)
+	r.Kubelet().SetEmissary(ns, fixture.HelloPodV2, false)
 	if _, err := r.RunPod(rig.Context(b, 10*time.Second), pod); err != nil {
 		b.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func BenchmarkRelease(b *testing.B) {
 			"apiVersion": v1alpha1.GroupVersion.String(),
 			"kind":       v1alpha1.Kind,
 			"metadata":   map[string]any{"name": fmt.Sprintf("bench-%d", i)},
-			"spec":       map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"},
+			"spec":       map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"},
 		}}, metav1.CreateOptions{})
 		if err != nil {
 			b.Fatal(err)

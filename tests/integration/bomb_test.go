@@ -35,9 +35,9 @@ func TestNodeStatusBombBesideAnOrdinaryStep(t *testing.T) {
 	ordinary := newEnv(t)
 	bombed := &env{t: t, r: ordinary.r, ns: ordinary.r.Namespace(t), wfc: ordinary.wfc}
 
-	hello := ordinary.createWorkflow(helloWorldWorkflow(ordinary.ns))
-	ordinary.runPod(hello, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
-	ordinary.createResume("ordinary", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+	hello := ordinary.createWorkflow(fixture.HelloWorld(ordinary.ns))
+	ordinary.runPod(hello, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer(fixture.PauseAfter))
+	ordinary.createResume("ordinary", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 
 	wf := fixture.Workflow(bombed.ns, "bomb")
 	wf.Status.Nodes, wf.Status.CompressedNodes = nil, nodeStatusBomb(t)

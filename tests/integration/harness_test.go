@@ -35,16 +35,6 @@ import (
 	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
-// The original example: workflow hello-world, whose first step "pause" (template pause) sleeps after its
-// command. FNV-1a-32("hello-world[0].pause") = 4183098892, so Argo names its pod as below.
-const (
-	helloWorld  = "hello-world"
-	helloStep   = "hello-world[0].pause"
-	helloNodeID = "hello-world-4183098892"
-	helloPodV2  = "hello-world-pause-4183098892"
-	helloPodV1  = "hello-world-4183098892"
-)
-
 // Argv the server must run to release container main paused after its command.
 var touchMainAfter = []string{"touch", "/var/run/argo/ctr/main/after"}
 
@@ -125,19 +115,6 @@ func (e *env) runPodObject(pod *corev1.Pod, opts ...rig.PodOption) *corev1.Pod {
 		e.t.Fatalf("run pod: %v", err)
 	}
 	return created
-}
-
-// helloWorldWorkflow is the original example's Workflow in ns: root Steps node, step group, and the paused
-// Pod node, plus extra nodes.
-func helloWorldWorkflow(ns string, extra ...wfv1.NodeStatus) *wfv1.Workflow {
-	group := fixture.Node(helloWorld, "hello-world[0]", "[0]", wfv1.NodeTypeStepGroup, "")
-	step := fixture.PodNode(helloWorld, helloStep, "pause", "pause")
-	group.Children = []string{step.ID}
-	wf := fixture.Workflow(ns, helloWorld, append([]wfv1.NodeStatus{group, step}, extra...)...)
-	root := wf.Status.Nodes[helloWorld]
-	root.Children = []string{group.ID}
-	wf.Status.Nodes[helloWorld] = root
-	return wf
 }
 
 // createResume creates a Resume through the dynamic client, as a user (or the original hook) would.

@@ -114,25 +114,25 @@ func (e *env) label(name string, on bool) {
 func TestStatusWriteFailingAfterTheRelease(t *testing.T) {
 	e := setup(t)
 	refuseReleaseRecords(t, e)
-	wf := e.createWorkflow(helloWorldWorkflow(e.ns))
-	e.runPod(wf, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
-	u := e.createResume("release-hello", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+	wf := e.createWorkflow(fixture.HelloWorld(e.ns))
+	e.runPod(wf, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer(fixture.PauseAfter))
+	u := e.createResume("release-hello", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 	e.label(u.GetName(), true)
 
 	f := e.srv.fireResume(t, u)
 	expectCode(t, f, codes.Unavailable, refuseMessage)
-	e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
-	e.waitContainerTerminated(helloPodV2, "main")
+	e.expectCalls(rig.Call{Pod: fixture.HelloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+	e.waitContainerTerminated(fixture.HelloPodV2, "main")
 	res, _ := e.resume(u.GetName())
-	if res.Status.Phase.Final() || len(res.Status.Released) != 0 || len(res.Status.Releasing) != 1 || res.Status.Releasing[0].Pod != helloPodV2 {
-		t.Fatalf("after the refused write: phase %q released %+v releasing %+v, want not final, %s announced as releasing", res.Status.Phase, res.Status.Released, res.Status.Releasing, helloPodV2)
+	if res.Status.Phase.Final() || len(res.Status.Released) != 0 || len(res.Status.Releasing) != 1 || res.Status.Releasing[0].Pod != fixture.HelloPodV2 {
+		t.Fatalf("after the refused write: phase %q released %+v releasing %+v, want not final, %s announced as releasing", res.Status.Phase, res.Status.Released, res.Status.Releasing, fixture.HelloPodV2)
 	}
 
 	// The API server takes writes again; the Sensor's retry looks again.
 	e.label(u.GetName(), false)
 	expectOK(t, e.srv.fireResume(t, u), 1)
 	res, _ = e.resume(u.GetName())
-	expectSucceeded(t, res, v1alpha1.ReleasedTarget{Node: helloNodeID, Pod: helloPodV2, Container: "main", Stage: v1alpha1.StageAfter})
+	expectSucceeded(t, res, v1alpha1.ReleasedTarget{Node: fixture.HelloNodeID, Pod: fixture.HelloPodV2, Container: "main", Stage: v1alpha1.StageAfter})
 	if c := res.Status.Released[0].ExitCode; c == nil || *c != 0 {
 		t.Errorf("released exit code %v, want the container's 0", c)
 	}
@@ -149,16 +149,16 @@ func TestStatusWriteFailingAfterTheRelease(t *testing.T) {
 // code, not "terminated while releasing it" (Failed/NotReleasable before).
 func TestExecErrorAfterTheTouch(t *testing.T) {
 	e := setup(t)
-	wf := e.createWorkflow(helloWorldWorkflow(e.ns))
-	e.runPod(wf, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
-	e.r.Kubelet().SetBehaviour(e.ns, helloPodV2, "main", rig.FailAfterTouch)
-	u := e.createResume("release-hello", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+	wf := e.createWorkflow(fixture.HelloWorld(e.ns))
+	e.runPod(wf, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer(fixture.PauseAfter))
+	e.r.Kubelet().SetBehaviour(e.ns, fixture.HelloPodV2, "main", rig.FailAfterTouch)
+	u := e.createResume("release-hello", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 
 	f := e.srv.fireResume(t, u)
 	expectOK(t, f, 1)
-	e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "error: exec session broke after the command started"})
+	e.expectCalls(rig.Call{Pod: fixture.HelloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "error: exec session broke after the command started"})
 	res, _ := e.resume(u.GetName())
-	expectSucceeded(t, res, v1alpha1.ReleasedTarget{Node: helloNodeID, Pod: helloPodV2, Container: "main", Stage: v1alpha1.StageAfter})
+	expectSucceeded(t, res, v1alpha1.ReleasedTarget{Node: fixture.HelloNodeID, Pod: fixture.HelloPodV2, Container: "main", Stage: v1alpha1.StageAfter})
 	if c := res.Status.Released[0].ExitCode; c == nil || *c != 0 {
 		t.Errorf("released exit code %v, want the container's 0", c)
 	}

@@ -123,19 +123,19 @@ func TestKubectlResumeWait(t *testing.T) {
 	e := setup(t, withRevisits(productRevisits))
 	sensorFor(e)
 	k := kubectlFor(e)
-	wf := e.createWorkflow(helloWorldWorkflow(e.ns))
-	e.runPod(wf, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
+	wf := e.createWorkflow(fixture.HelloWorld(e.ns))
+	e.runPod(wf, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer(fixture.PauseAfter))
 
-	out, err := k.run(helloWorld, "--template", "pause", "--wait", "--timeout", "1m")
+	out, err := k.run(fixture.HelloWorkflow, "--template", "pause", "--wait", "--timeout", "1m")
 	if err != nil {
 		t.Fatalf("kubectl resume --wait: %v", err)
 	}
-	want := fmt.Sprintf("released pod %s container main stage after\n", helloPodV2)
+	want := fmt.Sprintf("released pod %s container main stage after\n", fixture.HelloPodV2)
 	if !strings.Contains(out, want) || !strings.Contains(out, "Succeeded (Released)") {
 		t.Fatalf("output:\n%s\nwant %q and Succeeded (Released)", out, want)
 	}
-	e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
-	e.waitPodSucceeded(helloPodV2)
+	e.expectCalls(rig.Call{Pod: fixture.HelloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+	e.waitPodSucceeded(fixture.HelloPodV2)
 
 	// The Resume carries the user's spec, and --wait's timeout as its deadline.
 	list, err := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).List(rig.Context(t, 10*time.Second), metav1.ListOptions{})
@@ -143,7 +143,7 @@ func TestKubectlResumeWait(t *testing.T) {
 		t.Fatalf("resumes: %v, %d, want 1", err, len(list.Items))
 	}
 	res, _ := e.resume(list.Items[0].GetName())
-	if res.Spec.WorkflowID != helloWorld || res.Spec.TemplateName != "pause" || res.Spec.ActiveDeadlineSeconds == nil || *res.Spec.ActiveDeadlineSeconds != 60 || !strings.HasPrefix(res.Name, helloWorld+"-") {
+	if res.Spec.WorkflowID != fixture.HelloWorkflow || res.Spec.TemplateName != "pause" || res.Spec.ActiveDeadlineSeconds == nil || *res.Spec.ActiveDeadlineSeconds != 60 || !strings.HasPrefix(res.Name, fixture.HelloWorkflow+"-") {
 		t.Errorf("resume %s spec %+v", res.Name, res.Spec)
 	}
 	expectSucceeded(t, res, helloReleased)
@@ -171,10 +171,10 @@ func TestKubectlResumeWait(t *testing.T) {
 
 	// Requests the plugin refuses before creating anything.
 	for _, args := range [][]string{
-		{helloWorld},
-		{helloWorld, "--template", "pause", "--stage", "during"},
-		{helloWorld, "--template", "pause", "--container", "wait"},
-		{helloWorld, "--template", "pause", "-o", "xml"},
+		{fixture.HelloWorkflow},
+		{fixture.HelloWorkflow, "--template", "pause", "--stage", "during"},
+		{fixture.HelloWorkflow, "--template", "pause", "--container", "wait"},
+		{fixture.HelloWorkflow, "--template", "pause", "-o", "xml"},
 	} {
 		if _, err := k.run(args...); err == nil {
 			t.Errorf("kubectl resume %v succeeded, want an error", args)

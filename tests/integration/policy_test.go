@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/argocontroller/resume-trigger/internal/fixture"
 	"github.com/argocontroller/resume-trigger/internal/release"
 	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
@@ -90,7 +91,7 @@ func TestExecPolicyPinsTheArgv(t *testing.T) {
 	e.pausedHelloWorld()
 	saConfig := e.r.ServiceAccountConfig(e.ns, serviceAccount)
 	asServer := func(container string, argv ...string) error {
-		return rig.Exec(rig.Context(t, 20*time.Second), saConfig, e.ns, helloPodV2, container, argv...)
+		return rig.Exec(rig.Context(t, 20*time.Second), saConfig, e.ns, fixture.HelloPodV2, container, argv...)
 	}
 	applyExecPolicy(t, e, func() error { return asServer("main", "cat", "/etc/hostname") })
 	before := len(e.calls())
@@ -120,7 +121,7 @@ func TestExecPolicyPinsTheArgv(t *testing.T) {
 	}
 
 	// Another user's exec is not the policy's business: it reaches the kubelet.
-	other := rig.Exec(rig.Context(t, 20*time.Second), e.r.AdminConfig(), e.ns, helloPodV2, "main", "cat", "/etc/hostname")
+	other := rig.Exec(rig.Context(t, 20*time.Second), e.r.AdminConfig(), e.ns, fixture.HelloPodV2, "main", "cat", "/etc/hostname")
 	var exit *release.ExitError
 	if other != nil && !errors.As(other, &exit) && strings.Contains(other.Error(), policyDenial) {
 		t.Errorf("the admin's exec was refused by the policy: %v", other)
@@ -132,12 +133,12 @@ func TestExecPolicyPinsTheArgv(t *testing.T) {
 
 	// The server, under the policy, releases the step.
 	e.srv = startServer(t, saConfig, []string{e.ns})
-	u := e.createResume("under-policy", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+	u := e.createResume("under-policy", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 	expectOK(t, e.srv.fireResume(t, u), 1)
 	res, _ := e.resume("under-policy")
 	expectSucceeded(t, res, helloReleased)
 	last := e.calls()[len(e.calls())-1]
-	if last.Pod != helloPodV2 || last.Container != "main" || !slices.Equal(last.Argv, touchMainAfter) || last.Outcome != "exit 0" {
+	if last.Pod != fixture.HelloPodV2 || last.Container != "main" || !slices.Equal(last.Argv, touchMainAfter) || last.Outcome != "exit 0" {
 		t.Errorf("the server's release: %+v, want touch of main's marker, exit 0", last)
 	}
 }

@@ -52,22 +52,22 @@ func TestShippedRBACIsEnoughAndNoMore(t *testing.T) {
 		e := &env{t: t, r: e.r, ns: e.ns, wfc: e.wfc}
 		e.pausedHelloWorld()
 		e.srv = startServer(t, saConfig, []string{e.ns})
-		u := e.createResume("as-serviceaccount", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+		u := e.createResume("as-serviceaccount", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 
 		expectOK(t, e.srv.fireResume(t, u), 1)
-		e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+		e.expectCalls(rig.Call{Pod: fixture.HelloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
 		res, _ := e.resume("as-serviceaccount")
 		expectSucceeded(t, res, helloReleased)
 		e.expectEvent("as-serviceaccount", corev1.EventTypeNormal, "Released")
 		if strings.Contains(e.srv.logs.String(), "forbidden") {
 			t.Errorf("the server was refused something:\n%s", e.srv.logs)
 		}
-		e.waitPodSucceeded(helloPodV2)
+		e.waitPodSucceeded(fixture.HelloPodV2)
 	})
 
 	t.Run("nothing more", func(t *testing.T) {
-		otherWf := other.createWorkflow(helloWorldWorkflow(other.ns))
-		other.runPod(otherWf, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
+		otherWf := other.createWorkflow(fixture.HelloWorld(other.ns))
+		other.runPod(otherWf, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer(fixture.PauseAfter))
 		sa, err := kubernetes.NewForConfig(saConfig)
 		if err != nil {
 			t.Fatal(err)
@@ -141,7 +141,7 @@ func TestShippedRBACIsEnoughAndNoMore(t *testing.T) {
 			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
 		}, metav1.CreateOptions{})
 		forbidden("create a pod", err)
-		err = sa.CoreV1().Pods(e.ns).Delete(ctx, helloPodV2, metav1.DeleteOptions{})
+		err = sa.CoreV1().Pods(e.ns).Delete(ctx, fixture.HelloPodV2, metav1.DeleteOptions{})
 		forbidden("delete a pod", err)
 		_, err = sa.CoreV1().Pods(other.ns).List(ctx, metav1.ListOptions{})
 		forbidden("list pods in another namespace", err)
@@ -150,20 +150,20 @@ func TestShippedRBACIsEnoughAndNoMore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mine, err := saWf.ArgoprojV1alpha1().Workflows(e.ns).Get(ctx, helloWorld, metav1.GetOptions{})
+		mine, err := saWf.ArgoprojV1alpha1().Workflows(e.ns).Get(ctx, fixture.HelloWorkflow, metav1.GetOptions{})
 		if err != nil {
 			t.Fatalf("get own workflow as %s: %v", serviceAccount, err)
 		}
 		mine.Labels["tampered"] = "true"
 		_, err = saWf.ArgoprojV1alpha1().Workflows(e.ns).Update(ctx, mine, metav1.UpdateOptions{})
 		forbidden("update a workflow", err)
-		_, err = saWf.ArgoprojV1alpha1().Workflows(other.ns).Get(ctx, helloWorld, metav1.GetOptions{})
+		_, err = saWf.ArgoprojV1alpha1().Workflows(other.ns).Get(ctx, fixture.HelloWorkflow, metav1.GetOptions{})
 		forbidden("get a workflow in another namespace", err)
 
-		err = rig.Exec(ctx, saConfig, other.ns, helloPodV2, "main", touchMainAfter...)
+		err = rig.Exec(ctx, saConfig, other.ns, fixture.HelloPodV2, "main", touchMainAfter...)
 		// The exec upgrade's refusal is not an API status error, only its text says forbidden.
 		if err == nil || !strings.Contains(err.Error(), "forbidden") || !strings.Contains(err.Error(), "pods/exec") {
-			t.Errorf("exec into %s/%s as %s: %v, want forbidden on pods/exec", other.ns, helloPodV2, serviceAccount, err)
+			t.Errorf("exec into %s/%s as %s: %v, want forbidden on pods/exec", other.ns, fixture.HelloPodV2, serviceAccount, err)
 		}
 		other.expectNoCalls()
 	})

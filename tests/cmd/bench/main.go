@@ -57,12 +57,12 @@ import (
 	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
-// The scene: the original example's Workflow, whose step "pause" is paused after its command.
+// The scene: the original example's Workflow (fixture.HelloWorld), whose step "pause" is paused after its
+// command.
 const (
-	workflow  = "hello-world"
-	stepName  = "hello-world[0].pause"
-	template  = "pause"
-	container = "main"
+	workflow  = fixture.HelloWorkflow
+	template  = fixture.HelloTemplate
+	container = fixture.HelloContainer
 )
 
 var touch = []string{"touch", "/var/run/argo/ctr/main/after"}
@@ -431,14 +431,8 @@ func (b *bench) namespace(ctx context.Context, ns string) error {
 // scene creates the original example's Workflow and its paused pod in ns, and returns the pod's name. The
 // rig's emissary emulation is off for it, so the same pod can be released again and again.
 func (b *bench) scene(ctx context.Context, ns string) (string, error) {
-	group := fixture.Node(workflow, "hello-world[0]", "[0]", wfv1.NodeTypeStepGroup, "")
-	node := fixture.PodNode(workflow, stepName, "pause", template)
-	group.Children = []string{node.ID}
-	wf := fixture.Workflow(ns, workflow, group, node)
-	root := wf.Status.Nodes[workflow]
-	root.Children = []string{group.ID}
-	wf.Status.Nodes[workflow] = root
-	return b.runWorkflow(ctx, wf, []wfv1.NodeStatus{node})
+	wf := fixture.HelloWorld(ns)
+	return b.runWorkflow(ctx, wf, []wfv1.NodeStatus{wf.Status.Nodes[fixture.HelloNodeID]})
 }
 
 // loopScene creates workflow "loop" whose step runs n iterations of template "item", each paused, and
