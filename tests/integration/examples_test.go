@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"errors"
 	"io/fs"
 	"maps"
 	"os"
@@ -392,20 +393,16 @@ func TestExampleDebugPolicyPausesLabelledWorkflowsOnly(t *testing.T) {
 	strict(t, example(t, docs, "debug-policy/workflow.yaml", "Workflow"), &labelled)
 	// The API server takes up a new policy through an informer: wait, with server-side dry runs of the
 	// labelled Workflow, until it is in force.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	eventually(t, 30*time.Second, "the MutatingAdmissionPolicy changes a labelled Workflow", func() error {
 		got, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Create(rig.Context(t, 10*time.Second), labelled.DeepCopy(), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if err != nil {
 			t.Fatalf("dry run of the labelled Workflow: %v", err)
 		}
-		if got.Spec.TemplateDefaults != nil {
-			break
+		if got.Spec.TemplateDefaults == nil {
+			return errors.New("the dry run has no templateDefaults")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("30s after its creation the MutatingAdmissionPolicy has not changed a labelled Workflow")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 
 	unlabelled := labelled.DeepCopy()
 	unlabelled.Name += "-unlabelled"

@@ -164,37 +164,42 @@ func (e *env) waitPast(t *metav1.Time) {
 	}
 }
 
+// eventually polls f with rig.Eventually until it returns nil, and fails the test with what and f's last
+// error when within passed first.
+func eventually(tb testing.TB, within time.Duration, what string, f func() error) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(tb.Context(), within)
+	defer cancel()
+	if err := rig.Eventually(ctx, f); err != nil {
+		tb.Fatalf("%s: not within %v: %v", what, within, err)
+	}
+}
+
 // waitResume polls the Resume until ok says so, and fails the test with its last status after within.
 func (e *env) waitResume(name string, within time.Duration, ok func(*v1alpha1.Resume) bool) *v1alpha1.Resume {
 	e.t.Helper()
-	end := time.Now().Add(within)
-	for {
-		res, _ := e.resume(name)
-		if ok(res) {
-			return res
+	var res *v1alpha1.Resume
+	eventually(e.t, within, "resume "+name, func() error {
+		if res, _ = e.resume(name); !ok(res) {
+			return fmt.Errorf("status: phase %s reason %s message %q", res.Status.Phase, res.Status.Reason, res.Status.Message)
 		}
-		if time.Now().After(end) {
-			e.t.Fatalf("resume %s: status after %v: phase %s reason %s message %q", name, within, res.Status.Phase, res.Status.Reason, res.Status.Message)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
+	return res
 }
 
 // waitCalls polls the kubelet until n execs reached this test's namespace and ended (an exec is recorded
 // when it arrives and gets its outcome when it ends), and returns them.
 func (e *env) waitCalls(n int, within time.Duration) []rig.Call {
 	e.t.Helper()
-	end := time.Now().Add(within)
-	for {
-		calls := e.calls()
-		if len(calls) >= n && !slices.ContainsFunc(calls[:n], func(c rig.Call) bool { return c.Outcome == "" }) {
-			return calls
+	var calls []rig.Call
+	eventually(e.t, within, fmt.Sprintf("%d ended execs", n), func() error {
+		if calls = e.calls(); len(calls) < n || slices.ContainsFunc(calls[:n], func(c rig.Call) bool { return c.Outcome == "" }) {
+			return fmt.Errorf("%d execs reached the kubelet:\n%s", len(calls), formatCalls(calls))
 		}
-		if time.Now().After(end) {
-			e.t.Fatalf("%d execs reached the kubelet within %v, want %d ended:\n%s", len(calls), within, n, formatCalls(calls))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return calls
 }
 
 // calls are the execs that reached the kubelet for this test's namespace.

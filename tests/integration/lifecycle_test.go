@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -107,16 +108,12 @@ func (e *env) recreateHelloWorld(old *wfv1.Workflow) *wfv1.Workflow {
 	if err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Delete(ctx, old.Name, metav1.DeleteOptions{}); err != nil {
 		e.t.Fatalf("delete workflow: %v", err)
 	}
-	for {
-		_, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Get(ctx, old.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			break
+	eventually(e.t, 20*time.Second, "workflow "+old.Name+" deleted", func() error {
+		if _, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Get(ctx, old.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("get: %v", err)
 		}
-		if ctx.Err() != nil {
-			e.t.Fatalf("workflow %s was not deleted: %v", old.Name, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	wf := e.createWorkflow(fixture.HelloWorld(e.ns))
 	if wf.UID == old.UID {
 		e.t.Fatalf("re-created workflow kept uid %s", wf.UID)
@@ -299,26 +296,20 @@ func TestTwoReplicasOneLeads(t *testing.T) {
 // waitGone polls until the Resume no longer exists.
 func (e *env) waitGone(name string, within time.Duration) {
 	e.t.Helper()
-	end := time.Now().Add(within)
-	for {
-		_, err := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Get(rig.Context(e.t, 5*time.Second), name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return
+	eventually(e.t, within, "resume "+name+" gone", func() error {
+		if _, err := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Get(rig.Context(e.t, 5*time.Second), name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("still exists (get: %v)", err)
 		}
-		if time.Now().After(end) {
-			e.t.Fatalf("resume %s still exists after %v: %v", name, within, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func waitLeading(t *testing.T, s *server) {
 	t.Helper()
-	end := time.Now().Add(20 * time.Second)
-	for !s.app.Leading() {
-		if time.Now().After(end) {
-			t.Fatalf("the replica did not take the Lease within 20s:\n%s", s.logs)
+	eventually(t, 20*time.Second, "the replica takes the Lease", func() error {
+		if !s.app.Leading() {
+			return fmt.Errorf("not leading:\n%s", s.logs)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }

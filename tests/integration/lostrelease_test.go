@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -76,8 +77,7 @@ func refuseReleaseRecords(t *testing.T, e *env) {
 	// The API server enforces a policy a moment after it is created: probe with a Resume of our own.
 	probe := e.createResume("probe", map[string]any{"Workflow-ID": "no-such-workflow", "TemplateName": "x"})
 	e.label(probe.GetName(), true)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	eventually(t, 30*time.Second, "the policy enforced", func() error {
 		u, err := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Get(ctx, "probe", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -87,13 +87,10 @@ func refuseReleaseRecords(t *testing.T, e *env) {
 		}}, "status", "released")
 		_, err = e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).UpdateStatus(ctx, u, metav1.UpdateOptions{})
 		if err != nil && strings.Contains(err.Error(), refuseMessage) {
-			return
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the policy was not enforced within 30s (last write: %v)", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return fmt.Errorf("last write: %v", err)
+	})
 }
 
 // label sets or removes refuseLabel on a Resume (its metadata: the spec cannot change).

@@ -269,18 +269,13 @@ func setupMixed(t *testing.T, e *env, k *kubectl) mixedScene {
 // waitEmissary waits for the emissary emulation's decision on a marker in pod.
 func (e *env) waitEmissary(pod, outcome string) {
 	e.t.Helper()
-	end := time.Now().Add(15 * time.Second)
-	for {
-		for _, ev := range e.r.Kubelet().EmissaryEvents(e.ns) {
-			if ev.Pod == pod && ev.Outcome == outcome {
-				return
-			}
+	eventually(e.t, 15*time.Second, "emissary of pod "+pod+": "+outcome, func() error {
+		evs := e.r.Kubelet().EmissaryEvents(e.ns)
+		if !slices.ContainsFunc(evs, func(ev rig.EmissaryEvent) bool { return ev.Pod == pod && ev.Outcome == outcome }) {
+			return fmt.Errorf("events %+v", evs)
 		}
-		if time.Now().After(end) {
-			e.t.Fatalf("emissary of pod %s: events %+v, want %s", pod, e.r.Kubelet().EmissaryEvents(e.ns), outcome)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // requests are the API requests kubectlUser sent in e's namespace so far, as "verb resource".

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -69,17 +70,12 @@ func applyExecPolicy(t *testing.T, e *env, probe func() error) {
 		})
 	}
 	// The API server compiles and starts enforcing a policy a moment after it is created.
-	end := time.Now().Add(30 * time.Second)
-	for {
-		err := probe()
-		if err != nil && strings.Contains(err.Error(), policyDenial) {
-			return
+	eventually(t, 30*time.Second, "the exec policy enforced", func() error {
+		if err := probe(); err == nil || !strings.Contains(err.Error(), policyDenial) {
+			return fmt.Errorf("last probe: %v", err)
 		}
-		if time.Now().After(end) {
-			t.Fatalf("the exec policy was not enforced within 30s (last probe: %v)", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // With manifests/exec-policy, the API server itself lets resume-trigger's identity exec only the marker's
