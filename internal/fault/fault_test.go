@@ -28,7 +28,7 @@ func TestKindOf(t *testing.T) {
 		"outermost wins through plain wrappers": {err: fmt.Errorf("x: %w", Invalidf("bad: %w", fmt.Errorf("y: %w", Transientf("api")))), want: Invalid},
 		"classified inside errors.Join":         {err: errors.Join(errors.New("plain"), Deniedf("no")), want: Denied},
 		"first classified of errors.Join wins":  {err: errors.Join(Preconditionf("p"), NotFoundf("n")), want: Precondition},
-		"classified under a %v is lost":         {err: fmt.Errorf("x: %v", NotFoundf("gone")), want: Unknown}, //nolint:errorlint // the row checks what a %v does to the chain
+		"classified under a %v is lost":         {err: fmt.Errorf("x: %v", NotFoundf("gone")), want: Unknown},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -65,7 +65,7 @@ func (s *suite) apiServerKilled(t *testing.T, round int) row {
 	w := s.begin(t)
 	g := s.gate(ts[0].Pod, nil)
 	s.createResumes(t, ts, 1)
-	g.wait(t, time.Minute)
+	g.wait(t)
 	down := time.Now()
 	if err := s.c.Rig.RestartAPIServer(rig.Context(t, 2*time.Minute), syscall.SIGKILL, nil); err != nil {
 		t.Fatal(err)
@@ -85,7 +85,7 @@ func (s *suite) podDeleted(t *testing.T, round int) row {
 	g := s.gate(ts[0].Pod, utilexec.CodeExitError{Err: errors.New("exit status 137"), Code: 137})
 	ts[0].anyFinal = true
 	s.createResumes(t, ts, 1)
-	g.wait(t, time.Minute)
+	g.wait(t)
 	pods := s.c.Client().CoreV1().Pods(namespace)
 	ctx := rig.Context(t, time.Minute)
 	if err := pods.Delete(ctx, ts[0].Pod, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
@@ -117,7 +117,7 @@ func (s *suite) serverTerminated(t *testing.T, round int) row {
 	w := s.begin(t)
 	g := s.gate(ts[0].Pod, nil)
 	s.createResumes(t, ts, 1)
-	g.wait(t, time.Minute)
+	g.wait(t)
 	stopped := make(chan error, 1)
 	go func() { stopped <- s.c.Kill(chain.Server, syscall.SIGTERM) }()
 	ctx := rig.Context(t, time.Minute)
@@ -161,7 +161,7 @@ func (s *suite) serverKilled(t *testing.T, round int) row {
 	// server looks, and the Resume ends Failed: nothing is paused any more) or not (then it is released).
 	ts[0].anyFinal = true
 	s.createResumes(t, ts, 1)
-	g.wait(t, time.Minute)
+	g.wait(t)
 	if err := s.c.Kill(chain.Server, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -187,9 +187,10 @@ func (s *suite) gate(pod string, fail error) *gate {
 	return g
 }
 
-// wait returns once the first exec reached the gate.
-func (g *gate) wait(t *testing.T, within time.Duration) {
+// wait returns once the first exec reached the gate, within a minute.
+func (g *gate) wait(t *testing.T) {
 	t.Helper()
+	const within = time.Minute
 	select {
 	case <-g.arrived:
 	case <-time.After(within):

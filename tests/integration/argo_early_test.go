@@ -173,7 +173,7 @@ func TestArgoEarlyResumesForALaterStep(t *testing.T) {
 }
 
 func testEarlyResumesForALaterStep(t *testing.T, c argoCell) {
-	e := setupArgo(t, c, rig.ControllerOptions{}, withRevisits(productRevisits))
+	e := setupArgo(t, c, rig.ControllerOptions{}, withRevisits())
 	e.submit(earlyLibrary)
 	const name = "early"
 	rp := e.watchRunning(name)
@@ -250,7 +250,7 @@ func TestArgoEarlyResumeForAWorkflowTemplateRef(t *testing.T) {
 }
 
 func testEarlyResumeForAWorkflowTemplateRef(t *testing.T, c argoCell) {
-	e := setupArgo(t, c, rig.ControllerOptions{}, withRevisits(productRevisits))
+	e := setupArgo(t, c, rig.ControllerOptions{}, withRevisits())
 	e.submit(`
 apiVersion: argoproj.io/v1alpha1
 kind: WorkflowTemplate

@@ -25,7 +25,7 @@ import (
 // pod Failed while its node is still Pending.
 func TestArgoV4FailedPodRestart(t *testing.T) {
 	c := cellV4PodNamesV2
-	e := setupArgo(t, c, rig.ControllerOptions{Config: map[string]string{"failedPodRestart": "enabled: true\nmaxRestarts: 1\n"}}, withRevisits(productRevisits))
+	e := setupArgo(t, c, rig.ControllerOptions{Config: map[string]string{"failedPodRestart": "enabled: true\nmaxRestarts: 1\n"}}, withRevisits())
 	ctx := rig.Context(t, 2*time.Minute)
 	const name = "restart"
 	// The step's pod is bound but its containers are not started: its images are being pulled.

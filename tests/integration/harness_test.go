@@ -367,8 +367,10 @@ func withExecTimeout(d time.Duration) serverOption {
 
 // withRevisits turns on the server's own revisits of Pending Resumes (on in the product; off by default
 // here, so that a test's Execute is the only path to a Resume and its result can be asserted).
-func withRevisits(interval time.Duration) serverOption {
-	return func(o *app.Options) { o.Revisits.Enabled, o.Revisits.Interval, o.Revisits.Rate = true, interval, 50 }
+func withRevisits() serverOption {
+	return func(o *app.Options) {
+		o.Revisits.Enabled, o.Revisits.Interval, o.Revisits.Rate = true, productRevisits, 50
+	}
 }
 
 // withLeaderElection makes the server take the Lease id in namespace ns before it serves, with short

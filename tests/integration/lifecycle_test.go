@@ -36,7 +36,7 @@ func isPhase(p v1alpha1.Phase) func(*v1alpha1.Resume) bool {
 // server's revisits release it within seconds of the pause.
 func TestEarlyResumeReleasedWhenItsStepPausesLater(t *testing.T) {
 	t.Parallel()
-	e := setup(t, withRevisits(productRevisits))
+	e := setup(t, withRevisits())
 	wf := e.createWorkflow(fixture.HelloWorld(e.ns))
 	u := e.createResume("early", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 
@@ -78,7 +78,7 @@ func TestEarlyResumeReleasedWhenItsStepPausesLater(t *testing.T) {
 // A Resume whose step never pauses ends at its deadline, saying what it waited for, without any exec.
 func TestDeadlineEndsAPendingResume(t *testing.T) {
 	t.Parallel()
-	e := setup(t, withRevisits(productRevisits))
+	e := setup(t, withRevisits())
 	e.createWorkflow(fixture.HelloWorld(e.ns))
 	u := e.createResume("deadline", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause", "activeDeadlineSeconds": int64(4)})
 
@@ -127,7 +127,7 @@ func (e *env) recreateHelloWorld(old *wfv1.Workflow) *wfv1.Workflow {
 func TestResumeBoundToOneRunNeverReleasesAnother(t *testing.T) {
 	t.Parallel()
 	t.Run("the Sensor calls again", func(t *testing.T) {
-		e := setup(t, withRevisits(productRevisits))
+		e := setup(t, withRevisits())
 		runA := e.createWorkflow(fixture.HelloWorld(e.ns))
 		u := e.createResume("bound", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 		expectPending(t, e.srv.fireResume(t, u), "has no pod yet")
@@ -148,7 +148,7 @@ func TestResumeBoundToOneRunNeverReleasesAnother(t *testing.T) {
 	})
 
 	t.Run("after a server restart", func(t *testing.T) {
-		e := setup(t, withRevisits(productRevisits))
+		e := setup(t, withRevisits())
 		runA := e.createWorkflow(fixture.HelloWorld(e.ns))
 		u := e.createResume("bound", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 		expectPending(t, e.srv.fireResume(t, u), "has no pod yet")
@@ -157,7 +157,7 @@ func TestResumeBoundToOneRunNeverReleasesAnother(t *testing.T) {
 		runB := e.recreateHelloWorld(runA)
 		e.runPod(runB, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer(fixture.PauseAfter))
 		// No Sensor call: the new server takes the Pending Resume up from its list on start.
-		e.srv = startServer(t, e.r.AdminConfig(), []string{e.ns}, withRevisits(productRevisits))
+		e.srv = startServer(t, e.r.AdminConfig(), []string{e.ns}, withRevisits())
 		res := e.waitResume("bound", 15*time.Second, isPhase(v1alpha1.PhaseFailed))
 		expectFailed(t, res, resume.ReasonWorkflowReplaced, string(runA.UID))
 		e.expectNoCalls()
@@ -169,7 +169,7 @@ func TestResumeBoundToOneRunNeverReleasesAnother(t *testing.T) {
 // the Resume turn Succeeded. Each pod gets exactly one exec.
 func TestLoopWithALateIterationIsReleasedWhole(t *testing.T) {
 	t.Parallel()
-	e := setup(t, withRevisits(productRevisits))
+	e := setup(t, withRevisits())
 	var nodes []wfv1.NodeStatus
 	for _, item := range []string{"(0:a)", "(1:b)", "(2:c)"} {
 		nodes = append(nodes, fixture.PodNode(fixture.HelloWorkflow, "hello-world[0].fan"+item, "fan"+item, "fan"))
@@ -218,7 +218,7 @@ func TestLoopWithALateIterationIsReleasedWhole(t *testing.T) {
 // one without a TTL.
 func TestFinishedResumeDeletedAfterItsTTL(t *testing.T) {
 	t.Parallel()
-	e := setup(t, withRevisits(productRevisits))
+	e := setup(t, withRevisits())
 	e.pausedHelloWorld()
 	u := e.createResume("short-lived", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause", "ttlSecondsAfterFinished": int64(2)})
 	kept := e.createResume("kept", map[string]any{"Workflow-ID": "no-such-workflow", "TemplateName": "pause", "activeDeadlineSeconds": int64(1)})
@@ -259,7 +259,7 @@ func TestTwoReplicasOneLeads(t *testing.T) {
 	e := newEnv(t)
 	applyNamespaceInstall(t, e.r, e.ns)
 	saConfig := e.r.ServiceAccountConfig(e.ns, serviceAccount)
-	opts := []serverOption{withRevisits(productRevisits), withLeaderElection(e.ns, "resume-trigger")}
+	opts := []serverOption{withRevisits(), withLeaderElection(e.ns, "resume-trigger")}
 	first := startServer(t, saConfig, []string{e.ns}, opts...)
 	waitLeading(t, first)
 	second := startServer(t, saConfig, []string{e.ns}, opts...)

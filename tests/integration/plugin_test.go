@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -120,7 +120,7 @@ func sensorFor(e *env) {
 // server's reason.
 func TestKubectlResumeWait(t *testing.T) {
 	t.Parallel()
-	e := setup(t, withRevisits(productRevisits))
+	e := setup(t, withRevisits())
 	sensorFor(e)
 	k := kubectlFor(e)
 	wf := e.createWorkflow(fixture.HelloWorld(e.ns))
@@ -316,7 +316,7 @@ func pausedRows(t *testing.T, l plugin.PausedList, wf string) []string {
 // of them as the server's lookup sees it.
 func TestKubectlResumeListAndWhy(t *testing.T) {
 	t.Parallel()
-	e := setup(t, withRevisits(productRevisits))
+	e := setup(t, withRevisits())
 	sensorFor(e)
 	k := kubectlFor(e)
 	sc := setupMixed(t, e, k)

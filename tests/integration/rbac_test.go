@@ -5,13 +5,12 @@ import (
 	"testing"
 	"time"
 
+	wfclient "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-
-	wfclient "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
 
 	"github.com/argocontroller/resume-trigger/internal/fixture"
 	"github.com/argocontroller/resume-trigger/tests/internal/rig"

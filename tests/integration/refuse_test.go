@@ -19,11 +19,10 @@ import (
 
 // pausedHelloWorld sets up the original example, paused and releasable, so that a refusal is visibly a
 // refusal and not a missing target.
-func (e *env) pausedHelloWorld() *wfv1.Workflow {
+func (e *env) pausedHelloWorld() {
 	e.t.Helper()
 	wf := e.createWorkflow(fixture.HelloWorld(e.ns))
 	e.runPod(wf, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer(fixture.PauseAfter))
-	return wf
 }
 
 // A Resume for a workflow that does not exist waits for it (a user may create the Resume first), without

@@ -286,7 +286,7 @@ func (b *bench) measure(ctx context.Context) (*results, error) {
 		return nil, err
 	}
 	for _, s := range []*server{srv, full} {
-		if _, err := b.serverRun(ctx, s, s.ns, "warm", 1, 20); err != nil {
+		if _, err := b.serverRun(ctx, s, s.ns, "warm", 20); err != nil {
 			return nil, err
 		}
 	}
@@ -296,12 +296,12 @@ func (b *bench) measure(ctx context.Context) (*results, error) {
 	step(fmt.Sprintf("flatness: %d Executes each on the empty and the loaded namespace, alternating", b.cfg.sequential))
 	var empty, loaded []time.Duration
 	for i := range rounds {
-		lat, err := b.serverRun(ctx, srv, "bench", fmt.Sprintf("flat%d", i), 1, max(1, b.cfg.sequential/rounds))
+		lat, err := b.serverRun(ctx, srv, "bench", fmt.Sprintf("flat%d", i), max(1, b.cfg.sequential/rounds))
 		if err != nil {
 			return nil, err
 		}
 		empty = append(empty, lat...)
-		if lat, err = b.serverRun(ctx, full, "bench-full", fmt.Sprintf("flat%d", i), 1, max(1, b.cfg.sequential/rounds)); err != nil {
+		if lat, err = b.serverRun(ctx, full, "bench-full", fmt.Sprintf("flat%d", i), max(1, b.cfg.sequential/rounds)); err != nil {
 			return nil, err
 		}
 		loaded = append(loaded, lat...)
@@ -353,7 +353,7 @@ func (b *bench) measure(ctx context.Context) (*results, error) {
 		}
 		res.floor.seq = append(res.floor.seq, lat...)
 		if lat, err = measured(func() ([]time.Duration, error) {
-			return b.serverRun(ctx, srv, "bench", fmt.Sprintf("seq%d", i), 1, max(1, b.cfg.sequential/rounds))
+			return b.serverRun(ctx, srv, "bench", fmt.Sprintf("seq%d", i), max(1, b.cfg.sequential/rounds))
 		}); err != nil {
 			return nil, err
 		}
@@ -630,8 +630,9 @@ func (b *bench) floorRun(ctx context.Context, ns, pod string, callers, total int
 	return lat, err
 }
 
-func (b *bench) serverRun(ctx context.Context, srv *server, ns, tag string, callers, total int) ([]time.Duration, error) {
-	lat, _, err := b.serverRunTimed(ctx, srv, ns, tag, callers, total)
+// serverRun is serverRunTimed with one caller, without the wall time.
+func (b *bench) serverRun(ctx context.Context, srv *server, ns, tag string, total int) ([]time.Duration, error) {
+	lat, _, err := b.serverRunTimed(ctx, srv, ns, tag, 1, total)
 	return lat, err
 }
 

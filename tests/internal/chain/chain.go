@@ -840,9 +840,13 @@ func (c *Chain) Stop() {
 	})
 }
 
-// Client is an admin clientset; Dynamic an admin dynamic client; Workflows an admin Argo clientset.
-func (c *Chain) Client() kubernetes.Interface  { return c.Rig.Client() }
-func (c *Chain) Dynamic() dynamic.Interface    { return c.Rig.Dynamic() }
+// Client is an admin clientset.
+func (c *Chain) Client() kubernetes.Interface { return c.Rig.Client() }
+
+// Dynamic is an admin dynamic client.
+func (c *Chain) Dynamic() dynamic.Interface { return c.Rig.Dynamic() }
+
+// Workflows is an admin Argo clientset.
 func (c *Chain) Workflows() wfclient.Interface { return c.workflows }
 
 // ServerKubeconfig is the kubeconfig resume-trigger runs with: a token of ServerServiceAccount.
