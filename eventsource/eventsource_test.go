@@ -70,7 +70,7 @@ func TestEventSourcesPassArgoEventsValidation(t *testing.T) {
 				t.Fatalf("want exactly one event, got %d", len(listeners))
 			}
 			for _, l := range listeners {
-				if err := l.ValidateEventSource(context.Background()); err != nil {
+				if err := l.ValidateEventSource(t.Context()); err != nil {
 					t.Errorf("argo-events rejects %s: %v", tc.file, err)
 				}
 			}

@@ -1,7 +1,6 @@
 package lookup_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -1498,7 +1497,7 @@ func TestFindPodNameFallback(t *testing.T) {
 				t.Fatal("the row has no pod without node-id annotation")
 			}
 			f, _, _ := newFinder(c, nil)
-			res, err := f.Find(context.Background(), ns, tc.step)
+			res, err := f.Find(t.Context(), ns, tc.step)
 			if !tc.expFound {
 				if err == nil {
 					t.Fatalf("found %v, want no target", res.Targets)
@@ -1586,7 +1585,7 @@ func TestFindCost(t *testing.T) {
 					return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "x", errors.New("no get on pods"))
 				})
 			}
-			res, err := f.Find(context.Background(), ns, tc.step)
+			res, err := f.Find(t.Context(), ns, tc.step)
 			if tc.targets > 0 && err != nil {
 				t.Fatal(err)
 			}
@@ -1611,7 +1610,7 @@ func TestFindReadsAStaleCacheAgain(t *testing.T) {
 		stale.Status = corev1.PodStatus{Phase: corev1.PodPending}
 		return true, &corev1.PodList{Items: []corev1.Pod{*stale}}, nil
 	})
-	res, err := f.Find(context.Background(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
+	res, err := f.Find(t.Context(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1670,7 +1669,7 @@ func TestFindAPIErrors(t *testing.T) {
 			react := func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, tc.err }
 			wfc.PrependReactor(tc.verb, tc.resource, react)
 			kube.PrependReactor(tc.verb, tc.resource, react)
-			res, err := f.Find(context.Background(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
+			res, err := f.Find(t.Context(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
 			fixture.CheckFault(t, err, fault.Transient, tc.expErr)
 			if !errors.Is(err, tc.err) {
 				t.Errorf("error %v does not wrap %v", err, tc.err)
@@ -1700,7 +1699,7 @@ func TestPodListBounds(t *testing.T) {
 			c.pods = append(c.pods, fixture.Pod(c.wf, node, fmt.Sprintf("claimant-%d", i), fixture.Container("main", fixture.PauseBefore)))
 		}
 		f, _, _ := newFinder(c, nil)
-		_, err := f.Find(context.Background(), ns, step)
+		_, err := f.Find(t.Context(), ns, step)
 		fixture.CheckFault(t, err, fault.Precondition, []string{"node " + helloNode + " of workflow argo/hello-world is claimed by more than 8 pods"})
 	})
 	t.Run("other pods of the workflow do not count", func(t *testing.T) {
@@ -1713,7 +1712,7 @@ func TestPodListBounds(t *testing.T) {
 		}
 		c.pods[0] = fixture.Pod(c.wf, node, "renamed", fixture.Container("main", fixture.PauseBefore)) // found by its annotation only
 		f, _, _ := newFinder(c, nil)
-		res, err := f.Find(context.Background(), ns, step)
+		res, err := f.Find(t.Context(), ns, step)
 		if err != nil {
 			t.Fatal(err)
 		}

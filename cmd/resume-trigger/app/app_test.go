@@ -401,7 +401,7 @@ func waitServing(t *testing.T, h healthpb.HealthClient, service string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		resp, err := h.Check(ctx, &healthpb.HealthCheckRequest{Service: service})
 		cancel()
 		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
@@ -437,7 +437,7 @@ func TestRun(t *testing.T) {
 	for _, svc := range []string{"", triggerService} {
 		waitServing(t, h, svc)
 	}
-	if _, err := h.Check(context.Background(), &healthpb.HealthCheckRequest{Service: "no.such.Service"}); status.Code(err) != codes.NotFound {
+	if _, err := h.Check(t.Context(), &healthpb.HealthCheckRequest{Service: "no.such.Service"}); status.Code(err) != codes.NotFound {
 		t.Errorf("health of an unknown service = %v, want NotFound", err)
 	}
 
@@ -516,7 +516,7 @@ func TestRun(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
-	if _, err := h.Check(context.Background(), &healthpb.HealthCheckRequest{}); err == nil {
+	if _, err := h.Check(t.Context(), &healthpb.HealthCheckRequest{}); err == nil {
 		t.Error("the gRPC server still answers after Run returned")
 	}
 	c := &http.Client{Timeout: time.Second}
@@ -556,7 +556,7 @@ func TestRunShutdownBound(t *testing.T) {
 	}
 	h := healthpb.NewHealthClient(dial(t, s.app.GRPCAddr(), insecure.NewCredentials()))
 	waitServing(t, h, triggerService)
-	watch, err := h.Watch(context.Background(), &healthpb.HealthCheckRequest{Service: triggerService})
+	watch, err := h.Watch(t.Context(), &healthpb.HealthCheckRequest{Service: triggerService})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -643,7 +643,7 @@ func TestRunTLS(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			client := triggerpb.NewTriggerClient(dial(t, s.app.GRPCAddr(), tc.creds(t)))
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 			defer cancel()
 			out, err := client.FetchResource(ctx, &triggerpb.FetchResourceRequest{Resource: []byte("resume: \"\"\n")})
 			if !tc.wantOK {
