@@ -230,6 +230,18 @@ func (e *env) run(name string, r argoRun) *wfv1.Workflow {
 	return e.waitSucceeded(r.workflow)
 }
 
+// podNodes are the workflow's Pod nodes ordered by name: a retried step's attempts in order.
+func podNodes(wf *wfv1.Workflow) []wfv1.NodeStatus {
+	var out []wfv1.NodeStatus
+	for _, n := range wf.Status.Nodes {
+		if n.Type == wfv1.NodeTypePod {
+			out = append(out, n)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
 func podNames(pods []corev1.Pod) []string {
 	var out []string
 	for _, p := range pods {
@@ -420,12 +432,7 @@ spec:
 		resume: map[string]any{"Workflow-ID": "retry", "TemplateName": "flaky"},
 		paused: func(paused []corev1.Pod) {
 			wf := e.workflow("retry", func(*wfv1.Workflow) bool { return true })
-			for _, n := range wf.Status.Nodes {
-				if n.Type == wfv1.NodeTypePod {
-					attempts = append(attempts, n)
-				}
-			}
-			sort.Slice(attempts, func(i, j int) bool { return attempts[i].Name < attempts[j].Name })
+			attempts = podNodes(wf)
 			if len(attempts) != 2 || attempts[0].Phase != wfv1.NodeFailed || attempts[1].Phase != wfv1.NodeRunning {
 				t.Fatalf("attempts: %s, want (0) Failed and (1) Running", rig.NodeSummary(wf))
 			}

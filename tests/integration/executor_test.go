@@ -3,7 +3,6 @@ package integration
 import (
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -106,13 +105,7 @@ spec:
 `)
 		paused := e.waitPaused("retry", "main", 1)
 		wf := e.workflow("retry", func(*wfv1.Workflow) bool { return true })
-		var attempts []wfv1.NodeStatus
-		for _, n := range wf.Status.Nodes {
-			if n.Type == wfv1.NodeTypePod {
-				attempts = append(attempts, n)
-			}
-		}
-		sort.Slice(attempts, func(i, j int) bool { return attempts[i].Name < attempts[j].Name })
+		attempts := podNodes(wf)
 		if len(attempts) != 2 || attempts[0].Phase != wfv1.NodeFailed || attempts[1].Phase != wfv1.NodeRunning {
 			t.Fatalf("attempts: %s, want (0) Failed and (1) Running", rig.NodeSummary(wf))
 		}
