@@ -187,17 +187,9 @@ func renderUnsorted(t *testing.T, dir string) []*unstructured.Unstructured {
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
-	var out []*unstructured.Unstructured
-	for _, res := range resources.Resources() {
-		b, err := res.MarshalJSON()
-		if err != nil {
-			t.Fatal(err)
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(b); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, u)
+	out, err := rig.Objects(resources)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
