@@ -188,7 +188,7 @@ func showExecutor(c *chain.Chain, namespace string, step *chain.Step) error {
 		return fmt.Errorf("the log of Argo's emissary: %w", err)
 	}
 	if !strings.Contains(emissary, "sub-process exited") {
-		return fmt.Errorf("Argo's emissary in container %s did not log its command's end:\n%s", step.Container, emissary)
+		return fmt.Errorf("the emissary (Argo's) in container %s did not log its command's end:\n%s", step.Container, emissary)
 	}
 	fmt.Printf("    Argo's emissary (argoexec emissary, container %s) logged:\n", step.Container)
 	for _, line := range strings.Split(strings.TrimSpace(emissary), "\n") {
@@ -207,7 +207,7 @@ func showExecutor(c *chain.Chain, namespace string, step *chain.Step) error {
 		}
 	}
 	if shown == 0 {
-		return fmt.Errorf("Argo's wait container did not report the step:\n%s", wait)
+		return fmt.Errorf("the wait container (Argo's) did not report the step:\n%s", wait)
 	}
 	return nil
 }
