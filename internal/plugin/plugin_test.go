@@ -14,6 +14,7 @@ import (
 
 	"github.com/argocontroller/resume-trigger/internal/argo"
 	"github.com/argocontroller/resume-trigger/internal/fixture"
+	"github.com/argocontroller/resume-trigger/internal/request"
 )
 
 func run(args ...string) (string, error) {
@@ -66,7 +67,7 @@ func TestStepNode(t *testing.T) {
 			t.Errorf("--node %s: %+v, node id %v", node, s, wantID)
 		}
 	}
-	if g := generateName(strings.Repeat("a", 70)); len(g) != 59 || !strings.HasSuffix(g, "-") {
+	if g := request.GenerateName(strings.Repeat("a", 70)); len(g) != 59 || !strings.HasSuffix(g, "-") {
 		t.Errorf("generateName of a long name: %q", g)
 	}
 }
