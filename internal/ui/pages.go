@@ -28,8 +28,11 @@ const maxResumes = 500
 type view struct {
 	Page  string
 	Title string
-	// Token is the person's, put back into every form of the page so the next page acts as them too.
-	Token     string
+	// Token is the person's, put back into every form of the page so the next page acts as them too;
+	// empty when an auth proxy sends it (it sends it again with the next request).
+	Token string
+	// Signed: the page acts with a token (pasted or from the proxy).
+	Signed    bool
 	User      string
 	Namespace string
 	// Action is where the sign-in form posts (the page asked for); Notice says why it is shown.
@@ -96,7 +99,7 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
 		h.render(w, http.StatusOK, &view{Page: "home", Title: "resume-trigger"})
 		return
 	}
-	if _, err := token(r); err != nil {
+	if _, err := credentialOf(r); err != nil && !errors.Is(err, errNoToken) {
 		h.render(w, http.StatusBadRequest, &view{Page: "home", Title: "resume-trigger", Notice: err.Error()})
 		return
 	}
@@ -107,15 +110,6 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
 	}
 	// 307 keeps the method and the body: the token goes on to the namespace page, never into a URL.
 	http.Redirect(w, r, "/namespaces/"+ns, http.StatusTemporaryRedirect)
-}
-
-// signIn is every page asked for without a token (the Argo UI's links are GETs): a form that posts the
-// token back to the same page.
-func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
-	if _, ok := h.names(w, r); !ok {
-		return
-	}
-	h.render(w, http.StatusOK, &view{Page: "signin", Title: "Sign in", Action: pathOf(r), Namespace: r.PathValue("ns")})
 }
 
 // names checks the names in the path; a bad one is answered here.
@@ -145,22 +139,37 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request, title string) (c
 	if !ok {
 		return nil, nil, nil, nil, false
 	}
-	tok, err := token(r)
-	if err != nil {
+	cred, err := credentialOf(r)
+	switch {
+	case errors.Is(err, errNoToken) && r.Method == http.MethodGet:
+		// The Argo UI's links are GETs: ask for the token, then post it back to the same page.
+		h.render(w, http.StatusOK, &view{Page: "signin", Title: "Sign in", Action: pathOf(r), Namespace: ns})
+		return nil, nil, nil, nil, false
+	case errors.Is(err, errCrossSite):
+		h.render(w, http.StatusForbidden, &view{Page: "error", Title: title, Error: err.Error()})
+		return nil, nil, nil, nil, false
+	case err != nil:
 		h.render(w, http.StatusBadRequest, &view{Page: "signin", Title: "Sign in", Action: pathOf(r), Namespace: ns, Notice: err.Error()})
 		return nil, nil, nil, nil, false
 	}
-	u, err := h.userFor(tok)
+	u, err := h.userFor(cred.token)
 	if err != nil {
 		h.render(w, http.StatusInternalServerError, &view{Page: "error", Title: title, Error: err.Error()})
 		return nil, nil, nil, nil, false
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
-	v := &view{Title: title, Token: tok, Namespace: ns}
+	v := &view{Title: title, Signed: true, Namespace: ns}
+	if !cred.fromHeader {
+		v.Token = cred.token
+	}
 	who, err := u.whoami(ctx)
 	switch {
 	case apierrors.IsUnauthorized(err):
 		cancel()
+		if cred.fromHeader {
+			h.render(w, http.StatusUnauthorized, &view{Page: "error", Title: title, Error: "the API server did not accept the token the auth proxy sent (expired? sign in again at the proxy)"})
+			return nil, nil, nil, nil, false
+		}
 		h.render(w, http.StatusUnauthorized, &view{Page: "signin", Title: "Sign in", Action: pathOf(r), Namespace: ns, Notice: "the API server did not accept that token (expired, or not one of this cluster's)"})
 		return nil, nil, nil, nil, false
 	case err == nil:

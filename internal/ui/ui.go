@@ -137,14 +137,15 @@ func New(conf Config) (*Handler, error) {
 	h.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	h.mux.HandleFunc("GET /{$}", h.home)
 	h.mux.HandleFunc("POST /{$}", h.home)
-	h.mux.HandleFunc("GET /namespaces/{ns}", h.signIn)
-	h.mux.HandleFunc("POST /namespaces/{ns}", h.namespace)
-	h.mux.HandleFunc("GET /namespaces/{ns}/workflows/{wf}", h.signIn)
-	h.mux.HandleFunc("POST /namespaces/{ns}/workflows/{wf}", h.workflow)
+	// A GET without a token (the Argo UI's links) gets the sign-in form; with one from an auth proxy, the
+	// page. A release is a POST only: no link can make one.
+	for _, m := range []string{"GET", "POST"} {
+		h.mux.HandleFunc(m+" /namespaces/{ns}", h.namespace)
+		h.mux.HandleFunc(m+" /namespaces/{ns}/workflows/{wf}", h.workflow)
+		h.mux.HandleFunc(m+" /namespaces/{ns}/pods/{pod}", h.pod)
+		h.mux.HandleFunc(m+" /namespaces/{ns}/resumes/{name}", h.resume)
+	}
 	h.mux.HandleFunc("POST /namespaces/{ns}/workflows/{wf}/release", h.release)
-	h.mux.HandleFunc("GET /namespaces/{ns}/pods/{pod}", h.signIn)
-	h.mux.HandleFunc("POST /namespaces/{ns}/pods/{pod}", h.pod)
-	h.mux.HandleFunc("POST /namespaces/{ns}/resumes/{name}", h.resume)
 	return h, nil
 }
 
@@ -184,22 +185,62 @@ func (s *statusRecorder) WriteHeader(code int) {
 // tokenPattern is RFC 6750's b64token: what a Kubernetes bearer token (a JWT, a static token) is made of.
 var tokenPattern = regexp.MustCompile(`^[A-Za-z0-9._~+/-]+=*$`)
 
-// token reads the person's token from the posted form.
-func token(r *http.Request) (string, error) {
-	if err := r.ParseForm(); err != nil {
-		return "", fmt.Errorf("the form could not be read (at most %d KiB): %w", maxBodyBytes>>10, err)
+// errNoToken is a page asked for without any token: the sign-in form, without a complaint.
+var errNoToken = errors.New("paste a Kubernetes bearer token")
+
+// credential is the person's token and where it came from.
+type credential struct {
+	token string
+	// fromHeader: an auth proxy in front set the Authorization header (docs/ui.md). The browser then
+	// sends the proxy's session cookie with every request, cross-site ones too, so a POST must come from
+	// this page's own origin.
+	fromHeader bool
+}
+
+// credentialOf reads the person's token: the posted form's field first (pasted, or re-posted by the
+// page's forms), else an Authorization header set by an auth proxy.
+func credentialOf(r *http.Request) (credential, error) {
+	var t string
+	if r.Method == http.MethodPost {
+		if err := r.ParseForm(); err != nil {
+			return credential{}, fmt.Errorf("the form could not be read (at most %d KiB): %w", maxBodyBytes>>10, err)
+		}
+		t = strings.TrimPrefix(strings.TrimSpace(r.PostForm.Get("token")), "Bearer ")
 	}
-	t := strings.TrimSpace(r.PostForm.Get("token"))
-	t = strings.TrimPrefix(t, "Bearer ")
+	c := credential{token: t}
+	if t == "" {
+		if h, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+			c = credential{token: strings.TrimSpace(h), fromHeader: true}
+		}
+	}
 	switch {
-	case t == "":
-		return "", errors.New("paste a Kubernetes bearer token")
-	case len(t) > maxTokenBytes:
-		return "", fmt.Errorf("the token is longer than %d KiB", maxTokenBytes>>10)
-	case !tokenPattern.MatchString(t):
-		return "", errors.New("that is not a bearer token (letters, digits and -._~+/ only)")
+	case c.token == "":
+		return c, errNoToken
+	case len(c.token) > maxTokenBytes:
+		return credential{}, fmt.Errorf("the token is longer than %d KiB", maxTokenBytes>>10)
+	case !tokenPattern.MatchString(c.token):
+		return credential{}, errors.New("that is not a bearer token (letters, digits and -._~+/ only)")
+	case c.fromHeader && r.Method == http.MethodPost && !sameOrigin(r):
+		return credential{}, errCrossSite
 	}
-	return t, nil
+	return c, nil
+}
+
+// errCrossSite refuses a POST another site made the browser send through the auth proxy.
+var errCrossSite = errors.New("refused: this request was sent from another site")
+
+// sameOrigin reports whether a request comes from a page of this origin, by the headers browsers set
+// and pages cannot: Sec-Fetch-Site, else Origin. A client that sends neither is not a browser (curl), which
+// no other site can make send anything.
+func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin" || site == "none"
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		u, err := url.Parse(origin)
+		return err == nil && u.Host == r.Host
+	}
+	return true
 }
 
 // pathOf is the page's path with its query, for a form that posts back to it.

@@ -217,3 +217,54 @@ func TestLimiterForgetsRefilledClients(t *testing.T) {
 		t.Errorf("%d clients kept, want the new one only", len(l.clients))
 	}
 }
+
+// Behind an auth proxy the token comes in the Authorization header: a GET renders the page with it, the
+// page's forms carry no token, and a POST another site makes the browser send (the proxy's cookie goes
+// along) is refused before any API call.
+func TestAuthProxyHeader(t *testing.T) {
+	h, api, _ := newTestUI(t, 100)
+	req := httptest.NewRequest(http.MethodGet, "/namespaces/team-a", nil)
+	req.Header.Set("Authorization", "Bearer "+userToken)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "cannot list resource") || strings.Contains(rec.Body.String(), userToken) {
+		t.Errorf("GET with the proxy's header: %d\n%s", rec.Code, rec.Body)
+	}
+	for i, a := range api.auth {
+		if a != "Bearer "+userToken {
+			t.Errorf("%s carried %q", api.paths[i], a)
+		}
+	}
+	release := url.Values{"node": {"wf-1"}, "container": {"main"}, "stage": {"after"}}.Encode()
+	for name, tc := range map[string]struct {
+		headers map[string]string
+		refused bool
+	}{
+		"cross-site by Sec-Fetch-Site": {map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://example.com"}, true},
+		"same-site is not same-origin": {map[string]string{"Sec-Fetch-Site": "same-site"}, true},
+		"another Origin":               {map[string]string{"Origin": "https://evil.example"}, true},
+		"same origin":                  {map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": "http://example.com"}, false},
+	} {
+		api.paths = nil
+		req := httptest.NewRequest(http.MethodPost, "/namespaces/team-a/workflows/wf/release", strings.NewReader(release))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", "Bearer "+userToken)
+		for k, v := range tc.headers {
+			req.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		refused := rec.Code == http.StatusForbidden && strings.Contains(rec.Body.String(), "sent from another site")
+		if refused != tc.refused || (tc.refused && len(api.paths) != 0) {
+			t.Errorf("%s: %d, API calls %v\n%s", name, rec.Code, api.paths, rec.Body)
+		}
+	}
+	// A release is never a GET: no link can make one.
+	req = httptest.NewRequest(http.MethodGet, "/namespaces/team-a/workflows/wf/release?node=wf-1", nil)
+	req.Header.Set("Authorization", "Bearer "+userToken)
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("GET release: %d", rec.Code)
+	}
+}
