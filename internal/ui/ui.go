@@ -27,6 +27,10 @@ const (
 	DefaultMaxWaits    = 32
 )
 
+// maxInFlight bounds the pages being answered at once: each holds the person's API reads in memory (a
+// namespace's pods, its Resumes), so a few people cannot make the server hold many namespaces at once.
+const maxInFlight = 64
+
 // maxBodyBytes bounds a form: a token (an OIDC ID token with many groups is a few KiB) and a few names.
 const maxBodyBytes = 64 << 10
 
@@ -90,13 +94,15 @@ func (c *Config) validate() error {
 
 // Handler serves the UI.
 type Handler struct {
-	conf    Config
-	api     *rest.Config
-	pages   *template.Template
-	limit   *limiter
-	waits   chan struct{}
-	mux     *http.ServeMux
-	headers map[string]string
+	conf  Config
+	api   *rest.Config
+	pages *template.Template
+	limit *limiter
+	waits chan struct{}
+	// inFlight holds a token per page being answered (static files aside).
+	inFlight chan struct{}
+	mux      *http.ServeMux
+	headers  map[string]string
 }
 
 // New builds the UI's handler.
@@ -109,12 +115,13 @@ func New(conf Config) (*Handler, error) {
 		return nil, fmt.Errorf("ui: templates: %w", err)
 	}
 	h := &Handler{
-		conf:  conf,
-		api:   userBase(conf.API),
-		pages: pages,
-		limit: newLimiter(conf.Rate, conf.Burst, conf.Now),
-		waits: make(chan struct{}, conf.MaxWaits),
-		mux:   http.NewServeMux(),
+		conf:     conf,
+		api:      userBase(conf.API),
+		pages:    pages,
+		limit:    newLimiter(conf.Rate, conf.Burst, conf.Now),
+		waits:    make(chan struct{}, conf.MaxWaits),
+		inFlight: make(chan struct{}, maxInFlight),
+		mux:      http.NewServeMux(),
 		headers: map[string]string{
 			// No script at all, styles and images only from here, forms only posted here, never framed.
 			"Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -169,6 +176,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(rec, r.Body, maxBodyBytes)
+	if !strings.HasPrefix(r.URL.Path, "/static/") {
+		select {
+		case h.inFlight <- struct{}{}:
+			defer func() { <-h.inFlight }()
+		default:
+			rec.Header().Set("Retry-After", "2")
+			http.Error(rec, "busy: too many pages are being answered; try again in a few seconds", http.StatusServiceUnavailable)
+			return
+		}
+	}
 	h.mux.ServeHTTP(rec, r)
 }
 

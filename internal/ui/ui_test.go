@@ -26,13 +26,20 @@ type fakeAPI struct {
 	mu    sync.Mutex
 	auth  []string
 	paths []string
+	// hold, when set, keeps every request waiting until it is closed; each announces itself on held.
+	hold, held chan struct{}
 }
 
 func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.auth = append(f.auth, r.Header.Get("Authorization"))
 	f.paths = append(f.paths, r.Method+" "+r.URL.Path)
+	hold, held := f.hold, f.held
 	f.mu.Unlock()
+	if hold != nil {
+		held <- struct{}{}
+		<-hold
+	}
 	w.Header().Set("Content-Type", "application/json")
 	switch {
 	case strings.HasSuffix(r.URL.Path, "/selfsubjectreviews"):
@@ -267,4 +274,34 @@ func TestAuthProxyHeader(t *testing.T) {
 	if rec.Code != http.StatusMethodNotAllowed {
 		t.Errorf("GET release: %d", rec.Code)
 	}
+}
+
+// Pages answered at once are bounded: past maxInFlight the next is refused at once (503), before any
+// API call; static files are not counted.
+func TestPagesInFlightBounded(t *testing.T) {
+	h, api, _ := newTestUI(t, 1000)
+	hold, held := make(chan struct{}), make(chan struct{}, maxInFlight)
+	api.mu.Lock()
+	api.hold, api.held = hold, held
+	api.mu.Unlock()
+	var wg sync.WaitGroup
+	for range maxInFlight {
+		wg.Go(func() { post(h, "/namespaces/team-a", url.Values{"token": {userToken}}) })
+	}
+	for range maxInFlight {
+		<-held
+	}
+	if rec := post(h, "/namespaces/team-a", url.Values{"token": {userToken}}); rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("page %d: %d, want 503", maxInFlight+1, rec.Code)
+	}
+	css := httptest.NewRecorder()
+	h.ServeHTTP(css, httptest.NewRequest(http.MethodGet, "/static/style.css", nil))
+	if css.Code != http.StatusOK {
+		t.Errorf("style.css while busy: %d", css.Code)
+	}
+	api.mu.Lock()
+	api.hold = nil
+	api.mu.Unlock()
+	close(hold)
+	wg.Wait()
 }
