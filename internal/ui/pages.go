@@ -326,7 +326,7 @@ func (h *Handler) pod(w http.ResponseWriter, r *http.Request) {
 // release creates a Resume for one container and stage, in the person's name, and follows it to its end
 // (at most ReleaseWait, which is also its activeDeadlineSeconds).
 func (h *Handler) release(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel, u, v, ok := h.begin(w, r, "Release in "+r.PathValue("wf"))
+	_, cancel, u, v, ok := h.begin(w, r, "Release in "+r.PathValue("wf"))
 	if !ok {
 		return
 	}
@@ -354,7 +354,7 @@ func (h *Handler) release(w http.ResponseWriter, r *http.Request) {
 		h.render(w, http.StatusServiceUnavailable, v)
 		return
 	}
-	ctx, cancel = context.WithTimeout(r.Context(), h.conf.ReleaseWait)
+	ctx, cancel := context.WithTimeout(r.Context(), h.conf.ReleaseWait)
 	defer cancel()
 	resumes := u.dynamic.Resource(v1alpha1.Resource).Namespace(v.Namespace)
 	created, err := resumes.Create(ctx, request.NewResume(v.Namespace, stp, h.conf.ReleaseWait), metav1.CreateOptions{})

@@ -1,8 +1,10 @@
 package ui
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -77,8 +79,12 @@ func newTestUI(t *testing.T, burst int) (*Handler, *fakeAPI, *logtest.Hook) {
 	return h, api, hook
 }
 
+func newRequest(method, target string, body io.Reader) *http.Request {
+	return httptest.NewRequestWithContext(context.Background(), method, target, body)
+}
+
 func post(h http.Handler, path string, form url.Values) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(form.Encode()))
+	req := newRequest(http.MethodPost, path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
@@ -119,7 +125,7 @@ func TestActsAsThePersonOnly(t *testing.T) {
 func TestSecurityHeadersAndSignIn(t *testing.T) {
 	h, api, _ := newTestUI(t, 100)
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/namespaces/team-a/workflows/wf?node=wf-1", nil))
+	h.ServeHTTP(rec, newRequest(http.MethodGet, "/namespaces/team-a/workflows/wf?node=wf-1", nil))
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `action="/namespaces/team-a/workflows/wf?node=wf-1"`) {
 		t.Errorf("sign-in: %d\n%s", rec.Code, rec.Body)
 	}
@@ -141,7 +147,7 @@ func TestSecurityHeadersAndSignIn(t *testing.T) {
 		t.Errorf("a page without a token called the API server: %v", api.paths)
 	}
 	css := httptest.NewRecorder()
-	h.ServeHTTP(css, httptest.NewRequest(http.MethodGet, "/static/style.css", nil))
+	h.ServeHTTP(css, newRequest(http.MethodGet, "/static/style.css", nil))
 	if css.Code != http.StatusOK || !strings.HasPrefix(css.Header().Get("Content-Type"), "text/css") {
 		t.Errorf("style.css: %d %s", css.Code, css.Header().Get("Content-Type"))
 	}
@@ -193,7 +199,7 @@ func TestRateLimitPerAddress(t *testing.T) {
 	codes := func(addr string, n int) []int {
 		var out []int
 		for range n {
-			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			req := newRequest(http.MethodGet, "/", nil)
 			req.RemoteAddr = addr
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
@@ -213,12 +219,12 @@ func TestLimiterForgetsRefilledClients(t *testing.T) {
 	now := time.Unix(0, 0)
 	l := newLimiter(1, 2, func() time.Time { return now })
 	for i := range maxClients {
-		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req := newRequest(http.MethodGet, "/", nil)
 		req.RemoteAddr = fmt.Sprintf("10.0.%d.%d:1", i/256, i%256)
 		l.allow(req)
 	}
 	now = now.Add(3 * time.Second)
-	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	req := newRequest(http.MethodGet, "/", nil)
 	l.allow(req)
 	if len(l.clients) != 1 {
 		t.Errorf("%d clients kept, want the new one only", len(l.clients))
@@ -230,7 +236,7 @@ func TestLimiterForgetsRefilledClients(t *testing.T) {
 // along) is refused before any API call.
 func TestAuthProxyHeader(t *testing.T) {
 	h, api, _ := newTestUI(t, 100)
-	req := httptest.NewRequest(http.MethodGet, "/namespaces/team-a", nil)
+	req := newRequest(http.MethodGet, "/namespaces/team-a", nil)
 	req.Header.Set("Authorization", "Bearer "+userToken)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
@@ -253,7 +259,7 @@ func TestAuthProxyHeader(t *testing.T) {
 		"same origin":                  {map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": "http://example.com"}, false},
 	} {
 		api.paths = nil
-		req := httptest.NewRequest(http.MethodPost, "/namespaces/team-a/workflows/wf/release", strings.NewReader(release))
+		req := newRequest(http.MethodPost, "/namespaces/team-a/workflows/wf/release", strings.NewReader(release))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Authorization", "Bearer "+userToken)
 		for k, v := range tc.headers {
@@ -267,7 +273,7 @@ func TestAuthProxyHeader(t *testing.T) {
 		}
 	}
 	// A release is never a GET: no link can make one.
-	req = httptest.NewRequest(http.MethodGet, "/namespaces/team-a/workflows/wf/release?node=wf-1", nil)
+	req = newRequest(http.MethodGet, "/namespaces/team-a/workflows/wf/release?node=wf-1", nil)
 	req.Header.Set("Authorization", "Bearer "+userToken)
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
@@ -295,7 +301,7 @@ func TestPagesInFlightBounded(t *testing.T) {
 		t.Errorf("page %d: %d, want 503", maxInFlight+1, rec.Code)
 	}
 	css := httptest.NewRecorder()
-	h.ServeHTTP(css, httptest.NewRequest(http.MethodGet, "/static/style.css", nil))
+	h.ServeHTTP(css, newRequest(http.MethodGet, "/static/style.css", nil))
 	if css.Code != http.StatusOK {
 		t.Errorf("style.css while busy: %d", css.Code)
 	}

@@ -274,7 +274,11 @@ func startServer(t *testing.T, r *rig.Rig, ns string) (string, *logBuffer) {
 	})
 	// The page is served with the certificate given, and only over TLS.
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	resp, err := client.Get("https://" + a.UIAddr() + "/")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+a.UIAddr()+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("the page over TLS with our certificate: %v", err)
 	}
