@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -96,7 +97,9 @@ func (h *Handler) render(w http.ResponseWriter, code int, v *view) {
 // home asks for a namespace and a token, and sends both on to the namespace page.
 func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet {
-		h.render(w, http.StatusOK, &view{Page: "home", Title: "resume-trigger"})
+		// Behind an auth proxy the token comes with every request: ask only for the namespace.
+		_, proxied := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		h.render(w, http.StatusOK, &view{Page: "home", Title: "resume-trigger", Signed: proxied})
 		return
 	}
 	if _, err := credentialOf(r); err != nil && !errors.Is(err, errNoToken) {
@@ -229,8 +232,11 @@ func (h *Handler) workflow(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	wf.Steps = steps(ex, paused, wf.Selected)
-	if wf.Resumes, err = resumesOf(ctx, u, v.Namespace, wf.Name); err != nil {
+	var more bool
+	if wf.Resumes, more, err = resumesOf(ctx, u, v.Namespace, wf.Name); err != nil {
 		wf.Notes = append(wf.Notes, "Resumes not shown: "+err.Error())
+	} else if more {
+		wf.Notes = append(wf.Notes, fmt.Sprintf("the namespace has more than %d Resumes: only those among the first %d are shown", maxResumes, maxResumes))
 	}
 	h.render(w, http.StatusOK, v)
 }
@@ -269,11 +275,12 @@ func steps(ex inspect.Explanation, paused []inspect.Paused, selected string) []s
 	return out
 }
 
-// resumesOf lists the Resumes whose spec names the workflow, newest first.
-func resumesOf(ctx context.Context, u *user, ns, wf string) ([]resumeView, error) {
+// resumesOf lists the Resumes whose spec names the workflow, newest first, among the first maxResumes of
+// the namespace; more says there were others.
+func resumesOf(ctx context.Context, u *user, ns, wf string) (_ []resumeView, more bool, _ error) {
 	list, err := u.dynamic.Resource(v1alpha1.Resource).Namespace(ns).List(ctx, metav1.ListOptions{Limit: maxResumes})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	var out []resumeView
 	for _, item := range list.Items {
@@ -284,7 +291,7 @@ func resumesOf(ctx context.Context, u *user, ns, wf string) ([]resumeView, error
 		out = append(out, viewOf(&res))
 	}
 	slices.SortStableFunc(out, func(a, b resumeView) int { return b.Created.Compare(a.Created) })
-	return out, nil
+	return out, list.GetContinue() != "", nil
 }
 
 func viewOf(res *v1alpha1.Resume) resumeView {
