@@ -75,7 +75,7 @@ diagrams: ## Render docs/images/*.dot into SVG with Graphviz (apt-get install gr
 
 .PHONY: demo
 demo: ## Show the whole job on a local embedded control plane (builds the tools on first run).
-	$(TOOLS) etcd kube-apiserver nats-server argo-events workflow-controller >/dev/null
+	$(TOOLS) etcd kube-apiserver nats-server argo-events workflow-controller argoexec >/dev/null
 	cd tests && $(GO) run ./cmd/demo
 
 .PHONY: test
@@ -98,11 +98,11 @@ test-fuzz: ## Each fuzz target for FUZZ_TIME (the committed corpus under testdat
 
 .PHONY: tools
 tools: ## Build the pinned test tools into the cache outside the checkout (first run: 15-30 min).
-	$(TOOLS) etcd kube-apiserver controller-gen buf protoc-gen-go protoc-gen-go-grpc golangci-lint nats-server argo-events workflow-controller workflow-controller-v4 clusterrole-aggregation >/dev/null
+	$(TOOLS) etcd kube-apiserver controller-gen buf protoc-gen-go protoc-gen-go-grpc golangci-lint nats-server argo-events workflow-controller workflow-controller-v4 argoexec argoexec-v4 clusterrole-aggregation >/dev/null
 
 .PHONY: test-integration
 test-integration: ## Integration tests on a real etcd + kube-apiserver with a test kubelet and Argo's workflow-controller (v3.7 and v4).
-	$(TOOLS) etcd kube-apiserver workflow-controller workflow-controller-v4 clusterrole-aggregation >/dev/null
+	$(TOOLS) etcd kube-apiserver workflow-controller workflow-controller-v4 argoexec argoexec-v4 clusterrole-aggregation >/dev/null
 	cd tests && $(GO) test $(TEST_FLAGS) ./argopin/... ./internal/rig/... ./integration/... ./chart/... ./cmd/release-manifests/... ./cmd/release/...
 
 .PHONY: test-ui ui-screenshots
@@ -116,12 +116,12 @@ ui-screenshots: ## test-ui, writing its screenshots of the pages into docs/image
 
 .PHONY: test-e2e
 test-e2e: ## End-to-end tests with real nats-server and argo-events binaries.
-	$(TOOLS) etcd kube-apiserver nats-server argo-events workflow-controller >/dev/null
+	$(TOOLS) etcd kube-apiserver nats-server argo-events workflow-controller argoexec >/dev/null
 	cd tests && $(GO) test $(TEST_FLAGS) -timeout 20m ./e2e/...
 
 .PHONY: test-fault
 test-fault: ## Fault suite on the whole chain (needs root): prints a table of faults, wrong execs, lost Resumes, duplicates.
-	$(TOOLS) etcd kube-apiserver nats-server argo-events workflow-controller >/dev/null
+	$(TOOLS) etcd kube-apiserver nats-server argo-events workflow-controller argoexec >/dev/null
 	@mkdir -p $(BIN)
 	cd tests && FAULT_TABLE=$(abspath $(BIN))/fault-table.md $(GO) test $(TEST_FLAGS) -timeout 15m ./fault/...
 	@cat $(BIN)/fault-table.md

@@ -24,8 +24,8 @@ version() {
 	controller-gen) echo v0.23.0 ;;
 	nats-server) echo v2.10.29 ;;
 	argo-events) echo v1.9.11 ;;
-	workflow-controller) echo v3.7.17 ;;
-	workflow-controller-v4) echo v4.0.5 ;;
+	workflow-controller | argoexec) echo v3.7.17 ;;
+	workflow-controller-v4 | argoexec-v4) echo v4.0.5 ;;
 	golangci-lint) echo v2.15.0 ;;
 	buf) echo v1.75.0 ;;
 	protoc-gen-go) echo v1.36.12 ;;
@@ -34,11 +34,23 @@ version() {
 	esac
 }
 
+# moddir prints the wrapper module a tool is built from. argoexec shares the workflow-controller's module
+# (the same argo-workflows pin, and the same packages in the build cache: after the controller, argoexec
+# costs little more than its link).
+moddir() {
+	case $1 in
+	argoexec) echo "$root/tests/tools/workflow-controller" ;;
+	argoexec-v4) echo "$root/tests/tools/workflow-controller-v4" ;;
+	*) echo "$root/tests/tools/$1" ;;
+	esac
+}
+
 # key prints the cache directory name of a tool.
 key() {
-	local tool=$1 ver=$2 mod=$root/tests/tools/$1
+	local tool=$1 ver=$2 mod
+	mod=$(moddir "$1")
 	case $tool in
-	kube-apiserver | etcd | argo-events | workflow-controller | workflow-controller-v4)
+	kube-apiserver | etcd | argo-events | workflow-controller | workflow-controller-v4 | argoexec | argoexec-v4)
 		local sum
 		sum=$(cat "$mod/go.mod" "$mod/go.sum" | sha256sum)
 		echo "$tool@$ver-${sum:0:12}" ;;
@@ -49,6 +61,20 @@ key() {
 		echo "$tool@$ver-${sum:0:12}" ;;
 	*) echo "$tool@$ver" ;;
 	esac
+}
+
+# checkout copies argo-workflows module $1 out of the module cache into $2, as a checkout of its tag has it:
+# in Argo's repository workflow/executor/osspecific/signal_linux.go is a symbolic link to signal_darwin.go,
+# and module zips keep no symbolic links, so the module as the proxy serves it does not build argoexec for
+# Linux ("undefined: Setpgid"). go build's -overlay cannot add the file (nothing under GOMODCACHE may be
+# replaced), so argoexec is built from this copy, through a replace in a copy of the tool module's go.mod.
+checkout() {
+	local dir d
+	dir=$(go list -m -f '{{.Dir}}' "$1")
+	cp -r "$dir" "$2"
+	chmod -R u+w "$2"
+	d=$2/workflow/executor/osspecific
+	[ -e "$d/signal_linux.go" ] || ln -s signal_darwin.go "$d/signal_linux.go"
 }
 
 # compile builds tool into out. It runs in a subshell whose EXIT trap stops the progress ticker and removes
@@ -93,6 +119,12 @@ compile() (
 	workflow-controller-v4)
 		(cd "$root/tests/tools/workflow-controller-v4" && go build -trimpath -o "$tmp/$tool" -ldflags "\
 -X github.com/argoproj/argo-workflows/v4.version=$ver" github.com/argoproj/argo-workflows/v4/cmd/workflow-controller) ;;
+	argoexec | argoexec-v4)
+		local m=github.com/argoproj/argo-workflows/v3
+		[ "$tool" = argoexec ] || m=github.com/argoproj/argo-workflows/v4
+		(cd "$(moddir "$tool")" && checkout "$m" "$tmp/argo-workflows" && cp go.mod go.sum "$tmp/" &&
+			echo "replace $m => $tmp/argo-workflows" >>"$tmp/go.mod" &&
+			go build -trimpath -modfile "$tmp/go.mod" -o "$tmp/$tool" -ldflags "-X $m.version=$ver" "$m/cmd/argoexec") ;;
 	controller-gen)
 		GOBIN=$tmp go install sigs.k8s.io/controller-tools/cmd/controller-gen@"$ver" ;;
 	nats-server)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -177,6 +178,12 @@ func (r *Releaser) classify(ctx context.Context, t lookup.Target, via string, er
 		case gerr == nil && terminated(pod, t.Container):
 			return &endedError{container: t.Container, pod: t.Pod, code: exitCode(pod, t.Container), err: err}
 		}
+	}
+	var exit *ExitError
+	if errors.As(err, &exit) && exit.Code == 1 && strings.Contains(exit.Output, "No such file or directory") {
+		// Argo's emissary makes its directory under /var/run/argo/ctr as it starts: a container the kubelet
+		// reports running may not have got that far yet (seen on the real argoexec under load). Not a fault.
+		return fault.Transientf("exec into pod %s container %s: %w: Argo's emissary has not made %s yet (its container started moments ago); retried", t.Pod, via, err, path.Dir(argo.MarkerPath(t.Container, string(t.Stage))))
 	}
 	return fault.Transientf("exec into pod %s container %s failed: %w", t.Pod, via, err)
 }

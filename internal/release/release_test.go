@@ -177,7 +177,7 @@ func TestRelease(t *testing.T) {
 			results:  map[string]error{"main": &release.ExitError{Code: 1, Output: "touch: /var/run/argo/ctr/main/before: No such file or directory"}},
 			expCalls: []string{"main"},
 			expKind:  fault.Transient,
-			expErr:   []string{"exit status 1", "No such file or directory"},
+			expErr:   []string{"exit status 1", "No such file or directory", "Argo's emissary has not made /var/run/argo/ctr/main yet"},
 		},
 		"a runtime error that is not about the executable is no reason to try elsewhere": {
 			results:  map[string]error{"main": errors.New("chdir to cwd: no such file or directory")},

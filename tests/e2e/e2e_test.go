@@ -24,13 +24,28 @@ import (
 	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
-// expectOneRelease checks that exactly one exec reached the step's pod, that it was the marker for the
-// paused container, and that it succeeded.
+// expectOneRelease checks that the execs into the step's pod were all the marker for the paused container,
+// that exactly one of them succeeded, and that it was the last. Earlier ones may have failed and been
+// retried: on Argo's executor a container is running before its emissary has made
+// /var/run/argo/ctr/<container> (a touch then exits 1, "No such file or directory"), and on a loaded machine
+// an exec may outlast resume-trigger's --exec-timeout. Touching the marker again after a failure is how the
+// release is meant to work; a second success, or any exec after the success, is a duplicate release.
 func expectOneRelease(t *testing.T, c *chain.Chain, step *chain.Step) {
 	t.Helper()
 	intoPod := callsInto(c, step.Pod)
-	if len(intoPod) != 1 || intoPod[0].Container != step.Container || !slices.Equal(intoPod[0].Argv, step.MarkerArgv()) || intoPod[0].Outcome != "exit 0" {
-		t.Fatalf("execs into pod %s: %s\nwant exactly one %q into container %s that exits 0", step.Pod, chain.FormatCalls(intoPod), step.MarkerArgv(), step.Container)
+	ok := len(intoPod) > 0
+	for i, call := range intoPod {
+		last := i == len(intoPod)-1
+		if call.Container != step.Container || !slices.Equal(call.Argv, step.MarkerArgv()) ||
+			(last && call.Outcome != "exit 0") || (!last && call.Outcome == "exit 0") {
+			ok = false
+		}
+	}
+	if !ok {
+		t.Fatalf("execs into pod %s: %s\nwant one %q into container %s that exits 0, after none or a few that failed", step.Pod, chain.FormatCalls(intoPod), step.MarkerArgv(), step.Container)
+	}
+	if n := len(intoPod) - 1; n > 0 {
+		t.Logf("pod %s: %d touch(es) failed and were retried before the one that released it: %s", step.Pod, n, chain.FormatCalls(intoPod))
 	}
 }
 

@@ -39,6 +39,8 @@ type argoCell struct {
 	argo     rig.Argo
 	podNames argoutil.PodNameVersion
 	crds     rig.ArgoCRDs
+	// executor runs the controller's pods ("": rig.DefaultExecutor).
+	executor rig.ExecutorKind
 }
 
 func (c argoCell) String() string {
@@ -46,7 +48,11 @@ func (c argoCell) String() string {
 	if c.crds == rig.FullCRDsV4 {
 		crd = "full-crd"
 	}
-	return fmt.Sprintf("%s-pod-names-%s-%s", c.argo, c.podNames, crd)
+	s := fmt.Sprintf("%s-pod-names-%s-%s", c.argo, c.podNames, crd)
+	if c.executor != "" {
+		s += "-" + string(c.executor)
+	}
+	return s
 }
 
 var (
@@ -77,6 +83,9 @@ func setupArgo(t *testing.T, c argoCell, opts rig.ControllerOptions, srvOpts ...
 	t.Helper()
 	e := setupOn(t, rig.GetWithCRDs(t, c.crds), srvOpts...)
 	opts.Namespace, opts.Argo, opts.PodNames = e.ns, c.argo, c.podNames.String()
+	if opts.Executor == "" {
+		opts.Executor = c.executor
+	}
 	began := time.Now()
 	wc, err := e.r.StartWorkflowController(ctxFor(t, 2*time.Minute), opts)
 	if err != nil {
@@ -85,6 +94,7 @@ func setupArgo(t *testing.T, c argoCell, opts rig.ControllerOptions, srvOpts ...
 	t.Logf("workflow-controller %s ready in %v", c.argo, time.Since(began).Round(time.Millisecond))
 	t.Cleanup(wc.Stop)
 	e.wc = wc
+	e.executor = opts.Executor
 	return e
 }
 
@@ -167,6 +177,9 @@ func (e *env) waitSucceeded(name string) *wfv1.Workflow {
 	wf := e.workflow(name, func(wf *wfv1.Workflow) bool { return wf.Status.Phase.Completed() })
 	if wf.Status.Phase != wfv1.WorkflowSucceeded {
 		e.t.Fatalf("workflow %s %s (%s): %s", name, wf.Status.Phase, wf.Status.Message, rig.NodeSummary(wf))
+	}
+	if e.executor == rig.ExecutorArgo {
+		e.expectArgoExecutor(wf)
 	}
 	return wf
 }

@@ -56,6 +56,8 @@ type env struct {
 	wfc wfclient.Interface
 	srv *server
 	wc  *rig.WorkflowController // Argo's controller for ns, once setupArgo started it
+	// executor runs wc's pods.
+	executor rig.ExecutorKind
 }
 
 // setup gives the test a namespace and a resume-trigger that serves only it, with admin rights.

@@ -1,6 +1,6 @@
 // Command demo shows resume-trigger's whole job on a local embedded control plane: a real kube-apiserver
 // and etcd with a test kubelet, NATS JetStream, the shipped argo-events EventSources and Sensor, and the
-// resume-trigger server, and Argo's own workflow-controller. It submits the README's Workflow (spec only),
+// resume-trigger server, and Argo's own workflow-controller and executor (argoexec). It submits the README's Workflow (spec only),
 // waits for the controller's pod of the step to pause, creates the README's Resume, and shows the
 // release, the Resume's status and the controller marking the step and the Workflow Succeeded. It exits 0 on success, non-zero with the reason otherwise,
 // and leaves nothing running. It needs root (network and mount namespaces for the argo-events processes).
@@ -83,7 +83,7 @@ func show(ctx context.Context, c *chain.Chain) error {
 	if _, err := c.SubmitWorkflow(ctx, spec); err != nil {
 		return err
 	}
-	fmt.Printf("    submitted Workflow %s/%s (spec only, from README.md); workflow-controller v3.7.17 made its pod\n", namespace, workflow)
+	fmt.Printf("    submitted Workflow %s/%s (spec only, from README.md); workflow-controller v3.7.17 made its pod, which runs on Argo's own executor (argoexec init, emissary, wait)\n", namespace, workflow)
 	step, err := c.WaitPausedStep(ctx, workflow, "pause", "main", v1alpha1.StageAfter)
 	if err != nil {
 		return err
@@ -165,6 +165,9 @@ func show(ctx context.Context, c *chain.Chain) error {
 			fmt.Printf("    Pod %s is %s; container %s terminated with exit code %d\n", pod.Name, pod.Status.Phase, s.Name, s.State.Terminated.ExitCode)
 		}
 	}
+	if err := showExecutor(c, namespace, step); err != nil {
+		return err
+	}
 	node := done.Status.Nodes[step.NodeID]
 	fmt.Printf("    node %s: %s, startedAt %s, finishedAt %s (released at %s)\n", node.Name, node.Phase,
 		node.StartedAt.Format(time.RFC3339), node.FinishedAt.Format(time.RFC3339), call.Time.UTC().Format(time.RFC3339))
@@ -172,6 +175,39 @@ func show(ctx context.Context, c *chain.Chain) error {
 		namespace, workflow, done.Status.Phase, seen.Round(time.Millisecond))
 	if done.Status.Phase != wfv1.WorkflowSucceeded || node.Phase != wfv1.NodeSucceeded {
 		return fmt.Errorf("workflow %s, node %s: want both Succeeded", done.Status.Phase, node.Phase)
+	}
+	return nil
+}
+
+// showExecutor prints what Argo's own executor in the step's pod logged: the emissary of the paused
+// container (its command's end, after which it waited for the marker), and the wait container's report of
+// the step to the API server, the WorkflowTaskResult the controller finished the node from.
+func showExecutor(c *chain.Chain, namespace string, step *chain.Step) error {
+	emissary, err := c.Rig.Kubelet().ContainerLog(namespace, step.Pod, step.Container)
+	if err != nil {
+		return fmt.Errorf("the log of Argo's emissary: %w", err)
+	}
+	if !strings.Contains(emissary, "sub-process exited") {
+		return fmt.Errorf("Argo's emissary in container %s did not log its command's end:\n%s", step.Container, emissary)
+	}
+	fmt.Printf("    Argo's emissary (argoexec emissary, container %s) logged:\n", step.Container)
+	for _, line := range strings.Split(strings.TrimSpace(emissary), "\n") {
+		fmt.Printf("      %s\n", line)
+	}
+	wait, err := c.Rig.Kubelet().ContainerLog(namespace, step.Pod, "wait")
+	if err != nil {
+		return fmt.Errorf("the log of Argo's wait container: %w", err)
+	}
+	fmt.Println("    Argo's wait container (argoexec wait) logged, once the emissary ended:")
+	shown := 0
+	for _, line := range strings.Split(wait, "\n") {
+		if strings.Contains(line, "Main container completed") || strings.Contains(line, "workflowtaskresults") {
+			fmt.Printf("      %s\n", line)
+			shown++
+		}
+	}
+	if shown == 0 {
+		return fmt.Errorf("Argo's wait container did not report the step:\n%s", wait)
 	}
 	return nil
 }

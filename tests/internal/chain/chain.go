@@ -70,6 +70,9 @@ type Options struct {
 	ExtraNamespaces []string
 	// WebhookToken is the webhook EventSource's bearer token; default random.
 	WebhookToken string
+	// Executor runs the step pods of the workflow-controllers; default rig.ExecutorArgo, Argo's own
+	// argoexec (the emissary holds the step, the wait container reports it).
+	Executor rig.ExecutorKind
 	// ExecTimeout is resume-trigger's --exec-timeout; default 5s.
 	ExecTimeout time.Duration
 	// ServerArgs are appended to resume-trigger's command line.
@@ -187,6 +190,9 @@ func Start(ctx context.Context, opts Options) (_ *Chain, err error) {
 		_, _ = rand.Read(b)
 		opts.WebhookToken = hex.EncodeToString(b)
 	}
+	if opts.Executor == "" {
+		opts.Executor = rig.ExecutorArgo
+	}
 	if opts.ExecTimeout == 0 {
 		opts.ExecTimeout = 5 * time.Second
 	}
@@ -276,15 +282,15 @@ func Start(ctx context.Context, opts Options) (_ *Chain, err error) {
 		return nil, err
 	}
 	step = time.Now()
-	if c.Argo, err = r.StartWorkflowController(ctx, rig.ControllerOptions{Namespace: c.Namespace}); err != nil {
+	if c.Argo, err = r.StartWorkflowController(ctx, rig.ControllerOptions{Namespace: c.Namespace, Executor: opts.Executor}); err != nil {
 		return nil, fmt.Errorf("start Argo's workflow-controller: %w", err)
 	}
 	c.onStop(c.Argo.Stop)
 	c.addLog(c.Argo.Log())
-	c.logf("chain: Argo workflow-controller %s for namespace %s in %v", rig.ExecutorImage[strings.LastIndex(rig.ExecutorImage, ":")+1:], c.Namespace, time.Since(step).Round(time.Millisecond))
+	c.logf("chain: Argo workflow-controller %s (executor: %s) for namespace %s in %v", c.Argo.Argo, opts.Executor, c.Namespace, time.Since(step).Round(time.Millisecond))
 	for _, ns := range opts.ExtraNamespaces {
 		step = time.Now()
-		wc, err := r.StartWorkflowController(ctx, rig.ControllerOptions{Namespace: ns})
+		wc, err := r.StartWorkflowController(ctx, rig.ControllerOptions{Namespace: ns, Executor: opts.Executor})
 		if err != nil {
 			return nil, fmt.Errorf("start Argo's workflow-controller for %s: %w", ns, err)
 		}

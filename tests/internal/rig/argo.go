@@ -23,6 +23,7 @@ import (
 	"github.com/argoproj/argo-workflows/v3/workflow/common"
 	"github.com/argoproj/argo-workflows/v3/workflow/packer"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -38,7 +39,7 @@ import (
 )
 
 // ExecutorImage is the argoexec image the v3.7 controller (ArgoV3, the default) puts in the pods it makes
-// (never pulled here: the test kubelet emulates the containers).
+// (never pulled here: on ExecutorArgo the image's argoexec is the one hack/tools.sh builds).
 const ExecutorImage = "quay.io/argoproj/argoexec:v3.7.17"
 
 // Argo is a workflow-controller release the rig runs: the hack/tools.sh tool that builds it (its version
@@ -49,6 +50,8 @@ type Argo struct {
 	Version string
 	tool    string
 	env     string
+	// execTool and execEnv are the same for the release's argoexec.
+	execTool, execEnv string
 	// stopGrace is how long Stop waits for the controller to exit on SIGTERM before it SIGKILLs it.
 	stopGrace time.Duration
 }
@@ -57,11 +60,17 @@ type Argo struct {
 // the Go module proxy serves here (v4.1 is not served: its features are tested from Argo's documented
 // layout, see docs/compatibility.md).
 var (
-	ArgoV3 = Argo{Version: "v3.7.17", tool: "workflow-controller", env: "RESUME_TRIGGER_WORKFLOW_CONTROLLER", stopGrace: 5 * time.Second}
+	ArgoV3 = Argo{
+		Version: "v3.7.17", tool: "workflow-controller", env: "RESUME_TRIGGER_WORKFLOW_CONTROLLER", stopGrace: 5 * time.Second,
+		execTool: "argoexec", execEnv: "RESUME_TRIGGER_ARGOEXEC",
+	}
 	// v4.0.5 never exits on SIGTERM: the handler its start-up logger installs (util/logging/init.go,
 	// initSignalHandlers) takes the signal and only flushes logs, so waiting would only add the grace to
 	// every test. Its state is all in the API server: SIGKILL loses nothing.
-	ArgoV4 = Argo{Version: "v4.0.5", tool: "workflow-controller-v4", env: "RESUME_TRIGGER_WORKFLOW_CONTROLLER_V4"}
+	ArgoV4 = Argo{
+		Version: "v4.0.5", tool: "workflow-controller-v4", env: "RESUME_TRIGGER_WORKFLOW_CONTROLLER_V4",
+		execTool: "argoexec-v4", execEnv: "RESUME_TRIGGER_ARGOEXEC_V4",
+	}
 )
 
 // ExecutorImage is the argoexec image this release's controller is told to put in its pods.
@@ -70,21 +79,45 @@ func (a Argo) ExecutorImage() string { return "quay.io/argoproj/argoexec:" + a.V
 func (a Argo) String() string { return a.Version }
 
 // binary is the controller's binary: the one a.env names, else hack/tools.sh's (built on first use).
-func (a Argo) binary() (string, error) {
-	bin := os.Getenv(a.env)
+func (a Argo) binary() (string, error) { return toolBinary(a.tool, a.env) }
+
+// executorBinary is the release's argoexec, built from the controller's module (hack/tools.sh).
+func (a Argo) executorBinary() (string, error) { return toolBinary(a.execTool, a.execEnv) }
+
+func toolBinary(tool, env string) (string, error) {
+	bin := os.Getenv(env)
 	if bin == "" {
 		root, err := RepoRoot()
 		if err != nil {
 			return "", err
 		}
-		paths, err := Tools(root, a.tool)
+		paths, err := Tools(root, tool)
 		if err != nil {
-			return "", fmt.Errorf("%w (set %s to use a prebuilt binary)", err, a.env)
+			return "", fmt.Errorf("%w (set %s to use a prebuilt binary)", err, env)
 		}
 		bin = paths[0]
 	}
 	return bin, executable(bin)
 }
+
+// ExecutorKind is what runs inside the pods of a real workflow-controller's namespace.
+type ExecutorKind string
+
+const (
+	// ExecutorArgo runs each pod as a node would, on Argo's own executor: the release's real
+	// `argoexec init`, then every container as a process (the user containers as `argoexec emissary --
+	// COMMAND`, as the controller wrote them, and `argoexec wait`, which reports to the API server with
+	// a token of the pod's ServiceAccount), in a mount namespace of its own where the pod's volumes are
+	// bind-mounted. What stays emulated, and why, is in doc.go.
+	ExecutorArgo ExecutorKind = "argoexec"
+	// ExecutorEmulated has the test kubelet play the executor (emissary.go, runArgoPod): a pause holds
+	// until the marker is in the kubelet's record of the pod's files, and the kubelet writes the
+	// WorkflowTaskResult.
+	ExecutorEmulated ExecutorKind = "emulated"
+)
+
+// DefaultExecutor is the Executor of a ControllerOptions that names none.
+const DefaultExecutor = ExecutorEmulated
 
 // Environment a test puts on a container of a Workflow's template to make the test kubelet's emulation of
 // Argo's emissary fail the container before its pause, as emissary does when the command cannot be
@@ -109,6 +142,8 @@ type ControllerOptions struct {
 	// Env is added to the controller's environment after the rig's own (LEADER_ELECTION_DISABLE=true,
 	// DEFAULT_REQUEUE_TIME=1s), e.g. MAX_WORKFLOW_SIZE=...; a later entry wins.
 	Env []string
+	// Executor runs the controller's pods; "" is DefaultExecutor.
+	Executor ExecutorKind
 }
 
 // WorkflowController is Argo's real workflow-controller (built by hack/tools.sh from argo-workflows
@@ -137,9 +172,25 @@ func (r *Rig) StartWorkflowController(ctx context.Context, opts ControllerOption
 	if opts.Argo == (Argo{}) {
 		opts.Argo = ArgoV3
 	}
+	if opts.Executor == "" {
+		opts.Executor = DefaultExecutor
+	}
 	bin, err := opts.Argo.binary()
 	if err != nil {
 		return nil, err
+	}
+	argoexec := ""
+	if opts.Executor == ExecutorArgo {
+		if argoexec, err = opts.Argo.executorBinary(); err != nil {
+			return nil, err
+		}
+		if err := r.probeMounts(); err != nil {
+			return nil, err
+		}
+		if err := r.grantExecutor(ctx, opts.Namespace); err != nil {
+			return nil, err
+		}
+		r.kubelet.setImageBinary(opts.Argo.ExecutorImage(), "argoexec", argoexec)
 	}
 	// Argo's configuration is empty but for its metrics servers: each would listen on a fixed port
 	// (9090), and a second controller of the same rig would panic on it.
@@ -164,7 +215,7 @@ func (r *Rig) StartWorkflowController(ctx context.Context, opts ControllerOption
 			wc.Stop()
 		}
 	}()
-	if err := r.kubelet.runArgo(opts.Namespace, true); err != nil {
+	if err := r.kubelet.runArgo(opts.Namespace, true, argoexec); err != nil {
 		cancel()
 		close(wc.done)
 		return nil, err
@@ -222,7 +273,8 @@ func (wc *WorkflowController) Stop() {
 		}
 		wc.stop()
 		<-wc.done
-		_ = wc.r.kubelet.runArgo(wc.Namespace, false)
+		_ = wc.r.kubelet.runArgo(wc.Namespace, false, "")
+		wc.r.kubelet.stopRuntimes(wc.Namespace)
 	})
 }
 
@@ -258,8 +310,9 @@ func logCount(path, substr string) int {
 	return strings.Count(string(b), substr)
 }
 
-// runArgo marks namespace ns as run by a real controller (on) or not.
-func (k *Kubelet) runArgo(ns string, on bool) error {
+// runArgo marks namespace ns as run by a real controller (on) or not; argoexec, when not "", is the
+// executor its pods run on (ExecutorArgo).
+func (k *Kubelet) runArgo(ns string, on bool, argoexec string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if on && k.argoNS[ns] {
@@ -267,8 +320,43 @@ func (k *Kubelet) runArgo(ns string, on bool) error {
 	}
 	if on {
 		k.argoNS[ns] = true
+		if argoexec != "" {
+			k.execNS[ns] = argoexec
+		}
 	} else {
 		delete(k.argoNS, ns)
+		delete(k.execNS, ns)
+	}
+	return nil
+}
+
+// argoexec is the argoexec binary the pods of ns run on, or "" when the kubelet emulates the executor.
+func (k *Kubelet) argoexec(ns string) string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.execNS[ns]
+}
+
+// grantExecutor gives the namespace's ServiceAccounts what Argo's wait container calls, as Argo's own
+// executor Role does (manifests/quick-start/base/executor/emissary/executor-role.yaml, the same in
+// v3.7.17 and v4.0.5): create and patch workflowtaskresults.
+func (r *Rig) grantExecutor(ctx context.Context, ns string) error {
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "argo-executor", Namespace: ns},
+		Rules: []rbacv1.PolicyRule{{
+			APIGroups: []string{workflow.Group}, Resources: []string{"workflowtaskresults"}, Verbs: []string{"create", "patch"},
+		}},
+	}
+	if _, err := r.client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create Role %s/%s: %w", ns, role.Name, err)
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "argo-executor", Namespace: ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "system:serviceaccounts:" + ns}},
+	}
+	if _, err := r.client.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create RoleBinding %s/%s: %w", ns, binding.Name, err)
 	}
 	return nil
 }
@@ -387,6 +475,12 @@ func (r *Rig) runArgoPods(ctx context.Context, ns string) {
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    enqueue,
 		UpdateFunc: func(_, obj any) { enqueue(obj) },
+		// A deleted pod's processes on Argo's executor are killed (runArgoPod finds it gone).
+		DeleteFunc: func(obj any) {
+			if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+				queue.Add(key)
+			}
+		},
 	})
 	r.kubelet.mu.Lock()
 	r.kubelet.argoQueue[ns] = func(pod string) { queue.Add(ns + "/" + pod) }
@@ -440,11 +534,17 @@ func (r *Rig) runArgoPod(ctx context.Context, ns, name string) error {
 	pod, err := pods.Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
+		r.kubelet.forgetRuntime(ns, name, "")
 		return nil
 	case err != nil:
 		return err
 	}
-	if pod.DeletionTimestamp != nil || pod.Labels[common.LabelKeyWorkflow] == "" {
+	if pod.DeletionTimestamp != nil {
+		r.kubelet.forgetRuntime(ns, name, "")
+		return nil
+	}
+	r.kubelet.forgetRuntime(ns, name, pod.UID) // another pod had the name before
+	if pod.Labels[common.LabelKeyWorkflow] == "" {
 		return nil
 	}
 	hold := r.kubelet.hold(ns, pod.Labels[common.LabelKeyWorkflow])
@@ -468,8 +568,15 @@ func (r *Rig) runArgoPod(ctx context.Context, ns, name string) error {
 		if hold != HoldNone {
 			return nil
 		}
+		if r.kubelet.argoexec(ns) != "" {
+			r.startRealPod(pod)
+			return nil
+		}
 		return r.startArgoPod(ctx, pod)
 	case corev1.PodRunning:
+		if r.kubelet.runtime(ns, name) != nil {
+			return nil // its processes move it on (runtime.go)
+		}
 		return r.stepArgoPod(ctx, pod)
 	}
 	return nil
@@ -821,7 +928,8 @@ func (r *Rig) WaitPods(ctx context.Context, ns, wf string, cond func([]corev1.Po
 	return last, nil
 }
 
-// Paused reports whether container c of pod is running and held by a debug pause whose marker is missing.
+// Paused reports whether container c of pod is running and held by a debug pause whose marker is missing:
+// on Argo's executor, whether the real emissary has reached the pause (runtime.go, paused).
 func (r *Rig) Paused(pod *corev1.Pod, container string) bool {
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
@@ -830,6 +938,9 @@ func (r *Rig) Paused(pod *corev1.Pod, container string) bool {
 		}
 		for _, cs := range pod.Status.ContainerStatuses {
 			if cs.Name == container && cs.State.Running != nil {
+				if rt := r.kubelet.runtime(pod.Namespace, pod.Name); rt != nil && rt.uid == pod.UID {
+					return rt.paused(c)
+				}
 				return r.held(pod, c)
 			}
 		}

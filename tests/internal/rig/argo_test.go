@@ -2,6 +2,7 @@ package rig_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,16 +39,26 @@ spec:
             value: "true"
 `
 
-// The real workflow-controller makes the step's pod; the test kubelet binds and runs it, holds main at
+// The real workflow-controller makes the step's pod; the test kubelet binds and runs it, main holds at
 // its pause (the last of the duplicate env entries, as Kubernetes resolves them), and once the marker is
-// touched ends it and writes the wait container's WorkflowTaskResult, so that the controller itself
-// marks the node and the Workflow Succeeded.
+// touched main ends and the wait container's WorkflowTaskResult is written, so that the controller itself
+// marks the node and the Workflow Succeeded. On ExecutorArgo all of that is Argo's own argoexec; on
+// ExecutorEmulated it is the kubelet's emulation.
 func TestRealControllerRunsAndFinishesAPausedStep(t *testing.T) {
+	for _, executor := range []rig.ExecutorKind{rig.ExecutorArgo, rig.ExecutorEmulated} {
+		t.Run(string(executor), func(t *testing.T) {
+			t.Parallel()
+			testRealController(t, executor)
+		})
+	}
+}
+
+func testRealController(t *testing.T, executor rig.ExecutorKind) {
 	r := rig.Get(t)
 	ns := r.Namespace(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	wc, err := r.StartWorkflowController(ctx, rig.ControllerOptions{Namespace: ns})
+	wc, err := r.StartWorkflowController(ctx, rig.ControllerOptions{Namespace: ns, Executor: executor})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +83,12 @@ func TestRealControllerRunsAndFinishesAPausedStep(t *testing.T) {
 	podName := argoutil.GeneratePodName(created.Name, node.Name, node.TemplateName, node.ID, argoutil.PodNameV2)
 	pod, err := r.WaitPod(ctx, ns, podName, func(p *corev1.Pod) bool { return r.Paused(p, "main") })
 	if err != nil {
+		if executor == rig.ExecutorArgo {
+			for _, c := range []string{"init", "main", "wait"} {
+				log, _ := r.Kubelet().ContainerLog(ns, podName, c)
+				t.Logf("container %s:\n%s", c, log)
+			}
+		}
 		t.Fatal(wc.Failure(err))
 	}
 	if pod.Spec.NodeName != rig.NodeName {
@@ -95,4 +112,17 @@ func TestRealControllerRunsAndFinishesAPausedStep(t *testing.T) {
 		t.Errorf("node %s: phase %s, finished %v", n.Name, n.Phase, n.FinishedAt)
 	}
 	t.Logf("node %s Running→Succeeded %s → %s", n.Name, n.StartedAt.Format(time.RFC3339), n.FinishedAt.Format(time.RFC3339))
+	if executor != rig.ExecutorArgo {
+		return
+	}
+	log, err := r.Kubelet().ContainerLog(ns, podName, "main")
+	if err != nil || !strings.Contains(log, "sub-process exited") || !strings.Contains(log, "step ran") {
+		t.Errorf("main's log, as Argo's emissary and the command wrote it (%v):\n%s", err, log)
+	}
+	if !r.Kubelet().HasFile(ns, podName, "main", "/var/run/argo/ctr/main/exitcode") {
+		t.Errorf("the emissary wrote no exitcode into the pod's /var/run/argo")
+	}
+	if errs := r.Kubelet().RuntimeErrors(); len(errs) > 0 {
+		t.Errorf("the rig's runtime failed: %v", errs)
+	}
 }

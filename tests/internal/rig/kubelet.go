@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -58,8 +59,10 @@ func (b Behaviour) String() string {
 }
 
 var (
-	// HasTouch is a container whose image has touch: `touch PATH...` creates the paths in the pod's
-	// emulated filesystem and exits 0; any other executable is missing (exit 127).
+	// HasTouch, the default, is the exec as the container's runtime runs it. In a pod on Argo's executor
+	// (ExecutorArgo) the argv really runs in the container (its PATH decides whether touch exists, see
+	// Kubelet.SetImage). In a pod a test made by hand, `touch PATH...` creates the paths in the pod's
+	// emulated filesystem and exits 0, and any other executable is missing (exit 127).
 	HasTouch = Behaviour{name: "has touch"}
 	// NoTouch is an image without touch: the shell-style failure, exit 127 and "executable file not
 	// found" on stderr, as CRI-O and crun report it.
@@ -122,7 +125,7 @@ func Before(name string, before ExecFunc) Behaviour {
 			if ctx.Err() != nil {
 				return context.Cause(ctx)
 			}
-			return k.touch(ctx, call, stdout, stderr)
+			return k.defaultExec(ctx, call, stdout, stderr)
 		}
 	}}
 }
@@ -174,6 +177,16 @@ type Kubelet struct {
 	holds      map[string]Hold             // "namespace/workflow": how far the Workflow's pods may go
 	calls      []*Call
 	emissaryEv []EmissaryEvent
+
+	// The container runtime of the namespaces on Argo's executor (runtime.go).
+	self        string                       // this binary, which becomes each container's process (container.go)
+	execNS      map[string]string            // namespace -> the argoexec binary its controller's pods run
+	runtimes    map[podKey]*podRuntime       // the pods running on Argo's executor
+	images      map[string]map[string]string // image -> command -> host binary ("": found on the host's PATH)
+	imageMu     sync.Mutex                   // serialises making the images' PATH directories
+	runtimeErrs []error
+	probeOnce   sync.Once
+	probeErr    error
 }
 
 func startKubelet(ctx context.Context, bindAddress string) (*Kubelet, error) {
@@ -190,8 +203,16 @@ func startKubelet(ctx context.Context, bindAddress string) (*Kubelet, error) {
 	if err != nil {
 		return nil, err
 	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("the rig's containers run as this binary: %w", err)
+	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	k := &Kubelet{
+		self:       self,
+		execNS:     map[string]string{},
+		runtimes:   map[podKey]*podRuntime{},
+		images:     map[string]map[string]string{},
 		listener:   l,
 		ctx:        ctx,
 		stop:       func() { cancel(errors.New("rig stopped")) },
@@ -221,6 +242,7 @@ func (k *Kubelet) Port() int { return k.listener.Addr().(*net.TCPAddr).Port }
 
 func (k *Kubelet) close() {
 	k.stop()
+	k.stopRuntimes("")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = k.srv.Shutdown(ctx)
@@ -311,13 +333,18 @@ func (k *Kubelet) Files(namespace, pod string) []string {
 // HasFile reports whether path exists in the pod, as seen from container (container only matters
 // outside /var/run/argo).
 func (k *Kubelet) HasFile(namespace, pod, container, p string) bool {
+	if rt := k.runtime(namespace, pod); rt != nil {
+		return rt.hasFile(p)
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.files[podKey{namespace, pod}][fileKey(container, p)]
 }
 
-// ForgetNamespace drops the behaviours, files, calls and emissary events of a namespace.
+// ForgetNamespace drops the behaviours, files, calls and emissary events of a namespace, and kills the
+// processes of its pods on Argo's executor.
 func (k *Kubelet) ForgetNamespace(namespace string) {
+	k.stopRuntimes(namespace)
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for key := range k.behaviours {
@@ -363,7 +390,17 @@ func (k *Kubelet) behaviour(ns, pod, container string) Behaviour {
 	return k.behaviours[containerKey{ns, pod, ""}]
 }
 
-// touch is the HasTouch behaviour: it needs the kubelet for the pod's filesystem.
+// defaultExec is what an exec does when no Behaviour says otherwise: in a pod on Argo's executor, the argv
+// runs for real in the container (runtime.go); in a pod a test made by hand, touch is emulated.
+func (k *Kubelet) defaultExec(ctx context.Context, call Call, stdout, stderr io.Writer) error {
+	if rt := k.runtime(call.Namespace, call.Pod); rt != nil {
+		return rt.exec(ctx, call.Container, call.Argv, stdout, stderr)
+	}
+	return k.touch(ctx, call, stdout, stderr)
+}
+
+// touch is the HasTouch behaviour in a pod a test made by hand: it needs the kubelet for the pod's
+// emulated filesystem.
 func (k *Kubelet) touch(_ context.Context, call Call, _, stderr io.Writer) error {
 	if path.Base(call.Argv[0]) != "touch" {
 		_, _ = fmt.Fprintf(stderr, "exec: %q: executable file not found in $PATH\n", call.Argv[0])
@@ -478,7 +515,7 @@ type executor struct {
 func (e *executor) ExecInContainer(ctx context.Context, _, _, _ string, _ []string, _ io.Reader, stdout, stderr io.WriteCloser, _ bool, _ <-chan remotecommand.TerminalSize, _ time.Duration) error {
 	call := *e.call
 	b := e.k.behaviour(call.Namespace, call.Pod, call.Container)
-	f := e.k.touch
+	f := e.k.defaultExec
 	if b.fn != nil {
 		f = b.fn(e.k)
 	}

@@ -123,8 +123,39 @@ func (r *Rig) RunPod(ctx context.Context, pod *corev1.Pod, opts ...PodOption) (*
 	return updated, nil
 }
 
-// WaitPod waits until cond holds for the pod and returns it.
+// WaitPod waits until cond holds for the pod and returns it. cond sees every change of the pod (a watch),
+// and the pod as stored every 100 ms besides: a condition may turn on what is not in the pod's object
+// (Paused on Argo's executor: the emissary reaching its pause changes no field of the pod).
 func (r *Rig) WaitPod(ctx context.Context, namespace, name string, cond func(*corev1.Pod) bool) (*corev1.Pod, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	polled := make(chan *corev1.Pod, 1)
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if p, err := r.client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{}); err == nil && cond(p) {
+				polled <- p
+				cancel()
+				return
+			}
+		}
+	}()
+	p, err := r.watchPod(ctx, namespace, name, cond)
+	select {
+	case p := <-polled:
+		return p, nil
+	default:
+		return p, err
+	}
+}
+
+func (r *Rig) watchPod(ctx context.Context, namespace, name string, cond func(*corev1.Pod) bool) (*corev1.Pod, error) {
 	pods := r.client.CoreV1().Pods(namespace)
 	sel := fields.OneTermEqualSelector("metadata.name", name).String()
 	lw := &cache.ListWatch{
