@@ -106,12 +106,12 @@ test-integration: ## Integration tests on a real etcd + kube-apiserver with a te
 	cd tests && $(GO) test $(TEST_FLAGS) ./argopin/... ./internal/rig/... ./integration/... ./chart/... ./cmd/release-manifests/... ./cmd/release/...
 
 .PHONY: test-ui ui-screenshots
-test-ui: ## The web page (--ui-address) in headless chromium (apt-get install chromium) against the rig and Argo's workflow-controller (about 35 s).
-	$(TOOLS) etcd kube-apiserver workflow-controller >/dev/null
+test-ui: ## The web page (--ui-address) in headless chromium (apt-get install chromium) against the rig, Argo's workflow-controller and executor (about 35 s).
+	$(TOOLS) etcd kube-apiserver workflow-controller argoexec >/dev/null
 	cd tests && $(GO) test $(TEST_FLAGS) -timeout 5m ./ui/...
 
 ui-screenshots: ## test-ui, writing its screenshots of the pages into docs/images (commit them).
-	$(TOOLS) etcd kube-apiserver workflow-controller >/dev/null
+	$(TOOLS) etcd kube-apiserver workflow-controller argoexec >/dev/null
 	cd tests && UI_SCREENSHOTS=$(CURDIR)/docs/images $(GO) test $(TEST_FLAGS) -timeout 5m ./ui/...
 
 .PHONY: test-e2e
