@@ -40,6 +40,7 @@ import (
 	"github.com/argocontroller/resume-trigger/internal/resume"
 	"github.com/argocontroller/resume-trigger/internal/servingcert"
 	"github.com/argocontroller/resume-trigger/internal/triggerpb"
+	"github.com/argocontroller/resume-trigger/internal/ui"
 	"github.com/argocontroller/resume-trigger/internal/version"
 	"github.com/argocontroller/resume-trigger/trigger"
 )
@@ -49,13 +50,16 @@ const triggerService = "triggers.Trigger"
 
 // App is a configured server with its listeners open.
 type App struct {
-	opts    *Options
-	log     *logrus.Logger
-	grpc    *grpc.Server
-	health  *health.Server
-	http    *http.Server
-	grpcLn  net.Listener
-	httpLn  net.Listener
+	opts   *Options
+	log    *logrus.Logger
+	grpc   *grpc.Server
+	health *health.Server
+	http   *http.Server
+	grpcLn net.Listener
+	httpLn net.Listener
+	// ui and uiLn serve --ui-address; nil when it is off.
+	ui      *http.Server
+	uiLn    net.Listener
 	config  *rest.Config
 	Service *resume.Service
 	Requeue *resume.Requeue
@@ -269,7 +273,51 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 			return nil, fmt.Errorf("listen on --metrics-address: %w", err)
 		}
 	}
+	if opts.UIAddress != "" {
+		if err := a.listenUI(&lc); err != nil {
+			_ = a.grpcLn.Close()
+			if a.httpLn != nil {
+				_ = a.httpLn.Close()
+			}
+			return nil, err
+		}
+	}
 	return a, nil
+}
+
+// listenUI opens --ui-address. The page acts with each person's token and never with the server's
+// credentials: the UI is handed the server's config only to know where the API server is and how to trust it.
+func (a *App) listenUI(lc *net.ListenConfig) error {
+	h, err := ui.New(ui.Config{API: a.config, Log: a.log, TLS: a.certs != nil})
+	if err != nil {
+		return err
+	}
+	a.ui = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		// A release follows its Resume for up to ui.DefaultReleaseWait before the page is written.
+		WriteTimeout:   ui.DefaultReleaseWait + 15*time.Second,
+		IdleTimeout:    time.Minute,
+		MaxHeaderBytes: ui.MaxHeaderBytes,
+	}
+	if a.certs != nil {
+		a.ui.TLSConfig = &tls.Config{GetCertificate: a.certs.GetCertificate, MinVersion: tls.VersionTLS12}
+	} else {
+		a.log.Warn("--ui-address without --tls-cert-file: the page carries people's bearer tokens in plain text; serve it only behind a proxy that terminates TLS")
+	}
+	if a.uiLn, err = lc.Listen(context.Background(), "tcp", a.opts.UIAddress); err != nil {
+		return fmt.Errorf("listen on --ui-address: %w", err)
+	}
+	return nil
+}
+
+// UIAddr is the address of the web page, empty when it is off.
+func (a *App) UIAddr() string {
+	if a.uiLn == nil {
+		return ""
+	}
+	return a.uiLn.Addr().String()
 }
 
 // Registry is the Prometheus registry /metrics serves: what the docs may name as a metric.
@@ -289,8 +337,21 @@ func (a *App) MetricsAddr() string {
 // Run serves until ctx ends, then shuts down gracefully: health turns NOT_SERVING first, so probes and
 // new callers go elsewhere, and in-flight requests get --shutdown-timeout to finish.
 func (a *App) Run(ctx context.Context) error {
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- a.grpc.Serve(a.grpcLn) }()
+	if a.ui != nil {
+		go func() {
+			var err error
+			if a.ui.TLSConfig != nil {
+				err = a.ui.ServeTLS(a.uiLn, "", "")
+			} else {
+				err = a.ui.Serve(a.uiLn)
+			}
+			if !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
 	if a.http != nil {
 		go func() {
 			if err := a.http.Serve(a.httpLn); !errors.Is(err, http.ErrServerClosed) {
@@ -300,7 +361,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	a.health.SetServingStatus(triggerService, healthpb.HealthCheckResponse_NOT_SERVING)
-	a.log.WithFields(logrus.Fields{"grpc": a.GRPCAddr(), "metrics": a.MetricsAddr(), "namespaces": a.Service.Namespaces().String(), "webhookNamespaces": a.Service.WebhookNamespaces().String(), "tls": a.opts.TLSCertFile != "", "leaderElect": a.opts.LeaderElect}).Info("resume-trigger serving")
+	a.log.WithFields(logrus.Fields{"grpc": a.GRPCAddr(), "metrics": a.MetricsAddr(), "ui": a.UIAddr(), "namespaces": a.Service.Namespaces().String(), "webhookNamespaces": a.Service.WebhookNamespaces().String(), "tls": a.opts.TLSCertFile != "", "leaderElect": a.opts.LeaderElect}).Info("resume-trigger serving")
 	a.log.WithFields(logrus.Fields{"version": version.Version, "commit": version.Commit, "go": version.GoVersion()}).Info(version.String())
 
 	// Two lifetimes, ended in order at shutdown: revisits stop (and their in-flight look finishes) before
@@ -386,10 +447,12 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	stopWork()
 	electing.Wait()
-	if a.http != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
-		defer cancel()
-		_ = a.http.Shutdown(sctx)
+	sctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
+	defer cancel()
+	for _, s := range []*http.Server{a.http, a.ui} {
+		if s != nil {
+			_ = s.Shutdown(sctx)
+		}
 	}
 	return err
 }

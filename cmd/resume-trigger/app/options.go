@@ -18,8 +18,10 @@ import (
 
 // Options are resume-trigger's flags.
 type Options struct {
-	GRPCAddress     string
-	MetricsAddress  string
+	GRPCAddress    string
+	MetricsAddress string
+	// UIAddress is --ui-address: the web page's own listener (internal/ui); empty turns it off.
+	UIAddress       string
 	Kubeconfig      string
 	Namespaces      string
 	TLSCertFile     string
@@ -110,6 +112,7 @@ func NewOptions() *Options {
 func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.GRPCAddress, "grpc-address", o.GRPCAddress, "address of the gRPC trigger service (and grpc.health.v1)")
 	fs.StringVar(&o.MetricsAddress, "metrics-address", o.MetricsAddress, "address of the HTTP endpoint serving /metrics, /healthz and /readyz; empty turns it off")
+	fs.StringVar(&o.UIAddress, "ui-address", o.UIAddress, "address of the web page that shows debug-paused steps and releases them, acting with each person's own bearer token (docs/ui.md); served over TLS with --tls-cert-file when set; empty (the default) turns it off")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig file; empty uses $KUBECONFIG, then ~/.kube/config, then the in-cluster service account")
 	fs.StringVar(&o.Namespaces, "namespaces", o.Namespaces, "comma-separated namespaces the server acts in; empty means its own namespace (env POD_NAMESPACE); * means all")
 	fs.StringVar(&o.WebhookNamespaces, "webhook-namespaces", o.WebhookNamespaces, "comma-separated namespaces a webhook request (one without a Resume) may name, each also served by --namespaces; * means every served one; empty (the default) refuses every webhook request")
