@@ -79,7 +79,7 @@ demo: ## Show the whole job on a local embedded control plane (builds the tools 
 	cd tests && $(GO) run ./cmd/demo
 
 .PHONY: test
-test: verify test-unit test-fuzz test-integration test-e2e test-fault ## Run every test: verify, unit, fuzz, integration, end to end, faults.
+test: verify test-unit test-fuzz test-integration test-ui test-e2e test-fault ## Run every test: verify, unit, fuzz, integration, browser, end to end, faults.
 
 .PHONY: test-unit
 test-unit: ## Unit tests over fake clients and an in-process gRPC connection.
@@ -104,6 +104,15 @@ tools: ## Build the pinned test tools into the cache outside the checkout (first
 test-integration: ## Integration tests on a real etcd + kube-apiserver with a test kubelet and Argo's workflow-controller (v3.7 and v4).
 	$(TOOLS) etcd kube-apiserver workflow-controller workflow-controller-v4 argoexec argoexec-v4 clusterrole-aggregation >/dev/null
 	cd tests && $(GO) test $(TEST_FLAGS) ./argopin/... ./internal/rig/... ./integration/... ./chart/... ./cmd/release-manifests/... ./cmd/release/...
+
+.PHONY: test-ui ui-screenshots
+test-ui: ## The web page (--ui-address) in headless chromium (apt-get install chromium) against the rig, Argo's workflow-controller and executor (about 35 s).
+	$(TOOLS) etcd kube-apiserver workflow-controller argoexec >/dev/null
+	cd tests && $(GO) test $(TEST_FLAGS) -timeout 5m ./ui/...
+
+ui-screenshots: ## test-ui, writing its screenshots of the pages into docs/images (commit them).
+	$(TOOLS) etcd kube-apiserver workflow-controller argoexec >/dev/null
+	cd tests && UI_SCREENSHOTS=$(CURDIR)/docs/images $(GO) test $(TEST_FLAGS) -timeout 5m ./ui/...
 
 .PHONY: test-e2e
 test-e2e: ## End-to-end tests with real nats-server and argo-events binaries.

@@ -7,15 +7,14 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/internal/argo"
 	"github.com/argocontroller/resume-trigger/internal/fixture"
+	"github.com/argocontroller/resume-trigger/internal/request"
 )
 
 func run(args ...string) (string, error) {
@@ -68,7 +67,7 @@ func TestStepNode(t *testing.T) {
 			t.Errorf("--node %s: %+v, node id %v", node, s, wantID)
 		}
 	}
-	if g := generateName(strings.Repeat("a", 70)); len(g) != 59 || !strings.HasSuffix(g, "-") {
+	if g := request.GenerateName(strings.Repeat("a", 70)); len(g) != 59 || !strings.HasSuffix(g, "-") {
 		t.Errorf("generateName of a long name: %q", g)
 	}
 }
@@ -108,33 +107,5 @@ func TestListPausedPods(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 2 || strings.Join(strings.Fields(lines[1]), " ") != "argo hello-world pause pause hello-world-pause-4183098892 main after 90m r1" {
 		t.Errorf("table:\n%s", out.String())
-	}
-}
-
-func TestActingOnAndReleased(t *testing.T) {
-	p := Paused{Namespace: "argo", Workflow: "wf", Node: "pause", NodeName: "wf[0].pause", NodeID: "wf-1", Template: "pause", Pod: "wf-pause-1", Container: "main", Stage: "before,after"}
-	r := func(name string, spec v1alpha1.ResumeSpec, phase v1alpha1.Phase, uid string) v1alpha1.Resume {
-		res := v1alpha1.Resume{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "argo"}, Spec: spec, Status: v1alpha1.ResumeStatus{Phase: phase}}
-		if uid != "" {
-			res.Status.Workflow = &v1alpha1.BoundWorkflow{Name: "wf", UID: uid}
-		}
-		return res
-	}
-	resumes := []v1alpha1.Resume{
-		r("by-template", v1alpha1.ResumeSpec{WorkflowID: "wf", TemplateName: "pause"}, "", ""),
-		r("by-display-name", v1alpha1.ResumeSpec{WorkflowID: "wf", NodeName: "pause", Stage: v1alpha1.StageAfter}, v1alpha1.PhasePending, "run"),
-		r("done", v1alpha1.ResumeSpec{WorkflowID: "wf", TemplateName: "pause"}, v1alpha1.PhaseSucceeded, "run"),
-		r("other-run", v1alpha1.ResumeSpec{WorkflowID: "wf", TemplateName: "pause"}, v1alpha1.PhasePending, "earlier"),
-		r("other-template", v1alpha1.ResumeSpec{WorkflowID: "wf", TemplateName: "x"}, "", ""),
-		r("other-container", v1alpha1.ResumeSpec{WorkflowID: "wf", NodeID: "wf-1", Container: "side"}, "", ""),
-	}
-	if got := actingOn(resumes, p, "run"); got != "by-template,by-display-name" {
-		t.Errorf("acting on it: %q", got)
-	}
-	done := r("released", v1alpha1.ResumeSpec{WorkflowID: "wf", TemplateName: "pause"}, v1alpha1.PhaseSucceeded, "run")
-	done.Status.Released = []v1alpha1.ReleasedTarget{{Pod: "wf-pause-1", Container: "main", Stage: v1alpha1.StageBefore}}
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "wf-pause-1", Namespace: "argo"}}
-	if !released([]v1alpha1.Resume{done}, pod, "run", "main", v1alpha1.StageBefore) || released([]v1alpha1.Resume{done}, pod, "run", "main", v1alpha1.StageAfter) || released([]v1alpha1.Resume{done}, pod, "another-run", "main", v1alpha1.StageBefore) {
-		t.Error("released: wrong stage, run or container")
 	}
 }

@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
@@ -90,22 +88,11 @@ func (r *resumeOptions) run(ctx context.Context, workflow string) error {
 	if err != nil {
 		return err
 	}
-	spec := map[string]any{"Workflow-ID": step.Workflow}
-	for k, v := range map[string]string{"TemplateName": step.Template, "nodeID": step.NodeID, "nodeName": step.NodeName, "container": step.Container, "stage": string(step.Stage)} {
-		if v != "" {
-			spec[k] = v
-		}
-	}
+	var deadline time.Duration
 	if r.wait {
-		// A Resume nobody waits for any more should not release the step later by surprise.
-		spec["activeDeadlineSeconds"] = int64(math.Ceil(r.timeout.Seconds()))
+		deadline = r.timeout
 	}
-	u := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": v1alpha1.GroupVersion.String(),
-		"kind":       v1alpha1.Kind,
-		"metadata":   map[string]any{"generateName": generateName(workflow), "namespace": c.namespace},
-		"spec":       spec,
-	}}
+	u := request.NewResume(c.namespace, step, deadline)
 	resumes := c.dynamic.Resource(v1alpha1.Resource).Namespace(c.namespace)
 	created, err := resumes.Create(ctx, u, metav1.CreateOptions{})
 	if err != nil {
@@ -143,15 +130,6 @@ func (r *resumeOptions) run(ctx context.Context, workflow string) error {
 		case <-time.After(pollInterval):
 		}
 	}
-}
-
-// generateName is the prefix of a new Resume's name: the workflow's, cut to leave room for the suffix.
-func generateName(workflow string) string {
-	const maxPrefix = 58
-	if len(workflow) > maxPrefix {
-		workflow = strings.TrimRight(workflow[:maxPrefix], "-.")
-	}
-	return workflow + "-"
 }
 
 // report prints a Resume that ended, and returns the failure if it failed.

@@ -1,45 +1,29 @@
 package plugin
 
 import (
-	"errors"
 	"fmt"
-	"net/url"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
-	"github.com/argocontroller/resume-trigger/internal/fault"
+	"github.com/argocontroller/resume-trigger/internal/inspect"
 	"github.com/argocontroller/resume-trigger/internal/lookup"
-	"github.com/argocontroller/resume-trigger/internal/request"
 )
 
-// Verdicts of why, per candidate.
+// Verdicts of why, per candidate (inspect's, named here for the plugin's callers).
 const (
-	VerdictReleasable = "releasable" // a Resume would release it now
-	VerdictWaiting    = "waiting"    // not yet: a Resume would wait for it (until its deadline)
-	VerdictNarrow     = "narrow"     // the request must say more (a stage, a container)
-	VerdictNo         = "no"         // never, as things stand
+	VerdictReleasable = inspect.VerdictReleasable
+	VerdictWaiting    = inspect.VerdictWaiting
+	VerdictNarrow     = inspect.VerdictNarrow
+	VerdictNo         = inspect.VerdictNo
 )
 
-// Candidate is one thing the server's lookup considered, and what it would do with it.
-type Candidate struct {
-	Node      string `json:"node,omitempty"`
-	NodeName  string `json:"nodeName,omitempty"`
-	Pod       string `json:"pod,omitempty"`
-	Container string `json:"container,omitempty"`
-	Stage     string `json:"stage,omitempty"`
-	Verdict   string `json:"verdict"`
-	Why       string `json:"why"`
-}
-
-// Explanation is why's structured output.
-type Explanation struct {
-	Namespace  string      `json:"namespace"`
-	Workflow   string      `json:"workflow"`
-	Step       string      `json:"step"`
-	Candidates []Candidate `json:"candidates"`
-}
+type (
+	// Candidate is one thing the server's lookup considered, and what it would do with it.
+	Candidate = inspect.Candidate
+	// Explanation is why's structured output.
+	Explanation = inspect.Explanation
+)
 
 func newWhyCommand(o *options) *cobra.Command {
 	r := &resumeOptions{options: o}
@@ -58,31 +42,10 @@ node that runs a pod is a candidate.`,
 			if err != nil {
 				return err
 			}
-			step := r.step(args[0])
-			check := step
-			if check.Template == "" && check.NodeID == "" && check.NodeName == "" {
-				check.Template = "every-node" // no filter: every node is a candidate; the rest is checked
-			}
-			if err := request.ValidateStep(check); err != nil {
-				return err
-			}
 			finder := &lookup.Finder{Workflows: lookup.RESTWorkflows{Client: c.workflows.ArgoprojV1alpha1().RESTClient()}, Pods: c.kube}
-			res, err := finder.Find(cmd.Context(), c.namespace, step)
-			if err != nil && (lookup.IsNoWorkflow(err) || isAPIError(err)) {
+			ex, err := inspect.Explain(cmd.Context(), finder, c.namespace, r.step(args[0]))
+			if err != nil {
 				return err
-			}
-			ex := Explanation{Namespace: c.namespace, Workflow: step.Workflow, Step: step.String()}
-			for _, t := range res.Targets {
-				ex.Candidates = append(ex.Candidates, Candidate{
-					Node: t.Node, NodeName: t.NodeName, Pod: t.Pod, Container: t.Container, Stage: string(t.Stage),
-					Verdict: VerdictReleasable, Why: fmt.Sprintf("container %s is paused %s its command: a Resume releases it now", t.Container, t.Stage),
-				})
-			}
-			for _, s := range res.Skipped {
-				ex.Candidates = append(ex.Candidates, Candidate{Node: s.Node, Pod: s.Pod, Verdict: verdict(s.Reason), Why: s.Reason.Error()})
-			}
-			if err != nil && len(res.Skipped) == 0 {
-				ex.Candidates = append(ex.Candidates, Candidate{Verdict: verdict(err), Why: err.Error()})
 			}
 			if o.output != outputTable {
 				return printStructured(o.streams.Out, o.output, ex)
@@ -102,25 +65,4 @@ node that runs a pod is a candidate.`,
 	f.StringVar(&r.stage, "stage", "", "the pause to release: before or after")
 	cmd.MarkFlagsMutuallyExclusive("template", "node")
 	return cmd
-}
-
-// verdict says in one word what the server would do with a candidate it skipped for reason.
-func verdict(reason error) string {
-	switch fault.KindOf(reason) {
-	case fault.Transient, fault.Unknown:
-		return VerdictWaiting
-	case fault.Invalid:
-		return VerdictNarrow
-	case fault.NotFound, fault.Precondition, fault.Denied:
-		return VerdictNo
-	}
-	return VerdictNo
-}
-
-// isAPIError reports whether err comes from the API server (forbidden, unreachable, …) rather than from
-// the lookup's judgement.
-func isAPIError(err error) bool {
-	var status apierrors.APIStatus
-	var transport *url.Error
-	return errors.As(err, &status) || errors.As(err, &transport)
 }

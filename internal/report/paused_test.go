@@ -18,7 +18,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/argocontroller/resume-trigger/internal/fixture"
-	"github.com/argocontroller/resume-trigger/internal/plugin"
+	"github.com/argocontroller/resume-trigger/internal/inspect"
 	"github.com/argocontroller/resume-trigger/internal/report"
 )
 
@@ -47,7 +47,7 @@ func TestPausedGaugeMatchesList(t *testing.T) {
 	stray.OwnerReferences = nil
 	kube := k8sfake.NewClientset(pausedOld, pausedNew, unpaused, finished, stray)
 
-	items, err := plugin.ListPaused(context.Background(), kube, nil, nil, "argo")
+	items, err := inspect.ListPaused(context.Background(), kube, nil, nil, "argo")
 	if err != nil {
 		t.Fatal(err)
 	}

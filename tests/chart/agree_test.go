@@ -68,6 +68,15 @@ func TestChartAndKustomizeAgree(t *testing.T) {
 			overlay: rig.ClusterInstallDir,
 			values:  &rig.InstallValues{Namespace: installNamespace, Namespaces: []string{"*"}, WebhookNamespaces: []string{"*"}},
 		},
+		"namespace-install with the web page over TLS": {
+			overlay: rig.NamespaceInstallDir,
+			values: &rig.InstallValues{Namespace: installNamespace, Namespaces: []string{"team-a"},
+				Components: []string{"manifests/tls", "manifests/ui"}},
+		},
+		"cluster-install with the web page, no TLS": {
+			overlay: rig.ClusterInstallDir,
+			values:  &rig.InstallValues{Namespace: installNamespace, Namespaces: []string{"*"}, Components: []string{"manifests/ui"}},
+		},
 		"namespace-install with TLS from cert-manager and its own CA": {
 			overlay: rig.NamespaceInstallDir,
 			values: &rig.InstallValues{Namespace: installNamespace, Namespaces: []string{"team-a"},

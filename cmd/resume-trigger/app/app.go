@@ -26,13 +26,16 @@ const triggerService = "triggers.Trigger"
 
 // App is a configured server with its listeners open.
 type App struct {
-	opts    *Completed
-	log     *logrus.Logger
-	grpc    *grpc.Server
-	health  *health.Server
-	http    *http.Server
-	grpcLn  net.Listener
-	httpLn  net.Listener
+	opts   *Completed
+	log    *logrus.Logger
+	grpc   *grpc.Server
+	health *health.Server
+	http   *http.Server
+	grpcLn net.Listener
+	httpLn net.Listener
+	// ui and uiLn serve --ui-address; nil when it is off.
+	ui      *http.Server
+	uiLn    net.Listener
 	config  *rest.Config
 	Service *resume.Service
 	Requeue *resume.Requeue

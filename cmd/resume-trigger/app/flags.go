@@ -293,6 +293,16 @@ func (o *MetricsOptions) addFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "serve Go's pprof profiles under /debug/pprof/ on --metrics-address; off by default, as they expose the server's internals")
 }
 
+// UIOptions are the web page's (internal/ui); off by default.
+type UIOptions struct {
+	// Address is --ui-address: the page's own listener; empty turns it off.
+	Address string
+}
+
+func (o *UIOptions) addFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.Address, "ui-address", o.Address, "address of the web page that shows debug-paused steps and releases them, acting with each person's own bearer token (docs/ui.md); served over TLS with --tls-cert-file when set; empty (the default) turns it off")
+}
+
 func (o *MetricsOptions) validate() []error {
 	if o.Profiling && o.Address == "" {
 		return []error{errors.New("--profiling needs --metrics-address: the profiles are served there")}

@@ -50,8 +50,27 @@ func buildInfo() prometheus.Collector {
 	return g
 }
 
-// listen opens the gRPC listener and, unless --metrics-address is empty, the HTTP endpoint's.
+// listen opens the gRPC listener, the HTTP endpoint's unless --metrics-address is empty, and the web
+// page's with --ui-address; if one fails, those opened are closed.
 func (a *App) listen() error {
+	if err := a.listenServer(); err != nil {
+		return err
+	}
+	if a.opts.UI.Address == "" {
+		return nil
+	}
+	if err := a.listenUI(); err != nil {
+		_ = a.grpcLn.Close()
+		if a.httpLn != nil {
+			_ = a.httpLn.Close()
+		}
+		return err
+	}
+	return nil
+}
+
+// listenServer opens the gRPC listener and, unless --metrics-address is empty, the HTTP endpoint's.
+func (a *App) listenServer() error {
 	var lc net.ListenConfig
 	var err error
 	if a.grpcLn, err = lc.Listen(context.Background(), "tcp", a.opts.Server.GRPCAddress); err != nil {

@@ -45,19 +45,28 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.log.Info("shutting down")
 	l.shutdown()
-	if a.http != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
-		defer cancel()
-		_ = a.http.Shutdown(sctx)
+	sctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
+	defer cancel()
+	for _, s := range []*http.Server{a.http, a.ui} {
+		if s != nil {
+			_ = s.Shutdown(sctx)
+		}
 	}
 	return err
 }
 
-// serve starts the gRPC server and the HTTP endpoint; what they end with is sent on the channel. The
-// Trigger service is not serving until this replica leads.
+// serve starts the gRPC server, the HTTP endpoint and the web page; what they end with is sent on the
+// channel. The Trigger service is not serving until this replica leads.
 func (a *App) serve() <-chan error {
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- a.grpc.Serve(a.grpcLn) }()
+	if a.ui != nil {
+		go func() {
+			if err := a.serveUI(); !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
 	if a.http != nil {
 		go func() {
 			if err := a.http.Serve(a.httpLn); !errors.Is(err, http.ErrServerClosed) {
@@ -67,7 +76,7 @@ func (a *App) serve() <-chan error {
 	}
 	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	a.health.SetServingStatus(triggerService, healthpb.HealthCheckResponse_NOT_SERVING)
-	a.log.WithFields(logrus.Fields{"grpc": a.GRPCAddr(), "metrics": a.MetricsAddr(), "namespaces": a.Service.Namespaces().String(), "webhookNamespaces": a.Service.WebhookNamespaces().String(), "tls": a.opts.Server.TLSCertFile != "", "leaderElect": a.opts.Leader.Enabled}).Info("resume-trigger serving")
+	a.log.WithFields(logrus.Fields{"grpc": a.GRPCAddr(), "metrics": a.MetricsAddr(), "ui": a.UIAddr(), "namespaces": a.Service.Namespaces().String(), "webhookNamespaces": a.Service.WebhookNamespaces().String(), "tls": a.opts.Server.TLSCertFile != "", "leaderElect": a.opts.Leader.Enabled}).Info("resume-trigger serving")
 	a.log.WithFields(logrus.Fields{"version": version.Version, "commit": version.Commit, "go": version.GoVersion()}).Info(version.String())
 	return errc
 }

@@ -25,6 +25,7 @@ type Options struct {
 	Leader   LeaderOptions
 	Logging  LoggingOptions
 	Metrics  MetricsOptions
+	UI       UIOptions
 }
 
 // NewOptions returns the defaults.
@@ -49,6 +50,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	o.Leader.addFlags(fs)
 	o.Logging.addFlags(fs)
 	o.Metrics.addFlags(fs)
+	o.UI.addFlags(fs)
 }
 
 // Completed are Options that Complete checked, with what depends on the environment filled in. Only

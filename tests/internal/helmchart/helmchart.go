@@ -139,6 +139,7 @@ const (
 	tlsComponent         = "manifests/tls"
 	certManagerComponent = "manifests/tls/cert-manager"
 	selfSignedComponent  = "manifests/tls/self-signed-ca"
+	uiComponent          = "manifests/ui"
 )
 
 // ValuesFor are the chart values that say what v says to a kustomize overlay: the served and webhook
@@ -154,6 +155,8 @@ func ValuesFor(v rig.InstallValues) (Values, error) {
 		switch c {
 		case tlsComponent, certManagerComponent, selfSignedComponent:
 			tls[c] = true
+		case uiComponent:
+			values["ui"] = Values{"enabled": true}
 		default:
 			return nil, fmt.Errorf("kustomize Component %s has no chart value", c)
 		}

@@ -732,7 +732,7 @@ func (rt *podRuntime) exec(ctx context.Context, container string, argv []string,
 	case err = <-waited:
 	case <-ctx.Done():
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-waited
+		<-waited //nolint:errcheck // killed: its exit says nothing the context does not
 		return context.Cause(ctx)
 	}
 	var ee *exec.ExitError
@@ -842,7 +842,7 @@ func runWithContext(ctx context.Context, cmd *exec.Cmd) ([]byte, error) {
 		return []byte(out.String()), err
 	case <-ctx.Done():
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-waited
+		<-waited //nolint:errcheck // killed: its exit says nothing the context does not
 		return []byte(out.String()), context.Cause(ctx)
 	}
 }
