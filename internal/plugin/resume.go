@@ -11,10 +11,10 @@ import (
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
+	typedv1alpha1 "github.com/argocontroller/resume-trigger/internal/client/clientset/versioned/typed/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/internal/request"
 )
 
@@ -90,59 +90,62 @@ func (r *resumeOptions) run(ctx context.Context, workflow string) error {
 	if err != nil {
 		return err
 	}
-	spec := map[string]any{"Workflow-ID": step.Workflow}
-	for k, v := range map[string]string{"TemplateName": step.Template, "nodeID": step.NodeID, "nodeName": step.NodeName, "container": step.Container, "stage": string(step.Stage)} {
-		if v != "" {
-			spec[k] = v
-		}
+	res := &v1alpha1.Resume{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: generateName(workflow), Namespace: c.namespace},
+		Spec: v1alpha1.ResumeSpec{
+			WorkflowID: step.Workflow, TemplateName: step.Template, NodeID: step.NodeID, NodeName: step.NodeName,
+			Container: step.Container, Stage: step.Stage,
+		},
 	}
 	if r.wait {
 		// A Resume nobody waits for any more should not release the step later by surprise.
-		spec["activeDeadlineSeconds"] = int64(math.Ceil(r.timeout.Seconds()))
+		res.Spec.ActiveDeadlineSeconds = ptr.To(int64(math.Ceil(r.timeout.Seconds())))
 	}
-	u := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": v1alpha1.GroupVersion.String(),
-		"kind":       v1alpha1.Kind,
-		"metadata":   map[string]any{"generateName": generateName(workflow), "namespace": c.namespace},
-		"spec":       spec,
-	}}
-	resumes := c.dynamic.Resource(v1alpha1.Resource).Namespace(c.namespace)
-	created, err := resumes.Create(ctx, u, metav1.CreateOptions{})
+	resumes := c.resumes.ArgocontrollerV1alpha1().Resumes(c.namespace)
+	created, err := resumes.Create(ctx, res, metav1.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("create Resume for workflow %s in namespace %s: %w", workflow, c.namespace, err)
 	}
 	if r.output == outputTable {
-		_, _ = fmt.Fprintf(r.streams.Out, "resume.%s/%s created\n", v1alpha1.GroupVersion.Group, created.GetName())
+		_, _ = fmt.Fprintf(r.streams.Out, "resume.%s/%s created\n", v1alpha1.GroupVersion.Group, created.Name)
 	}
 	if !r.wait {
 		if r.output != outputTable {
-			return printStructured(r.streams.Out, r.output, created.Object)
+			return printStructured(r.streams.Out, r.output, withType(created))
 		}
 		return nil
 	}
+	return r.follow(ctx, resumes, created.Name)
+}
 
+// follow reads the Resume back until it ends, or the timeout passes.
+func (r *resumeOptions) follow(ctx context.Context, resumes typedv1alpha1.ResumeInterface, name string) error {
 	wctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	var last *v1alpha1.Resume
 	for {
-		got, err := resumes.Get(wctx, created.GetName(), metav1.GetOptions{})
+		got, err := resumes.Get(wctx, name, metav1.GetOptions{})
 		if err == nil {
-			last = &v1alpha1.Resume{}
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(got.Object, last); err != nil {
-				return fmt.Errorf("decode Resume %s: %w", created.GetName(), err)
-			}
+			last = got
 			if last.Status.Phase.Final() {
-				return r.report(last, got.Object)
+				return r.report(last)
 			}
 		} else if wctx.Err() == nil {
-			return fmt.Errorf("read Resume %s: %w", created.GetName(), err)
+			return fmt.Errorf("read Resume %s: %w", name, err)
 		}
 		select {
 		case <-wctx.Done():
-			return timedOut(created.GetName(), r.timeout, last)
+			return timedOut(name, r.timeout, last)
 		case <-time.After(pollInterval):
 		}
 	}
+}
+
+// withType is res with its apiVersion and kind, which a typed client's answer leaves out, for printing.
+func withType(res *v1alpha1.Resume) *v1alpha1.Resume {
+	res = res.DeepCopy()
+	res.APIVersion, res.Kind = v1alpha1.GroupVersion.String(), v1alpha1.Kind
+	return res
 }
 
 // generateName is the prefix of a new Resume's name: the workflow's, cut to leave room for the suffix.
@@ -155,10 +158,10 @@ func generateName(workflow string) string {
 }
 
 // report prints a Resume that ended, and returns the failure if it failed.
-func (r *resumeOptions) report(res *v1alpha1.Resume, obj map[string]any) error {
+func (r *resumeOptions) report(res *v1alpha1.Resume) error {
 	st := res.Status
 	if r.output != outputTable {
-		if err := printStructured(r.streams.Out, r.output, obj); err != nil {
+		if err := printStructured(r.streams.Out, r.output, withType(res)); err != nil {
 			return err
 		}
 	} else {

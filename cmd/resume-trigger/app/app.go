@@ -24,7 +24,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"k8s.io/apimachinery/pkg/util/uuid"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -33,6 +32,7 @@ import (
 	"k8s.io/client-go/util/flowcontrol"
 
 	"github.com/argocontroller/resume-trigger/internal/access"
+	"github.com/argocontroller/resume-trigger/internal/client/clientset/versioned"
 	"github.com/argocontroller/resume-trigger/internal/logging"
 	"github.com/argocontroller/resume-trigger/internal/lookup"
 	"github.com/argocontroller/resume-trigger/internal/release"
@@ -123,9 +123,9 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 	if err != nil {
 		return nil, fmt.Errorf("workflow client: %w", err)
 	}
-	dyn, err := dynamic.NewForConfig(cfg)
+	rc, err := versioned.NewForConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("dynamic client: %w", err)
+		return nil, fmt.Errorf("resume client: %w", err)
 	}
 
 	reg := prometheus.NewRegistry()
@@ -145,7 +145,7 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 	if opts.ArgoServerURL != "" {
 		finder.Offloaded = &lookup.ArgoServer{URL: opts.ArgoServerURL, TokenFile: opts.ArgoServerToken, Client: &http.Client{Timeout: opts.ExecTimeout}}
 	}
-	resumes := &report.Resumes{Client: dyn}
+	resumes := resume.APIResumes{Client: rc}
 	releaser, err := release.New(release.Config{
 		Exec:           &release.APIExecutor{Config: cfg, Client: kube},
 		Pods:           kube,
