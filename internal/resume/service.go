@@ -52,10 +52,11 @@ type Releaser interface {
 	Confirm(ctx context.Context, t lookup.Target) (release.Confirmation, error)
 }
 
-// Recorder records Kubernetes Events.
+// Recorder records Kubernetes Events. It only queues them: the outcome is in the Resume's status
+// before any Event is written, and a request never waits for one.
 type Recorder interface {
-	Normal(ctx context.Context, obj report.Object, reason, message string) error
-	Warning(ctx context.Context, obj report.Object, reason, message string) error
+	Normal(obj report.Object, reason, message string)
+	Warning(obj report.Object, reason, message string)
 }
 
 // Notifier sends a result notification; nil sends none.
@@ -429,14 +430,12 @@ func (s *Service) handleDirect(ctx context.Context, req request.Request, res *Re
 		s.direct.remember(req.Event, s.clock(), found.Targets, res.Released)
 	}
 	res.Phase, res.Reason, res.Message = s.summary(res, err)
-	ctx, cancel := recording(ctx)
-	defer cancel()
 	wf := report.Object{APIVersion: "argoproj.io/v1alpha1", Kind: "Workflow", Namespace: req.Namespace, Name: found.Workflow, UID: found.WorkflowUID}
 	if len(res.Released) > 0 {
-		s.event(ctx, wf, false, "DebugPauseReleased", "released by a direct request: "+res.Message)
+		s.event(wf, false, "DebugPauseReleased", "released by a direct request: "+res.Message)
 	}
 	if err != nil && len(res.Released) == 0 {
-		s.event(ctx, wf, true, "DebugPauseNotReleased", err.Error())
+		s.event(wf, true, "DebugPauseNotReleased", err.Error())
 	}
 	// As for a Resume: some released and the rest never will be is a success; anything that may still
 	// change (transient or unclassified) is returned for a retry.
@@ -600,16 +599,13 @@ func reasonOf(err error) string {
 	}
 }
 
-func (s *Service) event(ctx context.Context, obj report.Object, warning bool, reason, message string) {
-	if s.cfg.Events == nil || obj.Name == "" {
-		return
-	}
-	record := s.cfg.Events.Normal
-	if warning {
-		record = s.cfg.Events.Warning
-	}
-	if err := record(ctx, obj, reason, message); err != nil {
-		s.logger(ctx).WithError(err).Warn("could not record event")
+func (s *Service) event(obj report.Object, warning bool, reason, message string) {
+	switch {
+	case s.cfg.Events == nil || obj.Name == "":
+	case warning:
+		s.cfg.Events.Warning(obj, reason, message)
+	default:
+		s.cfg.Events.Normal(obj, reason, message)
 	}
 }
 

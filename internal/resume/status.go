@@ -78,9 +78,9 @@ func (s *Service) settle(ctx context.Context, obj *v1alpha1.Resume, res *Result,
 	ref := report.Object{APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.Kind, Namespace: obj.Namespace, Name: obj.Name, UID: obj.UID}
 	switch written.Status.Phase {
 	case v1alpha1.PhaseSucceeded:
-		s.event(ctx, ref, false, res.Reason, res.Message)
+		s.event(ref, false, res.Reason, res.Message)
 	case v1alpha1.PhaseFailed:
-		s.event(ctx, ref, true, res.Reason, res.Message)
+		s.event(ref, true, res.Reason, res.Message)
 	case v1alpha1.PhasePending:
 		// Waiting is said in the status; an Event per look would flood the namespace.
 	}

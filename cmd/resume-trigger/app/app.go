@@ -66,6 +66,8 @@ type App struct {
 	certs *servingcert.Reloader
 	// reg is what /metrics serves.
 	reg *prometheus.Registry
+	// events writes the Kubernetes Events the requests record; Run flushes it at shutdown.
+	events *report.Events
 }
 
 // Run builds the server from opts and serves until ctx ends.
@@ -155,11 +157,11 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 	if err != nil {
 		return nil, err
 	}
-	events, err := report.NewEvents(report.EventsConfig{Client: kube, Host: host})
+	events, err := report.NewEvents(report.EventsConfig{Client: kube, Log: log})
 	if err != nil {
 		return nil, err
 	}
-	a := &App{opts: opts, log: log, config: cfg, health: health.NewServer(), reg: reg}
+	a := &App{opts: opts, log: log, config: cfg, health: health.NewServer(), reg: reg, events: events}
 	if a.Rights, err = access.New(access.Config{
 		Reviews:    kube.AuthorizationV1(),
 		Identity:   kube.AuthenticationV1(),
@@ -386,9 +388,11 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	stopWork()
 	electing.Wait()
+	sctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
+	defer cancel()
+	// Nothing records an Event any more: write the ones queued.
+	a.events.Shutdown(sctx)
 	if a.http != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
-		defer cancel()
 		_ = a.http.Shutdown(sctx)
 	}
 	return err
@@ -412,8 +416,9 @@ func clientConfig(cfg *rest.Config, opts *Options) *rest.Config {
 // answer leaves every namespace permitted (the real calls then tell), and the server starts anyway.
 const rightsReviewTimeout = 10 * time.Second
 
-// httpShutdownTimeout bounds the metrics and probe endpoint's shutdown, after the gRPC drain: the pod's
-// terminationGracePeriodSeconds must cover --shutdown-timeout plus this.
+// httpShutdownTimeout bounds what follows the gRPC drain, writing the Events still queued and the metrics
+// and probe endpoint's shutdown: the pod's terminationGracePeriodSeconds must cover --shutdown-timeout
+// plus this.
 const httpShutdownTimeout = 5 * time.Second
 
 // elector holds the Lease named by --leader-election-id: while it does, this replica serves the Trigger
