@@ -155,7 +155,7 @@ func TestAPIResumesListPages(t *testing.T) {
 		return fmt.Sprintf(`{"apiVersion":"argocontroller.io/v1alpha1","kind":"ResumeList","metadata":{"continue":%q},"items":[%s]}`, cont, strings.Join(items, ","))
 	}
 	r, s := newAPIResumes(t, map[string]string{
-		"GET " + resumesPath + "?limit=250":              list("next", "a", "b"),
+		"GET " + resumesPath + "?limit=250":               list("next", "a", "b"),
 		"GET " + resumesPath + "?continue=next&limit=250": list("", "c"),
 	})
 	var got []string
