@@ -196,12 +196,9 @@ func (e *Events) done(ev *eventsv1.Event, err error) {
 	}
 }
 
-// Shutdown stops taking Events and waits until the ones queued are written, or ctx ends; then it stops
-// the recorder.
-func (e *Events) Shutdown(ctx context.Context) {
-	e.mu.Lock()
-	e.closed = true
-	e.mu.Unlock()
+// Flush waits until the Events recorded so far are written (or refused for good), or ctx ends; it
+// returns how many were not written then.
+func (e *Events) Flush(ctx context.Context) int {
 	for {
 		e.mu.Lock()
 		n, written := 0, e.written
@@ -210,15 +207,24 @@ func (e *Events) Shutdown(ctx context.Context) {
 		}
 		e.mu.Unlock()
 		if n == 0 {
-			break
+			return 0
 		}
 		select {
 		case <-written:
-			continue
 		case <-ctx.Done():
-			e.log.WithField("events", n).Warn("Events not written before the shutdown deadline")
+			return n
 		}
-		break
+	}
+}
+
+// Shutdown stops taking Events and flushes the ones recorded, until ctx ends; then it stops the
+// recorder.
+func (e *Events) Shutdown(ctx context.Context) {
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
+	if n := e.Flush(ctx); n > 0 {
+		e.log.WithField("events", n).Warn("Events not written before the shutdown deadline")
 	}
 	e.broadcaster.Shutdown()
 	e.stopSink()

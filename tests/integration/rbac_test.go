@@ -7,7 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc/codes"
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	argoutil "github.com/argoproj/argo-workflows/v3/workflow/util"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -67,11 +68,18 @@ func TestShippedRBACIsEnoughAndNoMore(t *testing.T) {
 		}
 		e.waitPodSucceeded(helloPodV2)
 
-		// The same refusal twice is one Event with a count: the second is the recorder's patch of a
-		// series, which needs patch on events.k8s.io.
-		direct := map[string]string{"namespace": e.ns, "workflow": helloWorld, "template": "pause"}
-		for range 2 {
-			expectCode(t, e.srv.fireDirect(t, direct), codes.FailedPrecondition, "terminated")
+		// Two webhook releases on one Workflow are one Event with a count: the second is the recorder's
+		// patch of a series, which needs patch on events.k8s.io.
+		const fan = "fan-out"
+		var nodes []wfv1.NodeStatus
+		for _, item := range []string{"(0:a)", "(1:b)"} {
+			nodes = append(nodes, fixture.PodNode(fan, fan+"[0].fan"+item, "fan"+item, "fan"))
+		}
+		wf := e.createWorkflow(fixture.Workflow(e.ns, fan, nodes...))
+		for _, n := range nodes {
+			pod := argoutil.GeneratePodName(fan, n.Name, "fan", n.ID, argoutil.PodNameV2)
+			e.runPod(wf, n.ID, pod, mainContainer(fixture.PauseAfter))
+			expectOK(t, e.srv.fireDirect(t, map[string]string{"namespace": e.ns, "workflow": fan, "nodeID": n.ID}), 1)
 		}
 		if err := rig.Eventually(ctxFor(t, 20*time.Second), func() error {
 			list, err := e.r.Client().EventsV1().Events(e.ns).List(context.Background(), metav1.ListOptions{})
@@ -79,11 +87,11 @@ func TestShippedRBACIsEnoughAndNoMore(t *testing.T) {
 				return err
 			}
 			for _, ev := range list.Items {
-				if ev.Regarding.Kind == "Workflow" && ev.Regarding.Name == helloWorld && ev.Reason == "DebugPauseNotReleased" && ev.Series != nil && ev.Series.Count >= 2 {
+				if ev.Regarding.Kind == "Workflow" && ev.Regarding.Name == fan && ev.Reason == "DebugPauseReleased" && ev.Series != nil && ev.Series.Count >= 2 {
 					return nil
 				}
 			}
-			return fmt.Errorf("no series of DebugPauseNotReleased on Workflow %s among %d Events", helloWorld, len(list.Items))
+			return fmt.Errorf("no series of DebugPauseReleased on Workflow %s among %d Events", fan, len(list.Items))
 		}); err != nil {
 			t.Fatal(err)
 		}

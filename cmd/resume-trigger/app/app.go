@@ -45,7 +45,7 @@ import (
 )
 
 // triggerService is the service name health checks may ask about.
-const triggerService = "triggers.Trigger"
+var triggerService = triggerpb.Trigger_ServiceDesc.ServiceName
 
 // App is a configured server with its listeners open.
 type App struct {
