@@ -129,9 +129,7 @@ func (e *Events) Warning(obj Object, reason, message string) {
 }
 
 func (e *Events) record(obj Object, typ, reason, message string) {
-	if len(message) > maxEventMessage {
-		message = text.Prefix(message, maxEventMessage-len("...")) + "..."
-	}
+	message = text.Cut(message, maxEventMessage)
 	ref := corev1.ObjectReference{APIVersion: obj.APIVersion, Kind: obj.Kind, Namespace: obj.Namespace, Name: obj.Name, UID: obj.UID}
 	key := eventKey{typ: typ, reason: reason, regarding: ref}
 	e.mu.Lock()

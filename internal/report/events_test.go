@@ -80,8 +80,8 @@ func writes(t *testing.T, client *fake.Clientset) (created []*eventsv1.Event, pa
 func TestEventsRecord(t *testing.T) {
 	long := strings.Repeat("x", 2000)
 	exact := strings.Repeat("y", maxEventMessage)
-	// 1021 bytes cut the 511th "é" (2 bytes, starting at 1020) in half.
-	accents := strings.Repeat("é", 600)
+	// The 1002 bytes kept would end in the middle of the 501st "é" (2 bytes, starting at 1001).
+	accents := "a" + strings.Repeat("é", 600)
 
 	tests := map[string]struct {
 		warning     bool
@@ -107,13 +107,13 @@ func TestEventsRecord(t *testing.T) {
 			obj: resumeObject(), reason: "Released", message: exact,
 			wantType: corev1.EventTypeNormal, wantMessage: exact,
 		},
-		"a longer message is cut to 1024 bytes ending in ...": {
+		"a longer message is cut within 1024 bytes, saying how much is left out": {
 			warning: true, obj: resumeObject(), reason: "ReleaseFailed", message: long,
-			wantType: corev1.EventTypeWarning, wantMessage: long[:1021] + "...",
+			wantType: corev1.EventTypeWarning, wantMessage: long[:1002] + " … (998 more bytes)",
 		},
 		"a longer message is cut on a character boundary": {
 			warning: true, obj: resumeObject(), reason: "ReleaseFailed", message: accents,
-			wantType: corev1.EventTypeWarning, wantMessage: strings.Repeat("é", 510) + "...",
+			wantType: corev1.EventTypeWarning, wantMessage: "a" + strings.Repeat("é", 500) + " … (200 more bytes)",
 		},
 	}
 	for name, tc := range tests {
