@@ -35,8 +35,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
-	"github.com/argocontroller/resume-trigger/internal/fault"
 	resumefake "github.com/argocontroller/resume-trigger/internal/client/clientset/versioned/fake"
+	"github.com/argocontroller/resume-trigger/internal/fault"
 	"github.com/argocontroller/resume-trigger/internal/fixture"
 	"github.com/argocontroller/resume-trigger/internal/lookup"
 	"github.com/argocontroller/resume-trigger/internal/release"

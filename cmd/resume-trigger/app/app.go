@@ -133,14 +133,7 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
 	if opts.PausedMetrics {
-		var nss []string
-		for _, ns := range opts.namespaces {
-			if ns == resume.AllNamespaces {
-				ns = ""
-			}
-			nss = append(nss, ns)
-		}
-		reg.MustRegister(report.NewPaused(report.PausedConfig{Pods: kube, Namespaces: nss}))
+		reg.MustRegister(report.NewPaused(report.PausedConfig{Pods: kube, Namespaces: resume.Listed(opts.namespaces)}))
 	}
 	host, _ := os.Hostname()
 	finder := &lookup.Finder{Workflows: lookup.RESTWorkflows{Client: wf.ArgoprojV1alpha1().RESTClient()}, Pods: kube}
