@@ -216,7 +216,7 @@ func (e *env) writes(t *testing.T) []string {
 
 func (e *env) resume(t *testing.T, namespace, name string) *v1alpha1.Resume {
 	t.Helper()
-	r, err := e.rc.ArgocontrollerV1alpha1().Resumes(namespace).Get(context.Background(), name, metav1.GetOptions{})
+	r, err := e.rc.ArgocontrollerV1alpha1().Resumes(namespace).Get(t.Context(), name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("get resume %s/%s: %v", namespace, name, err)
 	}
@@ -227,7 +227,7 @@ func (e *env) resume(t *testing.T, namespace, name string) *v1alpha1.Resume {
 func (e *env) events(t *testing.T, namespace string) []eventsv1.Event {
 	t.Helper()
 	e.flushEvents(t)
-	list, err := e.kube.EventsV1().Events(namespace).List(context.Background(), metav1.ListOptions{})
+	list, err := e.kube.EventsV1().Events(namespace).List(t.Context(), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +260,7 @@ func (e *env) requests(t *testing.T, kind, outcome string) float64 {
 
 func (e *env) execute(t *testing.T, resource, payload string) (resume.Result, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	var p []byte
 	if payload != "" {
@@ -410,7 +410,7 @@ func TestFetchResource(t *testing.T) {
 	e := newEnv(t)
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			out, err := e.client.FetchResource(context.Background(), &triggerpb.FetchResourceRequest{Resource: tc.in})
+			out, err := e.client.FetchResource(t.Context(), &triggerpb.FetchResourceRequest{Resource: tc.in})
 			if tc.wantCode != codes.OK {
 				if codeOf(err) != tc.wantCode {
 					t.Fatalf("FetchResource(%q) = %v, want code %v", tc.in, err, tc.wantCode)
@@ -442,7 +442,7 @@ func TestExecuteResume(t *testing.T) {
 	e := newEnv(t, wf, pod, resumeObj(ns, "resume-1", uid, "wf-1", "main", nil))
 
 	// What the Sensor does: FetchResource of the spec, parameters applied, Execute.
-	fetched, err := e.client.FetchResource(context.Background(), &triggerpb.FetchResourceRequest{
+	fetched, err := e.client.FetchResource(t.Context(), &triggerpb.FetchResourceRequest{
 		Resource: []byte("namespace: \"\"\nresume: \"\"\nresumeUID: \"\"\n"),
 	})
 	if err != nil {
@@ -519,11 +519,11 @@ func TestExecuteResume(t *testing.T) {
 	}
 
 	// ApplyPolicy gets Execute's response bytes.
-	out, err := e.client.Execute(context.Background(), &triggerpb.ExecuteRequest{Resource: []byte(req)})
+	out, err := e.client.Execute(t.Context(), &triggerpb.ExecuteRequest{Resource: []byte(req)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol, err := e.client.ApplyPolicy(context.Background(), &triggerpb.ApplyPolicyRequest{Request: out.GetResponse()})
+	pol, err := e.client.ApplyPolicy(t.Context(), &triggerpb.ApplyPolicyRequest{Request: out.GetResponse()})
 	if err != nil || !pol.GetSuccess() || !strings.Contains(pol.GetMessage(), "already final") {
 		t.Errorf("ApplyPolicy = %+v, %v; want success, already final", pol, err)
 	}
@@ -889,7 +889,7 @@ func TestExecuteFailedIsFinal(t *testing.T) {
 			if n := len(e.events(t, ns)); n != evs {
 				t.Errorf("%d events, want still %d", n, evs)
 			}
-			pol, err := e.client.ApplyPolicy(context.Background(), &triggerpb.ApplyPolicyRequest{Request: mustJSON(t, res)})
+			pol, err := e.client.ApplyPolicy(t.Context(), &triggerpb.ApplyPolicyRequest{Request: mustJSON(t, res)})
 			if err != nil || pol.GetSuccess() {
 				t.Errorf("ApplyPolicy = %+v, %v; want success=false", pol, err)
 			}
@@ -1029,7 +1029,7 @@ func TestApplyPolicy(t *testing.T) {
 	e := newEnv(t)
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			out, err := e.client.ApplyPolicy(context.Background(), &triggerpb.ApplyPolicyRequest{Request: tc.in})
+			out, err := e.client.ApplyPolicy(t.Context(), &triggerpb.ApplyPolicyRequest{Request: tc.in})
 			if err != nil {
 				t.Fatalf("ApplyPolicy: %v, want no RPC error", err)
 			}
@@ -1185,7 +1185,7 @@ func TestInterceptors(t *testing.T) {
 			log.SetLevel(logrus.DebugLevel)
 			ch := make(chan seen, 1)
 			client := serve(t, newServer(t, tc.handler(ch), log), log, tc.deadline)
-			_, err := client.Execute(context.Background(), &triggerpb.ExecuteRequest{Resource: []byte(valid)})
+			_, err := client.Execute(t.Context(), &triggerpb.ExecuteRequest{Resource: []byte(valid)})
 			if codeOf(err) != tc.wantCode {
 				t.Fatalf("Execute = %v, want %v", err, tc.wantCode)
 			}
@@ -1201,7 +1201,7 @@ func TestInterceptors(t *testing.T) {
 				}
 			}
 			// The server keeps serving after a panic or a timeout.
-			if _, err := client.FetchResource(context.Background(), &triggerpb.FetchResourceRequest{}); err != nil {
+			if _, err := client.FetchResource(t.Context(), &triggerpb.FetchResourceRequest{}); err != nil {
 				t.Errorf("FetchResource after the failure: %v", err)
 			}
 			if tc.wantLog != "" {
