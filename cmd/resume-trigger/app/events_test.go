@@ -26,7 +26,10 @@ func TestShutdownFlushesEvents(t *testing.T) {
 	a.events.Normal(report.Object{APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.Kind, Namespace: "argo", Name: "r", UID: "u"}, "Released", "m")
 	cancel()
 	select {
-	case <-done:
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
 	case <-time.After(3*time.Second + httpShutdownTimeout + 5*time.Second):
 		t.Fatal("Run did not return within --shutdown-timeout and the budget after the drain")
 	}
