@@ -62,6 +62,8 @@ type Events struct {
 	unwritten map[eventKey]*queued
 	// written is closed, and replaced, whenever an Event was written.
 	written chan struct{}
+	// swept is when forget last ran.
+	swept time.Time
 }
 
 // eventKey is what makes two Events one series for the recorder (its controller and instance are ours
@@ -160,8 +162,13 @@ func (e *Events) record(obj Object, typ, reason, message string) {
 }
 
 // forget drops the keys not recorded within remembered, and what was never written within it (the
-// recorder gave up, or dropped the Event when its queue was full).
+// recorder gave up, or dropped the Event when its queue was full). It sweeps once a minute at most, so
+// recording stays O(1) however many objects had Events lately.
 func (e *Events) forget(now time.Time) {
+	if now.Sub(e.swept) < time.Minute {
+		return
+	}
+	e.swept = now
 	for k, t := range e.recent {
 		if now.Sub(t) > remembered {
 			delete(e.recent, k)
