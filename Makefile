@@ -59,7 +59,7 @@ run: build ## Run the server against the current kubeconfig, serving its namespa
 ##@ Generate and verify
 
 .PHONY: generate
-generate: ## Regenerate deepcopy code and the CRD from api/, and the gRPC stubs from argo-events' trigger.proto.
+generate: ## Regenerate deepcopy code, the CRD and the typed Resume client from api/, and the gRPC stubs from argo-events' trigger.proto.
 	hack/update-codegen.sh
 
 .PHONY: verify
@@ -98,7 +98,7 @@ test-fuzz: ## Each fuzz target for FUZZ_TIME (the committed corpus under testdat
 
 .PHONY: tools
 tools: ## Build the pinned test tools into the cache outside the checkout (first run: 15-30 min).
-	$(TOOLS) etcd kube-apiserver controller-gen buf protoc-gen-go protoc-gen-go-grpc golangci-lint nats-server argo-events workflow-controller workflow-controller-v4 argoexec argoexec-v4 clusterrole-aggregation >/dev/null
+	$(TOOLS) etcd kube-apiserver controller-gen client-gen buf protoc-gen-go protoc-gen-go-grpc golangci-lint nats-server argo-events workflow-controller workflow-controller-v4 argoexec argoexec-v4 clusterrole-aggregation >/dev/null
 
 .PHONY: test-integration
 test-integration: ## Integration tests on a real etcd + kube-apiserver with a test kubelet and Argo's workflow-controller (v3.7 and v4).

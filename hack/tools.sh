@@ -22,6 +22,8 @@ version() {
 	kube-apiserver | clusterrole-aggregation) echo v1.37.2 ;;
 	etcd) echo v3.6.16 ;;
 	controller-gen) echo v0.23.0 ;;
+	# The typed client's generator: the same Kubernetes minor as client-go in go.mod, whose API it calls.
+	client-gen) echo v0.37.2 ;;
 	nats-server) echo v2.10.29 ;;
 	argo-events) echo v1.9.11 ;;
 	workflow-controller | argoexec) echo v3.7.17 ;;
@@ -127,6 +129,8 @@ compile() (
 			go build -trimpath -modfile "$tmp/go.mod" -o "$tmp/$tool" -ldflags "-X $m.version=$ver" "$m/cmd/argoexec") ;;
 	controller-gen)
 		GOBIN=$tmp go install sigs.k8s.io/controller-tools/cmd/controller-gen@"$ver" ;;
+	client-gen)
+		GOBIN=$tmp go install k8s.io/code-generator/cmd/client-gen@"$ver" ;;
 	nats-server)
 		GOBIN=$tmp go install github.com/nats-io/nats-server/v2@"$ver" ;;
 	golangci-lint)

@@ -24,7 +24,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"k8s.io/apimachinery/pkg/util/uuid"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -33,6 +32,7 @@ import (
 	"k8s.io/client-go/util/flowcontrol"
 
 	"github.com/argocontroller/resume-trigger/internal/access"
+	"github.com/argocontroller/resume-trigger/internal/client/clientset/versioned"
 	"github.com/argocontroller/resume-trigger/internal/logging"
 	"github.com/argocontroller/resume-trigger/internal/lookup"
 	"github.com/argocontroller/resume-trigger/internal/release"
@@ -46,7 +46,7 @@ import (
 )
 
 // triggerService is the service name health checks may ask about.
-const triggerService = "triggers.Trigger"
+var triggerService = triggerpb.Trigger_ServiceDesc.ServiceName
 
 // App is a configured server with its listeners open.
 type App struct {
@@ -70,6 +70,8 @@ type App struct {
 	certs *servingcert.Reloader
 	// reg is what /metrics serves.
 	reg *prometheus.Registry
+	// events writes the Kubernetes Events the requests record; Run flushes it at shutdown.
+	events *report.Events
 }
 
 // Run builds the server from opts and serves until ctx ends.
@@ -127,29 +129,22 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 	if err != nil {
 		return nil, fmt.Errorf("workflow client: %w", err)
 	}
-	dyn, err := dynamic.NewForConfig(cfg)
+	rc, err := versioned.NewForConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("dynamic client: %w", err)
+		return nil, fmt.Errorf("resume client: %w", err)
 	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
 	if opts.PausedMetrics {
-		var nss []string
-		for _, ns := range opts.namespaces {
-			if ns == resume.AllNamespaces {
-				ns = ""
-			}
-			nss = append(nss, ns)
-		}
-		reg.MustRegister(report.NewPaused(report.PausedConfig{Pods: kube, Namespaces: nss}))
+		reg.MustRegister(report.NewPaused(report.PausedConfig{Pods: kube, Namespaces: resume.Listed(opts.namespaces)}))
 	}
 	host, _ := os.Hostname()
 	finder := &lookup.Finder{Workflows: lookup.RESTWorkflows{Client: wf.ArgoprojV1alpha1().RESTClient()}, Pods: kube}
 	if opts.ArgoServerURL != "" {
 		finder.Offloaded = &lookup.ArgoServer{URL: opts.ArgoServerURL, TokenFile: opts.ArgoServerToken, Client: &http.Client{Timeout: opts.ExecTimeout}}
 	}
-	resumes := &report.Resumes{Client: dyn}
+	resumes := resume.APIResumes{Client: rc}
 	releaser, err := release.New(release.Config{
 		Exec:           &release.APIExecutor{Config: cfg, Client: kube},
 		Pods:           kube,
@@ -159,11 +154,11 @@ func NewWithConfig(opts *Options, cfg *rest.Config, log *logrus.Logger) (*App, e
 	if err != nil {
 		return nil, err
 	}
-	events, err := report.NewEvents(report.EventsConfig{Client: kube, Host: host})
+	events, err := report.NewEvents(report.EventsConfig{Client: kube, Log: log})
 	if err != nil {
 		return nil, err
 	}
-	a := &App{opts: opts, log: log, config: cfg, health: health.NewServer(), reg: reg}
+	a := &App{opts: opts, log: log, config: cfg, health: health.NewServer(), reg: reg, events: events}
 	if a.Rights, err = access.New(access.Config{
 		Reviews:    kube.AuthorizationV1(),
 		Identity:   kube.AuthenticationV1(),
@@ -449,6 +444,8 @@ func (a *App) Run(ctx context.Context) error {
 	electing.Wait()
 	sctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
 	defer cancel()
+	// Nothing records an Event any more: write the ones queued.
+	a.events.Shutdown(sctx)
 	for _, s := range []*http.Server{a.http, a.ui} {
 		if s != nil {
 			_ = s.Shutdown(sctx)
@@ -475,8 +472,9 @@ func clientConfig(cfg *rest.Config, opts *Options) *rest.Config {
 // answer leaves every namespace permitted (the real calls then tell), and the server starts anyway.
 const rightsReviewTimeout = 10 * time.Second
 
-// httpShutdownTimeout bounds the metrics and probe endpoint's shutdown, after the gRPC drain: the pod's
-// terminationGracePeriodSeconds must cover --shutdown-timeout plus this.
+// httpShutdownTimeout bounds what follows the gRPC drain, writing the Events still queued and the metrics
+// and probe endpoint's shutdown: the pod's terminationGracePeriodSeconds must cover --shutdown-timeout
+// plus this.
 const httpShutdownTimeout = 5 * time.Second
 
 // elector holds the Lease named by --leader-election-id: while it does, this replica serves the Trigger
