@@ -98,11 +98,11 @@ test-fuzz: ## Each fuzz target for FUZZ_TIME (the committed corpus under testdat
 
 .PHONY: tools
 tools: ## Build the pinned test tools into the cache outside the checkout (first run: 15-30 min).
-	$(TOOLS) etcd kube-apiserver controller-gen buf protoc-gen-go protoc-gen-go-grpc golangci-lint nats-server argo-events workflow-controller workflow-controller-v4 clusterrole-aggregation >/dev/null
+	$(TOOLS) etcd kube-apiserver kube-apiserver-v134 controller-gen buf protoc-gen-go protoc-gen-go-grpc golangci-lint nats-server argo-events workflow-controller workflow-controller-v4 clusterrole-aggregation >/dev/null
 
 .PHONY: test-integration
-test-integration: ## Integration tests on a real etcd + kube-apiserver with a test kubelet and Argo's workflow-controller (v3.7 and v4).
-	$(TOOLS) etcd kube-apiserver workflow-controller workflow-controller-v4 clusterrole-aggregation >/dev/null
+test-integration: ## Integration tests on a real etcd + kube-apiserver (v1.37; install and one release also on v1.34) with a test kubelet and Argo's workflow-controller (v3.7 and v4).
+	$(TOOLS) etcd kube-apiserver kube-apiserver-v134 workflow-controller workflow-controller-v4 clusterrole-aggregation >/dev/null
 	cd tests && $(GO) test $(TEST_FLAGS) ./argopin/... ./internal/rig/... ./integration/... ./chart/... ./cmd/release-manifests/... ./cmd/release/...
 
 .PHONY: test-e2e
