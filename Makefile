@@ -35,10 +35,8 @@ build: ## Build the resume-trigger binary into bin/ (version from git describe).
 build-plugin: ## Build kubectl-resume, the kubectl plugin, into bin/ (put it on PATH: kubectl resume ...).
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(VERSION_LDFLAGS)" -o $(BIN)/kubectl-resume ./cmd/kubectl-resume
 
-krew-manifest: ## Build kubectl-resume's archives for every krew platform into dist/ and copy their krew manifest to plugins/resume.yaml (VERSION=vX.Y.Z).
-	rm -rf $(DIST)
-	cd tests && $(GO) run ./cmd/release -only plugin -version "$(VERSION)" -commit "$(COMMIT)" -repo "$(REPO_URL)" -out "$(abspath $(DIST))"
-	cp $(DIST)/resume.yaml plugins/resume.yaml
+krew-manifest: ## Write .krew.yaml, the krew manifest template krew's release bot renders on a release tag (make release checks it renders to the release's resume.yaml).
+	cd tests && $(GO) run ./cmd/release -krew-template -repo "$(REPO_URL)"
 
 image: ## Build the container image (needs a Docker engine).
 	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE) .
@@ -49,8 +47,9 @@ release: ## Make a release into dist/ without Docker: image (OCI layout + digest
 	cd tests && $(GO) run ./cmd/release -version "$(VERSION)" -commit "$(COMMIT)" -image "$(IMAGE_REPO)" -repo "$(REPO_URL)" -out "$(abspath $(DIST))"
 
 .PHONY: release-manifests
-release-manifests: ## Render one install.yaml per overlay into dist/VERSION/ with the image IMAGE_REPO:VERSION (VERSION=v0.2.0).
-	cd tests && $(GO) run ./cmd/release-manifests -version "$(VERSION)" -image "$(IMAGE_REPO)" -out "$(CURDIR)/dist"
+release-manifests: ## Render only the install files, one per overlay (namespace-install.yaml, cluster-install.yaml), into dist/ with the image IMAGE_REPO:VERSION (VERSION=vX.Y.Z).
+	rm -rf $(DIST)
+	cd tests && $(GO) run ./cmd/release -only install -version "$(VERSION)" -image "$(IMAGE_REPO)" -out "$(abspath $(DIST))"
 
 .PHONY: run
 run: build ## Run the server against the current kubeconfig, serving its namespace (NAMESPACES=...).
@@ -59,7 +58,7 @@ run: build ## Run the server against the current kubeconfig, serving its namespa
 ##@ Generate and verify
 
 .PHONY: generate
-generate: ## Regenerate deepcopy code and the CRD from api/, and the gRPC stubs from argo-events' trigger.proto.
+generate: ## Regenerate deepcopy code, the CRD and the typed Resume client from api/, and the gRPC stubs from argo-events' trigger.proto.
 	hack/update-codegen.sh
 
 .PHONY: verify
@@ -98,12 +97,12 @@ test-fuzz: ## Each fuzz target for FUZZ_TIME (the committed corpus under testdat
 
 .PHONY: tools
 tools: ## Build the pinned test tools into the cache outside the checkout (first run: 15-30 min).
-	$(TOOLS) etcd kube-apiserver controller-gen buf protoc-gen-go protoc-gen-go-grpc golangci-lint nats-server argo-events workflow-controller workflow-controller-v4 argoexec argoexec-v4 clusterrole-aggregation >/dev/null
+	$(TOOLS) etcd kube-apiserver kube-apiserver-v134 controller-gen client-gen buf protoc-gen-go protoc-gen-go-grpc golangci-lint nats-server argo-events workflow-controller workflow-controller-v4 argoexec argoexec-v4 clusterrole-aggregation >/dev/null
 
 .PHONY: test-integration
-test-integration: ## Integration tests on a real etcd + kube-apiserver with a test kubelet and Argo's workflow-controller (v3.7 and v4).
-	$(TOOLS) etcd kube-apiserver workflow-controller workflow-controller-v4 argoexec argoexec-v4 clusterrole-aggregation >/dev/null
-	cd tests && $(GO) test $(TEST_FLAGS) ./argopin/... ./internal/rig/... ./integration/... ./chart/... ./cmd/release-manifests/... ./cmd/release/...
+test-integration: ## Integration tests on a real etcd + kube-apiserver (v1.37; install and one release also on v1.34) with a test kubelet and Argo's workflow-controller (v3.7 and v4) and executor.
+	$(TOOLS) etcd kube-apiserver kube-apiserver-v134 workflow-controller workflow-controller-v4 argoexec argoexec-v4 clusterrole-aggregation >/dev/null
+	cd tests && $(GO) test $(TEST_FLAGS) ./argopin/... ./internal/rig/... ./integration/... ./chart/... ./cmd/release/...
 
 .PHONY: test-ui ui-screenshots
 test-ui: ## The web page (--ui-address) in headless chromium (apt-get install chromium) against the rig, Argo's workflow-controller and executor (about 35 s).

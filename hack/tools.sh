@@ -20,8 +20,11 @@ cache=${RESUME_TRIGGER_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/resume-trigger}
 version() {
 	case $1 in
 	kube-apiserver | clusterrole-aggregation) echo v1.37.2 ;;
+	kube-apiserver-v134) echo v1.34.4 ;;
 	etcd) echo v3.6.16 ;;
 	controller-gen) echo v0.23.0 ;;
+	# The typed client's generator: the same Kubernetes minor as client-go in go.mod, whose API it calls.
+	client-gen) echo v0.37.2 ;;
 	nats-server) echo v2.10.29 ;;
 	argo-events) echo v1.9.11 ;;
 	workflow-controller | argoexec) echo v3.7.17 ;;
@@ -50,7 +53,7 @@ key() {
 	local tool=$1 ver=$2 mod
 	mod=$(moddir "$1")
 	case $tool in
-	kube-apiserver | etcd | argo-events | workflow-controller | workflow-controller-v4 | argoexec | argoexec-v4)
+	kube-apiserver | kube-apiserver-v134 | etcd | argo-events | workflow-controller | workflow-controller-v4 | argoexec | argoexec-v4)
 		local sum
 		sum=$(cat "$mod/go.mod" "$mod/go.sum" | sha256sum)
 		echo "$tool@$ver-${sum:0:12}" ;;
@@ -107,6 +110,13 @@ compile() (
 -X k8s.io/component-base/version.gitVersion=$ver \
 -X k8s.io/component-base/version.gitMajor=1 \
 -X k8s.io/component-base/version.gitMinor=37" k8s.io/kubernetes/cmd/kube-apiserver) ;;
+	kube-apiserver-v134)
+		# The oldest Kubernetes the integration tier installs on; built like the current one, from its
+		# own module (a v1.34 tree shares few packages with v1.37 in the build cache).
+		(cd "$root/tests/tools/kube-apiserver-v134" && go build -trimpath -o "$tmp/$tool" -ldflags "\
+-X k8s.io/component-base/version.gitVersion=$ver \
+-X k8s.io/component-base/version.gitMajor=1 \
+-X k8s.io/component-base/version.gitMinor=34" k8s.io/kubernetes/cmd/kube-apiserver) ;;
 	clusterrole-aggregation)
 		(cd "$root/tests/tools/kube-apiserver" && go build -trimpath -o "$tmp/$tool" ./clusterrole-aggregation) ;;
 	etcd)
@@ -127,6 +137,8 @@ compile() (
 			go build -trimpath -modfile "$tmp/go.mod" -o "$tmp/$tool" -ldflags "-X $m.version=$ver" "$m/cmd/argoexec") ;;
 	controller-gen)
 		GOBIN=$tmp go install sigs.k8s.io/controller-tools/cmd/controller-gen@"$ver" ;;
+	client-gen)
+		GOBIN=$tmp go install k8s.io/code-generator/cmd/client-gen@"$ver" ;;
 	nats-server)
 		GOBIN=$tmp go install github.com/nats-io/nats-server/v2@"$ver" ;;
 	golangci-lint)

@@ -43,6 +43,14 @@ done
 if ! diff -q manifests/base/crd/argocontroller.io_resumes.yaml charts/resume-trigger/files/argocontroller.io_resumes.yaml >/dev/null; then
 	echo "charts/resume-trigger/files/argocontroller.io_resumes.yaml differs from manifests/base/crd: run make generate"; fail=1
 fi
+# The typed Resume client: what client-gen makes from api/ now.
+if hack/update-client.sh "$scratch/clientset" >/dev/null; then
+	if ! diff -r internal/client/clientset "$scratch/clientset" >/dev/null; then
+		echo "internal/client/clientset is stale: run make generate"; diff -ru internal/client/clientset "$scratch/clientset" | head -20; fail=1
+	fi
+else
+	fail=1
+fi
 # The gRPC stubs: argo-events' trigger.proto still has the recorded sum, and the stubs are what it generates.
 mkdir -p "$scratch/triggerpb"
 if hack/update-proto.sh "$scratch/triggerpb"; then

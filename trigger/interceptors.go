@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/argocontroller/resume-trigger/internal/logging"
+	"github.com/argocontroller/resume-trigger/internal/triggerpb"
 )
 
 // Deadline bounds every RPC: the Sensor calls with no deadline, so a server that hangs would stall that
@@ -43,7 +44,7 @@ func Log(log logrus.FieldLogger) grpc.UnaryServerInterceptor {
 		start := time.Now()
 		resp, err := handler(ctx, req)
 		entry := log.WithFields(logrus.Fields{logging.Method: info.FullMethod, logging.Code: status.Code(err).String(), logging.Duration: logging.Seconds(time.Since(start))})
-		if err != nil && info.FullMethod != executeMethod {
+		if err != nil && info.FullMethod != triggerpb.Trigger_Execute_FullMethodName {
 			entry.WithError(err).Warn("rpc failed")
 		} else {
 			entry.Debug("rpc done")
@@ -52,15 +53,13 @@ func Log(log logrus.FieldLogger) grpc.UnaryServerInterceptor {
 	}
 }
 
-const executeMethod = "/triggers.Trigger/Execute"
-
 // Standby refuses Execute with Unavailable while serving() is false: a replica that does not hold the
 // leader Lease must not release anything (the leader alone keeps duplicates of one Resume apart). The
 // Sensor retries, and the Service sends it to the ready replica. FetchResource and ApplyPolicy act on
 // nothing and still answer, as do health checks, so probes see a live but not ready replica.
 func Standby(serving func() bool) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if !serving() && info.FullMethod == executeMethod {
+		if !serving() && info.FullMethod == triggerpb.Trigger_Execute_FullMethodName {
 			return nil, status.Error(codes.Unavailable, "this resume-trigger replica is standing by: another replica holds the leader Lease")
 		}
 		return handler(ctx, req)

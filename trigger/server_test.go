@@ -24,18 +24,18 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	dynfake "k8s.io/client-go/dynamic/fake"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"sigs.k8s.io/yaml"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
+	resumefake "github.com/argocontroller/resume-trigger/internal/client/clientset/versioned/fake"
 	"github.com/argocontroller/resume-trigger/internal/fault"
 	"github.com/argocontroller/resume-trigger/internal/fixture"
 	"github.com/argocontroller/resume-trigger/internal/lookup"
@@ -78,7 +78,8 @@ func (r *recordingExec) Calls() []execCall {
 type env struct {
 	kube   *kubefake.Clientset
 	wf     *wffake.Clientset
-	dyn    *dynfake.FakeDynamicClient
+	rc     *resumefake.Clientset
+	ev     *report.Events
 	exec   *recordingExec
 	reg    *prometheus.Registry
 	client triggerpb.TriggerClient
@@ -86,16 +87,20 @@ type env struct {
 }
 
 // newEnv starts the server. objs go to the fake that serves their type: pods to the core client,
-// Workflows to the Argo client, unstructured Resumes to the dynamic client.
+// Workflows to the Argo client, Resumes (written unstructured, as a user does) to the Resume client.
 func newEnv(t *testing.T, objs ...runtime.Object) *env {
 	t.Helper()
-	var kubeObjs, wfObjs, dynObjs []runtime.Object
+	var kubeObjs, wfObjs, resumeObjs []runtime.Object
 	for _, o := range objs {
-		switch o.(type) {
+		switch o := o.(type) {
 		case *wfv1.Workflow:
 			wfObjs = append(wfObjs, o)
 		case *unstructured.Unstructured:
-			dynObjs = append(dynObjs, o)
+			var r v1alpha1.Resume
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &r); err != nil {
+				t.Fatal(err)
+			}
+			resumeObjs = append(resumeObjs, &r)
 		default:
 			kubeObjs = append(kubeObjs, o)
 		}
@@ -103,8 +108,7 @@ func newEnv(t *testing.T, objs ...runtime.Object) *env {
 	e := &env{
 		kube: kubefake.NewSimpleClientset(kubeObjs...),
 		wf:   wffake.NewSimpleClientset(wfObjs...),
-		dyn: dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-			map[schema.GroupVersionResource]string{v1alpha1.Resource: "ResumeList"}, dynObjs...),
+		rc:   resumefake.NewSimpleClientset(resumeObjs...),
 		exec: &recordingExec{},
 		reg:  prometheus.NewRegistry(),
 	}
@@ -115,14 +119,16 @@ func newEnv(t *testing.T, objs ...runtime.Object) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	events, err := report.NewEvents(report.EventsConfig{Client: e.kube, Host: "test"})
+	events, err := report.NewEvents(report.EventsConfig{Client: e.kube, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.ev = events
+	t.Cleanup(func() { events.Shutdown(context.Background()) })
 	svc, err := resume.New(resume.Config{
 		Namespaces:        resume.NewNamespaces(ns),
 		WebhookNamespaces: resume.NewNamespaces(ns),
-		Resumes:           &report.Resumes{Client: e.dyn},
+		Resumes:           resume.APIResumes{Client: e.rc},
 		Finder:            &lookup.Finder{Workflows: fixture.Workflows{Client: e.wf}, Pods: e.kube},
 		Releaser:          rel,
 		Events:            events,
@@ -166,17 +172,27 @@ func serve(t *testing.T, srv triggerpb.TriggerServer, log logrus.FieldLogger, de
 	return triggerpb.NewTriggerClient(conn)
 }
 
-// clearActions forgets the API calls made so far.
-func (e *env) clearActions() {
-	e.kube.ClearActions()
-	e.wf.ClearActions()
-	e.dyn.ClearActions()
+// flushEvents waits until the Events recorded so far are written: they are written off the request's path.
+func (e *env) flushEvents(t *testing.T) {
+	t.Helper()
+	if n := e.ev.Flush(t.Context()); n > 0 {
+		t.Fatalf("%d Events not written", n)
+	}
 }
 
-// actions lists the API calls made, as "verb resource[/subresource]".
-func (e *env) actions() []string {
+// clearActions forgets the API calls made so far, the Events' writes included.
+func (e *env) clearActions(t *testing.T) {
+	e.flushEvents(t)
+	e.kube.ClearActions()
+	e.wf.ClearActions()
+	e.rc.ClearActions()
+}
+
+// actions lists the API calls made, as "verb resource[/subresource]", the Events' writes included.
+func (e *env) actions(t *testing.T) []string {
+	e.flushEvents(t)
 	var out []string
-	for _, list := range [][]k8stesting.Action{e.kube.Actions(), e.wf.Actions(), e.dyn.Actions()} {
+	for _, list := range [][]k8stesting.Action{e.kube.Actions(), e.wf.Actions(), e.rc.Actions()} {
 		for _, a := range list {
 			s := a.GetVerb() + " " + a.GetResource().Resource
 			if a.GetSubresource() != "" {
@@ -188,9 +204,9 @@ func (e *env) actions() []string {
 	return out
 }
 
-func (e *env) writes() []string {
+func (e *env) writes(t *testing.T) []string {
 	var out []string
-	for _, a := range e.actions() {
+	for _, a := range e.actions(t) {
 		if !strings.HasPrefix(a, "get ") && !strings.HasPrefix(a, "list ") && !strings.HasPrefix(a, "watch ") {
 			out = append(out, a)
 		}
@@ -201,21 +217,18 @@ func (e *env) writes() []string {
 // resume reads Resume name of namespace ns.
 func (e *env) resume(t *testing.T, name string) *v1alpha1.Resume {
 	t.Helper()
-	u, err := e.dyn.Resource(v1alpha1.Resource).Namespace(ns).Get(t.Context(), name, metav1.GetOptions{})
+	r, err := e.rc.ArgocontrollerV1alpha1().Resumes(ns).Get(t.Context(), name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("get resume %s/%s: %v", ns, name, err)
 	}
-	var r v1alpha1.Resume
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &r); err != nil {
-		t.Fatal(err)
-	}
-	return &r
+	return r
 }
 
-// events lists the Events of namespace ns.
-func (e *env) events(t *testing.T) []corev1.Event {
+// events are the Events written in namespace ns, once every Event recorded so far is.
+func (e *env) events(t *testing.T) []eventsv1.Event {
 	t.Helper()
-	list, err := e.kube.CoreV1().Events(ns).List(t.Context(), metav1.ListOptions{})
+	e.flushEvents(t)
+	list, err := e.kube.EventsV1().Events(ns).List(t.Context(), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,7 +433,7 @@ func TestFetchResource(t *testing.T) {
 			}
 		})
 	}
-	if a := e.actions(); len(a) != 0 {
+	if a := e.actions(t); len(a) != 0 {
 		t.Errorf("FetchResource called the API: %v", a)
 	}
 }
@@ -480,7 +493,7 @@ func TestExecuteResume(t *testing.T) {
 	if len(evs) != 1 {
 		t.Fatalf("events = %+v, want one", evs)
 	}
-	if ref := evs[0].InvolvedObject; ref.Kind != v1alpha1.Kind || ref.Name != "resume-1" || ref.UID != types.UID(uid) || evs[0].Type != corev1.EventTypeNormal || evs[0].Reason != resume.ReasonReleased {
+	if ref := evs[0].Regarding; ref.Kind != v1alpha1.Kind || ref.Name != "resume-1" || ref.UID != types.UID(uid) || evs[0].Type != corev1.EventTypeNormal || evs[0].Reason != resume.ReasonReleased {
 		t.Errorf("event = %+v %s %s, want a Normal Released event on the Resume", ref, evs[0].Type, evs[0].Reason)
 	}
 	if n := e.requests(t, "resume", "Succeeded"); n != 1 {
@@ -488,7 +501,7 @@ func TestExecuteResume(t *testing.T) {
 	}
 
 	// The same event again (Sensor crash, retry or EventSource restart).
-	e.clearActions()
+	e.clearActions(t)
 	again, err := e.execute(t, req, "")
 	if err != nil {
 		t.Fatalf("second Execute: %v", err)
@@ -499,7 +512,7 @@ func TestExecuteResume(t *testing.T) {
 	if got := e.exec.Calls(); len(got) != 1 {
 		t.Errorf("execs after the redelivery = %+v, want still one", got)
 	}
-	if w := e.writes(); len(w) != 0 {
+	if w := e.writes(t); len(w) != 0 {
 		t.Errorf("the redelivery wrote %v, want nothing", w)
 	}
 	if r2 := e.resume(t, "resume-1"); !reflect.DeepEqual(r2.Status, r.Status) {
@@ -538,10 +551,10 @@ func TestExecuteDirect(t *testing.T) {
 	if len(evs) != 1 {
 		t.Fatalf("events = %+v, want one", evs)
 	}
-	if ref := evs[0].InvolvedObject; ref.Kind != "Workflow" || ref.APIVersion != "argoproj.io/v1alpha1" || ref.Name != "wf-1" || ref.UID != wf.UID || evs[0].Type != corev1.EventTypeNormal {
+	if ref := evs[0].Regarding; ref.Kind != "Workflow" || ref.APIVersion != "argoproj.io/v1alpha1" || ref.Name != "wf-1" || ref.UID != wf.UID || evs[0].Type != corev1.EventTypeNormal {
 		t.Errorf("event on %+v (%s), want a Normal event on Workflow wf-1", ref, evs[0].Type)
 	}
-	for _, a := range e.dyn.Actions() {
+	for _, a := range e.rc.Actions() {
 		t.Errorf("a direct request touched Resumes: %s", a.GetVerb())
 	}
 	if n := e.requests(t, "direct", "Succeeded"); n != 1 {
@@ -768,12 +781,12 @@ func TestExecuteErrors(t *testing.T) {
 				t.Errorf("execs = %+v, want none", calls)
 			}
 			if tc.check.noAPI {
-				if a := e.actions(); len(a) != 0 {
+				if a := e.actions(t); len(a) != 0 {
 					t.Errorf("API calls = %v, want none", a)
 				}
 			}
 			if tc.check.noWrite {
-				if w := e.writes(); len(w) != 0 {
+				if w := e.writes(t); len(w) != 0 {
 					t.Errorf("writes = %v, want none", w)
 				}
 			}
@@ -795,7 +808,7 @@ func TestExecuteErrors(t *testing.T) {
 				}
 				var warnings int
 				for _, ev := range e.events(t) {
-					if ev.Type == corev1.EventTypeWarning && ev.InvolvedObject.Name == tc.check.resumeName {
+					if ev.Type == corev1.EventTypeWarning && ev.Regarding.Name == tc.check.resumeName {
 						warnings++
 					}
 				}
@@ -860,7 +873,7 @@ func TestExecuteFailedIsFinal(t *testing.T) {
 				t.Fatalf("Resume phase = %q, want Failed", before.Status.Phase)
 			}
 			evs := len(e.events(t))
-			e.clearActions()
+			e.clearActions(t)
 			res, err := e.execute(t, req, "")
 			if err != nil {
 				t.Fatalf("Execute on a Failed Resume: %v, want OK", err)
@@ -871,7 +884,7 @@ func TestExecuteFailedIsFinal(t *testing.T) {
 			if calls := e.exec.Calls(); len(calls) != 0 {
 				t.Errorf("execs = %+v, want none", calls)
 			}
-			if a := e.actions(); !reflect.DeepEqual(a, []string{"get resumes"}) {
+			if a := e.actions(t); !reflect.DeepEqual(a, []string{"get resumes"}) {
 				t.Errorf("API calls = %v, want only the Resume read", a)
 			}
 			if after := e.resume(t, "resume-1"); !reflect.DeepEqual(after.Status, before.Status) {
@@ -912,7 +925,7 @@ func TestExecutePayload(t *testing.T) {
 			wantExecs := 1
 			if tc.wantCode != codes.OK {
 				wantExecs = 0
-				if a := e.actions(); len(a) != 0 {
+				if a := e.actions(t); len(a) != 0 {
 					t.Errorf("API calls = %v, want none", a)
 				}
 			} else if res.Phase != v1alpha1.PhaseSucceeded {
@@ -1122,7 +1135,7 @@ func TestInterceptors(t *testing.T) {
 				return func(context.Context, request.Request) (resume.Result, error) { panic("boom") }
 			},
 			wantCode: codes.Internal,
-			wantMsg:  "internal error in /triggers.Trigger/Execute",
+			wantMsg:  "internal error in " + triggerpb.Trigger_Execute_FullMethodName,
 			wantLog:  "handler panicked",
 		},
 		"Deadline cancels the handler's context after the bound": {
@@ -1198,7 +1211,7 @@ func TestInterceptors(t *testing.T) {
 			if tc.wantLog != "" {
 				found := false
 				for _, en := range hook.AllEntries() {
-					if en.Message == tc.wantLog && en.Data["method"] == "/triggers.Trigger/Execute" {
+					if en.Message == tc.wantLog && en.Data["method"] == triggerpb.Trigger_Execute_FullMethodName {
 						found = true
 					}
 				}

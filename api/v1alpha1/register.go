@@ -9,6 +9,9 @@ import (
 // GroupVersion is the API group and version of Resume.
 var GroupVersion = schema.GroupVersion{Group: "argocontroller.io", Version: "v1alpha1"}
 
+// SchemeGroupVersion is GroupVersion under the name the generated client (k8s.io/code-generator) uses.
+var SchemeGroupVersion = GroupVersion
+
 // Resource is the plural resource name that clients address.
 var Resource = GroupVersion.WithResource("resumes")
 

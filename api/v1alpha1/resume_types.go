@@ -201,6 +201,7 @@ type ResumeStatus struct {
 // Resume asks resume-trigger to release a debug-paused step of a Workflow in the same namespace.
 // The spec cannot change once created: create another Resume instead.
 //
+// +genclient
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Namespaced,shortName=rsm,categories=argo

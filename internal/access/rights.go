@@ -36,7 +36,8 @@ var Needed = []Right{
 	{Group: v1alpha1.GroupVersion.Group, Resource: v1alpha1.Resource.Resource, Verb: "list"},
 	{Group: v1alpha1.GroupVersion.Group, Resource: v1alpha1.Resource.Resource, Verb: "delete"},
 	{Group: v1alpha1.GroupVersion.Group, Resource: v1alpha1.Resource.Resource, Subresource: "status", Verb: "update"},
-	{Resource: "events", Verb: "create"},
+	{Group: "events.k8s.io", Resource: "events", Verb: "create"},
+	{Group: "events.k8s.io", Resource: "events", Verb: "patch"},
 }
 
 // EphemeralFallback is the right of manifests/ephemeral-fallback, called only with --ephemeral-image.

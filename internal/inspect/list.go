@@ -9,15 +9,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/internal/argo"
+	"github.com/argocontroller/resume-trigger/internal/client/clientset/versioned"
 	"github.com/argocontroller/resume-trigger/internal/lookup"
 )
 
@@ -52,7 +51,7 @@ type PausedList struct {
 // out what a Resume released and name the one acting on a container, and one metadata-only LIST of
 // Workflows, to leave out pods of an earlier run. Without the right to list Resumes or Workflows, the pods
 // alone decide.
-func ListPaused(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, meta metadata.Interface, ns string) ([]Paused, error) {
+func ListPaused(ctx context.Context, kube kubernetes.Interface, rc versioned.Interface, meta metadata.Interface, ns string) ([]Paused, error) {
 	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: argo.SelectorActivePods})
 	if err != nil {
 		return nil, fmt.Errorf("list workflow pods%s: %w", inNamespace(ns), err)
@@ -74,19 +73,14 @@ func ListPaused(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Inte
 		}
 	}
 	var resumes []v1alpha1.Resume
-	if dyn != nil {
-		list, err := dyn.Resource(v1alpha1.Resource).Namespace(ns).List(ctx, metav1.ListOptions{})
+	if rc != nil {
+		list, err := rc.ArgocontrollerV1alpha1().Resumes(ns).List(ctx, metav1.ListOptions{})
 		switch {
 		case apierrors.IsForbidden(err) || apierrors.IsNotFound(err):
 		case err != nil:
 			return nil, fmt.Errorf("list Resumes%s: %w", inNamespace(ns), err)
 		default:
-			for _, u := range list.Items {
-				var r v1alpha1.Resume
-				if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &r); err == nil {
-					resumes = append(resumes, r)
-				}
-			}
+			resumes = list.Items
 		}
 	}
 	var out []Paused

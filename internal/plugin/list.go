@@ -43,7 +43,7 @@ and the Resumes and Workflows (metadata only) with one more each; no exec, no lo
 			if all {
 				ns = metav1.NamespaceAll
 			}
-			items, err := inspect.ListPaused(cmd.Context(), c.kube, c.dynamic, c.metadata, ns)
+			items, err := inspect.ListPaused(cmd.Context(), c.kube, c.resumes, c.metadata, ns)
 			if err != nil {
 				return err
 			}

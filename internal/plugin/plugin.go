@@ -13,11 +13,11 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"sigs.k8s.io/yaml"
 
+	"github.com/argocontroller/resume-trigger/internal/client/clientset/versioned"
 	"github.com/argocontroller/resume-trigger/internal/version"
 )
 
@@ -72,7 +72,7 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 type clients struct {
 	namespace string
 	kube      kubernetes.Interface
-	dynamic   dynamic.Interface
+	resumes   versioned.Interface
 	workflows wfclient.Interface
 	metadata  metadata.Interface
 }
@@ -90,7 +90,7 @@ func (o *options) clients() (*clients, error) {
 	if c.kube, err = kubernetes.NewForConfig(cfg); err != nil {
 		return nil, err
 	}
-	if c.dynamic, err = dynamic.NewForConfig(cfg); err != nil {
+	if c.resumes, err = versioned.NewForConfig(cfg); err != nil {
 		return nil, err
 	}
 	if c.workflows, err = wfclient.NewForConfig(cfg); err != nil {

@@ -81,7 +81,7 @@ func TestListPausedPods(t *testing.T) {
 	stray := fixture.Pod(wf, node, "stray", fixture.Container("main", fixture.PauseAfter))
 	stray.OwnerReferences = nil
 	kube := k8sfake.NewClientset(paused, stray)
-	items, err := ListPaused(context.Background(), kube, nil, nil, "argo")
+	items, err := ListPaused(t.Context(), kube, nil, nil, "argo")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,9 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
+	typedv1alpha1 "github.com/argocontroller/resume-trigger/internal/client/clientset/versioned/typed/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/internal/request"
 )
 
@@ -92,51 +92,58 @@ func (r *resumeOptions) run(ctx context.Context, workflow string) error {
 	if r.wait {
 		deadline = r.timeout
 	}
-	u := request.NewResume(c.namespace, step, deadline)
-	resumes := c.dynamic.Resource(v1alpha1.Resource).Namespace(c.namespace)
-	created, err := resumes.Create(ctx, u, metav1.CreateOptions{})
+	resumes := c.resumes.ArgocontrollerV1alpha1().Resumes(c.namespace)
+	created, err := resumes.Create(ctx, request.NewResume(c.namespace, step, deadline), metav1.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("create Resume for workflow %s in namespace %s: %w", workflow, c.namespace, err)
 	}
 	if r.output == outputTable {
-		_, _ = fmt.Fprintf(r.streams.Out, "resume.%s/%s created\n", v1alpha1.GroupVersion.Group, created.GetName())
+		_, _ = fmt.Fprintf(r.streams.Out, "resume.%s/%s created\n", v1alpha1.GroupVersion.Group, created.Name)
 	}
 	if !r.wait {
 		if r.output != outputTable {
-			return printStructured(r.streams.Out, r.output, created.Object)
+			return printStructured(r.streams.Out, r.output, withType(created))
 		}
 		return nil
 	}
+	return r.follow(ctx, resumes, created.Name)
+}
 
+// follow reads the Resume back until it ends, or the timeout passes.
+func (r *resumeOptions) follow(ctx context.Context, resumes typedv1alpha1.ResumeInterface, name string) error {
 	wctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	var last *v1alpha1.Resume
 	for {
-		got, err := resumes.Get(wctx, created.GetName(), metav1.GetOptions{})
+		got, err := resumes.Get(wctx, name, metav1.GetOptions{})
 		if err == nil {
-			last = &v1alpha1.Resume{}
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(got.Object, last); err != nil {
-				return fmt.Errorf("decode Resume %s: %w", created.GetName(), err)
-			}
+			last = got
 			if last.Status.Phase.Final() {
-				return r.report(last, got.Object)
+				return r.report(last)
 			}
 		} else if wctx.Err() == nil {
-			return fmt.Errorf("read Resume %s: %w", created.GetName(), err)
+			return fmt.Errorf("read Resume %s: %w", name, err)
 		}
 		select {
 		case <-wctx.Done():
-			return timedOut(created.GetName(), r.timeout, last)
+			return timedOut(name, r.timeout, last)
 		case <-time.After(pollInterval):
 		}
 	}
 }
 
+// withType is res with its apiVersion and kind, which a typed client's answer leaves out, for printing.
+func withType(res *v1alpha1.Resume) *v1alpha1.Resume {
+	res = res.DeepCopy()
+	res.APIVersion, res.Kind = v1alpha1.GroupVersion.String(), v1alpha1.Kind
+	return res
+}
+
 // report prints a Resume that ended, and returns the failure if it failed.
-func (r *resumeOptions) report(res *v1alpha1.Resume, obj map[string]any) error {
+func (r *resumeOptions) report(res *v1alpha1.Resume) error {
 	st := res.Status
 	if r.output != outputTable {
-		if err := printStructured(r.streams.Out, r.output, obj); err != nil {
+		if err := printStructured(r.streams.Out, r.output, withType(res)); err != nil {
 			return err
 		}
 	} else {

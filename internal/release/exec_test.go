@@ -1,7 +1,6 @@
 package release
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -57,7 +56,7 @@ func TestAPIExecutorSendsTheArgvToPodsExec(t *testing.T) {
 		t.Fatal(err)
 	}
 	argv := []string{"touch", "/var/run/argo/ctr/main/before"}
-	err = (&APIExecutor{Config: cfg, Client: client}).Exec(context.Background(), "argo", "p", "main", argv)
+	err = (&APIExecutor{Config: cfg, Client: client}).Exec(t.Context(), "argo", "p", "main", argv)
 	if err == nil {
 		t.Fatal("exec against a refusing API server succeeded")
 	}

@@ -267,17 +267,10 @@ func (r *Releaser) ended(ctx context.Context, t lookup.Target, container string)
 		return false
 	}
 	pod, err := r.cfg.Pods.CoreV1().Pods(t.Namespace).Get(ctx, t.Pod, metav1.GetOptions{})
-	if err != nil || pod.UID != t.PodUID {
-		return false
-	}
-	for _, s := range pod.Status.ContainerStatuses {
-		if s.Name == container {
-			return s.State.Terminated != nil
-		}
-	}
-	return false
+	return err == nil && pod.UID == t.PodUID && terminated(pod, container)
 }
 
+// terminated reports whether container in pod has terminated: its own state says so, or the pod ended.
 func terminated(pod *corev1.Pod, container string) bool {
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		return true

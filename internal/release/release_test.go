@@ -336,7 +336,7 @@ func TestRelease(t *testing.T) {
 				cfg.Pods = kube
 			}
 			r := newReleaser(t, cfg)
-			out, err := r.Release(context.Background(), target)
+			out, err := r.Release(t.Context(), target)
 			fixture.CheckFault(t, err, tc.expKind, tc.expErr)
 			if got := exec.containers(); !slices.Equal(got, tc.expCalls) {
 				t.Errorf("exec'd into %v, want %v", got, tc.expCalls)
@@ -388,7 +388,7 @@ func TestReleaseHangingExecTimesOut(t *testing.T) {
 			}
 			r := newReleaser(t, cfg)
 			start := time.Now()
-			_, err := r.Release(context.Background(), targetOf(pod))
+			_, err := r.Release(t.Context(), targetOf(pod))
 			elapsed := time.Since(start)
 			fixture.CheckFault(t, err, fault.Transient, []string{"did not finish within 100ms"})
 			if elapsed < 100*time.Millisecond || elapsed > 2*time.Second {
@@ -549,7 +549,7 @@ func TestReleaseEphemeralFallback(t *testing.T) {
 				timeout = 300 * time.Millisecond
 			}
 			r := newReleaser(t, release.Config{Exec: exec, Pods: kube, Timeout: timeout, EphemeralImage: "busybox:1.36"})
-			out, err := r.Release(context.Background(), targetOf(pod))
+			out, err := r.Release(t.Context(), targetOf(pod))
 			fixture.CheckFault(t, err, tc.expKind, tc.expErr)
 			if got := exec.containers(); !slices.Equal(got, []string{"main", "tools", "sidecar"}) {
 				t.Errorf("exec'd into %v before the ephemeral container, want main, tools, sidecar", got)
@@ -696,7 +696,7 @@ func TestConfirm(t *testing.T) {
 				kube.PrependReactor("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, tc.getErr })
 			}
 			r := newReleaser(t, release.Config{Exec: &recorder{}, Pods: kube})
-			got, err := r.Confirm(context.Background(), targetOf(stepPod()))
+			got, err := r.Confirm(t.Context(), targetOf(stepPod()))
 			fixture.CheckFault(t, err, tc.expKind, nil)
 			if err != nil {
 				return

@@ -1,26 +1,25 @@
 package report
 
 import (
+	"context"
 	"errors"
-	"fmt"
 	"strings"
+	"sync"
 	"testing"
-	"time"
 	"unicode/utf8"
 
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
-	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 )
-
-var eventTime = time.Date(2026, 3, 4, 5, 6, 7, 890, time.UTC)
 
 func resumeObject() Object {
 	return Object{APIVersion: "argocontroller.io/v1alpha1", Kind: "Resume", Namespace: "team-a", Name: "rsm-1", UID: "0b5c-uid"}
@@ -30,36 +29,59 @@ func workflowObject() Object {
 	return Object{APIVersion: "argoproj.io/v1alpha1", Kind: "Workflow", Namespace: "team-b", Name: "wf-xyz", UID: "wf-uid"}
 }
 
-// createdEvents returns the Events created through client, failing unless every action is a create of
-// events.
-func createdEvents(t *testing.T, client *fake.Clientset) []*corev1.Event {
+func newEvents(t *testing.T, c EventsConfig) *Events {
 	t.Helper()
-	var evs []*corev1.Event
-	for _, a := range client.Actions() {
-		c, ok := a.(k8stesting.CreateAction)
-		if !ok || a.GetVerb() != "create" || a.GetResource().Resource != "events" || a.GetSubresource() != "" {
-			t.Fatalf("action %s %s/%s, want only create events", a.GetVerb(), a.GetResource().Resource, a.GetSubresource())
-		}
-		ev, ok := c.GetObject().(*corev1.Event)
-		if !ok {
-			t.Fatalf("created %T, want *corev1.Event", c.GetObject())
-		}
-		if fm := c.(k8stesting.CreateActionImpl).CreateOptions.FieldManager; fm != v1alpha1.FieldManager {
-			t.Errorf("field manager %q, want %q", fm, v1alpha1.FieldManager)
-		}
-		if a.GetNamespace() != ev.Namespace {
-			t.Errorf("created in namespace %q, event says %q", a.GetNamespace(), ev.Namespace)
-		}
-		evs = append(evs, ev)
+	if c.Log == nil {
+		c.Log, _ = logtest.NewNullLogger()
 	}
-	return evs
+	e, err := NewEvents(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		e.Shutdown(ctx)
+	})
+	return e
 }
 
+// writes returns the Events written through client: each create, and each patch of a series.
+func writes(t *testing.T, client *fake.Clientset) (created []*eventsv1.Event, patched []string) {
+	t.Helper()
+	for _, a := range client.Actions() {
+		if a.GetResource().Resource != "events" || a.GetResource().Group != "events.k8s.io" {
+			t.Fatalf("action %s %s (group %q), want only events.k8s.io events", a.GetVerb(), a.GetResource().Resource, a.GetResource().Group)
+		}
+		switch a := a.(type) {
+		case k8stesting.CreateActionImpl:
+			ev, ok := a.GetObject().(*eventsv1.Event)
+			if !ok {
+				t.Fatalf("created %T, want *eventsv1.Event", a.GetObject())
+			}
+			if a.CreateOptions.FieldManager != v1alpha1.FieldManager {
+				t.Errorf("field manager %q, want %q", a.CreateOptions.FieldManager, v1alpha1.FieldManager)
+			}
+			if a.GetNamespace() != ev.Namespace {
+				t.Errorf("created in namespace %q, event says %q", a.GetNamespace(), ev.Namespace)
+			}
+			created = append(created, ev)
+		case k8stesting.PatchActionImpl:
+			patched = append(patched, string(a.GetPatch()))
+		default:
+			t.Fatalf("action %s on events, want create or patch", a.GetVerb())
+		}
+	}
+	return created, patched
+}
+
+// An Event reaches the API server as an events.k8s.io/v1 Event about the object, written by the
+// recorder; Shutdown returns once it is written.
 func TestEventsRecord(t *testing.T) {
 	long := strings.Repeat("x", 2000)
 	exact := strings.Repeat("y", maxEventMessage)
-	// 1021 bytes cut the 511th "é" (2 bytes, starting at 1020) in half.
-	accents := strings.Repeat("é", 600)
+	// The 1002 bytes kept would end in the middle of the 501st "é" (2 bytes, starting at 1001).
+	accents := "a" + strings.Repeat("é", 600)
 
 	tests := map[string]struct {
 		warning     bool
@@ -77,31 +99,34 @@ func TestEventsRecord(t *testing.T) {
 			warning: true, obj: workflowObject(), reason: "ReleaseFailed", message: "pod gone",
 			wantType: corev1.EventTypeWarning, wantMessage: "pod gone",
 		},
+		"a message with a verb is not formatted": {
+			obj: resumeObject(), reason: "Released", message: "100% of %s",
+			wantType: corev1.EventTypeNormal, wantMessage: "100% of %s",
+		},
 		"a message of exactly 1024 bytes is kept whole": {
 			obj: resumeObject(), reason: "Released", message: exact,
 			wantType: corev1.EventTypeNormal, wantMessage: exact,
 		},
-		"a longer message is cut to 1024 bytes ending in ...": {
+		"a longer message is cut within 1024 bytes, saying how much is left out": {
 			warning: true, obj: resumeObject(), reason: "ReleaseFailed", message: long,
-			wantType: corev1.EventTypeWarning, wantMessage: long[:1021] + "...",
+			wantType: corev1.EventTypeWarning, wantMessage: long[:1002] + " … (998 more bytes)",
 		},
 		"a longer message is cut on a character boundary": {
 			warning: true, obj: resumeObject(), reason: "ReleaseFailed", message: accents,
-			wantType: corev1.EventTypeWarning, wantMessage: strings.Repeat("é", 510) + "...",
+			wantType: corev1.EventTypeWarning, wantMessage: "a" + strings.Repeat("é", 500) + " … (200 more bytes)",
 		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			client := fake.NewClientset()
-			e := newEvents(t, EventsConfig{Client: client, Host: "resume-trigger-7d9f-abc", Clock: clocktesting.NewFakePassiveClock(eventTime)})
+			e := newEvents(t, EventsConfig{Client: client})
 			record := e.Normal
 			if tc.warning {
 				record = e.Warning
 			}
-			if err := record(t.Context(), tc.obj, tc.reason, tc.message); err != nil {
-				t.Fatalf("record: %v", err)
-			}
-			evs := createdEvents(t, client)
+			record(tc.obj, tc.reason, tc.message)
+			e.Shutdown(t.Context())
+			evs, _ := writes(t, client)
 			if len(evs) != 1 {
 				t.Fatalf("%d events created, want 1", len(evs))
 			}
@@ -109,164 +134,124 @@ func TestEventsRecord(t *testing.T) {
 			wantRef := corev1.ObjectReference{
 				APIVersion: tc.obj.APIVersion, Kind: tc.obj.Kind, Namespace: tc.obj.Namespace, Name: tc.obj.Name, UID: tc.obj.UID,
 			}
-			if ev.InvolvedObject != wantRef {
-				t.Errorf("involvedObject = %+v, want %+v", ev.InvolvedObject, wantRef)
+			if ev.Regarding != wantRef || ev.Related != nil {
+				t.Errorf("regarding = %+v related %v, want %+v and none", ev.Regarding, ev.Related, wantRef)
 			}
-			if ev.Namespace != tc.obj.Namespace {
-				t.Errorf("namespace = %q, want the object's %q", ev.Namespace, tc.obj.Namespace)
+			if ev.Namespace != tc.obj.Namespace || !strings.HasPrefix(ev.Name, tc.obj.Name+".") || len(validation.IsDNS1123Subdomain(ev.Name)) > 0 {
+				t.Errorf("event %s/%s, want a valid name after the object's in its namespace %s", ev.Namespace, ev.Name, tc.obj.Namespace)
 			}
-			if want := fmt.Sprintf("%s.%x", tc.obj.Name, eventTime.UnixNano()); ev.Name != want {
-				t.Errorf("name = %q, want %q", ev.Name, want)
+			if ev.Type != tc.wantType || ev.Reason != tc.reason || ev.Action != Action {
+				t.Errorf("type %q reason %q action %q, want %q %q %q", ev.Type, ev.Reason, ev.Action, tc.wantType, tc.reason, Action)
 			}
-			if ev.Type != tc.wantType || ev.Reason != tc.reason {
-				t.Errorf("type %q reason %q, want %q %q", ev.Type, ev.Reason, tc.wantType, tc.reason)
+			if ev.Note != tc.wantMessage {
+				t.Errorf("note (%d bytes) = %.40q…, want (%d bytes) %.40q…", len(ev.Note), ev.Note, len(tc.wantMessage), tc.wantMessage)
 			}
-			if ev.Message != tc.wantMessage {
-				t.Errorf("message (%d bytes) = %.40q…, want (%d bytes) %.40q…", len(ev.Message), ev.Message, len(tc.wantMessage), tc.wantMessage)
+			if len(ev.Note) > maxEventMessage || !utf8.ValidString(ev.Note) {
+				t.Errorf("note is %d bytes, valid UTF-8 %v: want at most %d valid bytes", len(ev.Note), utf8.ValidString(ev.Note), maxEventMessage)
 			}
-			if len(ev.Message) > maxEventMessage || !utf8.ValidString(ev.Message) {
-				t.Errorf("message is %d bytes, valid UTF-8 %v: want at most %d valid bytes", len(ev.Message), utf8.ValidString(ev.Message), maxEventMessage)
-			}
-			if want := (corev1.EventSource{Component: "resume-trigger", Host: "resume-trigger-7d9f-abc"}); ev.Source != want {
-				t.Errorf("source = %+v, want %+v", ev.Source, want)
-			}
-			if ev.Count != 1 {
-				t.Errorf("count = %d, want 1", ev.Count)
-			}
-			if !ev.FirstTimestamp.Equal(&ev.LastTimestamp) || !ev.FirstTimestamp.Time.Equal(eventTime) {
-				t.Errorf("first %v last %v, want both %v", ev.FirstTimestamp, ev.LastTimestamp, eventTime)
-			}
-			if ev.ReportingController != "argocontroller.io/resume-trigger" || ev.ReportingInstance != "resume-trigger-7d9f-abc" {
-				t.Errorf("reporting %q/%q, want argocontroller.io/resume-trigger/resume-trigger-7d9f-abc", ev.ReportingController, ev.ReportingInstance)
-			}
-			// Stored where a reader of the object's events finds it.
-			if _, err := client.CoreV1().Events(tc.obj.Namespace).Get(t.Context(), ev.Name, metav1.GetOptions{}); err != nil {
-				t.Errorf("event not stored in %s: %v", tc.obj.Namespace, err)
+			if ev.ReportingController != ReportingController || !strings.HasPrefix(ev.ReportingInstance, ReportingController+"-") || ev.EventTime.IsZero() {
+				t.Errorf("reporting %q/%q at %v, want %s and an instance and a time", ev.ReportingController, ev.ReportingInstance, ev.EventTime, ReportingController)
 			}
 		})
 	}
 }
 
-// Events of one object at different instants get different names, so neither create fails AlreadyExists.
-func TestEventsNamesDifferByTime(t *testing.T) {
-	tests := map[string]struct {
-		step time.Duration
-	}{
-		"one nanosecond apart": {step: time.Nanosecond},
-		"one second apart":     {step: time.Second},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			client := fake.NewClientset()
-			clock := clocktesting.NewFakePassiveClock(eventTime)
-			e := newEvents(t, EventsConfig{Client: client, Host: "h", Clock: clock})
-			if err := e.Normal(t.Context(), resumeObject(), "Released", "first"); err != nil {
-				t.Fatalf("first: %v", err)
-			}
-			clock.SetTime(eventTime.Add(tc.step))
-			if err := e.Warning(t.Context(), resumeObject(), "ReleaseFailed", "second"); err != nil {
-				t.Fatalf("second: %v", err)
-			}
-			evs := createdEvents(t, client)
-			if len(evs) != 2 {
-				t.Fatalf("%d events created, want 2", len(evs))
-			}
-			if evs[0].Name == evs[1].Name {
-				t.Errorf("both events are named %q", evs[0].Name)
-			}
-			if !evs[1].FirstTimestamp.Time.Equal(eventTime.Add(tc.step)) {
-				t.Errorf("second event at %v, want %v", evs[1].FirstTimestamp, eventTime.Add(tc.step))
-			}
-		})
-	}
-}
-
-func TestEventsDefaultClock(t *testing.T) {
+// Recording does not wait for the API server: the caller goes on while the write is held, and
+// Shutdown waits for it.
+func TestEventsRecordIsOffTheCallersPath(t *testing.T) {
 	client := fake.NewClientset()
-	before := time.Now()
-	if err := newEvents(t, EventsConfig{Client: client, Host: "h"}).Normal(t.Context(), resumeObject(), "Released", "m"); err != nil {
-		t.Fatal(err)
+	release := make(chan struct{})
+	client.PrependReactor("create", "events", func(k8stesting.Action) (bool, runtime.Object, error) {
+		<-release
+		return false, nil, nil
+	})
+	e := newEvents(t, EventsConfig{Client: client})
+	e.Normal(resumeObject(), "Released", "m")
+	e.Warning(workflowObject(), "DebugPauseNotReleased", "m")
+	shut := make(chan struct{})
+	go func() { e.Shutdown(t.Context()); close(shut) }()
+	select {
+	case <-shut:
+		t.Fatal("Shutdown returned while the writes were held")
+	default:
 	}
-	evs := createdEvents(t, client)
-	if len(evs) != 1 {
-		t.Fatalf("%d events, want 1", len(evs))
-	}
-	// metav1.Time keeps the instant to the nanosecond in memory; serialised it is cut to seconds.
-	if ts := evs[0].FirstTimestamp.Time; ts.Before(before) || ts.After(time.Now()) {
-		t.Errorf("timestamp %v is not now (%v)", ts, before)
+	close(release)
+	<-shut
+	if evs, _ := writes(t, client); len(evs) != 2 {
+		t.Errorf("%d events written by the time Shutdown returned, want 2", len(evs))
 	}
 }
 
-func TestEventsAPIError(t *testing.T) {
-	tests := map[string]struct {
-		warning bool
-		reason  string
-		apiErr  error
-		is      func(error) bool
-		want    string
-	}{
-		"a Forbidden create is returned wrapped with reason and object": {
-			reason: "Released",
-			apiErr: apierrors.NewForbidden(corev1.Resource("events"), "", errors.New("RBAC")),
-			is:     apierrors.IsForbidden,
-			want:   "record event Released on Resume team-a/rsm-1: ",
-		},
-		"an unavailable server on a Warning is returned wrapped with its reason": {
-			warning: true,
-			reason:  "ReleaseFailed",
-			apiErr:  apierrors.NewServiceUnavailable("etcd"),
-			is:      apierrors.IsServiceUnavailable,
-			want:    "record event ReleaseFailed on Resume team-a/rsm-1: ",
-		},
+// The same Event again (same object, type and reason) becomes a series on the first: one object,
+// patched with the count, not a second Event.
+func TestEventsRepeatIsASeries(t *testing.T) {
+	client := fake.NewClientset()
+	patched := make(chan struct{})
+	var once sync.Once
+	client.PrependReactor("patch", "events", func(k8stesting.Action) (bool, runtime.Object, error) {
+		once.Do(func() { close(patched) })
+		return false, nil, nil
+	})
+	e := newEvents(t, EventsConfig{Client: client})
+	e.Warning(workflowObject(), "DebugPauseNotReleased", "first")
+	e.Warning(workflowObject(), "DebugPauseNotReleased", "second")
+	select {
+	case <-patched:
+	case <-t.Context().Done():
+		t.Fatal("no series patch")
 	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			client := fake.NewClientset()
-			client.PrependReactor("create", "events", func(k8stesting.Action) (bool, runtime.Object, error) {
-				return true, nil, tc.apiErr
-			})
-			e := newEvents(t, EventsConfig{Client: client, Host: "h", Clock: clocktesting.NewFakePassiveClock(eventTime)})
-			record := e.Normal
-			if tc.warning {
-				record = e.Warning
-			}
-			err := record(t.Context(), resumeObject(), tc.reason, "m")
-			if err == nil {
-				t.Fatal("no error, want the API error")
-			}
-			if !tc.is(err) || !errors.Is(err, tc.apiErr) {
-				t.Errorf("error %v does not wrap %v", err, tc.apiErr)
-			}
-			if !strings.HasPrefix(err.Error(), tc.want) {
-				t.Errorf("error %q, want it to start %q", err, tc.want)
-			}
-			if n := len(client.Actions()); n != 1 {
-				t.Errorf("%d actions, want the one create (no retry, no patch)", n)
-			}
+	e.Shutdown(t.Context())
+	created, patches := writes(t, client)
+	if len(created) != 1 || len(patches) != 1 || !strings.Contains(patches[0], `"count":2`) {
+		t.Errorf("created %d, patches %v: want one Event and one patch to a series of 2", len(created), patches)
+	}
+}
+
+// A write the API server refuses for good (RBAC) is not waited for; one it cannot take now (a transport
+// error, retried every few seconds) is waited for until Shutdown's context ends, then given up.
+func TestEventsShutdownIsBounded(t *testing.T) {
+	t.Run("refused", func(t *testing.T) {
+		client := fake.NewClientset()
+		client.PrependReactor("create", "events", func(k8stesting.Action) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewForbidden(eventsv1.Resource("events"), "", errors.New("RBAC"))
 		})
-	}
+		e := newEvents(t, EventsConfig{Client: client})
+		e.Normal(resumeObject(), "Released", "m")
+		e.Shutdown(t.Context()) // the test's deadline is the bound: it must not be reached
+		if n := len(client.Actions()); n != 1 {
+			t.Errorf("%d writes, want the one refused create (no retry)", n)
+		}
+	})
+	t.Run("unreachable", func(t *testing.T) {
+		client := fake.NewClientset()
+		tried := make(chan struct{}, 100)
+		client.PrependReactor("create", "events", func(k8stesting.Action) (bool, runtime.Object, error) {
+			tried <- struct{}{}
+			return true, nil, errors.New("connection reset by peer")
+		})
+		log, hook := logtest.NewNullLogger()
+		e := newEvents(t, EventsConfig{Client: client, Log: log})
+		e.Normal(resumeObject(), "Released", "m")
+		<-tried
+		// The write failed and is retried only seconds later: a Shutdown whose time is up gives it up.
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		e.Shutdown(ctx)
+		if last := hook.LastEntry(); last == nil || last.Level != logrus.WarnLevel || !strings.Contains(last.Message, "not written") {
+			t.Errorf("log %v, want a warning that Events were not written", hook.AllEntries())
+		}
+	})
 }
 
-func TestEventNameStaysValidForLongObjectNames(t *testing.T) {
-	at := time.Unix(1, 5)
-	for _, object := range []string{"r", strings.Repeat("a", 236), strings.Repeat("b", 253)} {
-		got := eventName(object, at)
-		if errs := validation.IsDNS1123Subdomain(got); len(errs) > 0 {
-			t.Errorf("eventName(%d-character name) = %q (%d characters): %v", len(object), got, len(got), errs)
-		}
-		if !strings.HasSuffix(got, ".3b9aca05") {
-			t.Errorf("eventName = %q, want the time in hex at the end", got)
-		}
+// After Shutdown nothing is taken, and nothing fails.
+func TestEventsAfterShutdown(t *testing.T) {
+	client := fake.NewClientset()
+	e := newEvents(t, EventsConfig{Client: client})
+	e.Shutdown(t.Context())
+	e.Normal(resumeObject(), "Released", "m")
+	if n := len(client.Actions()); n != 0 {
+		t.Errorf("%d writes after Shutdown, want none", n)
 	}
-}
-
-func newEvents(t *testing.T, c EventsConfig) *Events {
-	t.Helper()
-	e, err := NewEvents(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
 }
 
 func TestNewEventsNeedsAClient(t *testing.T) {

@@ -1,7 +1,6 @@
 package report_test
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"regexp"
@@ -47,7 +46,7 @@ func TestPausedGaugeMatchesList(t *testing.T) {
 	stray.OwnerReferences = nil
 	kube := k8sfake.NewClientset(pausedOld, pausedNew, unpaused, finished, stray)
 
-	items, err := inspect.ListPaused(context.Background(), kube, nil, nil, "argo")
+	items, err := inspect.ListPaused(t.Context(), kube, nil, nil, "argo")
 	if err != nil {
 		t.Fatal(err)
 	}

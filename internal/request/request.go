@@ -273,20 +273,7 @@ func (s Step) String() string {
 const maxEcho = 128
 
 // echo quotes a refused value for an error message, cut to maxEcho bytes.
-func echo(v string) string {
-	if len(v) <= maxEcho {
-		return strconv.Quote(v)
-	}
-	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(prefix(v)), len(v))
-}
+func echo(v string) string { return strconv.Quote(cut(v)) }
 
 // cut is echo without the quotes, for values that are not strings.
-func cut(v string) string {
-	if len(v) <= maxEcho {
-		return v
-	}
-	return fmt.Sprintf("%s… (%d bytes)", prefix(v), len(v))
-}
-
-// prefix is v's first maxEcho bytes, ending on a character boundary.
-func prefix(v string) string { return text.Prefix(v, maxEcho) }
+func cut(v string) string { return text.Cut(v, maxEcho) }

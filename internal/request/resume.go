@@ -5,7 +5,8 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 )
@@ -13,22 +14,19 @@ import (
 // NewResume is the Resume a person creates to release step in namespace ns (the plugin and the UI create
 // the same object, with the person's own credentials). A positive deadline becomes its
 // activeDeadlineSeconds: a Resume nobody waits for any more should not release the step later by surprise.
-func NewResume(ns string, step Step, deadline time.Duration) *unstructured.Unstructured {
-	spec := map[string]any{"Workflow-ID": step.Workflow}
-	for k, v := range map[string]string{"TemplateName": step.Template, "nodeID": step.NodeID, "nodeName": step.NodeName, "container": step.Container, "stage": string(step.Stage)} {
-		if v != "" {
-			spec[k] = v
-		}
+func NewResume(ns string, step Step, deadline time.Duration) *v1alpha1.Resume {
+	res := &v1alpha1.Resume{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.Kind},
+		ObjectMeta: metav1.ObjectMeta{GenerateName: GenerateName(step.Workflow), Namespace: ns},
+		Spec: v1alpha1.ResumeSpec{
+			WorkflowID: step.Workflow, TemplateName: step.Template, NodeID: step.NodeID, NodeName: step.NodeName,
+			Container: step.Container, Stage: step.Stage,
+		},
 	}
 	if deadline > 0 {
-		spec["activeDeadlineSeconds"] = int64(math.Ceil(deadline.Seconds()))
+		res.Spec.ActiveDeadlineSeconds = ptr.To(int64(math.Ceil(deadline.Seconds())))
 	}
-	return &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": v1alpha1.GroupVersion.String(),
-		"kind":       v1alpha1.Kind,
-		"metadata":   map[string]any{"generateName": GenerateName(step.Workflow), "namespace": ns},
-		"spec":       spec,
-	}}
+	return res
 }
 
 // GenerateName is the prefix of a new Resume's name: the workflow's, cut to leave room for the suffix.

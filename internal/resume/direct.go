@@ -1,13 +1,18 @@
 package resume
 
 import (
+	"context"
+	"fmt"
 	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
+	"github.com/argocontroller/resume-trigger/internal/fault"
 	"github.com/argocontroller/resume-trigger/internal/lookup"
+	"github.com/argocontroller/resume-trigger/internal/report"
+	"github.com/argocontroller/resume-trigger/internal/request"
 )
 
 // A direct request (the webhook path) has no object to record what it did, and the Sensor retries it as
@@ -87,4 +92,51 @@ func (m *directMemory) remember(event string, now time.Time, targets []lookup.Ta
 	for _, r := range released {
 		e.released[targetKey(r.Pod, r.Container, r.Stage)] = r
 	}
+}
+
+func (s *Service) handleDirect(ctx context.Context, req request.Request, res *Result) error {
+	if _, err := s.permitted(req.Namespace); err != nil {
+		return err
+	}
+	found, err := s.cfg.Finder.Find(ctx, req.Namespace, req.Step)
+	for _, sk := range found.Skipped {
+		res.Skipped = append(res.Skipped, sk.Reason.Error())
+	}
+	if err != nil {
+		res.Phase, res.Reason, res.Message = phaseOf(err), reasonOf(err), err.Error()
+		return err
+	}
+	var done map[string]bool
+	if req.Event != "" {
+		if pods, released, list, ok := s.direct.recall(req.Event, s.clock()); ok {
+			// A retry of the same event: only the pods its first try chose, nothing released twice.
+			kept := found.Targets[:0:0]
+			for _, t := range found.Targets {
+				if pods[t.PodUID] {
+					kept = append(kept, t)
+				} else {
+					res.Skipped = append(res.Skipped, fmt.Sprintf("pod %s was not chosen by this event's first try (event %s)", t.Pod, req.Event))
+				}
+			}
+			found.Targets, done, res.AlreadyReleased = kept, released, list
+		}
+	}
+	err = s.releaseAll(ctx, found, done, res, func(lookup.Target) error { return s.active() }, nil)
+	if req.Event != "" {
+		s.direct.remember(req.Event, s.clock(), found.Targets, res.Released)
+	}
+	res.Phase, res.Reason, res.Message = s.summary(res, err)
+	wf := report.Object{APIVersion: "argoproj.io/v1alpha1", Kind: "Workflow", Namespace: req.Namespace, Name: found.Workflow, UID: found.WorkflowUID}
+	if len(res.Released) > 0 {
+		s.event(wf, false, "DebugPauseReleased", "released by a direct request: "+res.Message)
+	}
+	if err != nil && len(res.Released) == 0 {
+		s.event(wf, true, "DebugPauseNotReleased", err.Error())
+	}
+	// As for a Resume: some released and the rest never will be is a success; anything that may still
+	// change (transient or unclassified) is returned for a retry.
+	if len(res.Released) > 0 && fault.KindOf(err).Final() {
+		return nil
+	}
+	return err
 }

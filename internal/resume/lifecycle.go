@@ -12,6 +12,7 @@ import (
 	"github.com/argocontroller/resume-trigger/internal/fault"
 	"github.com/argocontroller/resume-trigger/internal/lookup"
 	"github.com/argocontroller/resume-trigger/internal/request"
+	"github.com/argocontroller/resume-trigger/internal/text"
 )
 
 // A Resume's life: it binds to the first run of its Workflow it sees, waits (Pending) until its step can
@@ -149,7 +150,7 @@ func waitingOf(skipped []lookup.Skip) []v1alpha1.WaitingTarget {
 	var out []v1alpha1.WaitingTarget
 	for _, sk := range skipped {
 		if mayStillPause(sk) && len(out) < maxWaiting {
-			out = append(out, v1alpha1.WaitingTarget{Node: sk.Node, Pod: sk.Pod, Reason: truncate(sk.Reason.Error(), 256)})
+			out = append(out, v1alpha1.WaitingTarget{Node: sk.Node, Pod: sk.Pod, Reason: text.Cut(sk.Reason.Error(), 256)})
 		}
 	}
 	return out

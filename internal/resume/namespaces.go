@@ -4,6 +4,8 @@ import (
 	"sort"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/argocontroller/resume-trigger/internal/fault"
 )
 
@@ -32,6 +34,18 @@ func NewNamespaces(names ...string) Namespaces {
 		}
 	}
 	return n
+}
+
+// Listed are names as the API server lists them: AllNamespaces is "" (every namespace), the others stay.
+func Listed(names []string) []string {
+	out := make([]string, 0, len(names))
+	for _, ns := range names {
+		if ns == AllNamespaces {
+			ns = metav1.NamespaceAll
+		}
+		out = append(out, ns)
+	}
+	return out
 }
 
 // Check returns an error unless ns is allowed.

@@ -1,7 +1,6 @@
 package resume
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -76,7 +75,7 @@ func TestHandleWithoutRights(t *testing.T) {
 			if tc.direct {
 				req = request.Request{Namespace: ns, Step: request.Step{Workflow: "wf", Template: "step"}}
 			}
-			res, err := f.svc.Handle(context.Background(), req)
+			res, err := f.svc.Handle(t.Context(), req)
 			if got := fault.KindOf(err); (err == nil) != (tc.expKind == fault.Unknown) || (err != nil && got != tc.expKind) {
 				t.Fatalf("err %v (kind %s), want kind %s", err, got, tc.expKind)
 			}

@@ -136,8 +136,8 @@ func (q *Requeue) Pending(ref Ref) {
 // ExpireAt asks for a look when a finished Resume's TTL runs out. A TTL longer than the resync period is
 // not held in memory: a later resync finds the Resume again.
 func (q *Requeue) ExpireAt(ref Ref, at time.Time) {
-	if d := at.Sub(q.cfg.Clock.Now()); d <= q.resyncPeriod() {
-		q.queue.addAfter(ref, d)
+	if !at.After(q.cfg.Clock.Now().Add(q.resyncPeriod())) {
+		q.queue.addAt(ref, at)
 	}
 }
 
@@ -183,10 +183,7 @@ func (q *Requeue) Run(ctx context.Context, h Handler) {
 // resync lists every served Resume and queues the ones that may need work: not final, or final with a TTL.
 func (q *Requeue) resync(ctx context.Context) {
 	found := 0
-	for _, ns := range q.cfg.Namespaces {
-		if ns == AllNamespaces {
-			ns = ""
-		}
+	for _, ns := range Listed(q.cfg.Namespaces) {
 		err := q.cfg.Lister.List(ctx, ns, func(obj *v1alpha1.Resume) {
 			ref := Ref{Namespace: obj.Namespace, Name: obj.Name, UID: obj.UID}
 			if !obj.Status.Phase.Final() {

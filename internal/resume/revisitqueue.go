@@ -83,23 +83,30 @@ func (q *revisitQueue) add(ref Ref) {
 func (q *revisitQueue) addAfter(ref Ref, d time.Duration) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.delay(ref, d)
+	q.delay(ref, q.clock.Now().Add(d))
 }
 
-func (q *revisitQueue) delay(ref Ref, d time.Duration) {
+// addAt queues ref for a look at due; if it is delayed already, the sooner time wins.
+func (q *revisitQueue) addAt(ref Ref, due time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.delay(ref, due)
+}
+
+func (q *revisitQueue) delay(ref Ref, due time.Time) {
 	e := q.hold(ref)
 	switch {
 	case e == nil:
-	case d <= 0:
+	case !due.After(q.clock.Now()):
 		q.enqueue(e)
 	case e.index >= 0:
-		if due := q.clock.Now().Add(d); due.Before(e.due) {
+		if due.Before(e.due) {
 			e.due = due
 			heap.Fix(&q.delayed, e.index)
 			q.wake()
 		}
 	default:
-		e.due = q.clock.Now().Add(d)
+		e.due = due
 		heap.Push(&q.delayed, e)
 		q.wake()
 	}
@@ -118,7 +125,7 @@ func (q *revisitQueue) addRateLimited(ref Ref) {
 		d *= 2
 	}
 	e.failures++
-	q.delay(ref, min(d, q.maxBackoff))
+	q.delay(ref, q.clock.Now().Add(min(d, q.maxBackoff)))
 }
 
 // forget starts ref's backoff afresh.

@@ -190,19 +190,14 @@ type recorder struct {
 	events []string
 }
 
-func (r *recorder) Normal(_ context.Context, obj report.Object, reason, msg string) error {
-	return r.add("Normal", obj, reason)
-}
+func (r *recorder) Normal(obj report.Object, reason, _ string) { r.add("Normal", obj, reason) }
 
-func (r *recorder) Warning(_ context.Context, obj report.Object, reason, msg string) error {
-	return r.add("Warning", obj, reason)
-}
+func (r *recorder) Warning(obj report.Object, reason, _ string) { r.add("Warning", obj, reason) }
 
-func (r *recorder) add(typ string, obj report.Object, reason string) error {
+func (r *recorder) add(typ string, obj report.Object, reason string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, fmt.Sprintf("%s %s/%s %s", typ, obj.Kind, obj.Name, reason))
-	return nil
 }
 
 type notifier struct{ outcomes []string }

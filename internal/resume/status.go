@@ -2,7 +2,6 @@ package resume
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -25,7 +24,7 @@ func (s *Service) settle(ctx context.Context, obj *v1alpha1.Resume, res *Result,
 		res.Skipped = append(res.Skipped, sk.Reason.Error())
 	}
 	res.Phase, res.Reason, res.Message = s.summary(res, relErr)
-	res.Message = truncate(res.Message, maxStatusMessage)
+	res.Message = text.Cut(res.Message, maxStatusMessage)
 	if res.Phase == v1alpha1.PhaseSucceeded && relErr != nil {
 		// Some containers were released: the Resume did its job; the rest is said in the message.
 		relErr = nil
@@ -78,9 +77,9 @@ func (s *Service) settle(ctx context.Context, obj *v1alpha1.Resume, res *Result,
 	ref := report.Object{APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.Kind, Namespace: obj.Namespace, Name: obj.Name, UID: obj.UID}
 	switch written.Status.Phase {
 	case v1alpha1.PhaseSucceeded:
-		s.event(ctx, ref, false, res.Reason, res.Message)
+		s.event(ref, false, res.Reason, res.Message)
 	case v1alpha1.PhaseFailed:
-		s.event(ctx, ref, true, res.Reason, res.Message)
+		s.event(ref, true, res.Reason, res.Message)
 	case v1alpha1.PhasePending:
 		// Waiting is said in the status; an Event per look would flood the namespace.
 	}
@@ -147,11 +146,3 @@ func statusEqual(a, b v1alpha1.ResumeStatus) bool {
 // server caps at 32768): a loop with many pods, or containers that print a lot when touch fails, must not
 // make the status write itself fail and leave the Resume stuck.
 const maxStatusMessage = 4096
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	suffix := fmt.Sprintf(" … (%d more bytes)", len(s)-n)
-	return text.Prefix(s, n-len(suffix)) + suffix
-}

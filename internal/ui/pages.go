@@ -12,7 +12,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
@@ -189,7 +188,7 @@ func (h *Handler) namespace(w http.ResponseWriter, r *http.Request) {
 	}
 	defer cancel()
 	v.Page = "namespace"
-	items, err := inspect.ListPaused(ctx, u.kube, u.dynamic, u.metadata, v.Namespace)
+	items, err := inspect.ListPaused(ctx, u.kube, u.resumes, u.metadata, v.Namespace)
 	if err != nil {
 		v.Error = err.Error()
 		h.render(w, codeOf(err), v)
@@ -222,7 +221,7 @@ func (h *Handler) workflow(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var paused []inspect.Paused
-	if all, err := inspect.ListPaused(ctx, u.kube, u.dynamic, u.metadata, v.Namespace); err != nil {
+	if all, err := inspect.ListPaused(ctx, u.kube, u.resumes, u.metadata, v.Namespace); err != nil {
 		wf.Notes = append(wf.Notes, "pauses not shown: "+err.Error())
 	} else {
 		for _, p := range all {
@@ -278,17 +277,15 @@ func steps(ex inspect.Explanation, paused []inspect.Paused, selected string) []s
 // resumesOf lists the Resumes whose spec names the workflow, newest first, among the first maxResumes of
 // the namespace; more says there were others.
 func resumesOf(ctx context.Context, u *user, ns, wf string) (_ []resumeView, more bool, _ error) {
-	list, err := u.dynamic.Resource(v1alpha1.Resource).Namespace(ns).List(ctx, metav1.ListOptions{Limit: maxResumes})
+	list, err := u.resumes.ArgocontrollerV1alpha1().Resumes(ns).List(ctx, metav1.ListOptions{Limit: maxResumes})
 	if err != nil {
 		return nil, false, err
 	}
 	var out []resumeView
-	for _, item := range list.Items {
-		var res v1alpha1.Resume
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(item.Object, &res); err != nil || res.Spec.WorkflowID != wf {
-			continue
+	for i := range list.Items {
+		if res := &list.Items[i]; res.Spec.WorkflowID == wf {
+			out = append(out, viewOf(res))
 		}
-		out = append(out, viewOf(&res))
 	}
 	slices.SortStableFunc(out, func(a, b resumeView) int { return b.Created.Compare(a.Created) })
 	return out, list.GetContinue() != "", nil
@@ -363,7 +360,7 @@ func (h *Handler) release(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.conf.ReleaseWait)
 	defer cancel()
-	resumes := u.dynamic.Resource(v1alpha1.Resource).Namespace(v.Namespace)
+	resumes := u.resumes.ArgocontrollerV1alpha1().Resumes(v.Namespace)
 	created, err := resumes.Create(ctx, request.NewResume(v.Namespace, stp, h.conf.ReleaseWait), metav1.CreateOptions{})
 	if err != nil {
 		v.Error = "create Resume: " + err.Error()
@@ -371,8 +368,7 @@ func (h *Handler) release(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.conf.Log.WithFields(map[string]any{"namespace": v.Namespace, "resume": created.GetName(), "workflow": stp.Workflow, "node": stp.NodeID, "container": stp.Container, "stage": stp.Stage, "user": v.User}).Info("ui: Resume created")
-	last := &v1alpha1.Resume{}
-	_ = runtime.DefaultUnstructuredConverter.FromUnstructured(created.Object, last)
+	last := created
 	for !last.Status.Phase.Final() {
 		select {
 		case <-ctx.Done():
@@ -391,10 +387,7 @@ func (h *Handler) release(w http.ResponseWriter, r *http.Request) {
 			h.render(w, codeOf(err), v)
 			return
 		}
-		next := &v1alpha1.Resume{}
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(got.Object, next); err == nil {
-			last = next
-		}
+		last = got
 	}
 	rv := viewOf(last)
 	v.Resume = &rv
@@ -409,19 +402,13 @@ func (h *Handler) resume(w http.ResponseWriter, r *http.Request) {
 	}
 	defer cancel()
 	v.Page = "resume"
-	got, err := u.dynamic.Resource(v1alpha1.Resource).Namespace(v.Namespace).Get(ctx, r.PathValue("name"), metav1.GetOptions{})
+	res, err := u.resumes.ArgocontrollerV1alpha1().Resumes(v.Namespace).Get(ctx, r.PathValue("name"), metav1.GetOptions{})
 	if err != nil {
 		v.Error = err.Error()
 		h.render(w, codeOf(err), v)
 		return
 	}
-	var res v1alpha1.Resume
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(got.Object, &res); err != nil {
-		v.Error = err.Error()
-		h.render(w, http.StatusBadGateway, v)
-		return
-	}
-	rv := viewOf(&res)
+	rv := viewOf(res)
 	v.Resume = &rv
 	v.Workflow = &workflowView{Name: res.Spec.WorkflowID}
 	h.render(w, http.StatusOK, v)

@@ -7,11 +7,11 @@ import (
 	wfclient "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
 	authnv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 
+	"github.com/argocontroller/resume-trigger/internal/client/clientset/versioned"
 	"github.com/argocontroller/resume-trigger/internal/lookup"
 )
 
@@ -34,7 +34,7 @@ func userBase(api *rest.Config) *rest.Config {
 // user is a person's API clients, each carrying their token.
 type user struct {
 	kube      kubernetes.Interface
-	dynamic   dynamic.Interface
+	resumes   versioned.Interface
 	metadata  metadata.Interface
 	workflows wfclient.Interface
 }
@@ -47,8 +47,8 @@ func (h *Handler) userFor(token string) (*user, error) {
 	if u.kube, err = kubernetes.NewForConfig(cfg); err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	if u.dynamic, err = dynamic.NewForConfig(cfg); err != nil {
-		return nil, fmt.Errorf("dynamic client: %w", err)
+	if u.resumes, err = versioned.NewForConfig(cfg); err != nil {
+		return nil, fmt.Errorf("resume client: %w", err)
 	}
 	if u.metadata, err = metadata.NewForConfig(cfg); err != nil {
 		return nil, fmt.Errorf("metadata client: %w", err)

@@ -101,7 +101,7 @@ func TestServerReviewsItsOwnRights(t *testing.T) {
 			{APIGroups: []string{"argoproj.io"}, Resources: []string{"workflows"}, Verbs: []string{"get"}},
 			{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"resumes"}, Verbs: []string{"get", "list", "delete"}},
 			{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"resumes/status"}, Verbs: []string{"update"}},
-			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create"}},
+			{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 		},
 	}
 	if _, err := home.r.Client().RbacV1().Roles(partial.ns).Create(ctx, noExec, metav1.CreateOptions{}); err != nil {

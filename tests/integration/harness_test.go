@@ -238,9 +238,9 @@ func formatCalls(calls []rig.Call) string {
 	return b.String()
 }
 
-// expectEvent finds a core/v1 Event about the Resume with this type and reason. It waits for it: an
-// Execute records its Events before it answers, but a revisit (a deadline, a late pod) writes the status
-// first and the Event after, so a test that saw the status may list the Events a moment early.
+// expectEvent finds a core/v1 Event about the Resume with this type and reason. It waits for it: the
+// server writes the status first and queues the Event, which client-go's recorder writes off the
+// request's path, so a test that saw the status may list the Events a moment early.
 func (e *env) expectEvent(resumeName, typ, reason string) corev1.Event {
 	e.t.Helper()
 	var found corev1.Event

@@ -1,11 +1,15 @@
 package integration
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	wfclient "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
+	argoutil "github.com/argoproj/argo-workflows/v3/workflow/util"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -62,6 +66,34 @@ func TestShippedRBACIsEnoughAndNoMore(t *testing.T) {
 			t.Errorf("the server was refused something:\n%s", e.srv.logs)
 		}
 		e.waitPodSucceeded(fixture.HelloPodV2)
+
+		// Two webhook releases on one Workflow are one Event with a count: the second is the recorder's
+		// patch of a series, which needs patch on events.k8s.io.
+		const fan = "fan-out"
+		var nodes []wfv1.NodeStatus
+		for _, item := range []string{"(0:a)", "(1:b)"} {
+			nodes = append(nodes, fixture.PodNode(fan, fan+"[0].fan"+item, "fan"+item, "fan"))
+		}
+		wf := e.createWorkflow(fixture.Workflow(e.ns, fan, nodes...))
+		for _, n := range nodes {
+			pod := argoutil.GeneratePodName(fan, n.Name, "fan", n.ID, argoutil.PodNameV2)
+			e.runPod(wf, n.ID, pod, mainContainer(fixture.PauseAfter))
+			expectOK(t, e.srv.fireDirect(t, map[string]string{"namespace": e.ns, "workflow": fan, "nodeID": n.ID}), 1)
+		}
+		if err := rig.Eventually(rig.Context(t, 20*time.Second), func() error {
+			list, err := e.r.Client().EventsV1().Events(e.ns).List(context.Background(), metav1.ListOptions{})
+			if err != nil {
+				return err
+			}
+			for _, ev := range list.Items {
+				if ev.Regarding.Kind == "Workflow" && ev.Regarding.Name == fan && ev.Reason == "DebugPauseReleased" && ev.Series != nil && ev.Series.Count >= 2 {
+					return nil
+				}
+			}
+			return fmt.Errorf("no series of DebugPauseReleased on Workflow %s among %d Events", fan, len(list.Items))
+		}); err != nil {
+			t.Fatal(err)
+		}
 	})
 
 	t.Run("nothing more", func(t *testing.T) {
@@ -83,7 +115,7 @@ func TestShippedRBACIsEnoughAndNoMore(t *testing.T) {
 			{e.ns, "argocontroller.io", "resumes", "", "get"}, {e.ns, "argocontroller.io", "resumes", "", "list"},
 			{e.ns, "argocontroller.io", "resumes", "", "delete"},
 			{e.ns, "argocontroller.io", "resumes", "status", "update"},
-			{e.ns, "", "events", "", "create"},
+			{e.ns, "events.k8s.io", "events", "", "create"}, {e.ns, "events.k8s.io", "events", "", "patch"},
 			{e.ns, "coordination.k8s.io", "leases", "", "get"}, {e.ns, "coordination.k8s.io", "leases", "", "create"},
 			{e.ns, "coordination.k8s.io", "leases", "", "update"},
 		}
@@ -102,7 +134,10 @@ func TestShippedRBACIsEnoughAndNoMore(t *testing.T) {
 			{other.ns, "", "pods", "", "get"}, {other.ns, "", "pods", "", "list"},
 			{other.ns, "", "pods", "exec", "create"}, {other.ns, "", "pods", "exec", "get"},
 			{other.ns, "argoproj.io", "workflows", "", "get"}, {other.ns, "argocontroller.io", "resumes", "status", "update"},
-			{other.ns, "", "events", "", "create"}, {"", "", "namespaces", "", "list"}, {"", "", "nodes", "", "get"},
+			{other.ns, "events.k8s.io", "events", "", "create"}, {other.ns, "events.k8s.io", "events", "", "patch"},
+			// Events go through events.k8s.io only: nothing is granted on the core group's.
+			{e.ns, "", "events", "", "create"}, {e.ns, "", "events", "", "patch"},
+			{"", "", "namespaces", "", "list"}, {"", "", "nodes", "", "get"},
 		}
 		check := func(a access, want bool) {
 			review, err := sa.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{

@@ -17,12 +17,14 @@ import (
 
 	"github.com/argocontroller/resume-trigger/internal/access"
 	"github.com/argocontroller/resume-trigger/internal/logging"
+	"github.com/argocontroller/resume-trigger/internal/report"
 	"github.com/argocontroller/resume-trigger/internal/resume"
 	"github.com/argocontroller/resume-trigger/internal/servingcert"
+	"github.com/argocontroller/resume-trigger/internal/triggerpb"
 )
 
 // triggerService is the service name health checks may ask about.
-const triggerService = "triggers.Trigger"
+var triggerService = triggerpb.Trigger_ServiceDesc.ServiceName
 
 // App is a configured server with its listeners open.
 type App struct {
@@ -46,6 +48,8 @@ type App struct {
 	certs *servingcert.Reloader
 	// reg is what /metrics serves.
 	reg *prometheus.Registry
+	// events writes the Kubernetes Events the requests record; Run flushes it at shutdown.
+	events *report.Events
 }
 
 // Run builds the server from opts and serves until ctx ends.

@@ -4,10 +4,11 @@ import (
 	"fmt"
 
 	wfclient "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/flowcontrol"
+
+	"github.com/argocontroller/resume-trigger/internal/client/clientset/versioned"
 )
 
 // clients are the server's API clients, all sharing one client-side rate limit (clientConfig).
@@ -15,7 +16,7 @@ type clients struct {
 	config    *rest.Config
 	kube      kubernetes.Interface
 	workflows wfclient.Interface
-	dynamic   dynamic.Interface
+	resumes   versioned.Interface
 }
 
 func newClients(cfg *rest.Config, opts KubeOptions) (*clients, error) {
@@ -28,11 +29,11 @@ func newClients(cfg *rest.Config, opts KubeOptions) (*clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("workflow client: %w", err)
 	}
-	dyn, err := dynamic.NewForConfig(cfg)
+	rc, err := versioned.NewForConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("dynamic client: %w", err)
+		return nil, fmt.Errorf("resume client: %w", err)
 	}
-	return &clients{config: cfg, kube: kube, workflows: wf, dynamic: dyn}, nil
+	return &clients{config: cfg, kube: kube, workflows: wf, resumes: rc}, nil
 }
 
 // clientConfig is cfg with the server's user agent and client-side rate limit: one token bucket for

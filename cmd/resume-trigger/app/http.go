@@ -18,8 +18,9 @@ import (
 	"github.com/argocontroller/resume-trigger/internal/version"
 )
 
-// httpShutdownTimeout bounds the metrics and probe endpoint's shutdown, after the gRPC drain: the pod's
-// terminationGracePeriodSeconds must cover --shutdown-timeout plus this.
+// httpShutdownTimeout bounds what follows the gRPC drain, writing the Events still queued and the metrics
+// and probe endpoint's shutdown: the pod's terminationGracePeriodSeconds must cover --shutdown-timeout
+// plus this.
 const httpShutdownTimeout = 5 * time.Second
 
 // newRegistry is what /metrics serves: the Go and process collectors, the build, and with
@@ -28,14 +29,7 @@ func newRegistry(c *Completed, cl *clients) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
 	if c.Metrics.Paused {
-		var nss []string
-		for _, ns := range c.namespaces {
-			if ns == resume.AllNamespaces {
-				ns = ""
-			}
-			nss = append(nss, ns)
-		}
-		reg.MustRegister(report.NewPaused(report.PausedConfig{Pods: cl.kube, Namespaces: nss}))
+		reg.MustRegister(report.NewPaused(report.PausedConfig{Pods: cl.kube, Namespaces: resume.Listed(c.namespaces)}))
 	}
 	return reg
 }

@@ -47,6 +47,8 @@ func (a *App) Run(ctx context.Context) error {
 	l.shutdown()
 	sctx, cancel := context.WithTimeout(context.Background(), httpShutdownTimeout)
 	defer cancel()
+	// Nothing records an Event any more: write the ones queued.
+	a.events.Shutdown(sctx)
 	for _, s := range []*http.Server{a.http, a.ui} {
 		if s != nil {
 			_ = s.Shutdown(sctx)

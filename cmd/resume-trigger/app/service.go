@@ -26,7 +26,7 @@ func (a *App) buildService(cl *clients) error {
 	if c.Resume.ArgoServerURL != "" {
 		finder.Offloaded = &lookup.ArgoServer{URL: c.Resume.ArgoServerURL, TokenFile: c.Resume.ArgoServerToken, Client: &http.Client{Timeout: c.Resume.ExecTimeout}}
 	}
-	resumes := &report.Resumes{Client: cl.dynamic}
+	resumes := resume.APIResumes{Client: cl.resumes}
 	releaser, err := release.New(release.Config{
 		Exec:           &release.APIExecutor{Config: cl.config, Client: cl.kube},
 		Pods:           cl.kube,
@@ -36,10 +36,11 @@ func (a *App) buildService(cl *clients) error {
 	if err != nil {
 		return err
 	}
-	events, err := report.NewEvents(report.EventsConfig{Client: cl.kube, Host: host})
+	events, err := report.NewEvents(report.EventsConfig{Client: cl.kube, Log: a.log})
 	if err != nil {
 		return err
 	}
+	a.events = events
 	if err := a.reviewRights(cl); err != nil {
 		return err
 	}

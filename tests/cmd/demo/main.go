@@ -18,6 +18,7 @@ import (
 	"time"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 
@@ -137,17 +138,24 @@ func show(ctx context.Context, c *chain.Chain) error {
 	for _, r := range res.Status.Released {
 		fmt.Printf("    released: pod %s, container %s, stage %s, at %s\n", r.Pod, r.Container, r.Stage, r.Time.Format(time.RFC3339))
 	}
-	events, err := c.Client().CoreV1().Events(namespace).List(ctx, metav1.ListOptions{
-		FieldSelector: fields.OneTermEqualSelector("involvedObject.name", resume).String(),
+	// The server writes its Events off the request's path: the Event may follow the status by a moment.
+	var events *corev1.EventList
+	wait, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	err = rig.Eventually(wait, func() error {
+		events, err = c.Client().CoreV1().Events(namespace).List(ctx, metav1.ListOptions{
+			FieldSelector: fields.OneTermEqualSelector("involvedObject.name", resume).String(),
+		})
+		if err == nil && len(events.Items) == 0 {
+			err = errors.New("no Event was recorded on the Resume")
+		}
+		return err
 	})
 	if err != nil {
 		return err
 	}
 	for _, e := range events.Items {
-		fmt.Printf("    event: %s %s (%s): %s\n", e.Type, e.Reason, e.Source.Component, e.Message)
-	}
-	if len(events.Items) == 0 {
-		return errors.New("no Event was recorded on the Resume")
+		fmt.Printf("    event: %s %s (%s): %s\n", e.Type, e.Reason, e.ReportingController, e.Message)
 	}
 
 	header("6/6", "the step goes on, and Argo's controller finishes it")

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
+	"text/template"
 
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	"sigs.k8s.io/yaml"
@@ -167,8 +169,8 @@ func verifyKrew(out, version, download string, sums map[string]string) []error {
 	return errs
 }
 
-// verifyImages checks every image the install files and the chart name, and the image tarball.
-func verifyImages(out, version, image string) []error {
+// verifyInstallImages checks that every image the install files name is image:version.
+func verifyInstallImages(out, version, image string) []error {
 	var errs []error
 	want := image + ":" + version
 	for _, name := range []string{"namespace-install.yaml", "cluster-install.yaml"} {
@@ -190,6 +192,12 @@ func verifyImages(out, version, image string) []error {
 			}
 		}
 	}
+	return errs
+}
+
+// verifyImages checks every image the install files and the chart name, and the image tarball.
+func verifyImages(out, version, image string) []error {
+	errs := verifyInstallImages(out, version, image)
 	if path := filepath.Join(out, chartArchive(version)); exists(path) {
 		ch, err := loader.Load(path)
 		switch {
@@ -255,4 +263,86 @@ func walkContainers(v any, inContainers bool, images *[]string) {
 			walkContainers(child, inContainers, images)
 		}
 	}
+}
+
+// verifyKrewTemplate renders the repository's .krew.yaml as krew-release-bot does for the tag version,
+// with addURIAndSha answering from this release's checksums instead of downloads, and requires the
+// plugin it describes to be the release's own resume.yaml: what the bot proposes to krew-index for this
+// tag is then what the release publishes.
+func verifyKrewTemplate(root, out, version, download string) error {
+	text, err := os.ReadFile(filepath.Join(root, krewTemplateFile))
+	if err != nil {
+		return fmt.Errorf("%w (make krew-manifest writes it)", err)
+	}
+	sums, err := readChecksums(out)
+	if err != nil {
+		return err
+	}
+	type tag struct{ TagName, Version string }
+	data := tag{TagName: version, Version: strings.TrimPrefix(version, "v")}
+	var uriErr error
+	t, err := template.New(krewTemplateFile).Option("missingkey=error").Funcs(template.FuncMap{
+		"addURIAndSha": func(uri, tagName string) string {
+			u, err := template.New("uri").Option("missingkey=error").Parse(uri)
+			var b strings.Builder
+			if err == nil {
+				err = u.Execute(&b, tag{TagName: tagName, Version: strings.TrimPrefix(tagName, "v")})
+			}
+			name, under := strings.CutPrefix(b.String(), download+"/")
+			switch {
+			case err != nil:
+				uriErr = errors.Join(uriErr, fmt.Errorf("uri %q: %w", uri, err))
+			case !under:
+				uriErr = errors.Join(uriErr, fmt.Errorf("uri %s is not under this release's downloads %s/", b.String(), download))
+			case sums[name] == "":
+				uriErr = errors.Join(uriErr, fmt.Errorf("uri %s is not an asset of this release", b.String()))
+			}
+			return fmt.Sprintf("uri: %s\n    sha256: %s", b.String(), sums[name])
+		},
+	}).Parse(string(text))
+	if err != nil {
+		return fmt.Errorf("%s: %w", krewTemplateFile, err)
+	}
+	var rendered strings.Builder
+	if err := t.Execute(&rendered, data); err != nil {
+		return fmt.Errorf("%s: %w", krewTemplateFile, err)
+	}
+	if uriErr != nil {
+		return fmt.Errorf("%s rendered for %s: %w", krewTemplateFile, version, uriErr)
+	}
+	manifest, err := os.ReadFile(filepath.Join(out, krewManifest))
+	if err != nil {
+		return err
+	}
+	var got, want any
+	if err := yaml.Unmarshal([]byte(rendered.String()), &got); err != nil {
+		return fmt.Errorf("%s rendered for %s is no YAML: %w", krewTemplateFile, version, err)
+	}
+	if err := yaml.Unmarshal(manifest, &want); err != nil {
+		return fmt.Errorf("%s: %w", krewManifest, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		g, _ := yaml.Marshal(got)
+		w, _ := yaml.Marshal(want)
+		return fmt.Errorf("%s rendered for %s is not the release's %s (make krew-manifest rewrites it):\n%s", krewTemplateFile, version, krewManifest, firstDifference(string(g), string(w)))
+	}
+	return nil
+}
+
+// firstDifference names the first line where got and want differ.
+func firstDifference(got, want string) string {
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	for i := 0; i < len(g) || i < len(w); i++ {
+		var gl, wl string
+		if i < len(g) {
+			gl = g[i]
+		}
+		if i < len(w) {
+			wl = w[i]
+		}
+		if gl != wl {
+			return fmt.Sprintf("line %d: template gives %q, the release has %q", i+1, gl, wl)
+		}
+	}
+	return "(equal text)"
 }

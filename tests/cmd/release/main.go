@@ -4,8 +4,12 @@
 // platform and the krew manifest resume.yaml pointing at them, the Helm chart packaged (when
 // charts/resume-trigger exists), one install file per kustomize overlay, and checksums.txt. Before it
 // ends it checks that every URI of the krew manifest and every image of the install files and the chart
-// is something this release produced; .github/workflows/release.yaml uploads the folder as it is and
-// pushes the image layout.
+// is something this release produced, and that the repository's .krew.yaml (the template krew's release
+// bot renders) renders to the release's resume.yaml; .github/workflows/release.yaml uploads the folder as
+// it is and pushes the image layout.
+//
+// Parts: -only plugin makes the archives and resume.yaml (make krew-manifest), -only install the install
+// files alone (make release-manifests); -krew-template writes .krew.yaml and nothing else.
 package main
 
 import (
@@ -33,9 +37,12 @@ type config struct {
 	repo string
 	out  string
 	root string
-	// only limits the release to one part ("plugin": the archives and the krew manifest).
-	only  string
-	build builder
+	// only limits the release to one part ("plugin": the archives and the krew manifest; "install": the
+	// install files).
+	only string
+	// krewTemplate writes .krew.yaml at root for repo, and nothing else.
+	krewTemplate bool
+	build        builder
 }
 
 // binary is one Go program to build for one platform.
@@ -56,7 +63,8 @@ func main() {
 	flag.StringVar(&c.image, "image", release.ShippedImage, "image repository the release pushes to and the manifests name")
 	flag.StringVar(&c.repo, "repo", "https://github.com/argocontroller/resume-trigger", "project address: GitHub release downloads are under <repo>/releases/download/<version>/")
 	flag.StringVar(&c.out, "out", "dist", "folder that receives the assets; must not exist or be empty")
-	flag.StringVar(&c.only, "only", "", `"plugin": build only the plugin's archives and resume.yaml`)
+	flag.StringVar(&c.only, "only", "", `"plugin": build only the plugin's archives and resume.yaml; "install": render only the install files`)
+	flag.BoolVar(&c.krewTemplate, "krew-template", false, "write .krew.yaml, the krew manifest template for krew-release-bot, at the repository root for -repo, and nothing else")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, c)
@@ -68,24 +76,32 @@ func main() {
 }
 
 func run(ctx context.Context, c config) error {
-	if err := release.CheckVersion(c.version); err != nil {
-		return err
-	}
-	if err := release.CheckImage(c.image); err != nil {
-		return err
-	}
-	if c.commit == "" {
-		return errors.New("-commit is required: it is stamped into the binaries and labels the image")
-	}
-	if c.only != "" && c.only != "plugin" {
-		return fmt.Errorf("-only %q: want plugin", c.only)
-	}
 	if c.root == "" {
 		root, err := rig.RepoRoot()
 		if err != nil {
 			return err
 		}
 		c.root = root
+	}
+	if c.krewTemplate {
+		path := filepath.Join(c.root, krewTemplateFile)
+		if err := os.WriteFile(path, []byte(krewTemplate(c.repo)), 0o644); err != nil {
+			return err
+		}
+		fmt.Printf("%s: krew manifest template for %s\n", path, c.repo)
+		return nil
+	}
+	if err := release.CheckVersion(c.version); err != nil {
+		return err
+	}
+	if err := release.CheckImage(c.image); err != nil {
+		return err
+	}
+	if c.only != "" && c.only != "plugin" && c.only != "install" {
+		return fmt.Errorf("-only %q: want plugin or install", c.only)
+	}
+	if c.commit == "" && c.only != "install" {
+		return errors.New("-commit is required: it is stamped into the binaries and labels the image")
 	}
 	if !filepath.IsAbs(c.out) {
 		c.out = filepath.Join(c.root, c.out)
@@ -102,19 +118,45 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	defer func() { _ = os.RemoveAll(work) }()
+	download := downloadBase(c.repo, c.version)
 
-	if err := plugin(ctx, c, work); err != nil {
-		return err
+	if c.only != "install" {
+		if err := plugin(ctx, c, work); err != nil {
+			return err
+		}
 	}
 	if c.only == "plugin" {
-		return checksums(c.out)
+		if err := checksums(c.out); err != nil {
+			return err
+		}
+		return verifyKrewTemplate(c.root, c.out, c.version, download)
 	}
-	if err := serverImage(ctx, c, work); err != nil {
+	if c.only == "" {
+		if err := serverImage(ctx, c, work); err != nil {
+			return err
+		}
+		if err := chart(c); err != nil {
+			return err
+		}
+	}
+	if err := installFiles(c); err != nil {
 		return err
 	}
-	if err := chart(c); err != nil {
+	if err := checksums(c.out); err != nil {
 		return err
 	}
+	if c.only == "install" {
+		return errors.Join(verifyInstallImages(c.out, c.version, c.image)...)
+	}
+	if err := errors.Join(verify(c.out, c.version, c.image, download), verifyKrewTemplate(c.root, c.out, c.version, download)); err != nil {
+		return fmt.Errorf("the release in %s does not hold together: %w", c.out, err)
+	}
+	fmt.Printf("release %s in %s\n", c.version, c.out)
+	return nil
+}
+
+// installFiles renders one install file per kustomize overlay, its image set to the release's.
+func installFiles(c config) error {
 	for _, overlay := range release.Overlays {
 		b, n, err := release.InstallFile(c.root, overlay, c.image, c.version)
 		if err != nil {
@@ -126,13 +168,6 @@ func run(ctx context.Context, c config) error {
 		}
 		fmt.Printf("%s: %d objects\n", name, n)
 	}
-	if err := checksums(c.out); err != nil {
-		return err
-	}
-	if err := verify(c.out, c.version, c.image, downloadBase(c.repo, c.version)); err != nil {
-		return fmt.Errorf("the release in %s does not hold together: %w", c.out, err)
-	}
-	fmt.Printf("release %s in %s\n", c.version, c.out)
 	return nil
 }
 

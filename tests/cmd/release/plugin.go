@@ -50,7 +50,7 @@ func plugin(ctx context.Context, c config, work string) error {
 	if err != nil {
 		return err
 	}
-	var entries strings.Builder
+	sums := map[platform]string{}
 	for _, p := range krewPlatforms {
 		dir := filepath.Join(work, "plugin-"+p.os+"-"+p.arch)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -79,25 +79,43 @@ func plugin(ctx context.Context, c config, work string) error {
 			return err
 		}
 		sum := sha256.Sum256(data)
-		fmt.Fprintf(&entries, `    - selector:
-        matchLabels:
-          os: %s
-          arch: %s
-      uri: %s/%s
-      sha256: %s
-      bin: %s
-`, p.os, p.arch, downloadBase(c.repo, c.version), name, hex.EncodeToString(sum[:]), pluginBinary(p))
+		sums[p] = hex.EncodeToString(sum[:])
 		fmt.Printf("%s: %d bytes\n", name, len(data))
 	}
-	return os.WriteFile(filepath.Join(c.out, krewManifest), []byte(fmt.Sprintf(krewTemplate, c.version, c.version, c.repo, entries.String())), 0o644)
+	header := "# krew plugin manifest for kubectl-resume " + c.version + ", written by make release: each uri is an\n" +
+		"# archive of this release. Install: kubectl krew install --manifest-url=<this file's download URL>\n"
+	manifest := krewManifestText(header, c.repo, c.version, func(p platform) string {
+		return fmt.Sprintf("uri: %s/%s\n    sha256: %s", downloadBase(c.repo, c.version), pluginArchive(p), sums[p])
+	})
+	return os.WriteFile(filepath.Join(c.out, krewManifest), []byte(manifest), 0o644)
 }
 
 // krewManifest is the krew plugin manifest's file name among the assets.
 const krewManifest = "resume.yaml"
 
-const krewTemplate = `# krew plugin manifest for kubectl-resume %s, written by make release: each uri is an archive of this
-# release. Install: kubectl krew install --manifest-url=<this file's download URL>
-apiVersion: krew.googlecontainertools.github.com/v1alpha2
+// krewTemplateFile is the krew manifest as a template at the repository's root, where krew's release bot
+// (krew-release-bot) looks for it: on a release it renders the template for the tag, its addURIAndSha
+// downloading each archive for its sha256, and proposes the result to krew-index. A committed manifest
+// could never hold a release's sums (the archives stamp the commit that would hold them), so the root has
+// the template, and a release checks that it renders to the release's own resume.yaml (verifyKrewTemplate).
+const krewTemplateFile = ".krew.yaml"
+
+// krewTemplate is the text of .krew.yaml for the project at repo (make krew-manifest writes it).
+func krewTemplate(repo string) string {
+	header := "# krew plugin manifest template for krew-release-bot, written by make krew-manifest from the release\n" +
+		"# tool's platforms; a release checks that it renders to its own resume.yaml. Do not edit.\n"
+	return krewManifestText(header, repo, "{{ .TagName }}", func(p platform) string {
+		return fmt.Sprintf(`{{addURIAndSha "%s/%s" .TagName }}`, downloadBase(repo, "{{ .TagName }}"), pluginArchive(p))
+	})
+}
+
+// krewManifestText is a krew manifest of kubectl-resume: homepage repo, spec.version version and, for each
+// platform, what uriAndSha gives: the uri and sha256 lines, the sha256 line indented by four spaces (as
+// krew-release-bot's addURIAndSha writes it, so the template and the manifest share this layout).
+func krewManifestText(header, repo, version string, uriAndSha func(platform) string) string {
+	var b strings.Builder
+	b.WriteString(header)
+	fmt.Fprintf(&b, `apiVersion: krew.googlecontainertools.github.com/v1alpha2
 kind: Plugin
 metadata:
   name: resume
@@ -114,7 +132,18 @@ spec:
     Needs rights to create and get Resumes, get and list Workflows and list pods in the namespace.
     resume-trigger (the server) must serve the namespace.
   platforms:
-%s`
+`, version, repo)
+	for _, p := range krewPlatforms {
+		fmt.Fprintf(&b, `  - selector:
+      matchLabels:
+        os: %s
+        arch: %s
+    %s
+    bin: %s
+`, p.os, p.arch, uriAndSha(p), pluginBinary(p))
+	}
+	return b.String()
+}
 
 // archiveFile is one file of an archive.
 type archiveFile struct {

@@ -50,6 +50,9 @@ func testRoot(t *testing.T, chartYAML, values string) string {
 		copyTree(t, filepath.Join(repo, dir), filepath.Join(root, dir))
 	}
 	copyFile(t, filepath.Join(repo, "LICENSE"), filepath.Join(root, "LICENSE"))
+	if err := os.WriteFile(filepath.Join(root, krewTemplateFile), []byte(krewTemplate(testRepo)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if chartYAML != "" {
 		dir := filepath.Join(root, chartDir)
 		for name, content := range map[string]string{
@@ -330,7 +333,7 @@ func TestRefusesBadInput(t *testing.T) {
 		"an image with a tag":            {change: func(c *config) { c.image = testImage + ":latest" }, exp: "repository only"},
 		"no commit":                      {change: func(c *config) { c.commit = "" }, exp: "-commit is required"},
 		"a chart naming another image":   {values: "image:\n  repository: ghcr.io/someone/else\n", exp: `values image.repository is "ghcr.io/someone/else"`},
-		"an unknown part":                {change: func(c *config) { c.only = "image" }, exp: "want plugin"},
+		"an unknown part":                {change: func(c *config) { c.only = "image" }, exp: "want plugin or install"},
 		"a chart without image settings": {values: "replicas: 1\n", exp: `values image.repository is ""`},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -367,5 +370,97 @@ func TestRepositoryChartPackages(t *testing.T) {
 	}
 	if filepath.Base(path) != "resume-trigger-1.2.3.tgz" || ch.Metadata.Version != "1.2.3" || ch.Metadata.AppVersion != testVersion || ch.Schema == nil {
 		t.Errorf("packaged %s: version %s appVersion %s, schema %v", filepath.Base(path), ch.Metadata.Version, ch.Metadata.AppVersion, ch.Schema != nil)
+	}
+}
+
+// The repository's .krew.yaml is the template the release tool writes for the project's address
+// (make krew-manifest): a platform added to the release tool is one krew-release-bot proposes too.
+func TestKrewTemplateIsCurrent(t *testing.T) {
+	repo, err := rig.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(repo, krewTemplateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := krewTemplate("https://github.com/argocontroller/resume-trigger"); string(got) != want {
+		t.Errorf("%s is not what make krew-manifest writes; run it. Want:\n%s", krewTemplateFile, want)
+	}
+}
+
+// A release refuses a .krew.yaml that krew-release-bot would render into another manifest than the
+// release's resume.yaml: what the bot proposes to krew-index must be what the release publishes.
+func TestReleaseRefusesAKrewTemplateThatDisagrees(t *testing.T) {
+	template := krewTemplate(testRepo)
+	for name, tc := range map[string]struct {
+		krew string
+		exp  string
+	}{
+		"no template": {exp: "make krew-manifest writes it"},
+		"a platform fewer": {
+			krew: strings.Replace(template, "os: darwin\n        arch: arm64", "os: darwin\n        arch: amd64", 1),
+			exp:  "is not the release's resume.yaml",
+		},
+		"an archive the release does not make": {
+			krew: strings.Replace(template, "kubectl-resume_windows_amd64.zip", "kubectl-resume_windows_amd64.tar.gz", 1),
+			exp:  "kubectl-resume_windows_amd64.tar.gz is not an asset of this release",
+		},
+		"a fixed version": {
+			krew: strings.Replace(template, "version: {{ .TagName }}", "version: v0.1.0", 1),
+			exp:  "is not the release's resume.yaml",
+		},
+		"another project's downloads": {
+			krew: krewTemplate("https://example.com/someone/else"),
+			exp:  "is not under this release's downloads",
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := testRoot(t, tinyChart, tinyValues)
+			path := filepath.Join(root, krewTemplateFile)
+			if tc.krew == "" {
+				if err := os.Remove(path); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := os.WriteFile(path, []byte(tc.krew), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for _, only := range []string{"", "plugin"} {
+				c := testConfig(root)
+				c.only, c.out = only, filepath.Join(t.TempDir(), "dist")
+				err := run(t.Context(), c)
+				if err == nil || !strings.Contains(err.Error(), tc.exp) {
+					t.Errorf("release (-only %q): %v, want %q", only, err, tc.exp)
+				}
+			}
+		})
+	}
+}
+
+// -only install renders one install file per overlay pointing at the release's image, as the release
+// names them, and nothing else; it needs no commit (nothing is built).
+func TestOnlyInstallFiles(t *testing.T) {
+	c := testConfig(testRoot(t, "", ""))
+	c.only, c.commit = "install", ""
+	if err := run(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := files(t, c.out), []string{"checksums.txt", "cluster-install.yaml", "namespace-install.yaml"}; !slices.Equal(got, want) {
+		t.Errorf("-only install made %v, want %v", got, want)
+	}
+	for _, name := range []string{"namespace-install.yaml", "cluster-install.yaml"} {
+		b, err := os.ReadFile(filepath.Join(c.out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		if !strings.Contains(s, "image: "+testImage+":"+testVersion) || strings.Contains(s, "ghcr.io/argocontroller/resume-trigger") {
+			t.Errorf("%s does not point at %s:%s only", name, testImage, testVersion)
+		}
+		for _, kind := range []string{"kind: CustomResourceDefinition", "kind: Deployment", "kind: Sensor", "kind: NetworkPolicy", "name: resume-trigger-edit"} {
+			if !strings.Contains(s, kind) {
+				t.Errorf("%s lacks %q", name, kind)
+			}
+		}
 	}
 }

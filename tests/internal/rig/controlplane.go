@@ -59,13 +59,32 @@ func declaresModule(gomod []byte, module string) bool {
 	return false
 }
 
-// binaries returns the kube-apiserver and etcd paths: from the environment if set, otherwise from
-// hack/tools.sh, which builds a pinned version into a cache on first use.
-func binaries(root string) (apiserver, etcd string, err error) {
-	apiserver, etcd = os.Getenv(envAPIServer), os.Getenv(envEtcd)
+// Kubernetes is a kube-apiserver release the rig runs: the hack/tools.sh tool that builds it (pinned there
+// and in tests/tools/<tool>/go.mod), and the environment variable that may name a prebuilt binary instead.
+type Kubernetes struct {
+	// Minor is the release's major.minor, what the API server's /version reports.
+	Minor string
+	tool  string
+	env   string
+}
+
+// The Kubernetes releases the rig runs: v1.37 for every test, and v1.34, the oldest k8s.io/kubernetes the
+// Go module proxy serves here, the minimum the README states as tested (TestInstallAndReleaseOnEachKubernetes).
+var (
+	Kubernetes137 = Kubernetes{Minor: "1.37", tool: "kube-apiserver", env: envAPIServer}
+	Kubernetes134 = Kubernetes{Minor: "1.34", tool: "kube-apiserver-v134", env: envAPIServer + "_V134"}
+)
+
+func (k Kubernetes) String() string { return "v" + k.Minor }
+
+// binaries returns the paths of k's kube-apiserver and of etcd: from the environment if set, otherwise
+// from hack/tools.sh, which builds a pinned version into a cache on first use. Each release has its own
+// variable, so a prebuilt current kube-apiserver never stands in for the oldest one.
+func binaries(root string, k Kubernetes) (apiserver, etcd string, err error) {
+	apiserver, etcd = os.Getenv(k.env), os.Getenv(envEtcd)
 	var want []string
 	if apiserver == "" {
-		want = append(want, "kube-apiserver")
+		want = append(want, k.tool)
 	}
 	if etcd == "" {
 		want = append(want, "etcd")
@@ -73,10 +92,10 @@ func binaries(root string) (apiserver, etcd string, err error) {
 	if len(want) > 0 {
 		paths, err := Tools(root, want...)
 		if err != nil {
-			return "", "", fmt.Errorf("%w (set %s / %s to use prebuilt binaries)", err, envAPIServer, envEtcd)
+			return "", "", fmt.Errorf("%w (set %s / %s to use prebuilt binaries)", err, k.env, envEtcd)
 		}
 		for i, w := range want {
-			if w == "kube-apiserver" {
+			if w == k.tool {
 				apiserver = paths[i]
 			} else {
 				etcd = paths[i]

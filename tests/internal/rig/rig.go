@@ -35,6 +35,8 @@ type Options struct {
 	// BindAddress is where the API server and the kubelet listen, and the Node's InternalIP.
 	// Default 127.0.0.1; an end-to-end test can use an address of a test network namespace.
 	BindAddress string
+	// Kubernetes is the kube-apiserver release to run; the zero value is Kubernetes137.
+	Kubernetes Kubernetes
 	// APIServerFlags are appended to the kube-apiserver command line.
 	APIServerFlags []string
 	// StartTimeout bounds the whole start; default 2 minutes (binaries already built).
@@ -85,12 +87,15 @@ func Start(ctx context.Context, opts Options) (_ *Rig, err error) {
 	if opts.StartTimeout == 0 {
 		opts.StartTimeout = 2 * time.Minute
 	}
+	if opts.Kubernetes == (Kubernetes{}) {
+		opts.Kubernetes = Kubernetes137
+	}
 	root, err := RepoRoot()
 	if err != nil {
 		return nil, err
 	}
 	// Building the binaries is not bounded by StartTimeout: a cold kube-apiserver build takes minutes.
-	apiserverBin, etcdBin, err := binaries(root)
+	apiserverBin, etcdBin, err := binaries(root, opts.Kubernetes)
 	if err != nil {
 		return nil, err
 	}
