@@ -70,7 +70,7 @@ func TestEventSourcesPassArgoEventsValidation(t *testing.T) {
 				t.Fatalf("want exactly one event, got %d", len(listeners))
 			}
 			for _, l := range listeners {
-				if err := l.ValidateEventSource(context.Background()); err != nil {
+				if err := l.ValidateEventSource(t.Context()); err != nil {
 					t.Errorf("argo-events rejects %s: %v", tc.file, err)
 				}
 			}
@@ -238,12 +238,7 @@ func TestEventSourceRBACGrantsOnlyResumeReads(t *testing.T) {
 }
 
 func TestKustomizationListsEveryManifest(t *testing.T) {
-	var k struct {
-		APIVersion string   `json:"apiVersion"`
-		Kind       string   `json:"kind"`
-		Namespace  string   `json:"namespace"`
-		Resources  []string `json:"resources"`
-	}
+	var k fixture.Kustomization
 	fixture.DecodeFile(t, "kustomization.yaml", &k)
 	if k.Namespace != "" {
 		t.Errorf("namespace = %q, want none: the install overlay decides (manifests/components/install)", k.Namespace)

@@ -166,12 +166,7 @@ func TestTriggersKeepTheDeliveryContract(t *testing.T) {
 func TestCustomTriggersCallTheServer(t *testing.T) {
 	var svc corev1.Service
 	fixture.DecodeFile(t, "../manifests/base/service.yaml", &svc)
-	var kust struct {
-		APIVersion string   `json:"apiVersion"`
-		Kind       string   `json:"kind"`
-		Namespace  string   `json:"namespace"`
-		Resources  []string `json:"resources"`
-	}
+	var kust fixture.Kustomization
 	fixture.DecodeFile(t, "kustomization.yaml", &kust)
 	if kust.Namespace != "" || !slices.Equal(kust.Resources, []string{"sensor.yaml"}) {
 		t.Errorf("kustomization: namespace %q resources %v, want none (the install overlay decides) and [sensor.yaml]", kust.Namespace, kust.Resources)

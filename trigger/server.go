@@ -124,10 +124,9 @@ func Code(err error) codes.Code {
 	case fault.Denied:
 		return codes.PermissionDenied
 	case fault.Transient, fault.Unknown:
-		return codes.Unavailable
-	default:
-		return codes.Unavailable
 	}
+	// Retryable, like a kind this version does not know.
+	return codes.Unavailable
 }
 
 func toStatus(err error) error {

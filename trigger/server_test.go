@@ -214,20 +214,21 @@ func (e *env) writes(t *testing.T) []string {
 	return out
 }
 
-func (e *env) resume(t *testing.T, namespace, name string) *v1alpha1.Resume {
+// resume reads Resume name of namespace ns.
+func (e *env) resume(t *testing.T, name string) *v1alpha1.Resume {
 	t.Helper()
-	r, err := e.rc.ArgocontrollerV1alpha1().Resumes(namespace).Get(t.Context(), name, metav1.GetOptions{})
+	r, err := e.rc.ArgocontrollerV1alpha1().Resumes(ns).Get(t.Context(), name, metav1.GetOptions{})
 	if err != nil {
-		t.Fatalf("get resume %s/%s: %v", namespace, name, err)
+		t.Fatalf("get resume %s/%s: %v", ns, name, err)
 	}
 	return r
 }
 
-// events are the Events written, once every Event recorded so far is.
-func (e *env) events(t *testing.T, namespace string) []eventsv1.Event {
+// events are the Events written in namespace ns, once every Event recorded so far is.
+func (e *env) events(t *testing.T) []eventsv1.Event {
 	t.Helper()
 	e.flushEvents(t)
-	list, err := e.kube.EventsV1().Events(namespace).List(t.Context(), metav1.ListOptions{})
+	list, err := e.kube.EventsV1().Events(ns).List(t.Context(), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,14 +278,17 @@ func (e *env) execute(t *testing.T, resource, payload string) (resume.Result, er
 	return res, nil
 }
 
+// resumeObjName is the name of every Resume resumeObj makes.
+const resumeObjName = "resume-1"
+
 // resumeObj is a Resume as a user creates it: Workflow-ID and TemplateName, as the original hook had.
-func resumeObj(namespace, name, uid, workflow, template string, st map[string]any) *unstructured.Unstructured {
+func resumeObj(namespace, uid, workflow, template string, st map[string]any) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": v1alpha1.GroupVersion.String(),
 		"kind":       v1alpha1.Kind,
 		"metadata": map[string]any{
 			"namespace":  namespace,
-			"name":       name,
+			"name":       resumeObjName,
 			"uid":        uid,
 			"generation": int64(1),
 		},
@@ -439,7 +443,7 @@ func TestFetchResource(t *testing.T) {
 func TestExecuteResume(t *testing.T) {
 	wf, pod, node := pausedStep(fixture.PauseAfter)
 	const uid = "0a1b2c3d-0000-0000-0000-000000000001"
-	e := newEnv(t, wf, pod, resumeObj(ns, "resume-1", uid, "wf-1", "main", nil))
+	e := newEnv(t, wf, pod, resumeObj(ns, uid, "wf-1", "main", nil))
 
 	// What the Sensor does: FetchResource of the spec, parameters applied, Execute.
 	fetched, err := e.client.FetchResource(t.Context(), &triggerpb.FetchResourceRequest{
@@ -467,7 +471,7 @@ func TestExecuteResume(t *testing.T) {
 		t.Fatalf("execs = %+v, want %+v", got, wantExec)
 	}
 
-	r := e.resume(t, ns, "resume-1")
+	r := e.resume(t, "resume-1")
 	if r.Status.Phase != v1alpha1.PhaseSucceeded {
 		t.Errorf("Resume phase = %q, want Succeeded (%s)", r.Status.Phase, r.Status.Message)
 	}
@@ -485,7 +489,7 @@ func TestExecuteResume(t *testing.T) {
 	if r.Status.ObservedGeneration != 1 {
 		t.Errorf("observedGeneration = %d, want 1", r.Status.ObservedGeneration)
 	}
-	evs := e.events(t, ns)
+	evs := e.events(t)
 	if len(evs) != 1 {
 		t.Fatalf("events = %+v, want one", evs)
 	}
@@ -511,7 +515,7 @@ func TestExecuteResume(t *testing.T) {
 	if w := e.writes(t); len(w) != 0 {
 		t.Errorf("the redelivery wrote %v, want nothing", w)
 	}
-	if r2 := e.resume(t, ns, "resume-1"); !reflect.DeepEqual(r2.Status, r.Status) {
+	if r2 := e.resume(t, "resume-1"); !reflect.DeepEqual(r2.Status, r.Status) {
 		t.Errorf("status changed on redelivery:\n%+v\nwas\n%+v", r2.Status, r.Status)
 	}
 	if n := e.requests(t, "resume", "AlreadyFinal"); n != 1 {
@@ -543,7 +547,7 @@ func TestExecuteDirect(t *testing.T) {
 	if got := e.exec.Calls(); !reflect.DeepEqual(got, wantExec) {
 		t.Errorf("execs = %+v, want %+v", got, wantExec)
 	}
-	evs := e.events(t, ns)
+	evs := e.events(t)
 	if len(evs) != 1 {
 		t.Fatalf("events = %+v, want one", evs)
 	}
@@ -622,7 +626,7 @@ func TestExecuteErrors(t *testing.T) {
 		},
 		"a workflow not created yet leaves the Resume Pending": {
 			objs: func() []runtime.Object {
-				return []runtime.Object{resumeObj(ns, "resume-1", "u-1", "no-such-wf", "main", nil)}
+				return []runtime.Object{resumeObj(ns, "u-1", "no-such-wf", "main", nil)}
 			},
 			req:      map[string]string{"namespace": ns, "resume": "resume-1"},
 			wantCode: codes.Unavailable,
@@ -631,7 +635,7 @@ func TestExecuteErrors(t *testing.T) {
 		},
 		"the deleted workflow of a bound Resume fails it with NotFound": {
 			objs: func() []runtime.Object {
-				return []runtime.Object{resumeObj(ns, "resume-1", "u-1", "no-such-wf", "main", map[string]any{
+				return []runtime.Object{resumeObj(ns, "u-1", "no-such-wf", "main", map[string]any{
 					"phase": "Pending", "workflow": map[string]any{"name": "no-such-wf", "uid": "wf-uid-old"},
 				})}
 			},
@@ -643,7 +647,7 @@ func TestExecuteErrors(t *testing.T) {
 		"a node the running workflow has not reached yet leaves the Resume Pending": {
 			objs: func() []runtime.Object {
 				wf, pod, _ := pausedStep(fixture.PauseAfter)
-				u := resumeObj(ns, "resume-1", "u-1", "wf-1", "", nil)
+				u := resumeObj(ns, "u-1", "wf-1", "", nil)
 				u.Object["spec"] = map[string]any{"Workflow-ID": "wf-1", "nodeName": "wf-1[1].later"}
 				return []runtime.Object{wf, pod, u}
 			},
@@ -656,7 +660,7 @@ func TestExecuteErrors(t *testing.T) {
 			objs: func() []runtime.Object {
 				wf, pod, _ := pausedStep(fixture.PauseAfter)
 				wf.Status.Phase = wfv1.WorkflowSucceeded
-				u := resumeObj(ns, "resume-1", "u-1", "wf-1", "", nil)
+				u := resumeObj(ns, "u-1", "wf-1", "", nil)
 				u.Object["spec"] = map[string]any{"Workflow-ID": "wf-1", "nodeName": "wf-1[1].later"}
 				return []runtime.Object{wf, pod, u}
 			},
@@ -667,7 +671,7 @@ func TestExecuteErrors(t *testing.T) {
 		"unknown template fails the Resume with NotFound": {
 			objs: func() []runtime.Object {
 				wf, pod, _ := pausedStep(fixture.PauseAfter)
-				return []runtime.Object{wf, pod, resumeObj(ns, "resume-1", "u-1", "wf-1", "other", nil)}
+				return []runtime.Object{wf, pod, resumeObj(ns, "u-1", "wf-1", "other", nil)}
 			},
 			req:      map[string]string{"namespace": ns, "resume": "resume-1"},
 			wantCode: codes.NotFound,
@@ -676,7 +680,7 @@ func TestExecuteErrors(t *testing.T) {
 		"a step that is not paused fails the Resume with FailedPrecondition": {
 			objs: func() []runtime.Object {
 				wf, pod, _ := pausedStep()
-				return []runtime.Object{wf, pod, resumeObj(ns, "resume-1", "u-1", "wf-1", "main", nil)}
+				return []runtime.Object{wf, pod, resumeObj(ns, "u-1", "wf-1", "main", nil)}
 			},
 			req:      map[string]string{"namespace": ns, "resume": "resume-1"},
 			wantCode: codes.FailedPrecondition,
@@ -686,7 +690,7 @@ func TestExecuteErrors(t *testing.T) {
 		"a container pausing both before and after without a stage is InvalidArgument": {
 			objs: func() []runtime.Object {
 				wf, pod, _ := pausedStep(fixture.PauseBefore, fixture.PauseAfter)
-				return []runtime.Object{wf, pod, resumeObj(ns, "resume-1", "u-1", "wf-1", "main", nil)}
+				return []runtime.Object{wf, pod, resumeObj(ns, "u-1", "wf-1", "main", nil)}
 			},
 			req:      map[string]string{"namespace": ns, "resume": "resume-1"},
 			wantCode: codes.InvalidArgument,
@@ -694,7 +698,7 @@ func TestExecuteErrors(t *testing.T) {
 		},
 		"a Resume in a namespace not served is PermissionDenied and nothing is written": {
 			objs: func() []runtime.Object {
-				return []runtime.Object{resumeObj("other", "resume-1", "u-1", "wf-1", "main", nil)}
+				return []runtime.Object{resumeObj("other", "u-1", "wf-1", "main", nil)}
 			},
 			req:      map[string]string{"namespace": "other", "resume": "resume-1"},
 			wantCode: codes.PermissionDenied,
@@ -709,7 +713,7 @@ func TestExecuteErrors(t *testing.T) {
 		"a transient API failure is Unavailable and leaves the Resume Pending": {
 			objs: func() []runtime.Object {
 				wf, pod, _ := pausedStep(fixture.PauseAfter)
-				return []runtime.Object{wf, pod, resumeObj(ns, "resume-1", "u-1", "wf-1", "main", nil)}
+				return []runtime.Object{wf, pod, resumeObj(ns, "u-1", "wf-1", "main", nil)}
 			},
 			setup:    getWorkflowFails,
 			req:      map[string]string{"namespace": ns, "resume": "resume-1"},
@@ -730,7 +734,7 @@ func TestExecuteErrors(t *testing.T) {
 			objs: func() []runtime.Object {
 				wf, pod, _ := pausedStep(fixture.PauseAfter)
 				pod.Status.Phase = corev1.PodPending
-				return []runtime.Object{wf, pod, resumeObj(ns, "resume-1", "u-1", "wf-1", "main", nil)}
+				return []runtime.Object{wf, pod, resumeObj(ns, "u-1", "wf-1", "main", nil)}
 			},
 			req:      map[string]string{"namespace": ns, "resume": "resume-1"},
 			wantCode: codes.Unavailable,
@@ -744,7 +748,7 @@ func TestExecuteErrors(t *testing.T) {
 		"a Resume created again under the same name is NotFound for the old event": {
 			objs: func() []runtime.Object {
 				wf, pod, _ := pausedStep(fixture.PauseAfter)
-				return []runtime.Object{wf, pod, resumeObj(ns, "resume-1", "bbbb-0002", "wf-1", "main", nil)}
+				return []runtime.Object{wf, pod, resumeObj(ns, "bbbb-0002", "wf-1", "main", nil)}
 			},
 			req:      map[string]string{"namespace": ns, "resume": "resume-1", "resumeUID": "aaaa-0001"},
 			wantCode: codes.NotFound,
@@ -787,7 +791,7 @@ func TestExecuteErrors(t *testing.T) {
 				}
 			}
 			if tc.check.resumeName != "" {
-				r := e.resume(t, ns, tc.check.resumeName)
+				r := e.resume(t, tc.check.resumeName)
 				if r.Status.Phase != tc.check.phase {
 					t.Errorf("Resume phase = %q, want %q (%s)", r.Status.Phase, tc.check.phase, r.Status.Message)
 				}
@@ -803,7 +807,7 @@ func TestExecuteErrors(t *testing.T) {
 					t.Errorf("Released condition = %+v, want %s", c, wantCond)
 				}
 				var warnings int
-				for _, ev := range e.events(t, ns) {
+				for _, ev := range e.events(t) {
 					if ev.Type == corev1.EventTypeWarning && ev.Regarding.Name == tc.check.resumeName {
 						warnings++
 					}
@@ -830,7 +834,7 @@ func TestExecuteFailedIsFinal(t *testing.T) {
 		"a Resume already Failed": {
 			objs: func() []runtime.Object {
 				wf, pod, _ := pausedStep(fixture.PauseAfter)
-				return []runtime.Object{wf, pod, resumeObj(ns, "resume-1", "u-1", "wf-1", "main", map[string]any{
+				return []runtime.Object{wf, pod, resumeObj(ns, "u-1", "wf-1", "main", map[string]any{
 					"phase": "Failed", "message": "gave up earlier",
 					"conditions": []any{map[string]any{
 						"type": "Released", "status": "False", "reason": "NotFound", "message": "gave up earlier",
@@ -841,7 +845,7 @@ func TestExecuteFailedIsFinal(t *testing.T) {
 		},
 		"a retry after a NotFound failure": {
 			objs: func() []runtime.Object {
-				return []runtime.Object{resumeObj(ns, "resume-1", "u-1", "no-such-wf", "main", map[string]any{
+				return []runtime.Object{resumeObj(ns, "u-1", "no-such-wf", "main", map[string]any{
 					"workflow": map[string]any{"name": "no-such-wf", "uid": "wf-uid-old"},
 				})}
 			},
@@ -850,7 +854,7 @@ func TestExecuteFailedIsFinal(t *testing.T) {
 		"a retry after a FailedPrecondition failure": {
 			objs: func() []runtime.Object {
 				wf, pod, _ := pausedStep()
-				return []runtime.Object{wf, pod, resumeObj(ns, "resume-1", "u-1", "wf-1", "main", nil)}
+				return []runtime.Object{wf, pod, resumeObj(ns, "u-1", "wf-1", "main", nil)}
 			},
 			first: codes.FailedPrecondition,
 		},
@@ -864,11 +868,11 @@ func TestExecuteFailedIsFinal(t *testing.T) {
 					t.Fatalf("first Execute = %v, want %v", err, tc.first)
 				}
 			}
-			before := e.resume(t, ns, "resume-1")
+			before := e.resume(t, "resume-1")
 			if before.Status.Phase != v1alpha1.PhaseFailed {
 				t.Fatalf("Resume phase = %q, want Failed", before.Status.Phase)
 			}
-			evs := len(e.events(t, ns))
+			evs := len(e.events(t))
 			e.clearActions(t)
 			res, err := e.execute(t, req, "")
 			if err != nil {
@@ -883,10 +887,10 @@ func TestExecuteFailedIsFinal(t *testing.T) {
 			if a := e.actions(t); !reflect.DeepEqual(a, []string{"get resumes"}) {
 				t.Errorf("API calls = %v, want only the Resume read", a)
 			}
-			if after := e.resume(t, ns, "resume-1"); !reflect.DeepEqual(after.Status, before.Status) {
+			if after := e.resume(t, "resume-1"); !reflect.DeepEqual(after.Status, before.Status) {
 				t.Errorf("status changed:\n%+v\nwas\n%+v", after.Status, before.Status)
 			}
-			if n := len(e.events(t, ns)); n != evs {
+			if n := len(e.events(t)); n != evs {
 				t.Errorf("%d events, want still %d", n, evs)
 			}
 			pol, err := e.client.ApplyPolicy(t.Context(), &triggerpb.ApplyPolicyRequest{Request: mustJSON(t, res)})
@@ -913,7 +917,7 @@ func TestExecutePayload(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			wf, pod, _ := pausedStep(fixture.PauseAfter)
-			e := newEnv(t, wf, pod, resumeObj(ns, "resume-1", "u-1", "wf-1", "main", nil))
+			e := newEnv(t, wf, pod, resumeObj(ns, "u-1", "wf-1", "main", nil))
 			res, err := e.execute(t, `{"namespace":"argo","resume":"resume-1"}`, tc.payload)
 			if codeOf(err) != tc.wantCode {
 				t.Fatalf("Execute = %v, want %v", err, tc.wantCode)
@@ -941,14 +945,14 @@ func TestRequestLogLines(t *testing.T) {
 		`"time":"2026-05-04T10:11:12Z","datacontenttype":"application/json","data":{}}`
 	t.Run("released", func(t *testing.T) {
 		wf, pod, _ := pausedStep(fixture.PauseAfter)
-		e := newEnv(t, wf, pod, resumeObj(ns, "resume-1", "u-1", "wf-1", "main", nil))
+		e := newEnv(t, wf, pod, resumeObj(ns, "u-1", "wf-1", "main", nil))
 		if _, err := e.execute(t, `{"namespace":"argo","resume":"resume-1"}`, event); err != nil {
 			t.Fatal(err)
 		}
 		checkRequestLines(t, e.logs.AllEntries(), 0)
 	})
 	t.Run("refused", func(t *testing.T) {
-		e := newEnv(t, resumeObj(ns, "resume-1", "u-1", "wf-1", "main", map[string]any{
+		e := newEnv(t, resumeObj(ns, "u-1", "wf-1", "main", map[string]any{
 			"workflow": map[string]any{"name": "wf-1", "uid": "gone"},
 		}))
 		if _, err := e.execute(t, `{"namespace":"argo","resume":"resume-1"}`, event); codeOf(err) != codes.NotFound {

@@ -2,7 +2,6 @@ package access
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -180,7 +179,7 @@ func TestCheck(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c.Check(context.Background())
+			c.Check(t.Context())
 
 			if got := len(a.asked); got != tc.expAsked {
 				t.Errorf("%d reviews, want %d: %v", got, tc.expAsked, a.asked)
@@ -253,8 +252,8 @@ func TestCheckFollowsGrants(t *testing.T) {
 		}
 		return strings.Join(out, " ")
 	}
-	c.Check(context.Background())
-	c.Check(context.Background())
+	c.Check(t.Context())
+	c.Check(t.Context())
 	if got := ready(); got != "team-a=1 team-b=0" {
 		t.Fatalf("gauge %s, want team-a=1 team-b=0", got)
 	}
@@ -265,7 +264,7 @@ func TestCheckFollowsGrants(t *testing.T) {
 	a.mu.Lock()
 	a.fail = errors.New("etcd is away")
 	a.mu.Unlock()
-	c.Check(context.Background())
+	c.Check(t.Context())
 	if got := ready(); got != "team-a=1 team-b=0" {
 		t.Fatalf("gauge %s after failed reviews, want the last verdict team-a=1 team-b=0", got)
 	}
@@ -277,7 +276,7 @@ func TestCheckFollowsGrants(t *testing.T) {
 	a.fail = nil
 	a.mu.Unlock()
 	a.grant("team-b", execCreate)
-	c.Check(context.Background())
+	c.Check(t.Context())
 	if got := ready(); got != "team-a=1 team-b=1" {
 		t.Fatalf("gauge %s after the grant, want team-a=1 team-b=1", got)
 	}

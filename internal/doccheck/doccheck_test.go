@@ -220,14 +220,18 @@ var descRE = regexp.MustCompile(`fqName: "([^"]+)".*variableLabels: \{([^}]*)\}`
 func servedMetrics(t *testing.T) map[string]metricInfo {
 	t.Helper()
 	opts := app.NewOptions()
-	opts.Namespaces = "argo"
-	opts.GRPCAddress, opts.MetricsAddress = "127.0.0.1:0", "127.0.0.1:0"
-	opts.PausedMetrics = true
-	opts.Revisits = false
+	opts.Server.Namespaces = "argo"
+	opts.Server.GRPCAddress, opts.Metrics.Address = "127.0.0.1:0", "127.0.0.1:0"
+	opts.Metrics.Paused = true
+	opts.Revisits.Enabled = false
+	completed, err := opts.Complete()
+	if err != nil {
+		t.Fatal(err)
+	}
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	// Nothing listens there: building the server contacts no API server.
-	a, err := app.NewWithConfig(opts, &rest.Config{Host: "https://127.0.0.1:1"}, log)
+	a, err := app.NewWithConfig(completed, &rest.Config{Host: "https://127.0.0.1:1"}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

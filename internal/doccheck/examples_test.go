@@ -9,18 +9,9 @@ import (
 	"testing"
 
 	"sigs.k8s.io/yaml"
-)
 
-// kustomization is what the examples' kustomization.yaml files may say.
-type kustomization struct {
-	APIVersion  string `json:"apiVersion"`
-	Kind        string `json:"kind"`
-	Namespace   string `json:"namespace"`
-	SortOptions struct {
-		Order string `json:"order"`
-	} `json:"sortOptions"`
-	Resources []string `json:"resources"`
-}
+	"github.com/argocontroller/resume-trigger/internal/fixture"
+)
 
 // kindsOf lists the kinds of the YAML documents of a file.
 func kindsOf(t *testing.T, path string) []string {
@@ -135,7 +126,7 @@ func TestExamplesLayout(t *testing.T) {
 			t.Errorf("%s holds Workflows or Resumes but no kustomization.yaml to put them into a served namespace in order", rel)
 			return nil
 		}
-		var k kustomization
+		var k fixture.Kustomization
 		if err := yaml.UnmarshalStrict(b, &k); err != nil {
 			t.Errorf("%s/kustomization.yaml: %v", rel, err)
 			return nil

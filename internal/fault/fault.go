@@ -37,11 +37,9 @@ func (k Kind) String() string {
 	case Denied:
 		return "Denied"
 	case Unknown:
-		return "Unknown"
-	default:
-		// Out of range is treated as Unknown everywhere.
-		return "Unknown"
 	}
+	// Out of range is treated as Unknown everywhere.
+	return "Unknown"
 }
 
 // Final reports whether a failure of this kind stays the same on retry.

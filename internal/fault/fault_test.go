@@ -116,7 +116,7 @@ func TestConstructors(t *testing.T) {
 			if err.Error() != tc.message {
 				t.Errorf("Error() = %q, want %q", err.Error(), tc.message)
 			}
-			if fe.Unwrap() != fe.Err || fe.Err == nil {
+			if fe.Unwrap() != fe.Err || fe.Err == nil { //nolint:errorlint // Unwrap must return the very error held, not one that matches it
 				t.Errorf("Unwrap() = %v, want the wrapped error %v", fe.Unwrap(), fe.Err)
 			}
 			if tc.is != nil {

@@ -148,13 +148,18 @@ func running(pod *corev1.Pod, container string, node argo.Node) error {
 	}
 	switch pod.Status.Phase {
 	case corev1.PodRunning:
+		return containerRunning(pod, container)
 	case corev1.PodPending, "":
 		return fault.Transientf("pod %s is %s, not running yet", pod.Name, orUnknown(string(pod.Status.Phase)))
 	case corev1.PodSucceeded, corev1.PodFailed, corev1.PodUnknown:
-		return fault.Preconditionf("pod %s has ended (%s): nothing is paused", pod.Name, pod.Status.Phase)
-	default:
-		return fault.Preconditionf("pod %s has ended (%s): nothing is paused", pod.Name, pod.Status.Phase)
 	}
+	// Ended, like a phase this version does not know: nothing runs there.
+	return fault.Preconditionf("pod %s has ended (%s): nothing is paused", pod.Name, pod.Status.Phase)
+}
+
+// containerRunning is running for a pod in phase Running: the pod must not be going away, and the
+// container must run.
+func containerRunning(pod *corev1.Pod, container string) error {
 	if pod.DeletionTimestamp != nil {
 		return fault.Preconditionf("pod %s is being deleted", pod.Name)
 	}

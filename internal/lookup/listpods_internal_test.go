@@ -1,7 +1,6 @@
 package lookup
 
 import (
-	"context"
 	"fmt"
 	"testing"
 
@@ -24,7 +23,7 @@ func TestListPodsKeepsOnlyThePickedNodesPods(t *testing.T) {
 	}
 	f := &Finder{Pods: k8sfake.NewClientset(objs...)}
 	lean := fixture.Lean(wf)
-	pods, err := f.listPods(context.Background(), "argo", lean, []pickedNode{{node: lean.Status.Nodes[node.ID]}}, "")
+	pods, err := f.listPods(t.Context(), "argo", lean, []pickedNode{{node: lean.Status.Nodes[node.ID]}}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

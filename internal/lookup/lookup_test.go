@@ -1,7 +1,6 @@
 package lookup_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -341,20 +340,52 @@ func checkTargets(t *testing.T, c cluster, got []lookup.Target, exp []target) {
 	}
 }
 
-func TestFind(t *testing.T) {
-	tests := map[string]struct {
-		cluster cluster
-		step    request.Step
-		// expTargets are the targets in order; expKind is the error's kind (Unknown: no error) and expErr
-		// substrings of its message.
-		expTargets []target
-		expKind    fault.Kind
-		expErr     []string
-		// expSkipped are the node ids of the skipped candidates, in order.
-		expSkipped []string
-		// expNoList says the lookup fails before it lists pods.
-		expNoList bool
-	}{
+// findCase is one row of the Find tables: a cluster, a step, and what Find should answer.
+type findCase struct {
+	cluster cluster
+	step    request.Step
+	// expTargets are the targets in order; expKind is the error's kind (Unknown: no error) and expErr
+	// substrings of its message.
+	expTargets []target
+	expKind    fault.Kind
+	expErr     []string
+	// expSkipped are the node ids of the skipped candidates, in order.
+	expSkipped []string
+	// expNoList says the lookup fails before it lists pods.
+	expNoList bool
+}
+
+// runFind runs Find for each row and checks its targets, skips, error and API calls.
+func runFind(t *testing.T, tests map[string]findCase) {
+	t.Helper()
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			f, wfc, kube := newFinder(tc.cluster, nil)
+			res, err := f.Find(t.Context(), ns, tc.step)
+			fixture.CheckFault(t, err, tc.expKind, tc.expErr)
+			checkTargets(t, tc.cluster, res.Targets, tc.expTargets)
+			var skipped []string
+			for _, s := range res.Skipped {
+				skipped = append(skipped, s.Node)
+				if s.Reason == nil {
+					t.Errorf("skip of node %s has no reason", s.Node)
+				}
+			}
+			if !slices.Equal(skipped, tc.expSkipped) {
+				t.Errorf("skipped nodes = %v, want %v", skipped, tc.expSkipped)
+			}
+			if tc.expKind == fault.Unknown && (res.Workflow != tc.cluster.wf.Name || res.WorkflowUID != tc.cluster.wf.UID) {
+				t.Errorf("result workflow = %s (%s), want %s (%s)", res.Workflow, res.WorkflowUID, tc.cluster.wf.Name, tc.cluster.wf.UID)
+			}
+			wf := tc.step.Workflow
+			checkFindActions(t, wfc, kube, wf, res, tc.expNoList)
+		})
+	}
+}
+
+// TestFindContainers checks which container of the pod is released, and at which stage.
+func TestFindContainers(t *testing.T) {
+	runFind(t, map[string]findCase{
 		"workflow and template find the paused main container and the stage its env sets": {
 			cluster:    helloWorld(),
 			step:       request.Step{Workflow: "hello-world", Template: "pause"},
@@ -427,6 +458,12 @@ func TestFind(t *testing.T) {
 		},
 
 		// Loops.
+	})
+}
+
+// TestFindLoop checks a loop's items: each paused one is released, the others are reported.
+func TestFindLoop(t *testing.T) {
+	runFind(t, map[string]findCase{
 		"loop releases every paused item, ordered by node id": {
 			cluster: loop(),
 			step:    request.Step{Workflow: "loop", Template: "item"},
@@ -505,6 +542,12 @@ func TestFind(t *testing.T) {
 		},
 
 		// Retries.
+	})
+}
+
+// TestFindRetry checks that a Retry node stands for its last attempt.
+func TestFindRetry(t *testing.T) {
+	runFind(t, map[string]findCase{
 		"retry node resolves to its last attempt": {
 			cluster:    retry(),
 			step:       request.Step{Workflow: "retry", NodeName: "flaky"},
@@ -588,6 +631,12 @@ func TestFind(t *testing.T) {
 		},
 
 		// containerSet.
+	})
+}
+
+// TestFindContainerSet checks that a containerSet's Container nodes release their container of the pod node.
+func TestFindContainerSet(t *testing.T) {
+	runFind(t, map[string]findCase{
 		"container node releases its container of the pod node": {
 			cluster:    containerSet(),
 			step:       request.Step{Workflow: "set", NodeName: "set[0].build.lint"},
@@ -651,6 +700,12 @@ func TestFind(t *testing.T) {
 		},
 
 		// templateRef.
+	})
+}
+
+// TestFindNotReachedYet checks that a step the workflow has not reached yet waits; one it can never reach is final.
+func TestFindNotReachedYet(t *testing.T) {
+	runFind(t, map[string]findCase{
 		"templateRef step is matched by templateRef.template": {
 			cluster:    deep(),
 			step:       request.Step{Workflow: "deep", Template: "ref"},
@@ -870,6 +925,12 @@ func TestFind(t *testing.T) {
 
 		// Daemon steps: Argo marks a daemon's node Running and daemoned once its pod runs and is ready,
 		// which is what a daemon held at its debug pause is.
+	})
+}
+
+// TestFindDaemon checks that daemoned steps pause and are released like any other.
+func TestFindDaemon(t *testing.T) {
+	runFind(t, map[string]findCase{
 		"a daemoned node paused before its command is released": {
 			cluster: helloWorld().with(onNode(helloNode, func(n *wfv1.NodeStatus) {
 				n.Daemoned = ptrTo(true)
@@ -903,6 +964,12 @@ func TestFind(t *testing.T) {
 		},
 
 		// Pause env.
+	})
+}
+
+// TestFindPauseEnv checks that the pause env decides whether and at which stage a container is paused.
+func TestFindPauseEnv(t *testing.T) {
+	runFind(t, map[string]findCase{
 		"container without the pause env is Precondition": {
 			cluster:    helloWorld(fixture.Container("main")),
 			step:       request.Step{Workflow: "hello-world", Template: "pause"},
@@ -981,6 +1048,12 @@ func TestFind(t *testing.T) {
 		},
 
 		// Running state.
+	})
+}
+
+// TestFindPodState checks that the pod and its container must be running: earlier is Transient, later is final.
+func TestFindPodState(t *testing.T) {
+	runFind(t, map[string]findCase{
 		"pod pending is Transient": {
 			cluster:    helloWorld().with(onPod(helloPod, podPhase(corev1.PodPending))),
 			step:       request.Step{Workflow: "hello-world", Template: "pause"},
@@ -1071,6 +1144,12 @@ func TestFind(t *testing.T) {
 		},
 
 		// Ownership.
+	})
+}
+
+// TestFindPodOwner checks that only a pod this run of the workflow controls is ever exec'd into.
+func TestFindPodOwner(t *testing.T) {
+	runFind(t, map[string]findCase{
 		"pod controlled by another workflow is refused": {
 			cluster: helloWorld().with(onPod(helloPod, func(p *corev1.Pod) {
 				p.OwnerReferences[0].UID = "11111111-2222-3333-4444-555555555555"
@@ -1177,6 +1256,12 @@ func TestFind(t *testing.T) {
 		},
 
 		// Selection errors.
+	})
+}
+
+// TestFindNoMatch checks what Find answers when the step matches nothing that runs a pod.
+func TestFindNoMatch(t *testing.T) {
+	runFind(t, map[string]findCase{
 		"unknown workflow is NotFound": {
 			cluster:   helloWorld(),
 			step:      request.Step{Workflow: "nope", Template: "pause"},
@@ -1248,30 +1333,7 @@ func TestFind(t *testing.T) {
 			expErr:     []string{"nothing to release for workflow hello-world template pause"},
 			expSkipped: nil,
 		},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			f, wfc, kube := newFinder(tc.cluster, nil)
-			res, err := f.Find(context.Background(), ns, tc.step)
-			fixture.CheckFault(t, err, tc.expKind, tc.expErr)
-			checkTargets(t, tc.cluster, res.Targets, tc.expTargets)
-			var skipped []string
-			for _, s := range res.Skipped {
-				skipped = append(skipped, s.Node)
-				if s.Reason == nil {
-					t.Errorf("skip of node %s has no reason", s.Node)
-				}
-			}
-			if !slices.Equal(skipped, tc.expSkipped) {
-				t.Errorf("skipped nodes = %v, want %v", skipped, tc.expSkipped)
-			}
-			if tc.expKind == fault.Unknown && (res.Workflow != tc.cluster.wf.Name || res.WorkflowUID != tc.cluster.wf.UID) {
-				t.Errorf("result workflow = %s (%s), want %s (%s)", res.Workflow, res.WorkflowUID, tc.cluster.wf.Name, tc.cluster.wf.UID)
-			}
-			wf := tc.step.Workflow
-			checkFindActions(t, wfc, kube, wf, res, tc.expNoList)
-		})
-	}
+	})
 }
 
 func TestFindPodNameFallback(t *testing.T) {
@@ -1435,7 +1497,7 @@ func TestFindPodNameFallback(t *testing.T) {
 				t.Fatal("the row has no pod without node-id annotation")
 			}
 			f, _, _ := newFinder(c, nil)
-			res, err := f.Find(context.Background(), ns, tc.step)
+			res, err := f.Find(t.Context(), ns, tc.step)
 			if !tc.expFound {
 				if err == nil {
 					t.Fatalf("found %v, want no target", res.Targets)
@@ -1523,7 +1585,7 @@ func TestFindCost(t *testing.T) {
 					return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "x", errors.New("no get on pods"))
 				})
 			}
-			res, err := f.Find(context.Background(), ns, tc.step)
+			res, err := f.Find(t.Context(), ns, tc.step)
 			if tc.targets > 0 && err != nil {
 				t.Fatal(err)
 			}
@@ -1548,7 +1610,7 @@ func TestFindReadsAStaleCacheAgain(t *testing.T) {
 		stale.Status = corev1.PodStatus{Phase: corev1.PodPending}
 		return true, &corev1.PodList{Items: []corev1.Pod{*stale}}, nil
 	})
-	res, err := f.Find(context.Background(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
+	res, err := f.Find(t.Context(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1607,7 +1669,7 @@ func TestFindAPIErrors(t *testing.T) {
 			react := func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, tc.err }
 			wfc.PrependReactor(tc.verb, tc.resource, react)
 			kube.PrependReactor(tc.verb, tc.resource, react)
-			res, err := f.Find(context.Background(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
+			res, err := f.Find(t.Context(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
 			fixture.CheckFault(t, err, fault.Transient, tc.expErr)
 			if !errors.Is(err, tc.err) {
 				t.Errorf("error %v does not wrap %v", err, tc.err)
@@ -1637,7 +1699,7 @@ func TestPodListBounds(t *testing.T) {
 			c.pods = append(c.pods, fixture.Pod(c.wf, node, fmt.Sprintf("claimant-%d", i), fixture.Container("main", fixture.PauseBefore)))
 		}
 		f, _, _ := newFinder(c, nil)
-		_, err := f.Find(context.Background(), ns, step)
+		_, err := f.Find(t.Context(), ns, step)
 		fixture.CheckFault(t, err, fault.Precondition, []string{"node " + helloNode + " of workflow argo/hello-world is claimed by more than 8 pods"})
 	})
 	t.Run("other pods of the workflow do not count", func(t *testing.T) {
@@ -1650,7 +1712,7 @@ func TestPodListBounds(t *testing.T) {
 		}
 		c.pods[0] = fixture.Pod(c.wf, node, "renamed", fixture.Container("main", fixture.PauseBefore)) // found by its annotation only
 		f, _, _ := newFinder(c, nil)
-		res, err := f.Find(context.Background(), ns, step)
+		res, err := f.Find(t.Context(), ns, step)
 		if err != nil {
 			t.Fatal(err)
 		}

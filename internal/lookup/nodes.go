@@ -10,9 +10,8 @@ import (
 	"fmt"
 	"io"
 
-	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
-
 	"github.com/andybalholm/brotli"
+	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/argocontroller/resume-trigger/internal/argo"

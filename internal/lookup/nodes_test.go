@@ -174,7 +174,7 @@ func TestFindCompressedNodes(t *testing.T) {
 				c.wf.Status.CompressedNodes = tc.compressed
 			}
 			f, wfc, kube := newFinder(c, nil)
-			res, err := f.Find(context.Background(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
+			res, err := f.Find(t.Context(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
 			fixture.CheckFault(t, err, tc.expKind, tc.expErr)
 			var exp []target
 			if tc.expKind == fault.Unknown {
@@ -245,7 +245,7 @@ func TestUndecodableNodesAskArgoServer(t *testing.T) {
 			srv := httptest.NewServer(tc.server)
 			defer srv.Close()
 			f, _, _ := newFinder(c, &lookup.ArgoServer{URL: srv.URL, TokenFile: tokenFile(t, "s3cret"), Client: srv.Client()})
-			res, err := f.Find(context.Background(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
+			res, err := f.Find(t.Context(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
 			fixture.CheckFault(t, err, tc.expKind, tc.expErr)
 			if tc.expKind == fault.Unknown && (len(res.Targets) != 1 || res.Targets[0].Pod != helloPod) {
 				t.Errorf("targets %+v, want %s", res.Targets, helloPod)
@@ -293,7 +293,7 @@ func TestFindOffloadedNodes(t *testing.T) {
 				src = &lookup.ArgoServer{URL: srv.URL, TokenFile: tokenFile(t, "s3cret\n"), Client: srv.Client()}
 			}
 			f, wfc, kube := newFinder(c, src)
-			res, err := f.Find(context.Background(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
+			res, err := f.Find(t.Context(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
 			fixture.CheckFault(t, err, tc.expKind, tc.expErr)
 			var exp []target
 			if tc.expKind == fault.Unknown {
@@ -442,7 +442,7 @@ func TestArgoServerNodes(t *testing.T) {
 			case "bad":
 				a.URL = "http://[::1"
 			}
-			got, err := a.Nodes(context.Background(), fixture.Lean(helloWorld().wf))
+			got, err := a.Nodes(t.Context(), fixture.Lean(helloWorld().wf))
 			if tc.expNodes {
 				if err != nil {
 					t.Fatalf("unexpected error: %v", err)
@@ -577,7 +577,7 @@ func TestCompressedNodesBomb(t *testing.T) {
 				runtime.GC()
 				var before, after runtime.MemStats
 				runtime.ReadMemStats(&before)
-				_, err = f.Find(context.Background(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
+				_, err = f.Find(t.Context(), ns, request.Step{Workflow: "hello-world", Template: "pause"})
 				runtime.ReadMemStats(&after)
 				fixture.CheckFault(t, err, fault.Precondition, []string{"status.compressedNodes cannot be read", shape.expErr})
 				if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 96<<20 {

@@ -1,7 +1,6 @@
 package lookup_test
 
 import (
-	"context"
 	"slices"
 	"testing"
 	"time"
@@ -20,7 +19,7 @@ func TestPrefetch(t *testing.T) {
 	t.Run("the prefetched read is the lookup's", func(t *testing.T) {
 		c := helloWorld()
 		f, wfc, kube := newFinder(c, nil)
-		res, err := f.Prefetch(context.Background(), ns, "hello-world").Find(context.Background(), ns, step)
+		res, err := f.Prefetch(t.Context(), ns, "hello-world").Find(t.Context(), ns, step)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -30,7 +29,7 @@ func TestPrefetch(t *testing.T) {
 	t.Run("a step of another workflow reads its own", func(t *testing.T) {
 		c := helloWorld()
 		f, wfc, _ := newFinder(c, nil)
-		res, err := f.Prefetch(context.Background(), ns, "other").Find(context.Background(), ns, step)
+		res, err := f.Prefetch(t.Context(), ns, "other").Find(t.Context(), ns, step)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -53,14 +52,14 @@ func TestPrefetch(t *testing.T) {
 	})
 	t.Run("a step in another namespace reads its own", func(t *testing.T) {
 		f, _, _ := newFinder(helloWorld(), nil)
-		_, err := f.Prefetch(context.Background(), "elsewhere", "hello-world").Find(context.Background(), ns, step)
+		_, err := f.Prefetch(t.Context(), "elsewhere", "hello-world").Find(t.Context(), ns, step)
 		if err != nil {
 			t.Fatalf("the prefetch of namespace elsewhere was used for %s: %v", ns, err)
 		}
 	})
 	t.Run("a prefetched workflow that does not exist is NotFound", func(t *testing.T) {
 		f, _, _ := newFinder(helloWorld(), nil)
-		_, err := f.Prefetch(context.Background(), ns, "nope").Find(context.Background(), ns, request.Step{Workflow: "nope", Template: "pause"})
+		_, err := f.Prefetch(t.Context(), ns, "nope").Find(t.Context(), ns, request.Step{Workflow: "nope", Template: "pause"})
 		fixture.CheckFault(t, err, fault.NotFound, []string{"workflow nope not found in namespace argo"})
 		if !lookup.IsNoWorkflow(err) {
 			t.Errorf("error %v is not a NoWorkflowError", err)

@@ -17,10 +17,9 @@ func finished(phase wfv1.NodePhase) bool {
 	case wfv1.NodeSucceeded, wfv1.NodeFailed, wfv1.NodeError, wfv1.NodeSkipped, wfv1.NodeOmitted:
 		return true
 	case wfv1.NodePending, wfv1.NodeRunning:
-		return false
-	default:
-		return false
 	}
+	// Not done, like a phase this version does not know.
+	return false
 }
 
 // workflowFinished reports whether the workflow ended: it makes no new node after that.
@@ -29,10 +28,9 @@ func workflowFinished(phase wfv1.WorkflowPhase) bool {
 	case wfv1.WorkflowSucceeded, wfv1.WorkflowFailed, wfv1.WorkflowError:
 		return true
 	case wfv1.WorkflowUnknown, wfv1.WorkflowPending, wfv1.WorkflowRunning:
-		return false
-	default:
-		return false
 	}
+	// Not ended, like a phase this version does not know.
+	return false
 }
 
 // mayRunTemplate reports whether the workflow has, or may yet learn, a template of that name. Only the

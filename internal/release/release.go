@@ -78,10 +78,13 @@ func New(c Config) (*Releaser, error) {
 		return nil, errors.New("release: Config.Timeout cannot be negative")
 	}
 	if c.Timeout == 0 {
-		c.Timeout = 10 * time.Second
+		c.Timeout = DefaultTimeout
 	}
 	return &Releaser{cfg: c}, nil
 }
+
+// DefaultTimeout bounds one exec when Config.Timeout is zero (and is the server's --exec-timeout default).
+const DefaultTimeout = 10 * time.Second
 
 // Release creates the marker of t. It tries t's container, then the pod's other user containers that mount
 // /var/run/argo, then the ephemeral container if enabled. The next container is tried only when the
@@ -141,7 +144,7 @@ func (r *Releaser) execOnce(ctx context.Context, t lookup.Target, container stri
 
 func (r *Releaser) timeout() time.Duration {
 	if r.cfg.Timeout <= 0 {
-		return 10 * time.Second
+		return DefaultTimeout
 	}
 	return r.cfg.Timeout
 }

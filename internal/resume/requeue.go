@@ -70,13 +70,13 @@ func NewRequeue(c RequeueConfig) (*Requeue, error) {
 		return nil, errors.New("resume: RequeueConfig durations, Rate, Workers and bounds cannot be negative")
 	}
 	if c.Interval == 0 {
-		c.Interval = 2 * time.Second
+		c.Interval = DefaultRevisitInterval
 	}
 	if c.Resync == 0 {
-		c.Resync = time.Minute
+		c.Resync = DefaultResyncPeriod
 	}
 	if c.Rate == 0 {
-		c.Rate = 5
+		c.Rate = DefaultRevisitRate
 	}
 	if c.Workers == 0 {
 		c.Workers = 2
@@ -95,6 +95,15 @@ func NewRequeue(c RequeueConfig) (*Requeue, error) {
 	}
 	return &Requeue{cfg: c, queue: newRevisitQueue(c.Clock, c.MaxPerNamespace, c.MaxHeld, backoffBase, backoffMax)}, nil
 }
+
+// The revisits' defaults (RequeueConfig, and the server's flags): a Resume is released within about 2s of
+// its step pausing, and at 5 revisits a second, each of 2 to 6 API calls, the revisits stay well inside the
+// server's client-side rate limit.
+const (
+	DefaultRevisitInterval = 2 * time.Second
+	DefaultResyncPeriod    = time.Minute
+	DefaultRevisitRate     = 5
+)
 
 // Bounds on the Resumes held for a revisit (see RequeueConfig): at 5 revisits a second a namespace with
 // 10,000 Pending Resumes revisits each about every 33 minutes already, so more would only cost memory.

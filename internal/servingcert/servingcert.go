@@ -175,15 +175,14 @@ func parse(certPEM, keyPEM []byte) (*tls.Certificate, error) {
 func warnValidity(log logrus.FieldLogger, c *x509.Certificate, now time.Time) bool {
 	switch {
 	case c == nil:
-		return false
 	case now.Before(c.NotBefore):
 		log.WithField("serving", describe(c)).Warnf("the TLS certificate is not valid before %s: callers will refuse it until then", c.NotBefore.UTC().Format(time.RFC3339))
+		return true
 	case now.After(c.NotAfter):
 		log.WithField("serving", describe(c)).Warn("the TLS certificate has expired: callers refuse it; renew it (the server loads the renewed files without a restart)")
-	default:
-		return false
+		return true
 	}
-	return true
+	return false
 }
 
 // describe names a certificate in logs: subject, serial and expiry.

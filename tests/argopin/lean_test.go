@@ -3,6 +3,7 @@ package argopin
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -160,7 +161,7 @@ func TestLeanFieldNamesAreArgos(t *testing.T) {
 }
 
 func exitStderr(err error) string {
-	if e, ok := err.(*exec.ExitError); ok {
+	if e := (*exec.ExitError)(nil); errors.As(err, &e) {
 		return string(e.Stderr)
 	}
 	return ""

@@ -47,17 +47,9 @@ func userBuild(t *testing.T, files map[string]string) ([]*unstructured.Unstructu
 	if err != nil {
 		return nil, err
 	}
-	var out []*unstructured.Unstructured
-	for _, r := range res.Resources() {
-		b, err := r.MarshalJSON()
-		if err != nil {
-			t.Fatal(err)
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(b); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, u)
+	out, err := rig.Objects(res)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out, nil
 }

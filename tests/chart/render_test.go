@@ -104,7 +104,7 @@ func acceptArgs(t *testing.T, args []string) {
 		t.Fatalf("the server rejects its rendered args %q: %v", args, err)
 	}
 	t.Setenv("POD_NAMESPACE", installNamespace)
-	if err := o.Complete(); err != nil {
+	if _, err := o.Complete(); err != nil {
 		t.Errorf("the server rejects its rendered args %q: %v", args, err)
 	}
 }

@@ -31,31 +31,31 @@ var chartLane = &lane{name: "chart", namespace: "e2e-chart", opts: chain.Options
 // Installed from the chart, a Resume and a webhook call each release a paused step, once.
 func TestChartInstallReleasesThroughTheChain(t *testing.T) {
 	c := chartLane.acquire(t)
-	step, err := c.CreatePausedStep(ctxFor(t, 30*time.Second), "chart-0")
+	step, err := c.CreatePausedStep(rig.Context(t, 30*time.Second), "chart-0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	created := time.Now()
-	if _, err := c.CreateResume(ctxFor(t, 10*time.Second), "chart-0", step); err != nil {
+	if _, err := c.CreateResume(rig.Context(t, 10*time.Second), "chart-0", step); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.WaitResumePhase(ctxFor(t, 60*time.Second), "chart-0", v1alpha1.PhaseSucceeded); err != nil {
+	if _, err := c.WaitResumePhase(rig.Context(t, 60*time.Second), "chart-0", v1alpha1.PhaseSucceeded); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.WaitStepDone(ctxFor(t, 30*time.Second), step); err != nil {
+	if err := c.WaitStepDone(rig.Context(t, 30*time.Second), step); err != nil {
 		t.Fatalf("the released step did not complete: %v", err)
 	}
 	t.Logf("chart install: Resume created -> node Succeeded in %v", time.Since(created).Round(time.Millisecond))
 
-	hooked, err := c.CreatePausedStep(ctxFor(t, 30*time.Second), "chart-1")
+	hooked, err := c.CreatePausedStep(rig.Context(t, 30*time.Second), "chart-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, body, err := c.PostWebhook(ctxFor(t, 30*time.Second), c.WebhookToken, hooked.ReleaseRequest())
+	code, body, err := c.PostWebhook(rig.Context(t, 30*time.Second), c.WebhookToken, hooked.ReleaseRequest())
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("webhook: %d %q %v", code, body, err)
 	}
-	if _, err := c.WaitMarker(ctxFor(t, 60*time.Second), hooked); err != nil {
+	if _, err := c.WaitMarker(rig.Context(t, 60*time.Second), hooked); err != nil {
 		t.Fatalf("the webhook call did not release %s: %v", hooked.Pod, err)
 	}
 	for _, s := range []*chain.Step{step, hooked} {

@@ -80,30 +80,30 @@ func TestResumeThroughAPIReleasesPausedStep(t *testing.T) {
 	var steps []*chain.Step
 	for i := range 5 {
 		wf := fmt.Sprintf("api-%d", i)
-		step, err := c.CreatePausedStep(ctxFor(t, 20*time.Second), wf)
+		step, err := c.CreatePausedStep(rig.Context(t, 20*time.Second), wf)
 		if err != nil {
 			t.Fatal(err)
 		}
 		steps = append(steps, step)
 		created := time.Now()
-		if _, err := c.CreateResume(ctxFor(t, 10*time.Second), "resume-"+wf, step); err != nil {
+		if _, err := c.CreateResume(rig.Context(t, 10*time.Second), "resume-"+wf, step); err != nil {
 			t.Fatal(err)
 		}
-		call, err := c.WaitMarker(ctxFor(t, 60*time.Second), step)
+		call, err := c.WaitMarker(rig.Context(t, 60*time.Second), step)
 		if err != nil {
 			t.Fatalf("Resume resume-%s did not release %s: %v", wf, step.Pod, err)
 		}
 		lat := call.Time.Sub(created)
 		latencies = append(latencies, lat)
 		t.Logf("%s: Resume created -> marker exec at the kubelet: %v", wf, lat.Round(time.Millisecond))
-		res, err := c.WaitResumePhase(ctxFor(t, 30*time.Second), "resume-"+wf, v1alpha1.PhaseSucceeded)
+		res, err := c.WaitResumePhase(rig.Context(t, 30*time.Second), "resume-"+wf, v1alpha1.PhaseSucceeded)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(res.Status.Released) != 1 || res.Status.Released[0].Pod != step.Pod || res.Status.Released[0].Container != step.Container || res.Status.Released[0].Stage != step.Stage {
 			t.Fatalf("Resume %s status.released = %+v, want pod %s container %s stage %s", res.Name, res.Status.Released, step.Pod, step.Container, step.Stage)
 		}
-		if err := c.WaitStepDone(ctxFor(t, 30*time.Second), step); err != nil {
+		if err := c.WaitStepDone(rig.Context(t, 30*time.Second), step); err != nil {
 			t.Fatalf("the released step did not complete: %v", err)
 		}
 		done := time.Since(created)
@@ -123,14 +123,14 @@ func TestResumeThroughAPIReleasesPausedStep(t *testing.T) {
 // EventSource refuses it with 401 and nothing is exec'd.
 func TestWebhookReleasesStepAndRefusesWithoutToken(t *testing.T) {
 	c := setup(t)
-	step, err := c.CreatePausedStep(ctxFor(t, 20*time.Second), "webhook-0")
+	step, err := c.CreatePausedStep(rig.Context(t, 20*time.Second), "webhook-0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The webhook EventSource logs each event it publishes to the EventBus; only a published event can
 	// reach the Sensor and release anything.
 	published := func() int {
-		log, err := readFile(c.LogFile(chain.WebhookEventSource))
+		log, err := chain.ReadLog(c.LogFile(chain.WebhookEventSource))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,7 +138,7 @@ func TestWebhookReleasesStepAndRefusesWithoutToken(t *testing.T) {
 	}
 	before := published()
 	for _, tc := range []struct{ name, token string }{{"no token", ""}, {"wrong token", "not-" + c.WebhookToken}} {
-		code, body, err := c.PostWebhook(ctxFor(t, 30*time.Second), tc.token, step.ReleaseRequest())
+		code, body, err := c.PostWebhook(rig.Context(t, 30*time.Second), tc.token, step.ReleaseRequest())
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -155,14 +155,14 @@ func TestWebhookReleasesStepAndRefusesWithoutToken(t *testing.T) {
 	}
 
 	sent := time.Now()
-	code, body, err := c.PostWebhook(ctxFor(t, 30*time.Second), c.WebhookToken, step.ReleaseRequest())
+	code, body, err := c.PostWebhook(rig.Context(t, 30*time.Second), c.WebhookToken, step.ReleaseRequest())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if code != http.StatusOK {
 		t.Fatalf("webhook answered %d %q, want 200", code, body)
 	}
-	call, err := c.WaitMarker(ctxFor(t, 60*time.Second), step)
+	call, err := c.WaitMarker(rig.Context(t, 60*time.Second), step)
 	if err != nil {
 		t.Fatalf("the webhook call did not release %s: %v", step.Pod, err)
 	}
@@ -171,7 +171,7 @@ func TestWebhookReleasesStepAndRefusesWithoutToken(t *testing.T) {
 	if got := published(); got != before+1 {
 		t.Errorf("the webhook EventSource published %d events during the test, want 1 (the authorized call)", got-before)
 	}
-	if err := c.WaitStepDone(ctxFor(t, 30*time.Second), step); err != nil {
+	if err := c.WaitStepDone(rig.Context(t, 30*time.Second), step); err != nil {
 		t.Fatalf("the released step did not complete: %v", err)
 	}
 	expectOneRelease(t, c, step)
@@ -188,20 +188,20 @@ func TestResourceEventSourceRestartDoesNotExecAgain(t *testing.T) {
 	// failing) holds it for the trigger's retries (5 steps, 2 s doubling, each up to --exec-timeout, about
 	// a minute), so the waits on the Sensor here allow for that.
 	const sensorBusy = 3 * time.Minute
-	step, err := c.CreatePausedStep(ctxFor(t, 20*time.Second), "restart-es-0")
+	step, err := c.CreatePausedStep(rig.Context(t, 20*time.Second), "restart-es-0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CreateResume(ctxFor(t, 10*time.Second), own, step); err != nil {
+	if _, err := c.CreateResume(rig.Context(t, 10*time.Second), own, step); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.WaitResumePhase(ctxFor(t, sensorBusy), own, v1alpha1.PhaseSucceeded); err != nil {
+	if _, err := c.WaitResumePhase(rig.Context(t, sensorBusy), own, v1alpha1.PhaseSucceeded); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.WaitStepDone(ctxFor(t, 30*time.Second), step); err != nil {
+	if err := c.WaitStepDone(rig.Context(t, 30*time.Second), step); err != nil {
 		t.Fatalf("the released step did not complete: %v", err)
 	}
-	list, err := c.Dynamic().Resource(v1alpha1.Resource).Namespace(c.Namespace).List(ctxFor(t, 10*time.Second), metav1.ListOptions{})
+	list, err := c.Dynamic().Resource(v1alpha1.Resource).Namespace(c.Namespace).List(rig.Context(t, 10*time.Second), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestResourceEventSourceRestartDoesNotExecAgain(t *testing.T) {
 		t.Fatalf("own Resume %s is not among the final ones %v", own, final)
 	}
 	alreadyFinal := map[string]string{"kind": "resume", "outcome": "AlreadyFinal"}
-	before, err := c.Metric(ctxFor(t, 10*time.Second), "resume_trigger_requests_total", alreadyFinal)
+	before, err := c.Metric(rig.Context(t, 10*time.Second), "resume_trigger_requests_total", alreadyFinal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,11 +230,11 @@ func TestResourceEventSourceRestartDoesNotExecAgain(t *testing.T) {
 	callsBefore := c.Calls()
 
 	restarted := time.Now()
-	if err := c.Restart(ctxFor(t, 90*time.Second), chain.ResourceEventSource); err != nil {
+	if err := c.Restart(rig.Context(t, 90*time.Second), chain.ResourceEventSource); err != nil {
 		t.Fatal(err)
 	}
 	// Every final Resume comes back and is answered AlreadyFinal (the server's log names each).
-	err = rig.Eventually(ctxFor(t, sensorBusy), func() error {
+	err = rig.Eventually(rig.Context(t, sensorBusy), func() error {
 		seen, err := alreadyFinalResumes(serverLog, logOffset)
 		if err != nil {
 			return err
@@ -254,7 +254,7 @@ func TestResourceEventSourceRestartDoesNotExecAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("restart of the resource EventSource: %d final Resumes re-emitted and found final in %v", len(final), time.Since(restarted).Round(time.Millisecond))
-	now, err := c.Metric(ctxFor(t, 10*time.Second), "resume_trigger_requests_total", alreadyFinal)
+	now, err := c.Metric(rig.Context(t, 10*time.Second), "resume_trigger_requests_total", alreadyFinal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +262,7 @@ func TestResourceEventSourceRestartDoesNotExecAgain(t *testing.T) {
 		t.Errorf("resume_trigger_requests_total{kind=resume,outcome=AlreadyFinal} = %v, want at least %v (%v before the restart + %d final Resumes)", now, want, before, len(final))
 	}
 
-	pods, err := c.Client().CoreV1().Pods(c.Namespace).List(ctxFor(t, 10*time.Second), metav1.ListOptions{})
+	pods, err := c.Client().CoreV1().Pods(c.Namespace).List(rig.Context(t, 10*time.Second), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,16 +290,16 @@ func TestResourceEventSourceRestartDoesNotExecAgain(t *testing.T) {
 // final: the step is released exactly once and the Resume Succeeds.
 func TestSensorKilledDuringExecuteReleasesOnce(t *testing.T) {
 	c := setup(t)
-	step, err := c.CreatePausedStep(ctxFor(t, 20*time.Second), "sensor-crash-0")
+	step, err := c.CreatePausedStep(rig.Context(t, 20*time.Second), "sensor-crash-0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	kubelet := c.Rig.Kubelet()
 	kubelet.SetBehaviour(step.Namespace, step.Pod, "", rig.Hang)
-	if _, err := c.CreateResume(ctxFor(t, 10*time.Second), "resume-sensor-crash-0", step); err != nil {
+	if _, err := c.CreateResume(rig.Context(t, 10*time.Second), "resume-sensor-crash-0", step); err != nil {
 		t.Fatal(err)
 	}
-	err = rig.Eventually(ctxFor(t, 60*time.Second), func() error {
+	err = rig.Eventually(rig.Context(t, 60*time.Second), func() error {
 		for _, call := range c.MarkerCalls(step) {
 			if call.Outcome == "" {
 				return nil
@@ -316,7 +316,7 @@ func TestSensorKilledDuringExecuteReleasesOnce(t *testing.T) {
 	killed := time.Now()
 	// resume-trigger handles a request detached from the caller (internal/resume/service.go), so the hung exec
 	// ends at its --exec-timeout, not when the Sensor's connection goes; the Resume stays Pending.
-	err = rig.Eventually(ctxFor(t, 30*time.Second), func() error {
+	err = rig.Eventually(rig.Context(t, 30*time.Second), func() error {
 		for _, call := range c.MarkerCalls(step) {
 			if call.Outcome == "" {
 				return fmt.Errorf("the exec is still in flight after the Sensor died")
@@ -327,7 +327,7 @@ func TestSensorKilledDuringExecuteReleasesOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res, err := c.GetResume(ctxFor(t, 10*time.Second), "resume-sensor-crash-0"); err != nil {
+	if res, err := c.GetResume(rig.Context(t, 10*time.Second), "resume-sensor-crash-0"); err != nil {
 		t.Fatal(err)
 	} else if res.Status.Phase.Final() {
 		t.Fatalf("Resume is %s (%s) after the interrupted Execute, want it still pending", res.Status.Phase, res.Status.Message)
@@ -335,18 +335,18 @@ func TestSensorKilledDuringExecuteReleasesOnce(t *testing.T) {
 	kubelet.SetBehaviour(step.Namespace, step.Pod, "", rig.HasTouch)
 	serverLog := c.LogFile(chain.Server)
 	logOffset := fileSize(t, serverLog)
-	if err := c.StartComponent(ctxFor(t, 90*time.Second), chain.Sensor); err != nil {
+	if err := c.StartComponent(rig.Context(t, 90*time.Second), chain.Sensor); err != nil {
 		t.Fatal(err)
 	}
 	// resume-trigger looks again at the Pending Resume every 2 s by itself, so it releases the step as soon
 	// as the kubelet lets the exec through, long before JetStream redelivers the event.
-	if _, err := c.WaitResumePhase(ctxFor(t, 120*time.Second), "resume-sensor-crash-0", v1alpha1.PhaseSucceeded); err != nil {
+	if _, err := c.WaitResumePhase(rig.Context(t, 120*time.Second), "resume-sensor-crash-0", v1alpha1.PhaseSucceeded); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("released %v after the Sensor was killed", time.Since(killed).Round(time.Millisecond))
 	// JetStream redelivers the unacked event to the restarted Sensor after its AckWait (30 s); the server
 	// must find the Resume final then. Waiting for that answer lets a second release show up below.
-	err = rig.Eventually(ctxFor(t, 120*time.Second), func() error {
+	err = rig.Eventually(rig.Context(t, 120*time.Second), func() error {
 		seen, err := alreadyFinalResumes(serverLog, logOffset)
 		if err != nil {
 			return err
@@ -360,7 +360,7 @@ func TestSensorKilledDuringExecuteReleasesOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("the redelivered event was answered AlreadyFinal %v after the Sensor was killed", time.Since(killed).Round(time.Millisecond))
-	if err := c.WaitStepDone(ctxFor(t, 30*time.Second), step); err != nil {
+	if err := c.WaitStepDone(rig.Context(t, 30*time.Second), step); err != nil {
 		t.Fatalf("the released step did not complete: %v", err)
 	}
 	calls := c.MarkerCalls(step)
@@ -395,7 +395,7 @@ func TestServerActsAsShippedServiceAccount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := ctxFor(t, 20*time.Second)
+	ctx := rig.Context(t, 20*time.Second)
 	review, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -435,7 +435,7 @@ func TestServerActsAsShippedServiceAccount(t *testing.T) {
 }
 
 func fileContains(path, substr string) bool {
-	b, err := readFile(path)
+	b, err := chain.ReadLog(path)
 	return err == nil && strings.Contains(b, substr)
 }
 
@@ -451,7 +451,7 @@ func fileSize(t *testing.T, path string) int64 {
 // alreadyFinalResumes reads resume-trigger's JSON log from offset and returns the Resumes it answered
 // AlreadyFinal.
 func alreadyFinalResumes(path string, offset int64) (map[string]bool, error) {
-	b, err := readFile(path)
+	b, err := chain.ReadLog(path)
 	if err != nil {
 		return nil, err
 	}

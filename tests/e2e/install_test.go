@@ -39,7 +39,7 @@ const teamB = "team-b"
 //     refuses it, and nothing is exec'd. Last, because the Sensor keeps retrying the refused call.
 func TestInstallServesOnlyItsNamespaces(t *testing.T) {
 	c := install.acquire(t)
-	ctx := ctxFor(t, 5*time.Minute)
+	ctx := rig.Context(t, 5*time.Minute)
 	if c.InstallNamespace == c.Namespace || c.Namespace != "team-a" {
 		t.Fatalf("install namespace %s, served %s: want argo-resume apart from team-a", c.InstallNamespace, c.Namespace)
 	}

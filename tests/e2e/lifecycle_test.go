@@ -15,6 +15,7 @@ import (
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/tests/internal/chain"
+	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
 // The Resume lifecycle through the whole chain: a Resume binds to one run of its Workflow, waits (Pending)
@@ -45,16 +46,16 @@ func TestEarlyResumeReleasedAfterTheSensorsRetryBudget(t *testing.T) {
 	var names []string
 	created := time.Now()
 	for i := range 2 {
-		step, err := c.CreateStep(ctxFor(t, 20*time.Second), fmt.Sprintf("early-%d", i))
+		step, err := c.CreateStep(rig.Context(t, 20*time.Second), fmt.Sprintf("early-%d", i))
 		if err != nil {
 			t.Fatal(err)
 		}
 		name := fmt.Sprintf("resume-early-%d", i)
 		made := time.Now()
-		if _, err := c.CreateResume(ctxFor(t, 10*time.Second), name, step); err != nil {
+		if _, err := c.CreateResume(rig.Context(t, 10*time.Second), name, step); err != nil {
 			t.Fatal(err)
 		}
-		res, err := c.WaitResume(ctxFor(t, 60*time.Second), name, boundPending(step))
+		res, err := c.WaitResume(rig.Context(t, 60*time.Second), name, boundPending(step))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,7 +68,7 @@ func TestEarlyResumeReleasedAfterTheSensorsRetryBudget(t *testing.T) {
 		}
 		steps, names = append(steps, step), append(names, name)
 	}
-	a, err := c.WaitSensorDone(ctxFor(t, 30*time.Second), chain.ResumeTrigger, before, 2)
+	a, err := c.WaitSensorDone(rig.Context(t, 30*time.Second), chain.ResumeTrigger, before, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func TestEarlyResumeReleasedAfterTheSensorsRetryBudget(t *testing.T) {
 		if calls := c.MarkerCalls(step); len(calls) != 0 {
 			t.Fatalf("marker execs before the step's pod exists: %s", chain.FormatCalls(calls))
 		}
-		if res, err := c.GetResume(ctxFor(t, 10*time.Second), names[i]); err != nil {
+		if res, err := c.GetResume(rig.Context(t, 10*time.Second), names[i]); err != nil {
 			t.Fatal(err)
 		} else if res.Status.Phase != v1alpha1.PhasePending {
 			t.Fatalf("Resume %s is %q (%s) before its step's pod exists, want Pending", names[i], res.Status.Phase, res.Status.Message)
@@ -92,11 +93,11 @@ func TestEarlyResumeReleasedAfterTheSensorsRetryBudget(t *testing.T) {
 	}
 
 	for i, step := range steps {
-		if _, err := c.StartStep(ctxFor(t, 20*time.Second), step); err != nil {
+		if _, err := c.StartStep(rig.Context(t, 20*time.Second), step); err != nil {
 			t.Fatal(err)
 		}
 		running := time.Now()
-		call, err := c.WaitMarker(ctxFor(t, 30*time.Second), step)
+		call, err := c.WaitMarker(rig.Context(t, 30*time.Second), step)
 		if err != nil {
 			t.Fatalf("the early Resume did not release %s once it ran: %v", step.Pod, err)
 		}
@@ -106,12 +107,12 @@ func TestEarlyResumeReleasedAfterTheSensorsRetryBudget(t *testing.T) {
 		if limit := 5 * time.Second; delay > limit {
 			t.Errorf("the marker exec came %v after the pod ran, want within %v", delay, limit)
 		}
-		res, err := c.WaitResumePhase(ctxFor(t, 30*time.Second), names[i], v1alpha1.PhaseSucceeded)
+		res, err := c.WaitResumePhase(rig.Context(t, 30*time.Second), names[i], v1alpha1.PhaseSucceeded)
 		if err != nil {
 			t.Fatal(err)
 		}
 		expectReleased(t, res, step)
-		if err := c.WaitStepDone(ctxFor(t, 30*time.Second), step); err != nil {
+		if err := c.WaitStepDone(rig.Context(t, 30*time.Second), step); err != nil {
 			t.Fatalf("the released step did not complete: %v", err)
 		}
 		expectOneRelease(t, c, step)
@@ -132,27 +133,27 @@ func TestResourceEventSourceRestartReleasesNothingTwiceNorAnotherRun(t *testing.
 	const sensorBusy = 3 * time.Minute
 	keepRunning(t, c, chain.Server)
 
-	w, err := c.CreatePausedStep(ctxFor(t, 20*time.Second), "replay-w")
+	w, err := c.CreatePausedStep(rig.Context(t, 20*time.Second), "replay-w")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CreateResume(ctxFor(t, 10*time.Second), "resume-replay-w", w); err != nil {
+	if _, err := c.CreateResume(rig.Context(t, 10*time.Second), "resume-replay-w", w); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.WaitResumePhase(ctxFor(t, sensorBusy), "resume-replay-w", v1alpha1.PhaseSucceeded); err != nil {
+	if _, err := c.WaitResumePhase(rig.Context(t, sensorBusy), "resume-replay-w", v1alpha1.PhaseSucceeded); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.WaitStepDone(ctxFor(t, 30*time.Second), w); err != nil {
+	if err := c.WaitStepDone(rig.Context(t, 30*time.Second), w); err != nil {
 		t.Fatalf("the released step did not complete: %v", err)
 	}
-	runA, err := c.CreateStep(ctxFor(t, 20*time.Second), "replay-v")
+	runA, err := c.CreateStep(rig.Context(t, 20*time.Second), "replay-v")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CreateResume(ctxFor(t, 10*time.Second), "resume-replay-v", runA); err != nil {
+	if _, err := c.CreateResume(rig.Context(t, 10*time.Second), "resume-replay-v", runA); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.WaitResume(ctxFor(t, sensorBusy), "resume-replay-v", boundPending(runA)); err != nil {
+	if _, err := c.WaitResume(rig.Context(t, sensorBusy), "resume-replay-v", boundPending(runA)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -161,20 +162,20 @@ func TestResourceEventSourceRestartReleasesNothingTwiceNorAnotherRun(t *testing.
 	if err := c.Kill(chain.Server, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	runB, err := c.ReplaceWorkflow(ctxFor(t, 30*time.Second), runA)
+	runB, err := c.ReplaceWorkflow(rig.Context(t, 30*time.Second), runA)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if runB.Pod != runA.Pod || runB.Container != runA.Container {
 		t.Fatalf("run B's step is pod %s container %s, want run A's pod %s container %s", runB.Pod, runB.Container, runA.Pod, runA.Container)
 	}
-	if _, err := c.StartStep(ctxFor(t, 20*time.Second), runB); err != nil {
+	if _, err := c.StartStep(rig.Context(t, 20*time.Second), runB); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("workflow %s replaced while resume-trigger was down: run %s -> %s; run B's pod %s runs, paused in %s",
 		runB.Workflow, runA.WorkflowUID, runB.WorkflowUID, runB.Pod, runB.Container)
 
-	list, err := c.Dynamic().Resource(v1alpha1.Resource).Namespace(c.Namespace).List(ctxFor(t, 10*time.Second), metav1.ListOptions{})
+	list, err := c.Dynamic().Resource(v1alpha1.Resource).Namespace(c.Namespace).List(rig.Context(t, 10*time.Second), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,15 +183,15 @@ func TestResourceEventSourceRestartReleasesNothingTwiceNorAnotherRun(t *testing.
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Restart(ctxFor(t, 90*time.Second), chain.ResourceEventSource); err != nil {
+	if err := c.Restart(rig.Context(t, 90*time.Second), chain.ResourceEventSource); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.StartComponent(ctxFor(t, 90*time.Second), chain.Server); err != nil {
+	if err := c.StartComponent(rig.Context(t, 90*time.Second), chain.Server); err != nil {
 		t.Fatal(err)
 	}
 	restarted := time.Now()
 
-	p, err := c.WaitResumeOutcome(ctxFor(t, sensorBusy), "resume-replay-v", v1alpha1.PhaseFailed, "WorkflowReplaced")
+	p, err := c.WaitResumeOutcome(rig.Context(t, sensorBusy), "resume-replay-v", v1alpha1.PhaseFailed, "WorkflowReplaced")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +209,7 @@ func TestResourceEventSourceRestartReleasesNothingTwiceNorAnotherRun(t *testing.
 	}
 
 	// Every re-emitted event has been acted on: the Sensor started on one per Resume and is done with all.
-	after, err := c.WaitSensorDone(ctxFor(t, sensorBusy), chain.ResumeTrigger, before, len(list.Items))
+	after, err := c.WaitSensorDone(rig.Context(t, sensorBusy), chain.ResumeTrigger, before, len(list.Items))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,14 +226,14 @@ func TestResourceEventSourceRestartReleasesNothingTwiceNorAnotherRun(t *testing.
 	if calls := callsInto(c, runB.Pod); len(calls) != 0 {
 		t.Errorf("execs into run B's pod %s: %s", runB.Pod, chain.FormatCalls(calls))
 	}
-	pod, err := c.Client().CoreV1().Pods(c.Namespace).Get(ctxFor(t, 10*time.Second), runB.Pod, metav1.GetOptions{})
+	pod, err := c.Client().CoreV1().Pods(c.Namespace).Get(rig.Context(t, 10*time.Second), runB.Pod, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !containerRunning(pod, runB.Container) {
 		t.Errorf("run B's pod %s: container %s is not running (still paused) any more: %+v", pod.Name, runB.Container, pod.Status.ContainerStatuses)
 	}
-	r, err := c.GetResume(ctxFor(t, 10*time.Second), "resume-replay-w")
+	r, err := c.GetResume(rig.Context(t, 10*time.Second), "resume-replay-w")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,14 +265,14 @@ func TestServerKilledWhilePendingLosesNone(t *testing.T) {
 
 	steps := map[string]*chain.Step{}
 	for _, wf := range []string{"crash-a", "crash-b", "crash-c"} {
-		s, err := c.CreateStep(ctxFor(t, 20*time.Second), wf)
+		s, err := c.CreateStep(rig.Context(t, 20*time.Second), wf)
 		if err != nil {
 			t.Fatal(err)
 		}
 		steps[wf] = s
 	}
 	a, b, cs := steps["crash-a"], steps["crash-b"], steps["crash-c"]
-	if _, err := c.ScheduleStep(ctxFor(t, 20*time.Second), a); err != nil {
+	if _, err := c.ScheduleStep(rig.Context(t, 20*time.Second), a); err != nil {
 		t.Fatal(err)
 	}
 	created := map[string]*unstructured.Unstructured{}
@@ -281,17 +282,17 @@ func TestServerKilledWhilePendingLosesNone(t *testing.T) {
 		if wf == "crash-c" {
 			opts = append(opts, chain.ActiveDeadline(deadline))
 		}
-		u, err := c.CreateResume(ctxFor(t, 10*time.Second), "resume-"+wf, steps[wf], opts...)
+		u, err := c.CreateResume(rig.Context(t, 10*time.Second), "resume-"+wf, steps[wf], opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
 		created[wf] = u
 	}
-	if err := c.Restart(ctxFor(t, 90*time.Second), chain.Server); err != nil {
+	if err := c.Restart(rig.Context(t, 90*time.Second), chain.Server); err != nil {
 		t.Fatal(err)
 	}
 	for _, wf := range []string{"crash-a", "crash-b", "crash-c"} {
-		res, err := c.WaitResume(ctxFor(t, 30*time.Second), "resume-"+wf, boundPending(steps[wf]))
+		res, err := c.WaitResume(rig.Context(t, 30*time.Second), "resume-"+wf, boundPending(steps[wf]))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -305,35 +306,35 @@ func TestServerKilledWhilePendingLosesNone(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("resume-trigger killed (SIGKILL) %v after the Resumes were created", time.Since(createdAt).Round(time.Millisecond))
-	if _, err := c.StartStep(ctxFor(t, 20*time.Second), a); err != nil {
+	if _, err := c.StartStep(rig.Context(t, 20*time.Second), a); err != nil {
 		t.Fatal(err)
 	}
 	back := time.Now()
-	if err := c.StartComponent(ctxFor(t, 90*time.Second), chain.Server); err != nil {
+	if err := c.StartComponent(rig.Context(t, 90*time.Second), chain.Server); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.StartStep(ctxFor(t, 20*time.Second), b); err != nil {
+	if _, err := c.StartStep(rig.Context(t, 20*time.Second), b); err != nil {
 		t.Fatal(err)
 	}
 	bRunning := time.Now()
-	callA, err := c.WaitMarker(ctxFor(t, 30*time.Second), a)
+	callA, err := c.WaitMarker(rig.Context(t, 30*time.Second), a)
 	if err != nil {
 		t.Fatalf("step a (its pod started while resume-trigger was down) was not released: %v", err)
 	}
-	callB, err := c.WaitMarker(ctxFor(t, 30*time.Second), b)
+	callB, err := c.WaitMarker(rig.Context(t, 30*time.Second), b)
 	if err != nil {
 		t.Fatalf("step b (its pod started after resume-trigger came back) was not released: %v", err)
 	}
 	t.Logf("after the SIGKILL: step a (its pod started while resume-trigger was down) released %v after resume-trigger was started again, step b %v after its pod ran",
 		callA.Time.Sub(back).Round(time.Millisecond), callB.Time.Sub(bRunning).Round(time.Millisecond))
 	for _, s := range []*chain.Step{a, b} {
-		res, err := c.WaitResumePhase(ctxFor(t, 30*time.Second), "resume-"+s.Workflow, v1alpha1.PhaseSucceeded)
+		res, err := c.WaitResumePhase(rig.Context(t, 30*time.Second), "resume-"+s.Workflow, v1alpha1.PhaseSucceeded)
 		if err != nil {
 			t.Fatal(err)
 		}
 		expectReleased(t, res, s)
 	}
-	res, err := c.WaitResumeOutcome(ctxFor(t, deadline+time.Minute), "resume-crash-c", v1alpha1.PhaseFailed, "DeadlineExceeded")
+	res, err := c.WaitResumeOutcome(rig.Context(t, deadline+time.Minute), "resume-crash-c", v1alpha1.PhaseFailed, "DeadlineExceeded")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,10 +349,10 @@ func TestServerKilledWhilePendingLosesNone(t *testing.T) {
 		res.Status.CompletionTime.Sub(createdC), int(deadline.Seconds()), res.Status.Message)
 
 	// The Sensor delivers the three events it missed; each Resume is final, so nothing happens.
-	if err := c.StartComponent(ctxFor(t, 90*time.Second), chain.Sensor); err != nil {
+	if err := c.StartComponent(rig.Context(t, 90*time.Second), chain.Sensor); err != nil {
 		t.Fatal(err)
 	}
-	act, err := c.WaitSensorDone(ctxFor(t, 2*time.Minute), chain.ResumeTrigger, chain.SensorActivity{}, 3)
+	act, err := c.WaitSensorDone(rig.Context(t, 2*time.Minute), chain.ResumeTrigger, chain.SensorActivity{}, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +367,7 @@ func TestServerKilledWhilePendingLosesNone(t *testing.T) {
 		}
 	}
 	for _, s := range []*chain.Step{a, b} {
-		if err := c.WaitStepDone(ctxFor(t, 30*time.Second), s); err != nil {
+		if err := c.WaitStepDone(rig.Context(t, 30*time.Second), s); err != nil {
 			t.Fatalf("the released step %s did not complete: %v", s.Workflow, err)
 		}
 		expectOneRelease(t, c, s)
@@ -374,7 +375,7 @@ func TestServerKilledWhilePendingLosesNone(t *testing.T) {
 	if calls := callsInto(c, cs.Pod); len(calls) != 0 {
 		t.Errorf("execs into step c's pod name %s, which never ran: %s", cs.Pod, chain.FormatCalls(calls))
 	}
-	list, err := c.Dynamic().Resource(v1alpha1.Resource).Namespace(c.Namespace).List(ctxFor(t, 10*time.Second), metav1.ListOptions{})
+	list, err := c.Dynamic().Resource(v1alpha1.Resource).Namespace(c.Namespace).List(rig.Context(t, 10*time.Second), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

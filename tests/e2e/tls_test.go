@@ -19,6 +19,7 @@ import (
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/tests/internal/chain"
+	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
 // setupTLS gives a test the chain whose Sensor calls resume-trigger over TLS, as manifests/tls sets it up.
@@ -35,17 +36,17 @@ func setupTLS(t *testing.T) *chain.Chain {
 // connection (the server's gRPC port speaks nothing but TLS).
 func releaseOverTLS(t *testing.T, c *chain.Chain, wf string) {
 	t.Helper()
-	step, err := c.CreatePausedStep(ctxFor(t, 20*time.Second), wf)
+	step, err := c.CreatePausedStep(rig.Context(t, 20*time.Second), wf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CreateResume(ctxFor(t, 10*time.Second), "resume-"+wf, step); err != nil {
+	if _, err := c.CreateResume(rig.Context(t, 10*time.Second), "resume-"+wf, step); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.WaitMarker(ctxFor(t, 60*time.Second), step); err != nil {
+	if _, err := c.WaitMarker(rig.Context(t, 60*time.Second), step); err != nil {
 		t.Fatalf("Resume resume-%s did not release %s over TLS: %v", wf, step.Pod, err)
 	}
-	if _, err := c.WaitResumePhase(ctxFor(t, 30*time.Second), "resume-"+wf, v1alpha1.PhaseSucceeded); err != nil {
+	if _, err := c.WaitResumePhase(rig.Context(t, 30*time.Second), "resume-"+wf, v1alpha1.PhaseSucceeded); err != nil {
 		t.Fatal(err)
 	}
 	expectOneRelease(t, c, step)
@@ -57,24 +58,24 @@ func releaseOverTLS(t *testing.T, c *chain.Chain, wf string) {
 // the argo-events sensor controller mounts certSecret.
 func TestSensorCallsServerOverTLS(t *testing.T) {
 	c := setupTLS(t)
-	if _, err := c.ServedCertSerial(ctxFor(t, 10*time.Second)); err != nil {
+	if _, err := c.ServedCertSerial(rig.Context(t, 10*time.Second)); err != nil {
 		t.Fatalf("no TLS handshake with resume-trigger as the Sensor makes it: %v", err)
 	}
 	releaseOverTLS(t, c, "tls-api")
 	checkProbesWithTLS(t, c)
 
-	step, err := c.CreatePausedStep(ctxFor(t, 20*time.Second), "tls-webhook")
+	step, err := c.CreatePausedStep(rig.Context(t, 20*time.Second), "tls-webhook")
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, body, err := c.PostWebhook(ctxFor(t, 30*time.Second), c.WebhookToken, step.ReleaseRequest())
+	code, body, err := c.PostWebhook(rig.Context(t, 30*time.Second), c.WebhookToken, step.ReleaseRequest())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if code != http.StatusOK {
 		t.Fatalf("webhook answered %d %q, want 200", code, body)
 	}
-	if _, err := c.WaitMarker(ctxFor(t, 60*time.Second), step); err != nil {
+	if _, err := c.WaitMarker(rig.Context(t, 60*time.Second), step); err != nil {
 		t.Fatalf("the webhook call did not release %s over TLS: %v", step.Pod, err)
 	}
 	expectOneRelease(t, c, step)
@@ -92,7 +93,7 @@ func checkProbesWithTLS(t *testing.T, c *chain.Chain) {
 	}
 	d.SetNamespace(c.Namespace)
 	deployments := c.Dynamic().Resource(schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"})
-	if _, err := deployments.Namespace(c.Namespace).Create(ctxFor(t, 10*time.Second), d, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+	if _, err := deployments.Namespace(c.Namespace).Create(rig.Context(t, 10*time.Second), d, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
 		t.Fatalf("the API server refuses the Deployment rendered with manifests/tls: %v", err)
 	}
 	var deploy appsv1.Deployment
@@ -115,7 +116,7 @@ func checkProbesWithTLS(t *testing.T, c *chain.Chain) {
 		if i < 0 || strconv.Itoa(int(ctr.Ports[i].ContainerPort)) != metricsPort {
 			t.Errorf("%s probe port %s is not the --metrics-address port %s", name, p.HTTPGet.Port.String(), metricsPort)
 		}
-		req, _ := http.NewRequestWithContext(ctxFor(t, 5*time.Second), http.MethodGet, c.MetricsURL+p.HTTPGet.Path, nil)
+		req, _ := http.NewRequestWithContext(rig.Context(t, 5*time.Second), http.MethodGet, c.MetricsURL+p.HTTPGet.Path, nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Errorf("%s probe GET %s: %v", name, p.HTTPGet.Path, err)
@@ -131,7 +132,7 @@ func checkProbesWithTLS(t *testing.T, c *chain.Chain) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := healthpb.NewHealthClient(conn).Check(ctxFor(t, 5*time.Second), &healthpb.HealthCheckRequest{}); err == nil {
+	if _, err := healthpb.NewHealthClient(conn).Check(rig.Context(t, 5*time.Second), &healthpb.HealthCheckRequest{}); err == nil {
 		t.Error("a plaintext gRPC health check passed against the TLS port")
 	}
 }
@@ -143,7 +144,7 @@ func checkProbesWithTLS(t *testing.T, c *chain.Chain) {
 func TestServerServesRotatedCertWithoutRestart(t *testing.T) {
 	c := setupTLS(t)
 	serverLog := c.LogFile(chain.Server)
-	before, err := c.ServedCertSerial(ctxFor(t, 10*time.Second))
+	before, err := c.ServedCertSerial(rig.Context(t, 10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +154,7 @@ func TestServerServesRotatedCertWithoutRestart(t *testing.T) {
 	}
 	rotatedAt := time.Now()
 	// The server reads the files every 5 seconds; with a little room for a loaded machine.
-	ctx := ctxFor(t, 30*time.Second)
+	ctx := rig.Context(t, 30*time.Second)
 	for {
 		served, err := c.ServedCertSerial(ctx)
 		if err == nil && served.Cmp(rotated) == 0 {
@@ -172,7 +173,7 @@ func TestServerServesRotatedCertWithoutRestart(t *testing.T) {
 	if got := c.LogFile(chain.Server); got != serverLog || !c.Running(chain.Server) {
 		t.Fatalf("the server was restarted (log %s, was %s)", got, serverLog)
 	}
-	log, err := readFile(serverLog)
+	log, err := chain.ReadLog(serverLog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +181,7 @@ func TestServerServesRotatedCertWithoutRestart(t *testing.T) {
 		t.Errorf("the server's log does not say it loaded the new certificate:\n%s", log)
 	}
 
-	if err := c.Restart(ctxFor(t, 2*time.Minute), chain.Sensor); err != nil {
+	if err := c.Restart(rig.Context(t, 2*time.Minute), chain.Sensor); err != nil {
 		t.Fatal(err)
 	}
 	releaseOverTLS(t, c, "tls-rotated")

@@ -65,9 +65,9 @@ func (s *suite) apiServerKilled(t *testing.T, round int) row {
 	w := s.begin(t)
 	g := s.gate(ts[0].Pod, nil)
 	s.createResumes(t, ts, 1)
-	g.wait(t, time.Minute)
+	g.wait(t)
 	down := time.Now()
-	if err := s.c.Rig.RestartAPIServer(ctxFor(t, 2*time.Minute), syscall.SIGKILL, nil); err != nil {
+	if err := s.c.Rig.RestartAPIServer(rig.Context(t, 2*time.Minute), syscall.SIGKILL, nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("kube-apiserver killed with an exec in flight and back in %v", time.Since(down).Round(time.Millisecond))
@@ -85,9 +85,9 @@ func (s *suite) podDeleted(t *testing.T, round int) row {
 	g := s.gate(ts[0].Pod, utilexec.CodeExitError{Err: errors.New("exit status 137"), Code: 137})
 	ts[0].anyFinal = true
 	s.createResumes(t, ts, 1)
-	g.wait(t, time.Minute)
+	g.wait(t)
 	pods := s.c.Client().CoreV1().Pods(namespace)
-	ctx := ctxFor(t, time.Minute)
+	ctx := rig.Context(t, time.Minute)
 	if err := pods.Delete(ctx, ts[0].Pod, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
 		t.Fatal(err)
 	}
@@ -117,10 +117,10 @@ func (s *suite) serverTerminated(t *testing.T, round int) row {
 	w := s.begin(t)
 	g := s.gate(ts[0].Pod, nil)
 	s.createResumes(t, ts, 1)
-	g.wait(t, time.Minute)
+	g.wait(t)
 	stopped := make(chan error, 1)
 	go func() { stopped <- s.c.Kill(chain.Server, syscall.SIGTERM) }()
-	ctx := ctxFor(t, time.Minute)
+	ctx := rig.Context(t, time.Minute)
 	if err := rig.Eventually(ctx, func() error {
 		if ready(s.server) {
 			return errors.New("resume-trigger still ready after SIGTERM")
@@ -133,7 +133,7 @@ func (s *suite) serverTerminated(t *testing.T, round int) row {
 	if err := <-stopped; err != nil {
 		t.Fatal(err)
 	}
-	if log, _ := readLog(s.c.LogFile(chain.Server)); strings.Contains(log, "in-flight requests did not finish in time") {
+	if log, _ := chain.ReadLog(s.c.LogFile(chain.Server)); strings.Contains(log, "in-flight requests did not finish in time") {
 		t.Errorf("resume-trigger did not drain within its shutdown timeout (log %s)", s.c.LogFile(chain.Server))
 	}
 	// The release in flight at SIGTERM was carried out and recorded before the process ended.
@@ -144,7 +144,7 @@ func (s *suite) serverTerminated(t *testing.T, round int) row {
 	if r := res[ts[0].Resume]; r == nil || r.Status.Phase != v1alpha1.PhaseSucceeded {
 		t.Errorf("the Resume in flight at SIGTERM is %+v after the drain, want Succeeded", r)
 	}
-	if err := s.c.StartComponent(ctxFor(t, 90*time.Second), chain.Server); err != nil {
+	if err := s.c.StartComponent(rig.Context(t, 90*time.Second), chain.Server); err != nil {
 		t.Fatal(err)
 	}
 	r := s.judge(t, 1, ts, w)
@@ -161,12 +161,12 @@ func (s *suite) serverKilled(t *testing.T, round int) row {
 	// server looks, and the Resume ends Failed: nothing is paused any more) or not (then it is released).
 	ts[0].anyFinal = true
 	s.createResumes(t, ts, 1)
-	g.wait(t, time.Minute)
+	g.wait(t)
 	if err := s.c.Kill(chain.Server, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	g.open() // if the exec outlived its client, it runs now, as a command whose caller died does
-	if err := s.c.StartComponent(ctxFor(t, 90*time.Second), chain.Server); err != nil {
+	if err := s.c.StartComponent(rig.Context(t, 90*time.Second), chain.Server); err != nil {
 		t.Fatal(err)
 	}
 	r := s.judge(t, 1, ts, w)
@@ -180,9 +180,9 @@ func (s *suite) natsRestarted(t *testing.T, round int) row {
 	ts := s.fan(t, fmt.Sprintf("nats-%d", round), 4)
 	w := s.begin(t)
 	s.createResumes(t, ts[:2], 1)
-	if err := s.c.RestartNATS(ctxFor(t, 2*time.Minute), syscall.SIGKILL, func() error {
+	if err := s.c.RestartNATS(rig.Context(t, 2*time.Minute), syscall.SIGKILL, func() error {
 		for _, tg := range ts[2:] {
-			if err := s.createResume(ctxFor(t, 30*time.Second), tg); err != nil {
+			if err := s.createResume(rig.Context(t, 30*time.Second), tg); err != nil {
 				return err
 			}
 		}
@@ -195,7 +195,7 @@ func (s *suite) natsRestarted(t *testing.T, round int) row {
 	// but may leave the other (release-resume) without a subscription until it restarts. The judge above
 	// counts what the server made of that (its resync takes the Resumes up); the Sensor is restarted here,
 	// as an operator would, so that the faults after this one test the Sensor's path.
-	if err := s.c.Restart(ctxFor(t, 90*time.Second), chain.Sensor); err != nil {
+	if err := s.c.Restart(rig.Context(t, 90*time.Second), chain.Sensor); err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -211,7 +211,7 @@ func (s *suite) linkCut(t *testing.T, round int) row {
 	ts := s.fan(t, fmt.Sprintf("link-%d", round), 4)
 	w := s.begin(t)
 	s.createResumes(t, ts[:2], 1)
-	if err := s.c.SetLink(ctxFor(t, 10*time.Second), chain.Sensor, false); err != nil {
+	if err := s.c.SetLink(rig.Context(t, 10*time.Second), chain.Sensor, false); err != nil {
 		t.Fatal(err)
 	}
 	restore := sync.OnceFunc(func() {
@@ -240,7 +240,7 @@ func (s *suite) concurrent(t *testing.T, round int) row {
 	}
 	defer func() { _ = conn.Close() }()
 	client := triggerpb.NewTriggerClient(conn)
-	ctx := ctxFor(t, 2*time.Minute)
+	ctx := rig.Context(t, 2*time.Minute)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -275,7 +275,7 @@ func (s *suite) leaderKilled(t *testing.T, round int) row {
 	if err := s.c.Kill(chain.Server, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	ctx := ctxFor(t, 5*time.Minute)
+	ctx := rig.Context(t, 5*time.Minute)
 	var replicas []backend
 	procs := map[string]*rig.Process{}
 	for _, name := range []string{"replica-a", "replica-b"} {

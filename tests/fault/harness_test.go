@@ -60,7 +60,7 @@ func fanWorkflow(name string, n int) *wfv1.Workflow {
 // main at its pause. Its pods become targets of the suite.
 func (s *suite) fan(t *testing.T, workflow string, n int) []*target {
 	t.Helper()
-	ctx := ctxFor(t, 3*time.Minute)
+	ctx := rig.Context(t, 3*time.Minute)
 	began := time.Now()
 	if _, err := s.c.SubmitWorkflow(ctx, fanWorkflow(workflow, n)); err != nil {
 		t.Fatal(err)
@@ -121,7 +121,7 @@ func (s *suite) createResume(ctx context.Context, tg *target) error {
 // another controller makes them).
 func (s *suite) createResumes(t *testing.T, targets []*target, workers int) {
 	t.Helper()
-	ctx := ctxFor(t, 2*time.Minute)
+	ctx := rig.Context(t, 2*time.Minute)
 	var wg sync.WaitGroup
 	errs := make(chan error, len(targets))
 	next := atomic.Int32{}
@@ -187,9 +187,10 @@ func (s *suite) gate(pod string, fail error) *gate {
 	return g
 }
 
-// wait returns once the first exec reached the gate.
-func (g *gate) wait(t *testing.T, within time.Duration) {
+// wait returns once the first exec reached the gate, within a minute.
+func (g *gate) wait(t *testing.T) {
 	t.Helper()
+	const within = time.Minute
 	select {
 	case <-g.arrived:
 	case <-time.After(within):
@@ -282,7 +283,7 @@ func (s *suite) wrongExecs(w window) ([]string, error) {
 // was left alone), and returns the counts.
 func (s *suite) judge(t *testing.T, injected int, targets []*target, w window) row {
 	t.Helper()
-	ctx := ctxFor(t, 3*time.Minute)
+	ctx := rig.Context(t, 3*time.Minute)
 	var last map[string]*v1alpha1.Resume
 	waitErr := wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		got, err := s.resumes(ctx)

@@ -136,15 +136,3 @@ func (s *suite) table() string {
 	fmt.Fprintf(&b, "| **all** | %d | %d | %d | %d | %d | %d | %.1f s |\n", sum.Injected, sum.Resumes, sum.Released, sum.WrongExecs, sum.LostResumes, sum.Duplicate, sum.Took.Seconds())
 	return b.String()
 }
-
-func ctxFor(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// readLog returns the text of a log file.
-func readLog(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	return string(b), err
-}

@@ -19,16 +19,17 @@ import (
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/cmd/resume-trigger/app"
+	"github.com/argocontroller/resume-trigger/internal/fixture"
 	"github.com/argocontroller/resume-trigger/internal/resume"
 	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
 func withMetrics() serverOption {
-	return func(o *app.Options) { o.MetricsAddress = "127.0.0.1:0" }
+	return func(o *app.Options) { o.Metrics.Address = "127.0.0.1:0" }
 }
 
 func withResync(d time.Duration) serverOption {
-	return func(o *app.Options) { o.ResyncPeriod = d }
+	return func(o *app.Options) { o.Revisits.Resync = d }
 }
 
 // namespaceReady scrapes resume_trigger_namespace_ready from the server's /metrics, by served_namespace.
@@ -64,7 +65,7 @@ func (s *server) namespaceReady(ctx context.Context) (map[string]float64, error)
 // RoleBinding does.
 func bindServer(t *testing.T, r *rig.Rig, ns, saNS string, role rbacv1.RoleRef) {
 	t.Helper()
-	_, err := r.Client().RbacV1().RoleBindings(ns).Create(ctxFor(t, 10*time.Second), &rbacv1.RoleBinding{
+	_, err := r.Client().RbacV1().RoleBindings(ns).Create(rig.Context(t, 10*time.Second), &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: serviceAccount},
 		RoleRef:    role,
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: serviceAccount, Namespace: saNS}},
@@ -92,7 +93,7 @@ func TestServerReviewsItsOwnRights(t *testing.T) {
 	}
 
 	// partial: everything the ClusterRole grants but exec.
-	ctx := ctxFor(t, 30*time.Second)
+	ctx := rig.Context(t, 30*time.Second)
 	noExec := &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: "resume-trigger-no-exec"},
 		Rules: []rbacv1.PolicyRule{
@@ -125,7 +126,7 @@ func TestServerReviewsItsOwnRights(t *testing.T) {
 	resync := 2 * time.Second
 	srv := startServer(t, saConfig, []string{home.ns, missing.ns, partial.ns}, withMetrics(), withResync(resync))
 	var ready map[string]float64
-	scrape := ctxFor(t, 20*time.Second)
+	scrape := rig.Context(t, 20*time.Second)
 	if err := rig.Eventually(scrape, func() (err error) {
 		ready, err = srv.namespaceReady(scrape)
 		if err == nil && len(ready) != 3 {
@@ -148,7 +149,7 @@ func TestServerReviewsItsOwnRights(t *testing.T) {
 
 	t.Run("a Resume where exec is not granted ends NotPermitted", func(t *testing.T) {
 		e := &env{t: t, r: partial.r, ns: partial.ns, wfc: partial.wfc}
-		u := e.createResume("no-exec", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+		u := e.createResume("no-exec", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 		f := srv.fireResume(t, u)
 		expectCode(t, f, codes.PermissionDenied, "may not create pods/exec, get pods/exec in namespace "+e.ns)
 		res, _ := e.resume("no-exec")
@@ -159,7 +160,7 @@ func TestServerReviewsItsOwnRights(t *testing.T) {
 
 	t.Run("a Resume where nothing is granted is refused without a request", func(t *testing.T) {
 		e := &env{t: t, r: missing.r, ns: missing.ns, wfc: missing.wfc}
-		u := e.createResume("no-binding", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+		u := e.createResume("no-binding", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 		f := srv.fireResume(t, u)
 		expectCode(t, f, codes.PermissionDenied, advice)
 		if res, _ := e.resume("no-binding"); res.Status.Phase != "" {
@@ -179,16 +180,16 @@ func TestServerReviewsItsOwnRights(t *testing.T) {
 
 	t.Run("served and granted, a Resume is released", func(t *testing.T) {
 		e := &env{t: t, r: home.r, ns: home.ns, wfc: home.wfc}
-		u := e.createResume("granted", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+		u := e.createResume("granted", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 		expectOK(t, srv.fireResume(t, u), 1)
-		e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+		e.expectCalls(rig.Call{Pod: fixture.HelloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
 	})
 
 	t.Run("the missing RoleBinding, once created, turns the namespace ready at the next resync", func(t *testing.T) {
 		e := &env{t: t, r: missing.r, ns: missing.ns, wfc: missing.wfc}
 		granted := time.Now()
 		bindServer(t, e.r, e.ns, home.ns, rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: serviceAccount})
-		scrape := ctxFor(t, 10*resync)
+		scrape := rig.Context(t, 10*resync)
 		if err := rig.Eventually(scrape, func() error {
 			ready, err := srv.namespaceReady(scrape)
 			if err == nil && ready[e.ns] != 1 {
@@ -202,8 +203,8 @@ func TestServerReviewsItsOwnRights(t *testing.T) {
 		if !strings.Contains(srv.logs.String(), "now holds every right") {
 			t.Errorf("no line says %s turned ready:\n%s", e.ns, srv.logs)
 		}
-		u := e.createResume("after-grant", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+		u := e.createResume("after-grant", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 		expectOK(t, srv.fireResume(t, u), 1)
-		e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+		e.expectCalls(rig.Call{Pod: fixture.HelloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
 	})
 }

@@ -52,7 +52,7 @@ func TestArgo41CompressedNodes(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := setup(t)
-			wf := helloWorldWorkflow(e.ns)
+			wf := fixture.HelloWorld(e.ns)
 			raw, err := json.Marshal(wf.Status.Nodes)
 			if err != nil {
 				t.Fatal(err)
@@ -60,21 +60,21 @@ func TestArgo41CompressedNodes(t *testing.T) {
 			wf.Status.CompressedNodes = base64.StdEncoding.EncodeToString(compress(t, raw))
 			wf.Status.Nodes = nil
 			created := e.createWorkflow(wf)
-			stored, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Get(ctxFor(t, 10*time.Second), helloWorld, metav1.GetOptions{})
+			stored, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Get(rig.Context(t, 10*time.Second), fixture.HelloWorkflow, metav1.GetOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(stored.Status.Nodes) != 0 || stored.Status.CompressedNodes != wf.Status.CompressedNodes {
 				t.Fatalf("stored workflow: %d plain nodes, compressedNodes %d bytes; want only the %s ones (%d bytes)", len(stored.Status.Nodes), len(stored.Status.CompressedNodes), name, len(wf.Status.CompressedNodes))
 			}
-			full := helloWorldWorkflow(e.ns)
+			full := fixture.HelloWorld(e.ns)
 			full.ObjectMeta = *created.ObjectMeta.DeepCopy()
-			e.runPod(full, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
-			u := e.createResume("release", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+			e.runPod(full, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer(fixture.PauseAfter))
+			u := e.createResume("release", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 			expectOK(t, e.srv.fireResume(t, u), 1)
 			res, _ := e.resume("release")
 			expectSucceeded(t, res, helloReleased)
-			e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+			e.expectCalls(rig.Call{Pod: fixture.HelloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
 		})
 	}
 }
@@ -85,8 +85,8 @@ func TestArgo41CompressedNodes(t *testing.T) {
 // own: never a target, and refused when a Resume names it.
 func TestArgo41InitlessLayout(t *testing.T) {
 	e := setup(t)
-	wf := e.createWorkflow(helloWorldWorkflow(e.ns))
-	pod := fixture.Pod(wf, wf.Status.Nodes[helloNodeID], helloPodV2, mainContainer(fixture.PauseAfter)...)
+	wf := e.createWorkflow(fixture.HelloWorld(e.ns))
+	pod := fixture.Pod(wf, wf.Status.Nodes[fixture.HelloNodeID], fixture.HelloPodV2, mainContainer(fixture.PauseAfter)...)
 	pod.UID = ""
 	fixture.Own(pod, wf)
 	argoexec := corev1.VolumeMount{Name: "argoexec", MountPath: "/var/run/argo/bin", ReadOnly: true}
@@ -109,7 +109,7 @@ func TestArgo41InitlessLayout(t *testing.T) {
 	fixture.SetRunning(pod)
 	e.runPodObject(pod)
 
-	bad := e.createResume("supervisor", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause", "container": "supervisor"})
+	bad := e.createResume("supervisor", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause", "container": "supervisor"})
 	f := e.srv.fireResume(t, bad)
 	expectCode(t, f, codes.InvalidArgument, `container "supervisor" is Argo's own`)
 	if res, _ := e.resume("supervisor"); res.Status.Phase != v1alpha1.PhaseFailed || len(res.Status.Released) != 0 {
@@ -117,9 +117,9 @@ func TestArgo41InitlessLayout(t *testing.T) {
 	}
 	e.expectNoCalls()
 
-	u := e.createResume("release", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+	u := e.createResume("release", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 	expectOK(t, e.srv.fireResume(t, u), 1)
 	res, _ := e.resume("release")
 	expectSucceeded(t, res, helloReleased)
-	e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+	e.expectCalls(rig.Call{Pod: fixture.HelloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
 }

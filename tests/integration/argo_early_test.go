@@ -128,7 +128,7 @@ func (e *env) pausedPodOfNode(workflow, id string) corev1.Pod {
 func (e *env) podOfNodeWhen(workflow, id string, cond func(*corev1.Pod) bool) corev1.Pod {
 	e.t.Helper()
 	var found corev1.Pod
-	_, err := e.r.WaitPods(ctxFor(e.t, time.Minute), e.ns, workflow, func(pods []corev1.Pod) bool {
+	_, err := e.r.WaitPods(rig.Context(e.t, time.Minute), e.ns, workflow, func(pods []corev1.Pod) bool {
 		for i := range pods {
 			if pods[i].Annotations["workflows.argoproj.io/node-id"] == id && cond(&pods[i]) {
 				found = pods[i]
@@ -173,7 +173,7 @@ func TestArgoEarlyResumesForALaterStep(t *testing.T) {
 }
 
 func testEarlyResumesForALaterStep(t *testing.T, c argoCell) {
-	e := setupArgo(t, c, rig.ControllerOptions{}, withRevisits(productRevisits))
+	e := setupArgo(t, c, rig.ControllerOptions{}, withRevisits())
 	e.submit(earlyLibrary)
 	const name = "early"
 	rp := e.watchRunning(name)
@@ -250,7 +250,7 @@ func TestArgoEarlyResumeForAWorkflowTemplateRef(t *testing.T) {
 }
 
 func testEarlyResumeForAWorkflowTemplateRef(t *testing.T, c argoCell) {
-	e := setupArgo(t, c, rig.ControllerOptions{}, withRevisits(productRevisits))
+	e := setupArgo(t, c, rig.ControllerOptions{}, withRevisits())
 	e.submit(`
 apiVersion: argoproj.io/v1alpha1
 kind: WorkflowTemplate

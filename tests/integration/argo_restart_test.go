@@ -25,8 +25,8 @@ import (
 // pod Failed while its node is still Pending.
 func TestArgoV4FailedPodRestart(t *testing.T) {
 	c := cellV4PodNamesV2
-	e := setupArgo(t, c, rig.ControllerOptions{Config: map[string]string{"failedPodRestart": "enabled: true\nmaxRestarts: 1\n"}}, withRevisits(productRevisits))
-	ctx := ctxFor(t, 2*time.Minute)
+	e := setupArgo(t, c, rig.ControllerOptions{Config: map[string]string{"failedPodRestart": "enabled: true\nmaxRestarts: 1\n"}}, withRevisits())
+	ctx := rig.Context(t, 2*time.Minute)
 	const name = "restart"
 	// The step's pod is bound but its containers are not started: its images are being pulled.
 	if err := e.r.HoldPods(ctx, e.ns, name, rig.HoldScheduled); err != nil {

@@ -87,7 +87,7 @@ func setupArgo(t *testing.T, c argoCell, opts rig.ControllerOptions, srvOpts ...
 		opts.Executor = c.executor
 	}
 	began := time.Now()
-	wc, err := e.r.StartWorkflowController(ctxFor(t, 2*time.Minute), opts)
+	wc, err := e.r.StartWorkflowController(rig.Context(t, 2*time.Minute), opts)
 	if err != nil {
 		t.Fatalf("start Argo's workflow-controller %s: %v", c.argo, err)
 	}
@@ -105,7 +105,7 @@ func (e *env) submit(spec string) {
 	if err := yaml.Unmarshal([]byte(spec), &meta); err != nil {
 		e.t.Fatal(err)
 	}
-	ctx := ctxFor(e.t, 10*time.Second)
+	ctx := rig.Context(e.t, 10*time.Second)
 	switch meta.Kind {
 	case "Workflow":
 		var wf wfv1.Workflow
@@ -133,7 +133,7 @@ func (e *env) submit(spec string) {
 func (e *env) waitPaused(workflow, container string, n int) []corev1.Pod {
 	e.t.Helper()
 	var paused []corev1.Pod
-	_, err := e.r.WaitPods(ctxFor(e.t, time.Minute), e.ns, workflow, func(pods []corev1.Pod) bool {
+	_, err := e.r.WaitPods(rig.Context(e.t, time.Minute), e.ns, workflow, func(pods []corev1.Pod) bool {
 		paused = nil
 		for i := range pods {
 			if e.r.Paused(&pods[i], container) {
@@ -164,7 +164,7 @@ func (e *env) waitPaused(workflow, container string, n int) []corev1.Pod {
 // workflow waits until cond holds for the Workflow, nodes decompressed.
 func (e *env) workflow(name string, cond func(*wfv1.Workflow) bool) *wfv1.Workflow {
 	e.t.Helper()
-	wf, err := e.r.WaitWorkflow(ctxFor(e.t, time.Minute), e.ns, name, cond)
+	wf, err := e.r.WaitWorkflow(rig.Context(e.t, time.Minute), e.ns, name, cond)
 	if err != nil {
 		e.t.Fatal(e.wc.Failure(err))
 	}
@@ -197,6 +197,49 @@ func (e *env) release(name string, spec map[string]any, container string, stage 
 	}
 	expectSucceeded(e.t, res, want...)
 	return res
+}
+
+// argoRun is one run of a Workflow whose paused pods one Resume releases.
+type argoRun struct {
+	// spec is the Workflow's YAML (or JSON), named workflow.
+	spec, workflow string
+	// pods pause in container at stage; the Resume's spec names them (Workflow-ID and TemplateName, or
+	// what resume says instead).
+	pods      int
+	container string
+	stage     v1alpha1.Stage
+	resume    map[string]any
+	// paused checks the paused pods before the release, released right after it; either may be nil.
+	paused, released func(paused []corev1.Pod)
+}
+
+// run submits r's Workflow, waits until its r.pods pods are paused, releases them with Resume name,
+// requires that exactly those were released, and waits until the controller ends the Workflow Succeeded,
+// which it returns.
+func (e *env) run(name string, r argoRun) *wfv1.Workflow {
+	e.t.Helper()
+	e.submit(r.spec)
+	paused := e.waitPaused(r.workflow, r.container, r.pods)
+	if r.paused != nil {
+		r.paused(paused)
+	}
+	e.release(name, r.resume, r.container, r.stage, paused...)
+	if r.released != nil {
+		r.released(paused)
+	}
+	return e.waitSucceeded(r.workflow)
+}
+
+// podNodes are the workflow's Pod nodes ordered by name: a retried step's attempts in order.
+func podNodes(wf *wfv1.Workflow) []wfv1.NodeStatus {
+	var out []wfv1.NodeStatus
+	for _, n := range wf.Status.Nodes {
+		if n.Type == wfv1.NodeTypePod {
+			out = append(out, n)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
 
 func podNames(pods []corev1.Pod) []string {
@@ -263,15 +306,18 @@ spec:
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := setupArgo(t, c, rig.ControllerOptions{})
-			e.submit(spec)
-			paused := e.waitPaused("shape", "main", 1)
-			wf := e.workflow("shape", func(*wfv1.Workflow) bool { return true })
-			node := wf.Status.Nodes.FindByDisplayName("pause")
-			if node == nil || node.Phase != wfv1.NodeRunning || paused[0].Annotations["workflows.argoproj.io/node-id"] != node.ID {
-				t.Fatalf("paused pod %s is not the Running node %+v", paused[0].Name, node)
-			}
-			e.release("release", map[string]any{"Workflow-ID": "shape", "TemplateName": "pause"}, "main", v1alpha1.StageAfter, paused...)
-			done := e.waitSucceeded("shape")
+			var node *wfv1.NodeStatus
+			done := e.run("release", argoRun{
+				spec: spec, workflow: "shape", pods: 1, container: "main", stage: v1alpha1.StageAfter,
+				resume: map[string]any{"Workflow-ID": "shape", "TemplateName": "pause"},
+				paused: func(paused []corev1.Pod) {
+					wf := e.workflow("shape", func(*wfv1.Workflow) bool { return true })
+					node = wf.Status.Nodes.FindByDisplayName("pause")
+					if node == nil || node.Phase != wfv1.NodeRunning || paused[0].Annotations["workflows.argoproj.io/node-id"] != node.ID {
+						t.Fatalf("paused pod %s is not the Running node %+v", paused[0].Name, node)
+					}
+				},
+			})
 			if n := done.Status.Nodes[node.ID]; n.Phase != wfv1.NodeSucceeded {
 				t.Errorf("node %s %s", n.Name, n.Phase)
 			}
@@ -358,7 +404,8 @@ func TestArgoRetryReleasesTheLastAttempt(t *testing.T) {
 
 func testRetryReleasesTheLastAttempt(t *testing.T, c argoCell) {
 	e := setupArgo(t, c, rig.ControllerOptions{})
-	e.submit(`
+	var attempts []wfv1.NodeStatus
+	done := e.run("retry", argoRun{spec: `
 apiVersion: argoproj.io/v1alpha1
 kind: Workflow
 metadata:
@@ -380,24 +427,20 @@ spec:
           - {name: ARGO_DEBUG_PAUSE_AFTER, value: "true"}
           - {name: ` + rig.EnvFailAttempts + `, value: "1"}
           - {name: ` + rig.EnvAttempt + `, value: "{{retries}}"}
-`)
-	paused := e.waitPaused("retry", "main", 1)
-	wf := e.workflow("retry", func(*wfv1.Workflow) bool { return true })
-	var attempts []wfv1.NodeStatus
-	for _, n := range wf.Status.Nodes {
-		if n.Type == wfv1.NodeTypePod {
-			attempts = append(attempts, n)
-		}
-	}
-	sort.Slice(attempts, func(i, j int) bool { return attempts[i].Name < attempts[j].Name })
-	if len(attempts) != 2 || attempts[0].Phase != wfv1.NodeFailed || attempts[1].Phase != wfv1.NodeRunning {
-		t.Fatalf("attempts: %s, want (0) Failed and (1) Running", rig.NodeSummary(wf))
-	}
-	if got := paused[0].Annotations["workflows.argoproj.io/node-id"]; got != attempts[1].ID {
-		t.Fatalf("paused pod %s is of node %s, want attempt 1 %s", paused[0].Name, got, attempts[1].ID)
-	}
-	e.release("retry", map[string]any{"Workflow-ID": "retry", "TemplateName": "flaky"}, "main", v1alpha1.StageAfter, paused...)
-	done := e.waitSucceeded("retry")
+`,
+		workflow: "retry", pods: 1, container: "main", stage: v1alpha1.StageAfter,
+		resume: map[string]any{"Workflow-ID": "retry", "TemplateName": "flaky"},
+		paused: func(paused []corev1.Pod) {
+			wf := e.workflow("retry", func(*wfv1.Workflow) bool { return true })
+			attempts = podNodes(wf)
+			if len(attempts) != 2 || attempts[0].Phase != wfv1.NodeFailed || attempts[1].Phase != wfv1.NodeRunning {
+				t.Fatalf("attempts: %s, want (0) Failed and (1) Running", rig.NodeSummary(wf))
+			}
+			if got := paused[0].Annotations["workflows.argoproj.io/node-id"]; got != attempts[1].ID {
+				t.Fatalf("paused pod %s is of node %s, want attempt 1 %s", paused[0].Name, got, attempts[1].ID)
+			}
+		},
+	})
 	if n := done.Status.Nodes[attempts[1].ID]; n.Phase != wfv1.NodeSucceeded {
 		t.Errorf("attempt 1 %s", n.Phase)
 	}
@@ -410,7 +453,7 @@ func TestArgoContainerSetPauseBefore(t *testing.T) {
 
 func testContainerSetPauseBefore(t *testing.T, c argoCell) {
 	e := setupArgo(t, c, rig.ControllerOptions{})
-	e.submit(`
+	done := e.run("cset", argoRun{spec: `
 apiVersion: argoproj.io/v1alpha1
 kind: Workflow
 metadata:
@@ -434,14 +477,18 @@ spec:
             image: busybox
             command: [sh, -c, "echo main"]
             dependencies: [debugme]
-`)
-	paused := e.waitPaused("cset", "debugme", 1)
-	if c := containerStatus(paused[0], "main"); c == nil || c.State.Running == nil {
-		t.Fatalf("main of %s is not running while debugme is paused: %+v", paused[0].Name, c)
-	}
-	e.release("cset", map[string]any{"Workflow-ID": "cset", "TemplateName": "set"}, "debugme", v1alpha1.StageBefore, paused...)
-	e.expectCalls(rig.Call{Pod: paused[0].Name, Container: "debugme", Argv: []string{"touch", "/var/run/argo/ctr/debugme/before"}, Outcome: "exit 0"})
-	done := e.waitSucceeded("cset")
+`,
+		workflow: "cset", pods: 1, container: "debugme", stage: v1alpha1.StageBefore,
+		resume: map[string]any{"Workflow-ID": "cset", "TemplateName": "set"},
+		paused: func(paused []corev1.Pod) {
+			if c := containerStatus(paused[0], "main"); c == nil || c.State.Running == nil {
+				t.Fatalf("main of %s is not running while debugme is paused: %+v", paused[0].Name, c)
+			}
+		},
+		released: func(paused []corev1.Pod) {
+			e.expectCalls(rig.Call{Pod: paused[0].Name, Container: "debugme", Argv: []string{"touch", "/var/run/argo/ctr/debugme/before"}, Outcome: "exit 0"})
+		},
+	})
 	for _, n := range done.Status.Nodes {
 		// Argo gives Container nodes the step's template, as their Pod node.
 		if n.Type == wfv1.NodeTypeContainer && (n.Phase != wfv1.NodeSucceeded || n.TemplateName != "set") {
@@ -474,7 +521,7 @@ metadata:
 spec:
   templates:` + pauseTemplate + `
 `)
-	e.submit(`
+	e.run("ref", argoRun{spec: `
 apiVersion: argoproj.io/v1alpha1
 kind: Workflow
 metadata:
@@ -486,15 +533,17 @@ spec:
       steps:
         - - name: step
             templateRef: {name: library, template: pause}
-`)
-	paused := e.waitPaused("ref", "main", 1)
-	wf := e.workflow("ref", func(*wfv1.Workflow) bool { return true })
-	node := wf.Status.Nodes[paused[0].Annotations["workflows.argoproj.io/node-id"]]
-	if node.TemplateRef == nil || node.TemplateRef.Name != "library" || node.TemplateRef.Template != "pause" {
-		t.Fatalf("node %s templateRef %+v templateName %q", node.Name, node.TemplateRef, node.TemplateName)
-	}
-	e.release("ref", map[string]any{"Workflow-ID": "ref", "TemplateName": "pause"}, "main", v1alpha1.StageAfter, paused...)
-	e.waitSucceeded("ref")
+`,
+		workflow: "ref", pods: 1, container: "main", stage: v1alpha1.StageAfter,
+		resume: map[string]any{"Workflow-ID": "ref", "TemplateName": "pause"},
+		paused: func(paused []corev1.Pod) {
+			wf := e.workflow("ref", func(*wfv1.Workflow) bool { return true })
+			node := wf.Status.Nodes[paused[0].Annotations["workflows.argoproj.io/node-id"]]
+			if node.TemplateRef == nil || node.TemplateRef.Name != "library" || node.TemplateRef.Template != "pause" {
+				t.Fatalf("node %s templateRef %+v templateName %q", node.Name, node.TemplateRef, node.TemplateName)
+			}
+		},
+	})
 }
 
 // A step with a lifecycle hook that runs while the step runs: the hook's pod (node <step>.hooks.running,
@@ -573,18 +622,20 @@ func testPodNameFormats(t *testing.T, c argoCell) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.submit(string(spec))
-	paused := e.waitPaused(wf.Name, "main", 1)
-	got := e.workflow(wf.Name, func(*wfv1.Workflow) bool { return true })
-	node := got.Status.Nodes.FindByDisplayName("pause")
-	if want := argoutil.GeneratePodName(wf.Name, node.Name, node.TemplateName, node.ID, format); paused[0].Name != want {
-		t.Fatalf("controller named the pod %s, GeneratePodName(%s) says %s", paused[0].Name, format, want)
-	}
-	if got.Annotations["workflows.argoproj.io/pod-name-format"] != format.String() {
-		t.Errorf("workflow annotation pod-name-format %q, want %s", got.Annotations["workflows.argoproj.io/pod-name-format"], format)
-	}
-	e.release("release", map[string]any{"Workflow-ID": wf.Name, "TemplateName": "pause"}, "main", v1alpha1.StageAfter, paused...)
-	e.waitSucceeded(wf.Name)
+	e.run("release", argoRun{
+		spec: string(spec), workflow: wf.Name, pods: 1, container: "main", stage: v1alpha1.StageAfter,
+		resume: map[string]any{"Workflow-ID": wf.Name, "TemplateName": "pause"},
+		paused: func(paused []corev1.Pod) {
+			got := e.workflow(wf.Name, func(*wfv1.Workflow) bool { return true })
+			node := got.Status.Nodes.FindByDisplayName("pause")
+			if want := argoutil.GeneratePodName(wf.Name, node.Name, node.TemplateName, node.ID, format); paused[0].Name != want {
+				t.Fatalf("controller named the pod %s, GeneratePodName(%s) says %s", paused[0].Name, format, want)
+			}
+			if got.Annotations["workflows.argoproj.io/pod-name-format"] != format.String() {
+				t.Errorf("workflow annotation pod-name-format %q, want %s", got.Annotations["workflows.argoproj.io/pod-name-format"], format)
+			}
+		},
+	})
 }
 
 // Node status compressed by the controller itself: MAX_WORKFLOW_SIZE (Argo's packer, default 1 MiB) set
@@ -600,19 +651,21 @@ func testCompressedNodes(t *testing.T, c argoCell) {
 		items[i] = fmt.Sprintf("%d-%s", i, strings.Repeat("x", 200))
 	}
 	e := setupArgo(t, c, rig.ControllerOptions{Env: []string{"MAX_WORKFLOW_SIZE=7000"}})
-	e.submit(fmt.Sprintf(loopWorkflow, "big", strings.Join(items, ", ")))
-	paused := e.waitPaused("big", "main", len(items))
-	raw, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Get(ctxFor(t, 10*time.Second), "big", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	size, _ := json.Marshal(raw)
-	t.Logf("stored workflow: %d bytes, %d plain nodes, compressedNodes %d bytes", len(size), len(raw.Status.Nodes), len(raw.Status.CompressedNodes))
-	if len(raw.Status.Nodes) != 0 || raw.Status.CompressedNodes == "" {
-		t.Fatalf("the controller did not compress: %d nodes, compressedNodes %d bytes (workflow %d bytes)", len(raw.Status.Nodes), len(raw.Status.CompressedNodes), len(size))
-	}
-	e.release("all", map[string]any{"Workflow-ID": "big", "TemplateName": "fan"}, "main", v1alpha1.StageAfter, paused...)
-	e.waitSucceeded("big")
+	e.run("all", argoRun{
+		spec: fmt.Sprintf(loopWorkflow, "big", strings.Join(items, ", ")), workflow: "big", pods: len(items), container: "main", stage: v1alpha1.StageAfter,
+		resume: map[string]any{"Workflow-ID": "big", "TemplateName": "fan"},
+		paused: func([]corev1.Pod) {
+			raw, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Get(rig.Context(t, 10*time.Second), "big", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			size, _ := json.Marshal(raw)
+			t.Logf("stored workflow: %d bytes, %d plain nodes, compressedNodes %d bytes", len(size), len(raw.Status.Nodes), len(raw.Status.CompressedNodes))
+			if len(raw.Status.Nodes) != 0 || raw.Status.CompressedNodes == "" {
+				t.Fatalf("the controller did not compress: %d nodes, compressedNodes %d bytes (workflow %d bytes)", len(raw.Status.Nodes), len(raw.Status.CompressedNodes), len(size))
+			}
+		},
+	})
 }
 
 // The two Workflow CRDs of the matrix differ where it matters to a reader of Workflows: the full one
@@ -632,7 +685,7 @@ func TestArgoWorkflowCRDs(t *testing.T) {
 					"notArgos":   "x",
 				},
 			}}
-			ctx := ctxFor(t, 10*time.Second)
+			ctx := rig.Context(t, 10*time.Second)
 			if _, err := e.r.Dynamic().Resource(rig.WorkflowGVR).Namespace(e.ns).Create(ctx, wf, metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}

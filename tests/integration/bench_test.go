@@ -24,17 +24,17 @@ func BenchmarkRelease(b *testing.B) {
 	r := rig.Get(b)
 	ns := r.Namespace(b)
 	wfc := benchWorkflowClient(b, r)
-	wf := helloWorldWorkflow(ns)
+	wf := fixture.HelloWorld(ns)
 	wf.UID = ""
-	created, err := wfc.ArgoprojV1alpha1().Workflows(ns).Create(ctxFor(b, 10*time.Second), wf, metav1.CreateOptions{})
+	created, err := wfc.ArgoprojV1alpha1().Workflows(ns).Create(rig.Context(b, 10*time.Second), wf, metav1.CreateOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	pod := fixture.Pod(created, created.Status.Nodes[helloNodeID], helloPodV2, mainContainer(fixture.PauseAfter)...)
+	pod := fixture.Pod(created, created.Status.Nodes[fixture.HelloNodeID], fixture.HelloPodV2, mainContainer(fixture.PauseAfter)...)
 	pod.UID = ""
 	fixture.Own(pod, created)
-	r.Kubelet().SetEmissary(ns, helloPodV2, false)
-	if _, err := r.RunPod(ctxFor(b, 10*time.Second), pod); err != nil {
+	r.Kubelet().SetEmissary(ns, fixture.HelloPodV2, false)
+	if _, err := r.RunPod(rig.Context(b, 10*time.Second), pod); err != nil {
 		b.Fatal(err)
 	}
 	srv := startServer(b, r.AdminConfig(), []string{ns})
@@ -43,11 +43,11 @@ func BenchmarkRelease(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		u, err := resumes.Create(ctxFor(b, 10*time.Second), &unstructured.Unstructured{Object: map[string]any{
+		u, err := resumes.Create(rig.Context(b, 10*time.Second), &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": v1alpha1.GroupVersion.String(),
 			"kind":       v1alpha1.Kind,
 			"metadata":   map[string]any{"name": fmt.Sprintf("bench-%d", i)},
-			"spec":       map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"},
+			"spec":       map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"},
 		}}, metav1.CreateOptions{})
 		if err != nil {
 			b.Fatal(err)
@@ -73,7 +73,7 @@ func BenchmarkRelease(b *testing.B) {
 func BenchmarkResumeToArgoSucceeded(b *testing.B) {
 	r := rig.Get(b)
 	ns := r.Namespace(b)
-	wc, err := r.StartWorkflowController(ctxFor(b, 2*time.Minute), rig.ControllerOptions{Namespace: ns})
+	wc, err := r.StartWorkflowController(rig.Context(b, 2*time.Minute), rig.ControllerOptions{Namespace: ns})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -91,11 +91,11 @@ func BenchmarkResumeToArgoSucceeded(b *testing.B) {
 		name := fmt.Sprintf("%s-%d", readme.Name, i)
 		wf := readme.DeepCopy()
 		wf.Name, wf.Namespace = name, ns
-		if _, err := r.Workflows().ArgoprojV1alpha1().Workflows(ns).Create(ctxFor(b, 10*time.Second), wf, metav1.CreateOptions{}); err != nil {
+		if _, err := r.Workflows().ArgoprojV1alpha1().Workflows(ns).Create(rig.Context(b, 10*time.Second), wf, metav1.CreateOptions{}); err != nil {
 			b.Fatal(err)
 		}
 		var node string
-		if _, err := r.WaitPods(ctxFor(b, time.Minute), ns, name, func(pods []corev1.Pod) bool {
+		if _, err := r.WaitPods(rig.Context(b, time.Minute), ns, name, func(pods []corev1.Pod) bool {
 			for i := range pods {
 				if r.Paused(&pods[i], "main") {
 					node = pods[i].Annotations["workflows.argoproj.io/node-id"]
@@ -108,7 +108,7 @@ func BenchmarkResumeToArgoSucceeded(b *testing.B) {
 		}
 		b.StartTimer()
 		start := time.Now()
-		u, err := resumes.Create(ctxFor(b, 10*time.Second), &unstructured.Unstructured{Object: map[string]any{
+		u, err := resumes.Create(rig.Context(b, 10*time.Second), &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": v1alpha1.GroupVersion.String(),
 			"kind":       v1alpha1.Kind,
 			"metadata":   map[string]any{"name": name},
@@ -121,7 +121,7 @@ func BenchmarkResumeToArgoSucceeded(b *testing.B) {
 		if f := srv.mustFire(b, params, payload); f.Err != nil || len(f.Result.Released) != 1 {
 			b.Fatalf("op %d: err %v, result %+v", i, f.Err, f.Result)
 		}
-		if _, err := r.WaitWorkflow(ctxFor(b, time.Minute), ns, name, func(wf *wfv1.Workflow) bool {
+		if _, err := r.WaitWorkflow(rig.Context(b, time.Minute), ns, name, func(wf *wfv1.Workflow) bool {
 			return wf.Status.Nodes[node].Phase == wfv1.NodeSucceeded
 		}); err != nil {
 			b.Fatal(wc.Failure(err))

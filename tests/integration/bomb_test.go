@@ -35,9 +35,9 @@ func TestNodeStatusBombBesideAnOrdinaryStep(t *testing.T) {
 	ordinary := newEnv(t)
 	bombed := &env{t: t, r: ordinary.r, ns: ordinary.r.Namespace(t), wfc: ordinary.wfc}
 
-	hello := ordinary.createWorkflow(helloWorldWorkflow(ordinary.ns))
-	ordinary.runPod(hello, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
-	ordinary.createResume("ordinary", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+	hello := ordinary.createWorkflow(fixture.HelloWorld(ordinary.ns))
+	ordinary.runPod(hello, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer(fixture.PauseAfter))
+	ordinary.createResume("ordinary", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 
 	wf := fixture.Workflow(bombed.ns, "bomb")
 	wf.Status.Nodes, wf.Status.CompressedNodes = nil, nodeStatusBomb(t)
@@ -59,16 +59,19 @@ func TestNodeStatusBombBesideAnOrdinaryStep(t *testing.T) {
 	}
 	wait := func(e *env, name string, ok func(*v1alpha1.Resume) bool) *v1alpha1.Resume {
 		t.Helper()
-		for end := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+		defer cancel()
+		var res *v1alpha1.Resume
+		if err := rig.Eventually(ctx, func() error {
 			watch("waiting for resume " + name)
-			res, _ := e.resume(name)
-			if ok(res) {
-				return res
+			if res, _ = e.resume(name); !ok(res) {
+				return fmt.Errorf("phase %s reason %s message %q", res.Status.Phase, res.Status.Reason, res.Status.Message)
 			}
-			if time.Now().After(end) {
-				t.Fatalf("resume %s after 60s: phase %s reason %s message %q (server log %s:\n%s)", name, res.Status.Phase, res.Status.Reason, res.Status.Message, p.Log, tail(p.Log))
-			}
+			return nil
+		}); err != nil {
+			t.Fatalf("resume %s after 60s: %v (server log %s:\n%s)", name, err, p.Log, tail(p.Log))
 		}
+		return res
 	}
 
 	released := wait(ordinary, "ordinary", isPhase(v1alpha1.PhaseSucceeded))

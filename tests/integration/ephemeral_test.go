@@ -35,7 +35,7 @@ const (
 )
 
 func withEphemeralImage(image string) serverOption {
-	return func(o *app.Options) { o.EphemeralImage = image }
+	return func(o *app.Options) { o.Resume.EphemeralImage = image }
 }
 
 // ephemeralFallbackRule reads the rule manifests/ephemeral-fallback (a kustomize Component) adds to the
@@ -100,7 +100,7 @@ func grantEphemeralFallback(t *testing.T, e *env, sa kubernetes.Interface) {
 		len(want.ResourceNames) != 0 || len(want.NonResourceURLs) != 0 {
 		t.Fatalf("the test's rule %+v differs from what %s adds: %+v", rule, ephemeralFallbackDir, want)
 	}
-	ctx := ctxFor(t, 30*time.Second)
+	ctx := rig.Context(t, 30*time.Second)
 	rbac := e.r.Client().RbacV1()
 	if _, err := rbac.Roles(e.ns).Create(ctx, &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: ephemeralRoleName},
@@ -214,7 +214,7 @@ func (k *ephemeralKubelet) report() (started, errs []string) {
 
 func ephemeralContainers(t *testing.T, e *env, pod string) []corev1.EphemeralContainer {
 	t.Helper()
-	p, err := e.r.Client().CoreV1().Pods(e.ns).Get(ctxFor(t, 10*time.Second), pod, metav1.GetOptions{})
+	p, err := e.r.Client().CoreV1().Pods(e.ns).Get(rig.Context(t, 10*time.Second), pod, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("get pod %s: %v", pod, err)
 	}
@@ -232,19 +232,19 @@ func TestEphemeralFallbackOnRealAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wf := e.createWorkflow(helloWorldWorkflow(e.ns))
-	e.runPod(wf, helloNodeID, helloPodV2, []corev1.Container{fixture.Container("main", fixture.PauseAfter), fixture.Container("tools")})
-	e.r.Kubelet().SetBehaviour(e.ns, helloPodV2, "", rig.NoTouch)
-	kubelet := runEphemeralKubelet(t, e.r.Client(), e.ns, helloPodV2)
+	wf := e.createWorkflow(fixture.HelloWorld(e.ns))
+	e.runPod(wf, fixture.HelloNodeID, fixture.HelloPodV2, []corev1.Container{fixture.Container("main", fixture.PauseAfter), fixture.Container("tools")})
+	e.r.Kubelet().SetBehaviour(e.ns, fixture.HelloPodV2, "", rig.NoTouch)
+	kubelet := runEphemeralKubelet(t, e.r.Client(), e.ns, fixture.HelloPodV2)
 	e.srv = startServer(t, saConfig, []string{e.ns}, withEphemeralImage(ephemeralImage))
 	name := release.EphemeralName("main", v1alpha1.StageAfter)
 	noTouch := []rig.Call{
-		{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 127"},
-		{Pod: helloPodV2, Container: "tools", Argv: touchMainAfter, Outcome: "exit 127"},
+		{Pod: fixture.HelloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 127"},
+		{Pod: fixture.HelloPodV2, Container: "tools", Argv: touchMainAfter, Outcome: "exit 127"},
 	}
 
 	// The namespace-install binding is in effect before the server is asked anything.
-	rbacCtx := ctxFor(t, 30*time.Second)
+	rbacCtx := rig.Context(t, 30*time.Second)
 	if err := rig.Eventually(rbacCtx, func() error {
 		for _, a := range []authorizationv1.ResourceAttributes{
 			{Namespace: e.ns, Resource: "pods", Verb: "get"},
@@ -262,10 +262,10 @@ func TestEphemeralFallbackOnRealAPIServer(t *testing.T) {
 	}
 
 	// Without the component's rule.
-	if ok, err := mayUpdateEphemeral(ctxFor(t, 10*time.Second), sa, e.ns); err != nil || ok {
+	if ok, err := mayUpdateEphemeral(rig.Context(t, 10*time.Second), sa, e.ns); err != nil || ok {
 		t.Fatalf("namespace-install alone may update pods/ephemeralcontainers: %v, %v", ok, err)
 	}
-	u := e.createResume("ephemeral", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+	u := e.createResume("ephemeral", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 	expectRefusal(e.ns, "pods/ephemeralcontainers", "update")
 	f := e.srv.fireResume(t, u)
 	expectCode(t, f, codes.Unavailable, "ephemeral-fallback overlay")
@@ -277,7 +277,7 @@ func TestEphemeralFallbackOnRealAPIServer(t *testing.T) {
 	if res.Status.Phase != v1alpha1.PhasePending || len(res.Status.Released) != 0 {
 		t.Fatalf("resume phase %q, released %+v (message %q), want Pending with nothing released", res.Status.Phase, res.Status.Released, res.Status.Message)
 	}
-	if ecs := ephemeralContainers(t, e, helloPodV2); len(ecs) != 0 {
+	if ecs := ephemeralContainers(t, e, fixture.HelloPodV2); len(ecs) != 0 {
 		t.Fatalf("the refused server added ephemeral containers: %+v", ecs)
 	}
 
@@ -286,11 +286,11 @@ func TestEphemeralFallbackOnRealAPIServer(t *testing.T) {
 	f = e.srv.fireResume(t, u)
 	expectOK(t, f, 1)
 	e.expectCalls(append(noTouch, noTouch...)...)
-	want := v1alpha1.ReleasedTarget{Node: helloNodeID, Pod: helloPodV2, Container: "main", Stage: v1alpha1.StageAfter, Via: name}
+	want := v1alpha1.ReleasedTarget{Node: fixture.HelloNodeID, Pod: fixture.HelloPodV2, Container: "main", Stage: v1alpha1.StageAfter, Via: name}
 	res, _ = e.resume("ephemeral")
 	expectSucceeded(t, res, want)
 
-	ecs := ephemeralContainers(t, e, helloPodV2)
+	ecs := ephemeralContainers(t, e, fixture.HelloPodV2)
 	if len(ecs) != 1 {
 		t.Fatalf("pod has %d ephemeral containers, want 1: %+v", len(ecs), ecs)
 	}
@@ -312,11 +312,11 @@ func TestEphemeralFallbackOnRealAPIServer(t *testing.T) {
 	}
 
 	// A new Resume for the still paused step reuses the terminated ephemeral container.
-	u2 := e.createResume("ephemeral-again", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+	u2 := e.createResume("ephemeral-again", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 	expectOK(t, e.srv.fireResume(t, u2), 1)
 	res, _ = e.resume("ephemeral-again")
 	expectSucceeded(t, res, want)
-	if ecs := ephemeralContainers(t, e, helloPodV2); len(ecs) != 1 {
+	if ecs := ephemeralContainers(t, e, fixture.HelloPodV2); len(ecs) != 1 {
 		t.Fatalf("after the second release the pod has %d ephemeral containers, want 1: %+v", len(ecs), ecs)
 	}
 	e.expectCalls(append(append(noTouch, noTouch...), noTouch...)...)

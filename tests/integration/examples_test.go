@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"errors"
 	"io/fs"
 	"maps"
 	"os"
@@ -186,17 +187,9 @@ func renderUnsorted(t *testing.T, dir string) []*unstructured.Unstructured {
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
-	var out []*unstructured.Unstructured
-	for _, res := range resources.Resources() {
-		b, err := res.MarshalJSON()
-		if err != nil {
-			t.Fatal(err)
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(b); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, u)
+	out, err := rig.Objects(resources)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
@@ -206,7 +199,7 @@ func renderUnsorted(t *testing.T, dir string) []*unstructured.Unstructured {
 func (e *env) createExample(o *unstructured.Unstructured) *unstructured.Unstructured {
 	e.t.Helper()
 	o = o.DeepCopy()
-	ctx := ctxFor(e.t, 10*time.Second)
+	ctx := rig.Context(e.t, 10*time.Second)
 	switch o.GetKind() {
 	case "Workflow", "WorkflowTemplate":
 		var err error
@@ -342,7 +335,7 @@ func TestExampleWebhookRequestReleasesTheReadmeWorkflow(t *testing.T) {
 	e := setupArgo(t, cellV3PodNamesV2, rig.ControllerOptions{})
 	wf := readmeWF.DeepCopy()
 	wf.Namespace = e.ns
-	if _, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Create(ctxFor(t, 10*time.Second), wf, metav1.CreateOptions{}); err != nil {
+	if _, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Create(rig.Context(t, 10*time.Second), wf, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	paused := e.waitPaused(wf.Name, "main", 1)
@@ -374,38 +367,34 @@ func TestExampleDebugPolicyPausesLabelledWorkflowsOnly(t *testing.T) {
 	bind.Name += suffix
 	bind.Spec.PolicyName = map1.Name
 	adm := e.r.Client().AdmissionregistrationV1()
-	ctx := ctxFor(t, 10*time.Second)
+	ctx := rig.Context(t, 10*time.Second)
 	if _, err := adm.MutatingAdmissionPolicies().Create(ctx, &map1, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create the example's MutatingAdmissionPolicy: %v", err)
 	}
 	t.Cleanup(func() {
-		_ = adm.MutatingAdmissionPolicies().Delete(ctxFor(t, 10*time.Second), map1.Name, metav1.DeleteOptions{})
+		_ = adm.MutatingAdmissionPolicies().Delete(rig.Context(t, 10*time.Second), map1.Name, metav1.DeleteOptions{})
 	})
 	if _, err := adm.MutatingAdmissionPolicyBindings().Create(ctx, &bind, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create the example's MutatingAdmissionPolicyBinding: %v", err)
 	}
 	t.Cleanup(func() {
-		_ = adm.MutatingAdmissionPolicyBindings().Delete(ctxFor(t, 10*time.Second), bind.Name, metav1.DeleteOptions{})
+		_ = adm.MutatingAdmissionPolicyBindings().Delete(rig.Context(t, 10*time.Second), bind.Name, metav1.DeleteOptions{})
 	})
 
 	var labelled wfv1.Workflow
 	strict(t, example(t, docs, "debug-policy/workflow.yaml", "Workflow"), &labelled)
 	// The API server takes up a new policy through an informer: wait, with server-side dry runs of the
 	// labelled Workflow, until it is in force.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Create(ctxFor(t, 10*time.Second), labelled.DeepCopy(), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	eventually(t, 30*time.Second, "the MutatingAdmissionPolicy changes a labelled Workflow", func() error {
+		got, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Create(rig.Context(t, 10*time.Second), labelled.DeepCopy(), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if err != nil {
 			t.Fatalf("dry run of the labelled Workflow: %v", err)
 		}
-		if got.Spec.TemplateDefaults != nil {
-			break
+		if got.Spec.TemplateDefaults == nil {
+			return errors.New("the dry run has no templateDefaults")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("30s after its creation the MutatingAdmissionPolicy has not changed a labelled Workflow")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 
 	unlabelled := labelled.DeepCopy()
 	unlabelled.Name += "-unlabelled"
@@ -428,7 +417,7 @@ func TestExampleDebugPolicyPausesLabelledWorkflowsOnly(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			wf := tc.wf.DeepCopy()
 			wf.Spec.TemplateDefaults = tc.in.DeepCopy()
-			got, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Create(ctxFor(t, 10*time.Second), wf, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			got, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Create(rig.Context(t, 10*time.Second), wf, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 			if err != nil {
 				t.Fatalf("dry run: %v", err)
 			}
@@ -446,7 +435,7 @@ func TestExampleDebugPolicyPausesLabelledWorkflowsOnly(t *testing.T) {
 	}
 
 	for _, wf := range []*wfv1.Workflow{&labelled, unlabelled} {
-		if _, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Create(ctxFor(t, 10*time.Second), wf, metav1.CreateOptions{}); err != nil {
+		if _, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Create(rig.Context(t, 10*time.Second), wf, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create workflow %s: %v", wf.Name, err)
 		}
 	}
@@ -454,7 +443,7 @@ func TestExampleDebugPolicyPausesLabelledWorkflowsOnly(t *testing.T) {
 	if done.Spec.TemplateDefaults != nil {
 		t.Errorf("the unlabelled Workflow was changed: templateDefaults %+v", done.Spec.TemplateDefaults)
 	}
-	pods, err := e.r.WaitPods(ctxFor(t, 10*time.Second), e.ns, unlabelled.Name, func(p []corev1.Pod) bool { return len(p) == 1 })
+	pods, err := e.r.WaitPods(rig.Context(t, 10*time.Second), e.ns, unlabelled.Name, func(p []corev1.Pod) bool { return len(p) == 1 })
 	if err != nil {
 		t.Fatal(err)
 	}

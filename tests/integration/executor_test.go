@@ -3,7 +3,6 @@ package integration
 import (
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -41,7 +40,7 @@ func TestArgoexecContainerSetPauseBefore(t *testing.T) {
 // pod's main container logged its command's end, and each pod's wait container saw it.
 func (e *env) expectArgoExecutor(wf *wfv1.Workflow) {
 	e.t.Helper()
-	ctx := ctxFor(e.t, 10*time.Second)
+	ctx := rig.Context(e.t, 10*time.Second)
 	sel := metav1.ListOptions{LabelSelector: rig.LabelWorkflow + "=" + wf.Name}
 	trs, err := e.wfc.ArgoprojV1alpha1().WorkflowTaskResults(e.ns).List(ctx, sel)
 	if err != nil {
@@ -106,13 +105,7 @@ spec:
 `)
 		paused := e.waitPaused("retry", "main", 1)
 		wf := e.workflow("retry", func(*wfv1.Workflow) bool { return true })
-		var attempts []wfv1.NodeStatus
-		for _, n := range wf.Status.Nodes {
-			if n.Type == wfv1.NodeTypePod {
-				attempts = append(attempts, n)
-			}
-		}
-		sort.Slice(attempts, func(i, j int) bool { return attempts[i].Name < attempts[j].Name })
+		attempts := podNodes(wf)
 		if len(attempts) != 2 || attempts[0].Phase != wfv1.NodeFailed || attempts[1].Phase != wfv1.NodeRunning {
 			t.Fatalf("attempts: %s, want (0) Failed and (1) Running", rig.NodeSummary(wf))
 		}
@@ -157,7 +150,7 @@ spec:
         env:
           - {name: ARGO_DEBUG_PAUSE_AFTER, value: "true"}
 `)
-		pods, err := e.r.WaitPods(ctxFor(t, time.Minute), e.ns, "early", func(pods []corev1.Pod) bool {
+		pods, err := e.r.WaitPods(rig.Context(t, time.Minute), e.ns, "early", func(pods []corev1.Pod) bool {
 			return len(pods) == 1 && e.r.Kubelet().HasFile(e.ns, pods[0].Name, "main", "/var/run/argo/ctr/main")
 		})
 		if err != nil {
@@ -176,7 +169,7 @@ spec:
 		if strings.Contains(log, "sub-process exited") {
 			t.Fatalf("the command ended before the release:\n%s", log)
 		}
-		if err := rig.Exec(ctxFor(t, 10*time.Second), e.r.AdminConfig(), e.ns, pod.Name, "main", "touch", "/var/run/argo/go"); err != nil {
+		if err := rig.Exec(rig.Context(t, 10*time.Second), e.r.AdminConfig(), e.ns, pod.Name, "main", "touch", "/var/run/argo/go"); err != nil {
 			t.Fatal(err)
 		}
 		e.waitSucceeded("early")

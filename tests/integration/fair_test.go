@@ -22,10 +22,7 @@ import (
 // withProductRevisits turns revisits on at the server's defaults (--revisit-interval, --revisit-rate), the
 // budget the fairness has to hold within.
 func withProductRevisits() serverOption {
-	def := app.NewOptions()
-	return func(o *app.Options) {
-		o.Revisits, o.RevisitInterval, o.RevisitRate, o.ResyncPeriod = true, def.RevisitInterval, def.RevisitRate, def.ResyncPeriod
-	}
+	return func(o *app.Options) { o.Revisits = app.NewOptions().Revisits }
 }
 
 // createResumes creates n Resumes named prefix-0000… in e's namespace, a few at a time.
@@ -74,14 +71,14 @@ func TestRevisitsAreFairPerNamespace(t *testing.T) {
 	// The revisits are busy with the crowd: its first Resumes get their Pending status from them.
 	crowd.waitResume("wait-0000", 30*time.Second, isPhase(v1alpha1.PhasePending))
 
-	wf := other.createWorkflow(helloWorldWorkflow(other.ns))
-	u := other.createResume("early", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+	wf := other.createWorkflow(fixture.HelloWorld(other.ns))
+	u := other.createResume("early", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 	expectPending(t, srv.fireResume(t, u), "has no pod yet")
 	// Past the Sensor's call: from here only the revisits can release it.
 	time.Sleep(2 * productRevisits)
 	other.expectNoCalls()
 
-	pod := other.runPod(wf, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
+	pod := other.runPod(wf, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer(fixture.PauseAfter))
 	running := time.Now()
 	calls := other.waitCalls(1, 30*time.Second)
 	took := calls[0].Time.Sub(running)
@@ -89,7 +86,7 @@ func TestRevisitsAreFairPerNamespace(t *testing.T) {
 	if took > 5*time.Second {
 		t.Errorf("released %v after the step paused, want within 5s", took)
 	}
-	other.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+	other.expectCalls(rig.Call{Pod: fixture.HelloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
 	res := other.waitResume("early", 10*time.Second, isPhase(v1alpha1.PhaseSucceeded))
 	expectSucceeded(t, res, helloReleased)
 
@@ -119,13 +116,13 @@ func TestExampleResourceQuotaRefusesResumesBeyondIt(t *testing.T) {
 	if !ok || hard.Value() < 1 {
 		t.Fatalf("examples/quota bounds %v, want %s", quota.Spec.Hard, key)
 	}
-	ctx := ctxFor(t, 2*time.Minute)
+	ctx := rig.Context(t, 2*time.Minute)
 	quotas := e.r.Client().CoreV1().ResourceQuotas(e.ns)
 	if _, err := quotas.Create(ctx, &quota, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create the example's ResourceQuota: %v", err)
 	}
 	resumes := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns)
-	spec := map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"}
+	spec := map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"}
 	// The admission plugin reads quotas through an informer: until it has the status, a Resume goes
 	// uncounted, and the next status written counts it.
 	probes := 0

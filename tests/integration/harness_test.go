@@ -35,16 +35,6 @@ import (
 	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
-// The original example: workflow hello-world, whose first step "pause" (template pause) sleeps after its
-// command. FNV-1a-32("hello-world[0].pause") = 4183098892, so Argo names its pod as below.
-const (
-	helloWorld  = "hello-world"
-	helloStep   = "hello-world[0].pause"
-	helloNodeID = "hello-world-4183098892"
-	helloPodV2  = "hello-world-pause-4183098892"
-	helloPodV1  = "hello-world-4183098892"
-)
-
 // Argv the server must run to release container main paused after its command.
 var touchMainAfter = []string{"touch", "/var/run/argo/ctr/main/after"}
 
@@ -89,19 +79,13 @@ func newEnvOn(t *testing.T, r *rig.Rig) *env {
 	return &env{t: t, r: r, ns: r.Namespace(t), wfc: wfc}
 }
 
-func ctxFor(tb testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	tb.Cleanup(cancel)
-	return ctx
-}
-
 // createWorkflow creates wf in one call, status.nodes (or compressedNodes) included: the Workflow CRD has no
 // status subresource. The returned Workflow carries the UID the API server gave it.
 func (e *env) createWorkflow(wf *wfv1.Workflow) *wfv1.Workflow {
 	e.t.Helper()
 	wf = wf.DeepCopy()
 	wf.UID = ""
-	created, err := e.wfc.ArgoprojV1alpha1().Workflows(wf.Namespace).Create(ctxFor(e.t, 10*time.Second), wf, metav1.CreateOptions{})
+	created, err := e.wfc.ArgoprojV1alpha1().Workflows(wf.Namespace).Create(rig.Context(e.t, 10*time.Second), wf, metav1.CreateOptions{})
 	if err != nil {
 		e.t.Fatalf("create workflow %s/%s: %v", wf.Namespace, wf.Name, err)
 	}
@@ -126,24 +110,11 @@ func (e *env) runPod(wf *wfv1.Workflow, nodeID, name string, containers []corev1
 
 func (e *env) runPodObject(pod *corev1.Pod, opts ...rig.PodOption) *corev1.Pod {
 	e.t.Helper()
-	created, err := e.r.RunPod(ctxFor(e.t, 10*time.Second), pod, opts...)
+	created, err := e.r.RunPod(rig.Context(e.t, 10*time.Second), pod, opts...)
 	if err != nil {
 		e.t.Fatalf("run pod: %v", err)
 	}
 	return created
-}
-
-// helloWorldWorkflow is the original example's Workflow in ns: root Steps node, step group, and the paused
-// Pod node, plus extra nodes.
-func helloWorldWorkflow(ns string, extra ...wfv1.NodeStatus) *wfv1.Workflow {
-	group := fixture.Node(helloWorld, "hello-world[0]", "[0]", wfv1.NodeTypeStepGroup, "")
-	step := fixture.PodNode(helloWorld, helloStep, "pause", "pause")
-	group.Children = []string{step.ID}
-	wf := fixture.Workflow(ns, helloWorld, append([]wfv1.NodeStatus{group, step}, extra...)...)
-	root := wf.Status.Nodes[helloWorld]
-	root.Children = []string{group.ID}
-	wf.Status.Nodes[helloWorld] = root
-	return wf
 }
 
 // createResume creates a Resume through the dynamic client, as a user (or the original hook) would.
@@ -163,13 +134,13 @@ func (e *env) tryCreateResume(name string, spec map[string]any) (*unstructured.U
 		"metadata":   map[string]any{"name": name, "namespace": e.ns},
 		"spec":       spec,
 	}}
-	return e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Create(ctxFor(e.t, 10*time.Second), u, metav1.CreateOptions{})
+	return e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Create(rig.Context(e.t, 10*time.Second), u, metav1.CreateOptions{})
 }
 
 // resume reads a Resume back.
 func (e *env) resume(name string) (*v1alpha1.Resume, string) {
 	e.t.Helper()
-	u, err := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Get(ctxFor(e.t, 10*time.Second), name, metav1.GetOptions{})
+	u, err := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Get(rig.Context(e.t, 10*time.Second), name, metav1.GetOptions{})
 	if err != nil {
 		e.t.Fatalf("get resume %s: %v", name, err)
 	}
@@ -193,37 +164,42 @@ func (e *env) waitPast(t *metav1.Time) {
 	}
 }
 
+// eventually polls f with rig.Eventually until it returns nil, and fails the test with what and f's last
+// error when within passed first.
+func eventually(tb testing.TB, within time.Duration, what string, f func() error) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(tb.Context(), within)
+	defer cancel()
+	if err := rig.Eventually(ctx, f); err != nil {
+		tb.Fatalf("%s: not within %v: %v", what, within, err)
+	}
+}
+
 // waitResume polls the Resume until ok says so, and fails the test with its last status after within.
 func (e *env) waitResume(name string, within time.Duration, ok func(*v1alpha1.Resume) bool) *v1alpha1.Resume {
 	e.t.Helper()
-	end := time.Now().Add(within)
-	for {
-		res, _ := e.resume(name)
-		if ok(res) {
-			return res
+	var res *v1alpha1.Resume
+	eventually(e.t, within, "resume "+name, func() error {
+		if res, _ = e.resume(name); !ok(res) {
+			return fmt.Errorf("status: phase %s reason %s message %q", res.Status.Phase, res.Status.Reason, res.Status.Message)
 		}
-		if time.Now().After(end) {
-			e.t.Fatalf("resume %s: status after %v: phase %s reason %s message %q", name, within, res.Status.Phase, res.Status.Reason, res.Status.Message)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
+	return res
 }
 
 // waitCalls polls the kubelet until n execs reached this test's namespace and ended (an exec is recorded
 // when it arrives and gets its outcome when it ends), and returns them.
 func (e *env) waitCalls(n int, within time.Duration) []rig.Call {
 	e.t.Helper()
-	end := time.Now().Add(within)
-	for {
-		calls := e.calls()
-		if len(calls) >= n && !slices.ContainsFunc(calls[:n], func(c rig.Call) bool { return c.Outcome == "" }) {
-			return calls
+	var calls []rig.Call
+	eventually(e.t, within, fmt.Sprintf("%d ended execs", n), func() error {
+		if calls = e.calls(); len(calls) < n || slices.ContainsFunc(calls[:n], func(c rig.Call) bool { return c.Outcome == "" }) {
+			return fmt.Errorf("%d execs reached the kubelet:\n%s", len(calls), formatCalls(calls))
 		}
-		if time.Now().After(end) {
-			e.t.Fatalf("%d execs reached the kubelet within %v, want %d ended:\n%s", len(calls), within, n, formatCalls(calls))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return calls
 }
 
 // calls are the execs that reached the kubelet for this test's namespace.
@@ -269,7 +245,7 @@ func (e *env) expectEvent(resumeName, typ, reason string) corev1.Event {
 	e.t.Helper()
 	var found corev1.Event
 	var seen []string
-	err := rig.Eventually(ctxFor(e.t, 10*time.Second), func() error {
+	err := rig.Eventually(rig.Context(e.t, 10*time.Second), func() error {
 		list, err := e.r.Client().CoreV1().Events(e.ns).List(context.Background(), metav1.ListOptions{})
 		if err != nil {
 			return err
@@ -294,7 +270,7 @@ func (e *env) expectEvent(resumeName, typ, reason string) corev1.Event {
 // waitPodSucceeded waits for the emissary emulation to finish the pod once its marker exists.
 func (e *env) waitPodSucceeded(name string) {
 	e.t.Helper()
-	if _, err := e.r.WaitPodPhase(ctxFor(e.t, 15*time.Second), e.ns, name, corev1.PodSucceeded); err != nil {
+	if _, err := e.r.WaitPodPhase(rig.Context(e.t, 15*time.Second), e.ns, name, corev1.PodSucceeded); err != nil {
 		e.t.Fatalf("the released step did not complete: %v", err)
 	}
 }
@@ -302,7 +278,7 @@ func (e *env) waitPodSucceeded(name string) {
 // waitContainerTerminated waits until one container of the pod has ended.
 func (e *env) waitContainerTerminated(pod, container string) {
 	e.t.Helper()
-	_, err := e.r.WaitPod(ctxFor(e.t, 15*time.Second), e.ns, pod, func(p *corev1.Pod) bool {
+	_, err := e.r.WaitPod(rig.Context(e.t, 15*time.Second), e.ns, pod, func(p *corev1.Pod) bool {
 		for _, cs := range p.Status.ContainerStatuses {
 			if cs.Name == container {
 				return cs.State.Terminated != nil
@@ -386,21 +362,23 @@ type server struct {
 type serverOption func(*app.Options)
 
 func withExecTimeout(d time.Duration) serverOption {
-	return func(o *app.Options) { o.ExecTimeout = d }
+	return func(o *app.Options) { o.Resume.ExecTimeout = d }
 }
 
 // withRevisits turns on the server's own revisits of Pending Resumes (on in the product; off by default
 // here, so that a test's Execute is the only path to a Resume and its result can be asserted).
-func withRevisits(interval time.Duration) serverOption {
-	return func(o *app.Options) { o.Revisits, o.RevisitInterval, o.RevisitRate = true, interval, 50 }
+func withRevisits() serverOption {
+	return func(o *app.Options) {
+		o.Revisits.Enabled, o.Revisits.Interval, o.Revisits.Rate = true, productRevisits, 50
+	}
 }
 
 // withLeaderElection makes the server take the Lease id in namespace ns before it serves, with short
 // durations so a takeover happens within seconds.
 func withLeaderElection(ns, id string) serverOption {
 	return func(o *app.Options) {
-		o.LeaderElect, o.LeaderElectionNS, o.LeaderElectionID = true, ns, id
-		o.LeaseDuration, o.LeaseRenewDeadline, o.LeaseRetryPeriod = 4*time.Second, 3*time.Second, 500*time.Millisecond
+		o.Leader.Enabled, o.Leader.Namespace, o.Leader.ID = true, ns, id
+		o.Leader.LeaseDuration, o.Leader.RenewDeadline, o.Leader.RetryPeriod = 4*time.Second, 3*time.Second, 500*time.Millisecond
 	}
 }
 
@@ -409,26 +387,30 @@ func withLeaderElection(ns, id string) serverOption {
 func startServer(tb testing.TB, cfg *rest.Config, namespaces []string, opts ...serverOption) *server {
 	tb.Helper()
 	o := app.NewOptions()
-	o.GRPCAddress = "127.0.0.1:0"
-	o.MetricsAddress = ""
-	o.Namespaces = strings.Join(namespaces, ",")
+	o.Server.GRPCAddress = "127.0.0.1:0"
+	o.Metrics.Address = ""
+	o.Server.Namespaces = strings.Join(namespaces, ",")
 	// Direct requests stand for the webhook path here: open it where the server serves.
-	o.WebhookNamespaces = o.Namespaces
-	o.ExecTimeout = 5 * time.Second
-	o.RequestTimeout = 20 * time.Second
-	o.ShutdownTimeout = 5 * time.Second
-	o.LogFormat = "text"
-	o.LogLevel = "debug"
-	o.Revisits = false
+	o.Server.WebhookNamespaces = o.Server.Namespaces
+	o.Resume.ExecTimeout = 5 * time.Second
+	o.Server.RequestTimeout = 20 * time.Second
+	o.Server.ShutdownTimeout = 5 * time.Second
+	o.Logging.Format = "text"
+	o.Logging.Level = "debug"
+	o.Revisits.Enabled = false
 	for _, f := range opts {
 		f(o)
+	}
+	completed, err := o.Complete()
+	if err != nil {
+		tb.Fatalf("resume-trigger options: %v", err)
 	}
 	logs := &logBuffer{}
 	log := logrus.New()
 	log.SetOutput(logs)
 	log.SetLevel(logrus.DebugLevel)
 	log.SetFormatter(&logrus.TextFormatter{DisableColors: true, FullTimestamp: true})
-	a, err := app.NewWithConfig(o, cfg, log)
+	a, err := app.NewWithConfig(completed, cfg, log)
 	if err != nil {
 		tb.Fatalf("build resume-trigger: %v", err)
 	}
@@ -543,7 +525,7 @@ func (s *server) fire(ctx context.Context, params map[string]string, payload []b
 
 func (s *server) mustFire(tb testing.TB, params map[string]string, payload []byte) firing {
 	tb.Helper()
-	f, err := s.fire(ctxFor(tb, 60*time.Second), params, payload)
+	f, err := s.fire(rig.Context(tb, 60*time.Second), params, payload)
 	if err != nil {
 		tb.Fatal(err)
 	}

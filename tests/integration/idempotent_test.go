@@ -7,17 +7,18 @@ import (
 	"time"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
+	"github.com/argocontroller/resume-trigger/internal/fixture"
 	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
-var helloReleased = v1alpha1.ReleasedTarget{Node: helloNodeID, Pod: helloPodV2, Container: "main", Stage: v1alpha1.StageAfter}
+var helloReleased = v1alpha1.ReleasedTarget{Node: fixture.HelloNodeID, Pod: fixture.HelloPodV2, Container: "main", Stage: v1alpha1.StageAfter}
 
 // The Sensor redelivers an event (atLeastOnce, or a restart mid-call): the second Execute finds the final
 // status and changes nothing.
 func TestSameExecuteTwice(t *testing.T) {
 	e := setup(t)
 	e.pausedHelloWorld()
-	u := e.createResume("twice", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+	u := e.createResume("twice", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 	params, payload := resumeEvent(u)
 
 	first := e.srv.mustFire(t, params, payload)
@@ -37,7 +38,7 @@ func TestSameExecuteTwice(t *testing.T) {
 	if rv2 != rv {
 		t.Errorf("the Resume was written again (resourceVersion %s -> %s): %+v", rv, rv2, again.Status)
 	}
-	e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+	e.expectCalls(rig.Call{Pod: fixture.HelloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
 }
 
 // Deliveries of the same event at once (two Sensor replicas during a leader change; a hundred, to press
@@ -47,10 +48,10 @@ func TestConcurrentExecutes(t *testing.T) {
 		t.Run(fmt.Sprintf("%d deliveries", n), func(t *testing.T) {
 			e := setup(t)
 			e.pausedHelloWorld()
-			u := e.createResume("concurrent", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+			u := e.createResume("concurrent", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 			params, payload := resumeEvent(u)
 
-			ctx := ctxFor(t, time.Minute)
+			ctx := rig.Context(t, time.Minute)
 			var wg sync.WaitGroup
 			results := make([]firing, n)
 			errs := make([]error, n)
@@ -75,7 +76,7 @@ func TestConcurrentExecutes(t *testing.T) {
 			if released != 1 {
 				t.Errorf("the deliveries released %d containers together, want 1", released)
 			}
-			e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+			e.expectCalls(rig.Call{Pod: fixture.HelloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
 			res, _ := e.resume("concurrent")
 			expectSucceeded(t, res, helloReleased)
 		})

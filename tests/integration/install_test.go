@@ -251,7 +251,7 @@ func checkServerCommandLine(t *testing.T, d *appsv1.Deployment, tc installCase) 
 		t.Fatalf("the server rejects its rendered args %q: %v", args, err)
 	}
 	t.Setenv("POD_NAMESPACE", tc.install)
-	if err := o.Complete(); err != nil {
+	if _, err := o.Complete(); err != nil {
 		t.Errorf("the server rejects its rendered args %q: %v", args, err)
 	}
 }
@@ -329,7 +329,7 @@ func TestNetworkPolicyAdmitsOnlyTheInstallNamespacesSensor(t *testing.T) {
 	sensor := find(objs, "Sensor", "")
 	nsLabels := map[string]labels.Set{}
 	for _, ns := range []string{install, teamA} {
-		got, err := r.Client().CoreV1().Namespaces().Get(ctxFor(t, 10*time.Second), ns, metav1.GetOptions{})
+		got, err := r.Client().CoreV1().Namespaces().Get(rig.Context(t, 10*time.Second), ns, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -445,7 +445,7 @@ func peerMatches(peer networkingv1.NetworkPolicyPeer, fromNS, from labels.Set, s
 // run (its ClusterRoleBinding would give exec everywhere on a rig other tests share).
 func TestShippedOverlaysApplyToTheAPIServer(t *testing.T) {
 	r := rig.Get(t)
-	ctx := ctxFor(t, 90*time.Second)
+	ctx := rig.Context(t, 90*time.Second)
 	if err := installArgoEventsCRDs(ctx, r); err != nil {
 		t.Fatal(err)
 	}
@@ -551,7 +551,7 @@ var apiextensionsCRDs = schema.GroupVersionResource{Group: "apiextensions.k8s.io
 // resume-trigger-edit alone gives nothing beyond Resumes (no exec, no pods, no status).
 func TestUserRolesAggregateIntoEditAndView(t *testing.T) {
 	r := rig.Get(t)
-	ctx := ctxFor(t, 60*time.Second)
+	ctx := rig.Context(t, 60*time.Second)
 	stop, err := r.StartClusterRoleAggregation()
 	if err != nil {
 		t.Fatal(err)

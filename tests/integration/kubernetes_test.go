@@ -44,7 +44,7 @@ func TestInstallAndReleaseOnEachKubernetes(t *testing.T) {
 }
 
 func installAndRelease(t *testing.T, k rig.Kubernetes) {
-	ctx := ctxFor(t, 4*time.Minute)
+	ctx := rig.Context(t, 4*time.Minute)
 	r, err := rig.Start(ctx, rig.Options{Kubernetes: k})
 	if err != nil {
 		t.Fatalf("rig with Kubernetes %s: %v", k, err)

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -35,9 +36,9 @@ func isPhase(p v1alpha1.Phase) func(*v1alpha1.Resume) bool {
 // server's revisits release it within seconds of the pause.
 func TestEarlyResumeReleasedWhenItsStepPausesLater(t *testing.T) {
 	t.Parallel()
-	e := setup(t, withRevisits(productRevisits))
-	wf := e.createWorkflow(helloWorldWorkflow(e.ns))
-	u := e.createResume("early", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+	e := setup(t, withRevisits())
+	wf := e.createWorkflow(fixture.HelloWorld(e.ns))
+	u := e.createResume("early", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 
 	// The Sensor's call: the node has no pod yet.
 	expectPending(t, e.srv.fireResume(t, u), "has no pod yet")
@@ -45,8 +46,8 @@ func TestEarlyResumeReleasedWhenItsStepPausesLater(t *testing.T) {
 	if res.Status.Phase != v1alpha1.PhasePending || res.Status.Workflow == nil || res.Status.Workflow.UID != string(wf.UID) {
 		t.Fatalf("status %s bound to %+v, want Pending bound to %s", res.Status.Phase, res.Status.Workflow, wf.UID)
 	}
-	if len(res.Status.Waiting) != 1 || res.Status.Waiting[0].Node != helloNodeID {
-		t.Errorf("status.waiting %+v, want node %s", res.Status.Waiting, helloNodeID)
+	if len(res.Status.Waiting) != 1 || res.Status.Waiting[0].Node != fixture.HelloNodeID {
+		t.Errorf("status.waiting %+v, want node %s", res.Status.Waiting, fixture.HelloNodeID)
 	}
 
 	const later = 90 * time.Second
@@ -57,7 +58,7 @@ func TestEarlyResumeReleasedWhenItsStepPausesLater(t *testing.T) {
 		t.Fatalf("phase %s before the step ran, want Pending", res.Status.Phase)
 	}
 
-	pod := e.runPod(wf, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
+	pod := e.runPod(wf, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer(fixture.PauseAfter))
 	running := time.Now()
 	calls := e.waitCalls(1, 10*time.Second)
 	took := calls[0].Time.Sub(running)
@@ -65,21 +66,21 @@ func TestEarlyResumeReleasedWhenItsStepPausesLater(t *testing.T) {
 	if took > 5*time.Second {
 		t.Errorf("released %v after the step paused, want within 5s", took)
 	}
-	e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+	e.expectCalls(rig.Call{Pod: fixture.HelloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
 	res = e.waitResume("early", 10*time.Second, isPhase(v1alpha1.PhaseSucceeded))
 	expectSucceeded(t, res, helloReleased)
 	if res.Status.Reason != resume.ReasonReleased || len(res.Status.Waiting) != 0 || res.Status.CompletionTime == nil {
 		t.Errorf("status reason %s waiting %v completion %v, want Released, nothing waiting, a completion time", res.Status.Reason, res.Status.Waiting, res.Status.CompletionTime)
 	}
-	e.waitPodSucceeded(helloPodV2)
+	e.waitPodSucceeded(fixture.HelloPodV2)
 }
 
 // A Resume whose step never pauses ends at its deadline, saying what it waited for, without any exec.
 func TestDeadlineEndsAPendingResume(t *testing.T) {
 	t.Parallel()
-	e := setup(t, withRevisits(productRevisits))
-	e.createWorkflow(helloWorldWorkflow(e.ns))
-	u := e.createResume("deadline", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause", "activeDeadlineSeconds": int64(4)})
+	e := setup(t, withRevisits())
+	e.createWorkflow(fixture.HelloWorld(e.ns))
+	u := e.createResume("deadline", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause", "activeDeadlineSeconds": int64(4)})
 
 	expectPending(t, e.srv.fireResume(t, u), "has no pod yet")
 	res := e.waitResume("deadline", 15*time.Second, isPhase(v1alpha1.PhaseFailed))
@@ -103,21 +104,17 @@ func TestDeadlineEndsAPendingResume(t *testing.T) {
 // new UID and, once its step runs, a pod of the very same name.
 func (e *env) recreateHelloWorld(old *wfv1.Workflow) *wfv1.Workflow {
 	e.t.Helper()
-	ctx := ctxFor(e.t, 20*time.Second)
+	ctx := rig.Context(e.t, 20*time.Second)
 	if err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Delete(ctx, old.Name, metav1.DeleteOptions{}); err != nil {
 		e.t.Fatalf("delete workflow: %v", err)
 	}
-	for {
-		_, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Get(ctx, old.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			break
+	eventually(e.t, 20*time.Second, "workflow "+old.Name+" deleted", func() error {
+		if _, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Get(ctx, old.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("get: %v", err)
 		}
-		if ctx.Err() != nil {
-			e.t.Fatalf("workflow %s was not deleted: %v", old.Name, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	wf := e.createWorkflow(helloWorldWorkflow(e.ns))
+		return nil
+	})
+	wf := e.createWorkflow(fixture.HelloWorld(e.ns))
 	if wf.UID == old.UID {
 		e.t.Fatalf("re-created workflow kept uid %s", wf.UID)
 	}
@@ -130,13 +127,13 @@ func (e *env) recreateHelloWorld(old *wfv1.Workflow) *wfv1.Workflow {
 func TestResumeBoundToOneRunNeverReleasesAnother(t *testing.T) {
 	t.Parallel()
 	t.Run("the Sensor calls again", func(t *testing.T) {
-		e := setup(t, withRevisits(productRevisits))
-		runA := e.createWorkflow(helloWorldWorkflow(e.ns))
-		u := e.createResume("bound", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+		e := setup(t, withRevisits())
+		runA := e.createWorkflow(fixture.HelloWorld(e.ns))
+		u := e.createResume("bound", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 		expectPending(t, e.srv.fireResume(t, u), "has no pod yet")
 
 		runB := e.recreateHelloWorld(runA)
-		e.runPod(runB, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
+		e.runPod(runB, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer(fixture.PauseAfter))
 		f := e.srv.fireResume(t, u)
 		if f.Err == nil && !f.Result.AlreadyFinal {
 			t.Fatalf("Execute: %+v, want a refusal", f.Result)
@@ -151,16 +148,16 @@ func TestResumeBoundToOneRunNeverReleasesAnother(t *testing.T) {
 	})
 
 	t.Run("after a server restart", func(t *testing.T) {
-		e := setup(t, withRevisits(productRevisits))
-		runA := e.createWorkflow(helloWorldWorkflow(e.ns))
-		u := e.createResume("bound", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+		e := setup(t, withRevisits())
+		runA := e.createWorkflow(fixture.HelloWorld(e.ns))
+		u := e.createResume("bound", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 		expectPending(t, e.srv.fireResume(t, u), "has no pod yet")
 		e.srv.stop()
 
 		runB := e.recreateHelloWorld(runA)
-		e.runPod(runB, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
+		e.runPod(runB, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer(fixture.PauseAfter))
 		// No Sensor call: the new server takes the Pending Resume up from its list on start.
-		e.srv = startServer(t, e.r.AdminConfig(), []string{e.ns}, withRevisits(productRevisits))
+		e.srv = startServer(t, e.r.AdminConfig(), []string{e.ns}, withRevisits())
 		res := e.waitResume("bound", 15*time.Second, isPhase(v1alpha1.PhaseFailed))
 		expectFailed(t, res, resume.ReasonWorkflowReplaced, string(runA.UID))
 		e.expectNoCalls()
@@ -172,19 +169,19 @@ func TestResumeBoundToOneRunNeverReleasesAnother(t *testing.T) {
 // the Resume turn Succeeded. Each pod gets exactly one exec.
 func TestLoopWithALateIterationIsReleasedWhole(t *testing.T) {
 	t.Parallel()
-	e := setup(t, withRevisits(productRevisits))
+	e := setup(t, withRevisits())
 	var nodes []wfv1.NodeStatus
 	for _, item := range []string{"(0:a)", "(1:b)", "(2:c)"} {
-		nodes = append(nodes, fixture.PodNode(helloWorld, "hello-world[0].fan"+item, "fan"+item, "fan"))
+		nodes = append(nodes, fixture.PodNode(fixture.HelloWorkflow, "hello-world[0].fan"+item, "fan"+item, "fan"))
 	}
-	wf := e.createWorkflow(fixture.Workflow(e.ns, helloWorld, nodes...))
+	wf := e.createWorkflow(fixture.Workflow(e.ns, fixture.HelloWorkflow, nodes...))
 	pods := make([]string, len(nodes))
 	for i, n := range nodes {
-		pods[i] = argoutil.GeneratePodName(helloWorld, n.Name, "fan", n.ID, argoutil.PodNameV2)
+		pods[i] = argoutil.GeneratePodName(fixture.HelloWorkflow, n.Name, "fan", n.ID, argoutil.PodNameV2)
 	}
 	e.runPod(wf, nodes[0].ID, pods[0], mainContainer(fixture.PauseAfter))
 	e.runPod(wf, nodes[1].ID, pods[1], mainContainer(fixture.PauseAfter))
-	u := e.createResume("loop", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "fan"})
+	u := e.createResume("loop", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "fan"})
 
 	f := e.srv.fireResume(t, u)
 	expectPending(t, f, "waiting for 1 more")
@@ -221,16 +218,16 @@ func TestLoopWithALateIterationIsReleasedWhole(t *testing.T) {
 // one without a TTL.
 func TestFinishedResumeDeletedAfterItsTTL(t *testing.T) {
 	t.Parallel()
-	e := setup(t, withRevisits(productRevisits))
+	e := setup(t, withRevisits())
 	e.pausedHelloWorld()
-	u := e.createResume("short-lived", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause", "ttlSecondsAfterFinished": int64(2)})
+	u := e.createResume("short-lived", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause", "ttlSecondsAfterFinished": int64(2)})
 	kept := e.createResume("kept", map[string]any{"Workflow-ID": "no-such-workflow", "TemplateName": "pause", "activeDeadlineSeconds": int64(1)})
 	e.srv.fireResume(t, kept)
 
 	// The server's list on start may have released it before this call: either way one release.
 	e.srv.fireResume(t, u)
 	res := e.waitResume("short-lived", 10*time.Second, isPhase(v1alpha1.PhaseSucceeded))
-	e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+	e.expectCalls(rig.Call{Pod: fixture.HelloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
 	ended := res.Status.CompletionTime
 	if ended == nil {
 		t.Fatal("no status.completionTime on a Succeeded Resume")
@@ -262,23 +259,23 @@ func TestTwoReplicasOneLeads(t *testing.T) {
 	e := newEnv(t)
 	applyNamespaceInstall(t, e.r, e.ns)
 	saConfig := e.r.ServiceAccountConfig(e.ns, serviceAccount)
-	opts := []serverOption{withRevisits(productRevisits), withLeaderElection(e.ns, "resume-trigger")}
+	opts := []serverOption{withRevisits(), withLeaderElection(e.ns, "resume-trigger")}
 	first := startServer(t, saConfig, []string{e.ns}, opts...)
 	waitLeading(t, first)
 	second := startServer(t, saConfig, []string{e.ns}, opts...)
 
-	wf := e.createWorkflow(helloWorldWorkflow(e.ns))
-	u := e.createResume("failover", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause", "ttlSecondsAfterFinished": int64(3)})
+	wf := e.createWorkflow(fixture.HelloWorld(e.ns))
+	u := e.createResume("failover", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause", "ttlSecondsAfterFinished": int64(3)})
 	standby := second.fireResume(t, u)
 	expectCode(t, standby, codes.Unavailable, "standing by")
 	expectPending(t, first.fireResume(t, u), "has no pod yet")
 
 	first.stop()
 	waitLeading(t, second)
-	e.runPod(wf, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
+	e.runPod(wf, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer(fixture.PauseAfter))
 	res := e.waitResume("failover", 15*time.Second, isPhase(v1alpha1.PhaseSucceeded))
 	expectSucceeded(t, res, helloReleased)
-	e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+	e.expectCalls(rig.Call{Pod: fixture.HelloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
 	for _, s := range []*server{first, second} {
 		if strings.Contains(s.logs.String(), "forbidden") {
 			t.Errorf("a replica was refused something:\n%s", s.logs)
@@ -288,7 +285,7 @@ func TestTwoReplicasOneLeads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lease, err := sa.CoordinationV1().Leases(e.ns).Get(ctxFor(t, 5*time.Second), "resume-trigger", metav1.GetOptions{})
+	lease, err := sa.CoordinationV1().Leases(e.ns).Get(rig.Context(t, 5*time.Second), "resume-trigger", metav1.GetOptions{})
 	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
 		t.Fatalf("lease: %v %+v", err, lease)
 	}
@@ -299,26 +296,20 @@ func TestTwoReplicasOneLeads(t *testing.T) {
 // waitGone polls until the Resume no longer exists.
 func (e *env) waitGone(name string, within time.Duration) {
 	e.t.Helper()
-	end := time.Now().Add(within)
-	for {
-		_, err := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Get(ctxFor(e.t, 5*time.Second), name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return
+	eventually(e.t, within, "resume "+name+" gone", func() error {
+		if _, err := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Get(rig.Context(e.t, 5*time.Second), name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("still exists (get: %v)", err)
 		}
-		if time.Now().After(end) {
-			e.t.Fatalf("resume %s still exists after %v: %v", name, within, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func waitLeading(t *testing.T, s *server) {
 	t.Helper()
-	end := time.Now().Add(20 * time.Second)
-	for !s.app.Leading() {
-		if time.Now().After(end) {
-			t.Fatalf("the replica did not take the Lease within 20s:\n%s", s.logs)
+	eventually(t, 20*time.Second, "the replica takes the Lease", func() error {
+		if !s.app.Leading() {
+			return fmt.Errorf("not leading:\n%s", s.logs)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }

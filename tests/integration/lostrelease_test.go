@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,7 @@ const (
 // returns once the policy is enforced.
 func refuseReleaseRecords(t *testing.T, e *env) {
 	t.Helper()
-	ctx := ctxFor(t, 30*time.Second)
+	ctx := rig.Context(t, 30*time.Second)
 	policy := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "admissionregistration.k8s.io/v1",
 		"kind":       "ValidatingAdmissionPolicy",
@@ -69,15 +70,14 @@ func refuseReleaseRecords(t *testing.T, e *env) {
 		}
 		gvr, name := o.gvr, o.u.GetName()
 		t.Cleanup(func() {
-			_ = e.r.Dynamic().Resource(gvr).Delete(ctxFor(t, 10*time.Second), name, metav1.DeleteOptions{})
+			_ = e.r.Dynamic().Resource(gvr).Delete(rig.Context(t, 10*time.Second), name, metav1.DeleteOptions{})
 		})
 	}
 
 	// The API server enforces a policy a moment after it is created: probe with a Resume of our own.
 	probe := e.createResume("probe", map[string]any{"Workflow-ID": "no-such-workflow", "TemplateName": "x"})
 	e.label(probe.GetName(), true)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	eventually(t, 30*time.Second, "the policy enforced", func() error {
 		u, err := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Get(ctx, "probe", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -87,13 +87,10 @@ func refuseReleaseRecords(t *testing.T, e *env) {
 		}}, "status", "released")
 		_, err = e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).UpdateStatus(ctx, u, metav1.UpdateOptions{})
 		if err != nil && strings.Contains(err.Error(), refuseMessage) {
-			return
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the policy was not enforced within 30s (last write: %v)", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return fmt.Errorf("last write: %v", err)
+	})
 }
 
 // label sets or removes refuseLabel on a Resume (its metadata: the spec cannot change).
@@ -103,7 +100,7 @@ func (e *env) label(name string, on bool) {
 	if on {
 		patch = `{"metadata":{"labels":{"` + refuseLabel + `":"true"}}}`
 	}
-	if _, err := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Patch(ctxFor(e.t, 10*time.Second), name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+	if _, err := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Patch(rig.Context(e.t, 10*time.Second), name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		e.t.Fatalf("label resume %s: %v", name, err)
 	}
 }
@@ -114,25 +111,25 @@ func (e *env) label(name string, on bool) {
 func TestStatusWriteFailingAfterTheRelease(t *testing.T) {
 	e := setup(t)
 	refuseReleaseRecords(t, e)
-	wf := e.createWorkflow(helloWorldWorkflow(e.ns))
-	e.runPod(wf, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
-	u := e.createResume("release-hello", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+	wf := e.createWorkflow(fixture.HelloWorld(e.ns))
+	e.runPod(wf, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer(fixture.PauseAfter))
+	u := e.createResume("release-hello", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 	e.label(u.GetName(), true)
 
 	f := e.srv.fireResume(t, u)
 	expectCode(t, f, codes.Unavailable, refuseMessage)
-	e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
-	e.waitContainerTerminated(helloPodV2, "main")
+	e.expectCalls(rig.Call{Pod: fixture.HelloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+	e.waitContainerTerminated(fixture.HelloPodV2, "main")
 	res, _ := e.resume(u.GetName())
-	if res.Status.Phase.Final() || len(res.Status.Released) != 0 || len(res.Status.Releasing) != 1 || res.Status.Releasing[0].Pod != helloPodV2 {
-		t.Fatalf("after the refused write: phase %q released %+v releasing %+v, want not final, %s announced as releasing", res.Status.Phase, res.Status.Released, res.Status.Releasing, helloPodV2)
+	if res.Status.Phase.Final() || len(res.Status.Released) != 0 || len(res.Status.Releasing) != 1 || res.Status.Releasing[0].Pod != fixture.HelloPodV2 {
+		t.Fatalf("after the refused write: phase %q released %+v releasing %+v, want not final, %s announced as releasing", res.Status.Phase, res.Status.Released, res.Status.Releasing, fixture.HelloPodV2)
 	}
 
 	// The API server takes writes again; the Sensor's retry looks again.
 	e.label(u.GetName(), false)
 	expectOK(t, e.srv.fireResume(t, u), 1)
 	res, _ = e.resume(u.GetName())
-	expectSucceeded(t, res, v1alpha1.ReleasedTarget{Node: helloNodeID, Pod: helloPodV2, Container: "main", Stage: v1alpha1.StageAfter})
+	expectSucceeded(t, res, v1alpha1.ReleasedTarget{Node: fixture.HelloNodeID, Pod: fixture.HelloPodV2, Container: "main", Stage: v1alpha1.StageAfter})
 	if c := res.Status.Released[0].ExitCode; c == nil || *c != 0 {
 		t.Errorf("released exit code %v, want the container's 0", c)
 	}
@@ -149,16 +146,16 @@ func TestStatusWriteFailingAfterTheRelease(t *testing.T) {
 // code, not "terminated while releasing it" (Failed/NotReleasable before).
 func TestExecErrorAfterTheTouch(t *testing.T) {
 	e := setup(t)
-	wf := e.createWorkflow(helloWorldWorkflow(e.ns))
-	e.runPod(wf, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
-	e.r.Kubelet().SetBehaviour(e.ns, helloPodV2, "main", rig.FailAfterTouch)
-	u := e.createResume("release-hello", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+	wf := e.createWorkflow(fixture.HelloWorld(e.ns))
+	e.runPod(wf, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer(fixture.PauseAfter))
+	e.r.Kubelet().SetBehaviour(e.ns, fixture.HelloPodV2, "main", rig.FailAfterTouch)
+	u := e.createResume("release-hello", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 
 	f := e.srv.fireResume(t, u)
 	expectOK(t, f, 1)
-	e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "error: exec session broke after the command started"})
+	e.expectCalls(rig.Call{Pod: fixture.HelloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "error: exec session broke after the command started"})
 	res, _ := e.resume(u.GetName())
-	expectSucceeded(t, res, v1alpha1.ReleasedTarget{Node: helloNodeID, Pod: helloPodV2, Container: "main", Stage: v1alpha1.StageAfter})
+	expectSucceeded(t, res, v1alpha1.ReleasedTarget{Node: fixture.HelloNodeID, Pod: fixture.HelloPodV2, Container: "main", Stage: v1alpha1.StageAfter})
 	if c := res.Status.Released[0].ExitCode; c == nil || *c != 0 {
 		t.Errorf("released exit code %v, want the container's 0", c)
 	}

@@ -28,7 +28,7 @@ const (
 )
 
 func withArgoServer(url, tokenFile string) serverOption {
-	return func(o *app.Options) { o.ArgoServerURL, o.ArgoServerToken = url, tokenFile }
+	return func(o *app.Options) { o.Resume.ArgoServerURL, o.Resume.ArgoServerToken = url, tokenFile }
 }
 
 // offloadedHelloWorld creates hello-world as the API server holds a workflow whose node status Argo
@@ -37,13 +37,13 @@ func withArgoServer(url, tokenFile string) serverOption {
 // what argo-server returns.
 func (e *env) offloadedHelloWorld() *wfv1.Workflow {
 	e.t.Helper()
-	full := helloWorldWorkflow(e.ns)
+	full := fixture.HelloWorld(e.ns)
 	offloaded := full.DeepCopy()
 	offloaded.Status.Nodes = nil
 	offloaded.Status.CompressedNodes = ""
 	offloaded.Status.OffloadNodeStatusVersion = offloadVersion
 	created := e.createWorkflow(offloaded)
-	stored, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Get(ctxFor(e.t, 10*time.Second), helloWorld, metav1.GetOptions{})
+	stored, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Get(rig.Context(e.t, 10*time.Second), fixture.HelloWorkflow, metav1.GetOptions{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func (e *env) offloadedHelloWorld() *wfv1.Workflow {
 	}
 	full.ObjectMeta = *created.ObjectMeta.DeepCopy()
 	full.Status.OffloadNodeStatusVersion = offloadVersion
-	e.runPod(full, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
+	e.runPod(full, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer(fixture.PauseAfter))
 	return full
 }
 
@@ -120,20 +120,20 @@ func TestOffloadedNodesFromArgoServer(t *testing.T) {
 		full := e.offloadedHelloWorld()
 		argo := startFakeArgoServer(t, full)
 		e.srv = startServer(t, e.r.AdminConfig(), []string{e.ns}, withArgoServer(argo.URL, argo.tokenFile))
-		u := e.createResume("offloaded", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+		u := e.createResume("offloaded", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 
 		expectOK(t, e.srv.fireResume(t, u), 1)
-		e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+		e.expectCalls(rig.Call{Pod: fixture.HelloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
 		res, _ := e.resume("offloaded")
 		expectSucceeded(t, res, helloReleased)
 		argo.expectRequests(t, full)
-		e.waitPodSucceeded(helloPodV2)
+		e.waitPodSucceeded(fixture.HelloPodV2)
 	})
 
 	t.Run("without argo-server", func(t *testing.T) {
 		e := setup(t)
 		e.offloadedHelloWorld()
-		u := e.createResume("offloaded", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+		u := e.createResume("offloaded", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 
 		expectCode(t, e.srv.fireResume(t, u), codes.FailedPrecondition, "--argo-server-url")
 		res, _ := e.resume("offloaded")
@@ -149,7 +149,7 @@ func TestOffloadedNodesFromArgoServer(t *testing.T) {
 		namesake.UID = types.UID("11111111-2222-3333-4444-555555555555")
 		argo := startFakeArgoServer(t, namesake)
 		e.srv = startServer(t, e.r.AdminConfig(), []string{e.ns}, withArgoServer(argo.URL, argo.tokenFile))
-		u := e.createResume("offloaded", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+		u := e.createResume("offloaded", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 
 		expectCode(t, e.srv.fireResume(t, u), codes.FailedPrecondition, string(namesake.UID))
 		res, _ := e.resume("offloaded")

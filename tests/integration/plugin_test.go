@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -45,7 +45,7 @@ type kubectl struct {
 // kubectlFor grants kubectlUser the plugin's rights in e's namespace and writes their kubeconfig.
 func kubectlFor(e *env) *kubectl {
 	e.t.Helper()
-	ctx := ctxFor(e.t, 10*time.Second)
+	ctx := rig.Context(e.t, 10*time.Second)
 	role := &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: "resume-user", Namespace: e.ns},
 		Rules: []rbacv1.PolicyRule{
@@ -78,7 +78,7 @@ func (k *kubectl) run(args ...string) (string, error) {
 	k.t.Helper()
 	var out, errOut bytes.Buffer
 	all := append([]string{"--kubeconfig", k.kubeconfig, "-n", k.ns}, args...)
-	err := plugin.Execute(ctxFor(k.t, 2*time.Minute), all, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	err := plugin.Execute(rig.Context(k.t, 2*time.Minute), all, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
 	k.t.Logf("kubectl resume %s\n%s%s(error: %v)", strings.Join(args, " "), out.String(), errOut.String(), err)
 	return out.String(), err
 }
@@ -120,30 +120,30 @@ func sensorFor(e *env) {
 // server's reason.
 func TestKubectlResumeWait(t *testing.T) {
 	t.Parallel()
-	e := setup(t, withRevisits(productRevisits))
+	e := setup(t, withRevisits())
 	sensorFor(e)
 	k := kubectlFor(e)
-	wf := e.createWorkflow(helloWorldWorkflow(e.ns))
-	e.runPod(wf, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
+	wf := e.createWorkflow(fixture.HelloWorld(e.ns))
+	e.runPod(wf, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer(fixture.PauseAfter))
 
-	out, err := k.run(helloWorld, "--template", "pause", "--wait", "--timeout", "1m")
+	out, err := k.run(fixture.HelloWorkflow, "--template", "pause", "--wait", "--timeout", "1m")
 	if err != nil {
 		t.Fatalf("kubectl resume --wait: %v", err)
 	}
-	want := fmt.Sprintf("released pod %s container main stage after\n", helloPodV2)
+	want := fmt.Sprintf("released pod %s container main stage after\n", fixture.HelloPodV2)
 	if !strings.Contains(out, want) || !strings.Contains(out, "Succeeded (Released)") {
 		t.Fatalf("output:\n%s\nwant %q and Succeeded (Released)", out, want)
 	}
-	e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
-	e.waitPodSucceeded(helloPodV2)
+	e.expectCalls(rig.Call{Pod: fixture.HelloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+	e.waitPodSucceeded(fixture.HelloPodV2)
 
 	// The Resume carries the user's spec, and --wait's timeout as its deadline.
-	list, err := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).List(ctxFor(t, 10*time.Second), metav1.ListOptions{})
+	list, err := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).List(rig.Context(t, 10*time.Second), metav1.ListOptions{})
 	if err != nil || len(list.Items) != 1 {
 		t.Fatalf("resumes: %v, %d, want 1", err, len(list.Items))
 	}
 	res, _ := e.resume(list.Items[0].GetName())
-	if res.Spec.WorkflowID != helloWorld || res.Spec.TemplateName != "pause" || res.Spec.ActiveDeadlineSeconds == nil || *res.Spec.ActiveDeadlineSeconds != 60 || !strings.HasPrefix(res.Name, helloWorld+"-") {
+	if res.Spec.WorkflowID != fixture.HelloWorkflow || res.Spec.TemplateName != "pause" || res.Spec.ActiveDeadlineSeconds == nil || *res.Spec.ActiveDeadlineSeconds != 60 || !strings.HasPrefix(res.Name, fixture.HelloWorkflow+"-") {
 		t.Errorf("resume %s spec %+v", res.Name, res.Spec)
 	}
 	expectSucceeded(t, res, helloReleased)
@@ -171,10 +171,10 @@ func TestKubectlResumeWait(t *testing.T) {
 
 	// Requests the plugin refuses before creating anything.
 	for _, args := range [][]string{
-		{helloWorld},
-		{helloWorld, "--template", "pause", "--stage", "during"},
-		{helloWorld, "--template", "pause", "--container", "wait"},
-		{helloWorld, "--template", "pause", "-o", "xml"},
+		{fixture.HelloWorkflow},
+		{fixture.HelloWorkflow, "--template", "pause", "--stage", "during"},
+		{fixture.HelloWorkflow, "--template", "pause", "--container", "wait"},
+		{fixture.HelloWorkflow, "--template", "pause", "-o", "xml"},
 	} {
 		if _, err := k.run(args...); err == nil {
 			t.Errorf("kubectl resume %v succeeded, want an error", args)
@@ -269,18 +269,13 @@ func setupMixed(t *testing.T, e *env, k *kubectl) mixedScene {
 // waitEmissary waits for the emissary emulation's decision on a marker in pod.
 func (e *env) waitEmissary(pod, outcome string) {
 	e.t.Helper()
-	end := time.Now().Add(15 * time.Second)
-	for {
-		for _, ev := range e.r.Kubelet().EmissaryEvents(e.ns) {
-			if ev.Pod == pod && ev.Outcome == outcome {
-				return
-			}
+	eventually(e.t, 15*time.Second, "emissary of pod "+pod+": "+outcome, func() error {
+		evs := e.r.Kubelet().EmissaryEvents(e.ns)
+		if !slices.ContainsFunc(evs, func(ev rig.EmissaryEvent) bool { return ev.Pod == pod && ev.Outcome == outcome }) {
+			return fmt.Errorf("events %+v", evs)
 		}
-		if time.Now().After(end) {
-			e.t.Fatalf("emissary of pod %s: events %+v, want %s", pod, e.r.Kubelet().EmissaryEvents(e.ns), outcome)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // requests are the API requests kubectlUser sent in e's namespace so far, as "verb resource".
@@ -321,7 +316,7 @@ func pausedRows(t *testing.T, l plugin.PausedList, wf string) []string {
 // of them as the server's lookup sees it.
 func TestKubectlResumeListAndWhy(t *testing.T) {
 	t.Parallel()
-	e := setup(t, withRevisits(productRevisits))
+	e := setup(t, withRevisits())
 	sensorFor(e)
 	k := kubectlFor(e)
 	sc := setupMixed(t, e, k)
@@ -377,7 +372,7 @@ func TestKubectlResumeListAndWhy(t *testing.T) {
 		t.Fatal(err)
 	}
 	var outA bytes.Buffer
-	if err := plugin.Execute(ctxFor(t, time.Minute), []string{"--kubeconfig", admin, "list", "-A", "-o", "yaml"}, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &outA, ErrOut: &outA}); err != nil {
+	if err := plugin.Execute(rig.Context(t, time.Minute), []string{"--kubeconfig", admin, "list", "-A", "-o", "yaml"}, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &outA, ErrOut: &outA}); err != nil {
 		t.Fatalf("list -A: %v\n%s", err, outA.String())
 	}
 	var all plugin.PausedList

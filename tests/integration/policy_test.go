@@ -2,6 +2,7 @@ package integration
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/argocontroller/resume-trigger/internal/fixture"
 	"github.com/argocontroller/resume-trigger/internal/release"
 	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
@@ -37,7 +39,7 @@ func applyExecPolicy(t *testing.T, e *env, probe func() error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := ctxFor(t, 30*time.Second)
+	ctx := rig.Context(t, 30*time.Second)
 	for _, u := range objs {
 		gvr := vapGVR
 		switch u.GetKind() {
@@ -64,21 +66,16 @@ func applyExecPolicy(t *testing.T, e *env, probe func() error) {
 		}
 		name := u.GetName()
 		t.Cleanup(func() {
-			_ = e.r.Dynamic().Resource(gvr).Delete(ctxFor(t, 10*time.Second), name, metav1.DeleteOptions{})
+			_ = e.r.Dynamic().Resource(gvr).Delete(rig.Context(t, 10*time.Second), name, metav1.DeleteOptions{})
 		})
 	}
 	// The API server compiles and starts enforcing a policy a moment after it is created.
-	end := time.Now().Add(30 * time.Second)
-	for {
-		err := probe()
-		if err != nil && strings.Contains(err.Error(), policyDenial) {
-			return
+	eventually(t, 30*time.Second, "the exec policy enforced", func() error {
+		if err := probe(); err == nil || !strings.Contains(err.Error(), policyDenial) {
+			return fmt.Errorf("last probe: %v", err)
 		}
-		if time.Now().After(end) {
-			t.Fatalf("the exec policy was not enforced within 30s (last probe: %v)", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // With manifests/exec-policy, the API server itself lets resume-trigger's identity exec only the marker's
@@ -90,7 +87,7 @@ func TestExecPolicyPinsTheArgv(t *testing.T) {
 	e.pausedHelloWorld()
 	saConfig := e.r.ServiceAccountConfig(e.ns, serviceAccount)
 	asServer := func(container string, argv ...string) error {
-		return rig.Exec(ctxFor(t, 20*time.Second), saConfig, e.ns, helloPodV2, container, argv...)
+		return rig.Exec(rig.Context(t, 20*time.Second), saConfig, e.ns, fixture.HelloPodV2, container, argv...)
 	}
 	applyExecPolicy(t, e, func() error { return asServer("main", "cat", "/etc/hostname") })
 	before := len(e.calls())
@@ -120,7 +117,7 @@ func TestExecPolicyPinsTheArgv(t *testing.T) {
 	}
 
 	// Another user's exec is not the policy's business: it reaches the kubelet.
-	other := rig.Exec(ctxFor(t, 20*time.Second), e.r.AdminConfig(), e.ns, helloPodV2, "main", "cat", "/etc/hostname")
+	other := rig.Exec(rig.Context(t, 20*time.Second), e.r.AdminConfig(), e.ns, fixture.HelloPodV2, "main", "cat", "/etc/hostname")
 	var exit *release.ExitError
 	if other != nil && !errors.As(other, &exit) && strings.Contains(other.Error(), policyDenial) {
 		t.Errorf("the admin's exec was refused by the policy: %v", other)
@@ -132,12 +129,12 @@ func TestExecPolicyPinsTheArgv(t *testing.T) {
 
 	// The server, under the policy, releases the step.
 	e.srv = startServer(t, saConfig, []string{e.ns})
-	u := e.createResume("under-policy", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+	u := e.createResume("under-policy", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 	expectOK(t, e.srv.fireResume(t, u), 1)
 	res, _ := e.resume("under-policy")
 	expectSucceeded(t, res, helloReleased)
 	last := e.calls()[len(e.calls())-1]
-	if last.Pod != helloPodV2 || last.Container != "main" || !slices.Equal(last.Argv, touchMainAfter) || last.Outcome != "exit 0" {
+	if last.Pod != fixture.HelloPodV2 || last.Container != "main" || !slices.Equal(last.Argv, touchMainAfter) || last.Outcome != "exit 0" {
 		t.Errorf("the server's release: %+v, want touch of main's marker, exit 0", last)
 	}
 }

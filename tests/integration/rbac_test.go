@@ -8,14 +8,13 @@ import (
 	"time"
 
 	wfv1 "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	wfclient "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
 	argoutil "github.com/argoproj/argo-workflows/v3/workflow/util"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-
-	wfclient "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned"
 
 	"github.com/argocontroller/resume-trigger/internal/fixture"
 	"github.com/argocontroller/resume-trigger/tests/internal/rig"
@@ -27,7 +26,7 @@ const serviceAccount = "resume-trigger"
 // for namespace ns (rig.ApplyNamespaceInstall) and returns them as Kind/name.
 func applyNamespaceInstall(t *testing.T, r *rig.Rig, ns string) []string {
 	t.Helper()
-	objs, err := r.ApplyNamespaceInstall(ctxFor(t, 20*time.Second), ns)
+	objs, err := r.ApplyNamespaceInstall(rig.Context(t, 20*time.Second), ns)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,17 +55,17 @@ func TestShippedRBACIsEnoughAndNoMore(t *testing.T) {
 		e := &env{t: t, r: e.r, ns: e.ns, wfc: e.wfc}
 		e.pausedHelloWorld()
 		e.srv = startServer(t, saConfig, []string{e.ns})
-		u := e.createResume("as-serviceaccount", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+		u := e.createResume("as-serviceaccount", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 
 		expectOK(t, e.srv.fireResume(t, u), 1)
-		e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+		e.expectCalls(rig.Call{Pod: fixture.HelloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
 		res, _ := e.resume("as-serviceaccount")
 		expectSucceeded(t, res, helloReleased)
 		e.expectEvent("as-serviceaccount", corev1.EventTypeNormal, "Released")
 		if strings.Contains(e.srv.logs.String(), "forbidden") {
 			t.Errorf("the server was refused something:\n%s", e.srv.logs)
 		}
-		e.waitPodSucceeded(helloPodV2)
+		e.waitPodSucceeded(fixture.HelloPodV2)
 
 		// Two webhook releases on one Workflow are one Event with a count: the second is the recorder's
 		// patch of a series, which needs patch on events.k8s.io.
@@ -81,7 +80,7 @@ func TestShippedRBACIsEnoughAndNoMore(t *testing.T) {
 			e.runPod(wf, n.ID, pod, mainContainer(fixture.PauseAfter))
 			expectOK(t, e.srv.fireDirect(t, map[string]string{"namespace": e.ns, "workflow": fan, "nodeID": n.ID}), 1)
 		}
-		if err := rig.Eventually(ctxFor(t, 20*time.Second), func() error {
+		if err := rig.Eventually(rig.Context(t, 20*time.Second), func() error {
 			list, err := e.r.Client().EventsV1().Events(e.ns).List(context.Background(), metav1.ListOptions{})
 			if err != nil {
 				return err
@@ -98,13 +97,13 @@ func TestShippedRBACIsEnoughAndNoMore(t *testing.T) {
 	})
 
 	t.Run("nothing more", func(t *testing.T) {
-		otherWf := other.createWorkflow(helloWorldWorkflow(other.ns))
-		other.runPod(otherWf, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
+		otherWf := other.createWorkflow(fixture.HelloWorld(other.ns))
+		other.runPod(otherWf, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer(fixture.PauseAfter))
 		sa, err := kubernetes.NewForConfig(saConfig)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx := ctxFor(t, 30*time.Second)
+		ctx := rig.Context(t, 30*time.Second)
 
 		type access struct {
 			ns, group, resource, sub, verb string
@@ -176,7 +175,7 @@ func TestShippedRBACIsEnoughAndNoMore(t *testing.T) {
 			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
 		}, metav1.CreateOptions{})
 		forbidden("create a pod", err)
-		err = sa.CoreV1().Pods(e.ns).Delete(ctx, helloPodV2, metav1.DeleteOptions{})
+		err = sa.CoreV1().Pods(e.ns).Delete(ctx, fixture.HelloPodV2, metav1.DeleteOptions{})
 		forbidden("delete a pod", err)
 		_, err = sa.CoreV1().Pods(other.ns).List(ctx, metav1.ListOptions{})
 		forbidden("list pods in another namespace", err)
@@ -185,20 +184,20 @@ func TestShippedRBACIsEnoughAndNoMore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mine, err := saWf.ArgoprojV1alpha1().Workflows(e.ns).Get(ctx, helloWorld, metav1.GetOptions{})
+		mine, err := saWf.ArgoprojV1alpha1().Workflows(e.ns).Get(ctx, fixture.HelloWorkflow, metav1.GetOptions{})
 		if err != nil {
 			t.Fatalf("get own workflow as %s: %v", serviceAccount, err)
 		}
 		mine.Labels["tampered"] = "true"
 		_, err = saWf.ArgoprojV1alpha1().Workflows(e.ns).Update(ctx, mine, metav1.UpdateOptions{})
 		forbidden("update a workflow", err)
-		_, err = saWf.ArgoprojV1alpha1().Workflows(other.ns).Get(ctx, helloWorld, metav1.GetOptions{})
+		_, err = saWf.ArgoprojV1alpha1().Workflows(other.ns).Get(ctx, fixture.HelloWorkflow, metav1.GetOptions{})
 		forbidden("get a workflow in another namespace", err)
 
-		err = rig.Exec(ctx, saConfig, other.ns, helloPodV2, "main", touchMainAfter...)
+		err = rig.Exec(ctx, saConfig, other.ns, fixture.HelloPodV2, "main", touchMainAfter...)
 		// The exec upgrade's refusal is not an API status error, only its text says forbidden.
 		if err == nil || !strings.Contains(err.Error(), "forbidden") || !strings.Contains(err.Error(), "pods/exec") {
-			t.Errorf("exec into %s/%s as %s: %v, want forbidden on pods/exec", other.ns, helloPodV2, serviceAccount, err)
+			t.Errorf("exec into %s/%s as %s: %v, want forbidden on pods/exec", other.ns, fixture.HelloPodV2, serviceAccount, err)
 		}
 		other.expectNoCalls()
 	})

@@ -14,15 +14,15 @@ import (
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/internal/fixture"
 	"github.com/argocontroller/resume-trigger/internal/resume"
+	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
 // pausedHelloWorld sets up the original example, paused and releasable, so that a refusal is visibly a
 // refusal and not a missing target.
-func (e *env) pausedHelloWorld() *wfv1.Workflow {
+func (e *env) pausedHelloWorld() {
 	e.t.Helper()
-	wf := e.createWorkflow(helloWorldWorkflow(e.ns))
-	e.runPod(wf, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
-	return wf
+	wf := e.createWorkflow(fixture.HelloWorld(e.ns))
+	e.runPod(wf, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer(fixture.PauseAfter))
 }
 
 // A Resume for a workflow that does not exist waits for it (a user may create the Resume first), without
@@ -50,10 +50,10 @@ func TestRefusesUnknownWorkflow(t *testing.T) {
 // The template exists in the workflow but runs no pod (a suspend template).
 func TestRefusesTemplateWithoutPod(t *testing.T) {
 	e := setup(t)
-	approve := fixture.Node(helloWorld, "hello-world[1].approve", "approve", wfv1.NodeTypeSuspend, "approve")
-	wf := e.createWorkflow(helloWorldWorkflow(e.ns, approve))
-	e.runPod(wf, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
-	u := e.createResume("suspend", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "approve"})
+	approve := fixture.Node(fixture.HelloWorkflow, "hello-world[1].approve", "approve", wfv1.NodeTypeSuspend, "approve")
+	wf := e.createWorkflow(fixture.HelloWorld(e.ns, approve))
+	e.runPod(wf, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer(fixture.PauseAfter))
+	u := e.createResume("suspend", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "approve"})
 
 	f := e.srv.fireResume(t, u)
 	expectCode(t, f, codes.NotFound, "selects no node that runs a pod")
@@ -64,9 +64,9 @@ func TestRefusesTemplateWithoutPod(t *testing.T) {
 
 func TestRefusesStepNotPaused(t *testing.T) {
 	e := setup(t)
-	wf := e.createWorkflow(helloWorldWorkflow(e.ns))
-	e.runPod(wf, helloNodeID, helloPodV2, mainContainer())
-	u := e.createResume("not-paused", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+	wf := e.createWorkflow(fixture.HelloWorld(e.ns))
+	e.runPod(wf, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer())
+	u := e.createResume("not-paused", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 
 	f := e.srv.fireResume(t, u)
 	expectCode(t, f, codes.FailedPrecondition, "is not debug-paused")
@@ -81,7 +81,7 @@ func TestRefusesStepNotPaused(t *testing.T) {
 func TestRefusesInjectedNames(t *testing.T) {
 	e := setup(t)
 	e.pausedHelloWorld()
-	valid := map[string]string{"namespace": e.ns, "workflow": helloWorld, "template": "pause"}
+	valid := map[string]string{"namespace": e.ns, "workflow": fixture.HelloWorkflow, "template": "pause"}
 	for name, tc := range map[string]struct{ key, value, message string }{
 		"shell in template":           {"template", "pause; touch /tmp/pwned", "not a valid template name"},
 		"command substitution":        {"workflow", "hello-world$(reboot)", "not a valid Workflow name"},
@@ -106,18 +106,18 @@ func TestRefusesInjectedNames(t *testing.T) {
 
 	// The same names in a Resume never reach the server: the CRD's validation refuses the object.
 	for name, spec := range map[string]map[string]any{
-		"shell-template":  {"Workflow-ID": helloWorld, "TemplateName": "pause; touch /tmp/pwned"},
+		"shell-template":  {"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause; touch /tmp/pwned"},
 		"bad-workflow":    {"Workflow-ID": "hello-world$(reboot)", "TemplateName": "pause"},
-		"path-container":  {"Workflow-ID": helloWorld, "TemplateName": "pause", "container": "main/../../wait"},
-		"stage-path":      {"Workflow-ID": helloWorld, "TemplateName": "pause", "stage": "after/../x"},
-		"no-step-named":   {"Workflow-ID": helloWorld},
-		"slash-in-nodeid": {"Workflow-ID": helloWorld, "nodeID": "a/b"},
+		"path-container":  {"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause", "container": "main/../../wait"},
+		"stage-path":      {"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause", "stage": "after/../x"},
+		"no-step-named":   {"Workflow-ID": fixture.HelloWorkflow},
+		"slash-in-nodeid": {"Workflow-ID": fixture.HelloWorkflow, "nodeID": "a/b"},
 	} {
 		_, err := e.tryCreateResume(name, spec)
 		if !apierrors.IsInvalid(err) {
 			t.Errorf("create resume %s with spec %v: err %v, want Invalid from the CRD's validation", name, spec, err)
 		}
-		if _, gerr := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Get(ctxFor(t, 10*time.Second), name, metav1.GetOptions{}); !apierrors.IsNotFound(gerr) {
+		if _, gerr := e.r.Dynamic().Resource(v1alpha1.Resource).Namespace(e.ns).Get(rig.Context(t, 10*time.Second), name, metav1.GetOptions{}); !apierrors.IsNotFound(gerr) {
 			t.Errorf("resume %s exists after a refused create: %v", name, gerr)
 		}
 	}
@@ -130,7 +130,7 @@ func TestRefusesNamespaceNotAllowed(t *testing.T) {
 	other := newEnv(t)
 	other.pausedHelloWorld()
 
-	f := e.srv.fireDirect(t, map[string]string{"namespace": other.ns, "workflow": helloWorld, "template": "pause"})
+	f := e.srv.fireDirect(t, map[string]string{"namespace": other.ns, "workflow": fixture.HelloWorkflow, "template": "pause"})
 	expectCode(t, f, codes.PermissionDenied, "namespace "+other.ns+" is not served")
 	if !strings.Contains(f.Err.Error(), e.ns) {
 		t.Errorf("the refusal does not say which namespaces are served: %v", f.Err)
@@ -146,7 +146,7 @@ func TestResumeNeverReachesAnotherNamespace(t *testing.T) {
 	other := newEnv(t)
 	other.pausedHelloWorld()
 	e.srv = startServer(t, e.r.AdminConfig(), []string{e.ns, other.ns})
-	u := e.createResume("elsewhere", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+	u := e.createResume("elsewhere", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 
 	f := e.srv.fireResume(t, u)
 	expectCode(t, f, codes.Unavailable, "workflow hello-world not found in namespace "+e.ns)

@@ -23,50 +23,50 @@ func mainContainer(env ...corev1.EnvVar) []corev1.Container {
 
 func TestOriginalExampleIsReleased(t *testing.T) {
 	e := setup(t)
-	if id := fixture.NodeID(helloWorld, helloStep); id != helloNodeID {
-		t.Fatalf("node id of %s is %s, want %s", helloStep, id, helloNodeID)
+	if id := fixture.NodeID(fixture.HelloWorkflow, fixture.HelloStep); id != fixture.HelloNodeID {
+		t.Fatalf("node id of %s is %s, want %s", fixture.HelloStep, id, fixture.HelloNodeID)
 	}
-	wf := e.createWorkflow(helloWorldWorkflow(e.ns))
-	e.runPod(wf, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
-	u := e.createResume("release-hello", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+	wf := e.createWorkflow(fixture.HelloWorld(e.ns))
+	e.runPod(wf, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer(fixture.PauseAfter))
+	u := e.createResume("release-hello", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 
 	f := e.srv.fireResume(t, u)
 	expectOK(t, f, 1)
-	e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+	e.expectCalls(rig.Call{Pod: fixture.HelloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
 	res, _ := e.resume("release-hello")
-	expectSucceeded(t, res, v1alpha1.ReleasedTarget{Node: helloNodeID, Pod: helloPodV2, Container: "main", Stage: v1alpha1.StageAfter})
+	expectSucceeded(t, res, v1alpha1.ReleasedTarget{Node: fixture.HelloNodeID, Pod: fixture.HelloPodV2, Container: "main", Stage: v1alpha1.StageAfter})
 	ev := e.expectEvent("release-hello", corev1.EventTypeNormal, "Released")
 	if ev.InvolvedObject.UID != u.GetUID() {
 		t.Errorf("event is about uid %s, the Resume is %s", ev.InvolvedObject.UID, u.GetUID())
 	}
-	e.waitPodSucceeded(helloPodV2)
+	e.waitPodSucceeded(fixture.HelloPodV2)
 }
 
 // Pods without the node-id annotation are found by the name Argo computes, in the format the Workflow's
 // annotation names. A pod with the other format's name exists too and must not be touched.
 func TestPodNameFormats(t *testing.T) {
 	for format, tc := range map[string]struct{ pod, other string }{
-		"v1": {helloPodV1, helloPodV2},
-		"v2": {helloPodV2, helloPodV1},
+		"v1": {fixture.HelloPodV1, fixture.HelloPodV2},
+		"v2": {fixture.HelloPodV2, fixture.HelloPodV1},
 	} {
 		t.Run(format, func(t *testing.T) {
 			e := setup(t)
-			wf := helloWorldWorkflow(e.ns)
+			wf := fixture.HelloWorld(e.ns)
 			wf.Annotations["workflows.argoproj.io/pod-name-format"] = format
 			wf = e.createWorkflow(wf)
 			for _, name := range []string{tc.pod, tc.other} {
-				pod := fixture.Pod(wf, wf.Status.Nodes[helloNodeID], name, mainContainer(fixture.PauseAfter)...)
+				pod := fixture.Pod(wf, wf.Status.Nodes[fixture.HelloNodeID], name, mainContainer(fixture.PauseAfter)...)
 				pod.UID = ""
 				delete(pod.Annotations, argo.AnnotationNodeID)
 				fixture.Own(pod, wf)
 				e.runPodObject(pod)
 			}
-			u := e.createResume("release", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+			u := e.createResume("release", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 
 			expectOK(t, e.srv.fireResume(t, u), 1)
 			e.expectCalls(rig.Call{Pod: tc.pod, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
 			res, _ := e.resume("release")
-			expectSucceeded(t, res, v1alpha1.ReleasedTarget{Node: helloNodeID, Pod: tc.pod, Container: "main", Stage: v1alpha1.StageAfter})
+			expectSucceeded(t, res, v1alpha1.ReleasedTarget{Node: fixture.HelloNodeID, Pod: tc.pod, Container: "main", Stage: v1alpha1.StageAfter})
 			e.waitPodSucceeded(tc.pod)
 		})
 	}
@@ -77,18 +77,18 @@ func TestLoopReleasesEveryPausedPod(t *testing.T) {
 	e := setup(t)
 	var nodes []wfv1.NodeStatus
 	for _, item := range []string{"(0:a)", "(1:b)", "(2:c)"} {
-		nodes = append(nodes, fixture.PodNode(helloWorld, "hello-world[0].fan"+item, "fan"+item, "fan"))
+		nodes = append(nodes, fixture.PodNode(fixture.HelloWorkflow, "hello-world[0].fan"+item, "fan"+item, "fan"))
 	}
-	wf := e.createWorkflow(fixture.Workflow(e.ns, helloWorld, nodes...))
+	wf := e.createWorkflow(fixture.Workflow(e.ns, fixture.HelloWorkflow, nodes...))
 	var want []v1alpha1.ReleasedTarget
 	var calls []rig.Call
 	for _, n := range nodes {
-		pod := argoutil.GeneratePodName(helloWorld, n.Name, "fan", n.ID, argoutil.PodNameV2)
+		pod := argoutil.GeneratePodName(fixture.HelloWorkflow, n.Name, "fan", n.ID, argoutil.PodNameV2)
 		e.runPod(wf, n.ID, pod, mainContainer(fixture.PauseAfter))
 		want = append(want, v1alpha1.ReleasedTarget{Node: n.ID, Pod: pod, Container: "main", Stage: v1alpha1.StageAfter})
 		calls = append(calls, rig.Call{Pod: pod, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
 	}
-	u := e.createResume("release-loop", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "fan"})
+	u := e.createResume("release-loop", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "fan"})
 
 	expectOK(t, e.srv.fireResume(t, u), 3)
 	// Targets are released in node id order.
@@ -112,16 +112,16 @@ func TestLoopReleasesEveryPausedPod(t *testing.T) {
 // attempt's pod is paused, the first attempt's pod has failed.
 func TestRetryReleasesLastAttempt(t *testing.T) {
 	e := setup(t)
-	retry := fixture.Node(helloWorld, "hello-world[0].flaky", "flaky", wfv1.NodeTypeRetry, "flaky")
-	first := fixture.PodNode(helloWorld, "hello-world[0].flaky(0)", "flaky(0)", "flaky")
+	retry := fixture.Node(fixture.HelloWorkflow, "hello-world[0].flaky", "flaky", wfv1.NodeTypeRetry, "flaky")
+	first := fixture.PodNode(fixture.HelloWorkflow, "hello-world[0].flaky(0)", "flaky(0)", "flaky")
 	first.Phase, first.NodeFlag = wfv1.NodeFailed, &wfv1.NodeFlag{Retried: true}
-	first.BoundaryID = helloWorld
-	last := fixture.PodNode(helloWorld, "hello-world[0].flaky(1)", "flaky(1)", "flaky")
+	first.BoundaryID = fixture.HelloWorkflow
+	last := fixture.PodNode(fixture.HelloWorkflow, "hello-world[0].flaky(1)", "flaky(1)", "flaky")
 	last.NodeFlag = &wfv1.NodeFlag{Retried: true}
 	retry.Children = []string{first.ID, last.ID}
-	wf := e.createWorkflow(fixture.Workflow(e.ns, helloWorld, retry, first, last))
+	wf := e.createWorkflow(fixture.Workflow(e.ns, fixture.HelloWorkflow, retry, first, last))
 
-	firstPod, lastPod := argoutil.GeneratePodName(helloWorld, first.Name, "flaky", first.ID, argoutil.PodNameV2), argoutil.GeneratePodName(helloWorld, last.Name, "flaky", last.ID, argoutil.PodNameV2)
+	firstPod, lastPod := argoutil.GeneratePodName(fixture.HelloWorkflow, first.Name, "flaky", first.ID, argoutil.PodNameV2), argoutil.GeneratePodName(fixture.HelloWorkflow, last.Name, "flaky", last.ID, argoutil.PodNameV2)
 	e.runPod(wf, first.ID, firstPod, mainContainer(fixture.PauseAfter), func(p *corev1.Pod) {
 		p.Status.Phase = corev1.PodFailed
 		for i := range p.Status.ContainerStatuses {
@@ -130,7 +130,7 @@ func TestRetryReleasesLastAttempt(t *testing.T) {
 		}
 	})
 	e.runPod(wf, last.ID, lastPod, mainContainer(fixture.PauseAfter))
-	u := e.createResume("release-retry", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "flaky"})
+	u := e.createResume("release-retry", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "flaky"})
 
 	expectOK(t, e.srv.fireResume(t, u), 1)
 	e.expectCalls(rig.Call{Pod: lastPod, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
@@ -142,20 +142,20 @@ func TestRetryReleasesLastAttempt(t *testing.T) {
 // A containerSet template: one pod, containers main (not paused) and debugme (paused after).
 func TestContainerSetReleasesPausedContainer(t *testing.T) {
 	e := setup(t)
-	podNode := fixture.PodNode(helloWorld, "hello-world[0].set", "set", "set")
+	podNode := fixture.PodNode(fixture.HelloWorkflow, "hello-world[0].set", "set", "set")
 	var containerNodes []wfv1.NodeStatus
 	for _, c := range []string{"main", "debugme"} {
 		// Argo gives a containerSet's Container nodes the calling step's template, as their Pod node
 		// (container_set_template.go initializeNode(..., orgTmpl, ...); TestArgoContainerSetPauseBefore).
-		n := fixture.Node(helloWorld, podNode.Name+"."+c, c, wfv1.NodeTypeContainer, "set")
+		n := fixture.Node(fixture.HelloWorkflow, podNode.Name+"."+c, c, wfv1.NodeTypeContainer, "set")
 		n.BoundaryID = podNode.ID
 		podNode.Children = append(podNode.Children, n.ID)
 		containerNodes = append(containerNodes, n)
 	}
-	wf := e.createWorkflow(fixture.Workflow(e.ns, helloWorld, append([]wfv1.NodeStatus{podNode}, containerNodes...)...))
-	pod := argoutil.GeneratePodName(helloWorld, podNode.Name, "set", podNode.ID, argoutil.PodNameV2)
+	wf := e.createWorkflow(fixture.Workflow(e.ns, fixture.HelloWorkflow, append([]wfv1.NodeStatus{podNode}, containerNodes...)...))
+	pod := argoutil.GeneratePodName(fixture.HelloWorkflow, podNode.Name, "set", podNode.ID, argoutil.PodNameV2)
 	e.runPod(wf, podNode.ID, pod, []corev1.Container{fixture.Container("main"), fixture.Container("debugme", fixture.PauseAfter)})
-	u := e.createResume("release-set", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "set"})
+	u := e.createResume("release-set", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "set"})
 
 	expectOK(t, e.srv.fireResume(t, u), 1)
 	e.expectCalls(rig.Call{Pod: pod, Container: "debugme", Argv: []string{"touch", "/var/run/argo/ctr/debugme/after"}, Outcome: "exit 0"})
@@ -167,21 +167,21 @@ func TestContainerSetReleasesPausedContainer(t *testing.T) {
 // ARGO_DEBUG_PAUSE_BEFORE: the Resume names no stage, the container's env decides.
 func TestBeforeStage(t *testing.T) {
 	e := setup(t)
-	wf := e.createWorkflow(helloWorldWorkflow(e.ns))
-	e.runPod(wf, helloNodeID, helloPodV2, mainContainer(fixture.PauseBefore))
-	u := e.createResume("release-before", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+	wf := e.createWorkflow(fixture.HelloWorld(e.ns))
+	e.runPod(wf, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer(fixture.PauseBefore))
+	u := e.createResume("release-before", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 
 	expectOK(t, e.srv.fireResume(t, u), 1)
-	e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: []string{"touch", "/var/run/argo/ctr/main/before"}, Outcome: "exit 0"})
+	e.expectCalls(rig.Call{Pod: fixture.HelloPodV2, Container: "main", Argv: []string{"touch", "/var/run/argo/ctr/main/before"}, Outcome: "exit 0"})
 	res, _ := e.resume("release-before")
-	expectSucceeded(t, res, v1alpha1.ReleasedTarget{Node: helloNodeID, Pod: helloPodV2, Container: "main", Stage: v1alpha1.StageBefore})
-	e.waitPodSucceeded(helloPodV2)
+	expectSucceeded(t, res, v1alpha1.ReleasedTarget{Node: fixture.HelloNodeID, Pod: fixture.HelloPodV2, Container: "main", Stage: v1alpha1.StageBefore})
+	e.waitPodSucceeded(fixture.HelloPodV2)
 }
 
 // Large workflows keep their nodes in status.compressedNodes.
 func TestCompressedNodes(t *testing.T) {
 	e := setup(t)
-	wf := helloWorldWorkflow(e.ns)
+	wf := fixture.HelloWorld(e.ns)
 	// Compressed by Argo's own compressor, as its packer does (workflow/packer.compressWorkflow).
 	plain, err := json.Marshal(wf.Status.Nodes)
 	if err != nil {
@@ -191,7 +191,7 @@ func TestCompressedNodes(t *testing.T) {
 	nodes := wf.Status.Nodes
 	wf.Status.Nodes, wf.Status.CompressedNodes = nil, compressed
 	created := e.createWorkflow(wf)
-	stored, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Get(ctxFor(t, 10*time.Second), helloWorld, metav1.GetOptions{})
+	stored, err := e.wfc.ArgoprojV1alpha1().Workflows(e.ns).Get(rig.Context(t, 10*time.Second), fixture.HelloWorkflow, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,12 +199,12 @@ func TestCompressedNodes(t *testing.T) {
 		t.Fatalf("stored workflow has %d nodes and compressedNodes %q: the test needs compressed nodes only", len(stored.Status.Nodes), stored.Status.CompressedNodes)
 	}
 	created.Status.Nodes = nodes // for runPod's node lookup only
-	e.runPod(created, helloNodeID, helloPodV2, mainContainer(fixture.PauseAfter))
-	u := e.createResume("release-compressed", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+	e.runPod(created, fixture.HelloNodeID, fixture.HelloPodV2, mainContainer(fixture.PauseAfter))
+	u := e.createResume("release-compressed", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 
 	expectOK(t, e.srv.fireResume(t, u), 1)
-	e.expectCalls(rig.Call{Pod: helloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
+	e.expectCalls(rig.Call{Pod: fixture.HelloPodV2, Container: "main", Argv: touchMainAfter, Outcome: "exit 0"})
 	res, _ := e.resume("release-compressed")
-	expectSucceeded(t, res, v1alpha1.ReleasedTarget{Node: helloNodeID, Pod: helloPodV2, Container: "main", Stage: v1alpha1.StageAfter})
-	e.waitPodSucceeded(helloPodV2)
+	expectSucceeded(t, res, v1alpha1.ReleasedTarget{Node: fixture.HelloNodeID, Pod: fixture.HelloPodV2, Container: "main", Stage: v1alpha1.StageAfter})
+	e.waitPodSucceeded(fixture.HelloPodV2)
 }

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
+	"github.com/argocontroller/resume-trigger/internal/fixture"
 	"github.com/argocontroller/resume-trigger/internal/resume"
 	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
@@ -21,8 +22,8 @@ func TestHungExecEndsAtExecTimeout(t *testing.T) {
 	const execTimeout = 2 * time.Second
 	e := setup(t, withExecTimeout(execTimeout))
 	e.pausedHelloWorld()
-	e.r.Kubelet().SetBehaviour(e.ns, helloPodV2, "", rig.Hang)
-	u := e.createResume("hung", map[string]any{"Workflow-ID": helloWorld, "TemplateName": "pause"})
+	e.r.Kubelet().SetBehaviour(e.ns, fixture.HelloPodV2, "", rig.Hang)
+	u := e.createResume("hung", map[string]any{"Workflow-ID": fixture.HelloWorkflow, "TemplateName": "pause"})
 
 	f := e.srv.fireResume(t, u)
 	t.Logf("Execute with a hung exec returned after %v (exec timeout %v): %v", f.Took.Round(time.Millisecond), execTimeout, f.Err)
@@ -41,7 +42,7 @@ func TestHungExecEndsAtExecTimeout(t *testing.T) {
 		t.Errorf("Released condition %+v, want Unknown/%s", c, resume.ReasonWaiting)
 	}
 	// The kubelet's side of the exec ends too: nothing is left blocked.
-	if err := rig.Eventually(ctxFor(t, 10*time.Second), func() error {
+	if err := rig.Eventually(rig.Context(t, 10*time.Second), func() error {
 		calls := e.calls()
 		if len(calls) != 1 || !strings.HasPrefix(calls[0].Outcome, "hung until") {
 			return errors.New("kubelet execs: " + formatCalls(calls))

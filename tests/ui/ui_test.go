@@ -248,16 +248,20 @@ func startServer(t *testing.T, r *rig.Rig, ns string) (string, *logBuffer) {
 	t.Helper()
 	certFile, keyFile, pool := serving(t)
 	o := app.NewOptions()
-	o.GRPCAddress, o.MetricsAddress, o.UIAddress = "127.0.0.1:0", "", "127.0.0.1:0"
-	o.Namespaces = ns
-	o.TLSCertFile, o.TLSKeyFile = certFile, keyFile
-	o.Revisits, o.ResyncPeriod, o.RevisitInterval = true, time.Second, time.Second
-	o.ShutdownTimeout = 5 * time.Second
+	o.Server.GRPCAddress, o.Metrics.Address, o.UI.Address = "127.0.0.1:0", "", "127.0.0.1:0"
+	o.Server.Namespaces = ns
+	o.Server.TLSCertFile, o.Server.TLSKeyFile = certFile, keyFile
+	o.Revisits.Enabled, o.Revisits.Resync, o.Revisits.Interval = true, time.Second, time.Second
+	o.Server.ShutdownTimeout = 5 * time.Second
+	completed, err := o.Complete()
+	if err != nil {
+		t.Fatal(err)
+	}
 	logs := &logBuffer{}
 	log := logrus.New()
 	log.SetOutput(logs)
 	log.SetLevel(logrus.DebugLevel)
-	a, err := app.NewWithConfig(o, r.AdminConfig(), log)
+	a, err := app.NewWithConfig(completed, r.AdminConfig(), log)
 	if err != nil {
 		t.Fatal(err)
 	}

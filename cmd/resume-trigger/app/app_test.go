@@ -235,7 +235,7 @@ func TestOptionsComplete(t *testing.T) {
 			if err := fs.Parse(tc.args); err != nil {
 				t.Fatal(err)
 			}
-			err := o.Complete()
+			c, err := o.Complete()
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("Complete = %v, want an error containing %q", err, tc.wantErr)
@@ -245,17 +245,20 @@ func TestOptionsComplete(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Complete: %v", err)
 			}
-			if !reflect.DeepEqual(o.namespaces, tc.wantNS) {
-				t.Errorf("namespaces = %q, want %q", o.namespaces, tc.wantNS)
+			if !reflect.DeepEqual(c.namespaces, tc.wantNS) {
+				t.Errorf("namespaces = %q, want %q", c.namespaces, tc.wantNS)
 			}
-			if !reflect.DeepEqual(o.webhookNamespaces, tc.wantHook) {
-				t.Errorf("webhook namespaces = %q, want %q", o.webhookNamespaces, tc.wantHook)
+			if !reflect.DeepEqual(c.webhookNamespaces, tc.wantHook) {
+				t.Errorf("webhook namespaces = %q, want %q", c.webhookNamespaces, tc.wantHook)
 			}
-			if o.logLevel != tc.wantLevel {
-				t.Errorf("log level = %v, want %v", o.logLevel, tc.wantLevel)
+			if c.logLevel != tc.wantLevel {
+				t.Errorf("log level = %v, want %v", c.logLevel, tc.wantLevel)
 			}
-			if o.LeaderElectionNS != tc.wantLease {
-				t.Errorf("lease namespace = %q, want %q", o.LeaderElectionNS, tc.wantLease)
+			if c.leaseNamespace != tc.wantLease {
+				t.Errorf("lease namespace = %q, want %q", c.leaseNamespace, tc.wantLease)
+			}
+			if !reflect.DeepEqual(c.Options, *o) {
+				t.Errorf("Complete changed the options:\n %+v\nwant\n %+v", c.Options, *o)
 			}
 		})
 	}
@@ -280,13 +283,13 @@ func TestAddFlags(t *testing.T) {
 				"--kube-api-qps", "5.5", "--kube-api-burst", "7", "--profiling",
 			},
 			want: func(o *Options) {
-				o.GRPCAddress, o.MetricsAddress, o.Kubeconfig = "127.0.0.1:9100", "", "/kc"
-				o.Namespaces, o.WebhookNamespaces, o.TLSCertFile, o.TLSKeyFile = "a,b", "b", "/c", "/k"
-				o.RequestTimeout, o.ExecTimeout, o.ShutdownTimeout = 45*time.Second, 5*time.Second, 3*time.Second
-				o.EphemeralImage, o.ArgoServerURL, o.ArgoServerToken = "busybox:1.36", "https://argo:2746", "/t"
-				o.ResultSink, o.LogLevel, o.LogFormat = "http://sink", "debug", "text"
-				o.MaxStreams, o.MaxMessageBytes, o.APIQPS, o.APIBurst = 8, 4096, 5.5, 7
-				o.Profiling = true
+				o.Server.GRPCAddress, o.Metrics.Address, o.Kube.Kubeconfig = "127.0.0.1:9100", "", "/kc"
+				o.Server.Namespaces, o.Server.WebhookNamespaces, o.Server.TLSCertFile, o.Server.TLSKeyFile = "a,b", "b", "/c", "/k"
+				o.Server.RequestTimeout, o.Resume.ExecTimeout, o.Server.ShutdownTimeout = 45*time.Second, 5*time.Second, 3*time.Second
+				o.Resume.EphemeralImage, o.Resume.ArgoServerURL, o.Resume.ArgoServerToken = "busybox:1.36", "https://argo:2746", "/t"
+				o.Resume.ResultSink, o.Logging.Level, o.Logging.Format = "http://sink", "debug", "text"
+				o.Server.MaxStreams, o.Server.MaxMessageBytes, o.Kube.QPS, o.Kube.Burst = 8, 4096, 5.5, 7
+				o.Metrics.Profiling = true
 			},
 		},
 	}
@@ -307,8 +310,10 @@ func TestAddFlags(t *testing.T) {
 	}
 	t.Run("defaults", func(t *testing.T) {
 		o := NewOptions()
-		if o.GRPCAddress != ":9000" || o.MetricsAddress != ":8080" || o.RequestTimeout != 30*time.Second || o.ExecTimeout != 10*time.Second || o.LogFormat != "json" ||
-			o.APIQPS != 1000 || o.APIBurst != 2000 || o.Profiling {
+		if o.Server.GRPCAddress != ":9000" || o.Metrics.Address != ":8080" || o.Server.RequestTimeout != 30*time.Second || o.Resume.ExecTimeout != 10*time.Second || o.Logging.Format != "json" ||
+			o.Kube.QPS != 1000 || o.Kube.Burst != 2000 || o.Metrics.Profiling || o.Resume.Deadline != 15*time.Minute ||
+			!o.Revisits.Enabled || o.Revisits.Interval != 2*time.Second || o.Revisits.Rate != 5 || o.Revisits.Resync != time.Minute ||
+			o.Leader.ID != "resume-trigger" || o.Leader.LeaseDuration != 15*time.Second || o.Leader.RenewDeadline != 10*time.Second || o.Leader.RetryPeriod != 2*time.Second {
 			t.Errorf("defaults = %+v", o)
 		}
 	})
@@ -335,6 +340,16 @@ func testOptions(t *testing.T, args ...string) *Options {
 	return o
 }
 
+// testCompleted is testOptions completed.
+func testCompleted(t *testing.T, args ...string) *Completed {
+	t.Helper()
+	c, err := testOptions(t, args...).Complete()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func quietLog() *logrus.Logger {
 	log := logrus.New()
 	log.SetOutput(io.Discard)
@@ -348,9 +363,9 @@ type started struct {
 	done   chan error
 }
 
-func start(t *testing.T, o *Options) *started {
+func start(t *testing.T, c *Completed) *started {
 	t.Helper()
-	a, err := NewWithConfig(o, noAPI, quietLog())
+	a, err := NewWithConfig(c, noAPI, quietLog())
 	if err != nil {
 		t.Fatalf("NewWithConfig: %v", err)
 	}
@@ -386,7 +401,7 @@ func waitServing(t *testing.T, h healthpb.HealthClient, service string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		resp, err := h.Check(ctx, &healthpb.HealthCheckRequest{Service: service})
 		cancel()
 		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
@@ -416,13 +431,13 @@ func httpGet(t *testing.T, url string) (int, string) {
 }
 
 func TestRun(t *testing.T) {
-	s := start(t, testOptions(t))
+	s := start(t, testCompleted(t))
 	conn := dial(t, s.app.GRPCAddr(), insecure.NewCredentials())
 	h := healthpb.NewHealthClient(conn)
 	for _, svc := range []string{"", triggerService} {
 		waitServing(t, h, svc)
 	}
-	if _, err := h.Check(context.Background(), &healthpb.HealthCheckRequest{Service: "no.such.Service"}); status.Code(err) != codes.NotFound {
+	if _, err := h.Check(t.Context(), &healthpb.HealthCheckRequest{Service: "no.such.Service"}); status.Code(err) != codes.NotFound {
 		t.Errorf("health of an unknown service = %v, want NotFound", err)
 	}
 
@@ -501,7 +516,7 @@ func TestRun(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
-	if _, err := h.Check(context.Background(), &healthpb.HealthCheckRequest{}); err == nil {
+	if _, err := h.Check(t.Context(), &healthpb.HealthCheckRequest{}); err == nil {
 		t.Error("the gRPC server still answers after Run returned")
 	}
 	c := &http.Client{Timeout: time.Second}
@@ -517,7 +532,7 @@ func TestRun(t *testing.T) {
 
 // TestRunProfiling checks that --profiling serves Go's profiles on the metrics endpoint.
 func TestRunProfiling(t *testing.T) {
-	s := start(t, testOptions(t, "--profiling"))
+	s := start(t, testCompleted(t, "--profiling"))
 	base := "http://" + s.app.MetricsAddr()
 	for path, want := range map[string]string{
 		"/debug/pprof/":                  "goroutine",
@@ -535,13 +550,13 @@ func TestRunProfiling(t *testing.T) {
 // TestRunShutdownBound checks that a client holding a stream open cannot keep Run from returning: after
 // --shutdown-timeout the server stops anyway.
 func TestRunShutdownBound(t *testing.T) {
-	s := start(t, testOptions(t, "--shutdown-timeout", "500ms", "--metrics-address", ""))
+	s := start(t, testCompleted(t, "--shutdown-timeout", "500ms", "--metrics-address", ""))
 	if s.app.MetricsAddr() != "" {
 		t.Errorf("MetricsAddr = %q with the endpoint off", s.app.MetricsAddr())
 	}
 	h := healthpb.NewHealthClient(dial(t, s.app.GRPCAddr(), insecure.NewCredentials()))
 	waitServing(t, h, triggerService)
-	watch, err := h.Watch(context.Background(), &healthpb.HealthCheckRequest{Service: triggerService})
+	watch, err := h.Watch(t.Context(), &healthpb.HealthCheckRequest{Service: triggerService})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -584,7 +599,7 @@ func selfSigned(t *testing.T) (certFile, keyFile string) {
 
 func TestRunTLS(t *testing.T) {
 	certFile, keyFile := selfSigned(t)
-	s := start(t, testOptions(t, "--tls-cert-file", certFile, "--tls-key-file", keyFile))
+	s := start(t, testCompleted(t, "--tls-cert-file", certFile, "--tls-key-file", keyFile))
 	tests := map[string]struct {
 		creds  func(t *testing.T) credentials.TransportCredentials
 		wantOK bool
@@ -628,7 +643,7 @@ func TestRunTLS(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			client := triggerpb.NewTriggerClient(dial(t, s.app.GRPCAddr(), tc.creds(t)))
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 			defer cancel()
 			out, err := client.FetchResource(ctx, &triggerpb.FetchResourceRequest{Resource: []byte("resume: \"\"\n")})
 			if !tc.wantOK {
@@ -684,7 +699,11 @@ func TestNewWithConfigErrors(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			a, err := NewWithConfig(testOptions(t, tc.args...), noAPI, quietLog())
+			c, err := testOptions(t, tc.args...).Complete()
+			var a *App
+			if err == nil {
+				a, err = NewWithConfig(c, noAPI, quietLog())
+			}
 			if err == nil {
 				a.grpcLn.Close()
 				if a.httpLn != nil {
@@ -765,14 +784,14 @@ func TestShutdownTimeoutCoversARelease(t *testing.T) {
 		shutdown, request time.Duration
 		short             bool
 	}{
-		"the defaults leave room to record a release": {shutdown: NewOptions().ShutdownTimeout, request: NewOptions().RequestTimeout},
+		"the defaults leave room to record a release": {shutdown: NewOptions().Server.ShutdownTimeout, request: NewOptions().Server.RequestTimeout},
 		"shorter than a request plus recording":       {shutdown: 20 * time.Second, request: 30 * time.Second, short: true},
 		"a request and one of the two recordings":     {shutdown: 40 * time.Second, request: 30 * time.Second, short: true},
 		"just enough": {shutdown: 50 * time.Second, request: 30 * time.Second},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			o := &Options{ShutdownTimeout: tc.shutdown, RequestTimeout: tc.request}
+			o := &ServerOptions{ShutdownTimeout: tc.shutdown, RequestTimeout: tc.request}
 			if got := o.shutdownShort(); got != tc.short {
 				t.Fatalf("shutdownShort() = %v, want %v", got, tc.short)
 			}
@@ -806,18 +825,18 @@ func TestDeploymentShutdownBudget(t *testing.T) {
 	if err := fs.Parse(args); err != nil {
 		t.Fatalf("the Deployment's args %q: %v", args, err)
 	}
-	if o.shutdownShort() {
-		t.Errorf("--shutdown-timeout %s < --request-timeout %s + %s to record", o.ShutdownTimeout, o.RequestTimeout, resume.RecordBudget)
+	if o.Server.shutdownShort() {
+		t.Errorf("--shutdown-timeout %s < --request-timeout %s + %s to record", o.Server.ShutdownTimeout, o.Server.RequestTimeout, resume.RecordBudget)
 	}
 	if spec.TerminationGracePeriodSeconds == nil {
 		t.Fatal("the Deployment sets no terminationGracePeriodSeconds (default 30s)")
 	}
 	grace := time.Duration(*spec.TerminationGracePeriodSeconds) * time.Second
-	if need := o.ShutdownTimeout + httpShutdownTimeout; grace < need {
-		t.Errorf("terminationGracePeriodSeconds %s < --shutdown-timeout %s + %s for the HTTP endpoint", grace, o.ShutdownTimeout, httpShutdownTimeout)
+	if need := o.Server.ShutdownTimeout + httpShutdownTimeout; grace < need {
+		t.Errorf("terminationGracePeriodSeconds %s < --shutdown-timeout %s + %s for the HTTP endpoint", grace, o.Server.ShutdownTimeout, httpShutdownTimeout)
 	}
 	t.Logf("worst case %s of work + %s to record <= shutdown %s; + %s HTTP <= grace %s",
-		o.RequestTimeout, resume.RecordBudget, o.ShutdownTimeout, httpShutdownTimeout, grace)
+		o.Server.RequestTimeout, resume.RecordBudget, o.Server.ShutdownTimeout, httpShutdownTimeout, grace)
 }
 
 func TestSoftMemoryLimit(t *testing.T) {
@@ -843,8 +862,8 @@ func TestSoftMemoryLimit(t *testing.T) {
 
 // The three clients share one token bucket: a burst through one of them leaves the others nothing.
 func TestClientConfigSharesOneLimit(t *testing.T) {
-	opts := NewOptions()
-	opts.APIQPS, opts.APIBurst = 1, 3
+	opts := NewOptions().Kube
+	opts.QPS, opts.Burst = 1, 3
 	cfg := clientConfig(&rest.Config{Host: "https://example.invalid"}, opts)
 	if cfg.RateLimiter == nil || cfg.UserAgent != "resume-trigger" {
 		t.Fatalf("RateLimiter %v, UserAgent %q", cfg.RateLimiter, cfg.UserAgent)
@@ -871,7 +890,7 @@ func TestClientConfigSharesOneLimit(t *testing.T) {
 		t.Error("a fourth request at once was let through")
 	}
 
-	opts.APIQPS = -1
+	opts.QPS = -1
 	if cfg := clientConfig(&rest.Config{Host: "https://example.invalid", RateLimiter: flowcontrol.NewFakeAlwaysRateLimiter()}, opts); cfg.RateLimiter != nil || cfg.QPS >= 0 {
 		t.Errorf("negative QPS: RateLimiter %v, QPS %v; want none", cfg.RateLimiter, cfg.QPS)
 	}
@@ -886,11 +905,12 @@ func TestServesOwnNamespace(t *testing.T) {
 		"":                   true,  // empty: the server's own namespace
 	} {
 		o := NewOptions()
-		o.Namespaces = args
-		if err := o.Complete(); err != nil {
+		o.Server.Namespaces = args
+		c, err := o.Complete()
+		if err != nil {
 			t.Fatal(err)
 		}
-		if own, got := o.servesOwnNamespace(); got != want || own != "argo-resume" {
+		if own, got := c.servesOwnNamespace(); got != want || own != "argo-resume" {
 			t.Errorf("--namespaces %q: servesOwnNamespace() = %s, %v; want argo-resume, %v", args, own, got, want)
 		}
 	}

@@ -57,12 +57,12 @@ import (
 	"github.com/argocontroller/resume-trigger/tests/internal/rig"
 )
 
-// The scene: the original example's Workflow, whose step "pause" is paused after its command.
+// The scene: the original example's Workflow (fixture.HelloWorld), whose step "pause" is paused after its
+// command.
 const (
-	workflow  = "hello-world"
-	stepName  = "hello-world[0].pause"
-	template  = "pause"
-	container = "main"
+	workflow  = fixture.HelloWorkflow
+	template  = fixture.HelloTemplate
+	container = fixture.HelloContainer
 )
 
 var touch = []string{"touch", "/var/run/argo/ctr/main/after"}
@@ -286,7 +286,7 @@ func (b *bench) measure(ctx context.Context) (*results, error) {
 		return nil, err
 	}
 	for _, s := range []*server{srv, full} {
-		if _, err := b.serverRun(ctx, s, s.ns, "warm", 1, 20); err != nil {
+		if _, err := b.serverRun(ctx, s, s.ns, "warm", 20); err != nil {
 			return nil, err
 		}
 	}
@@ -296,12 +296,12 @@ func (b *bench) measure(ctx context.Context) (*results, error) {
 	step(fmt.Sprintf("flatness: %d Executes each on the empty and the loaded namespace, alternating", b.cfg.sequential))
 	var empty, loaded []time.Duration
 	for i := range rounds {
-		lat, err := b.serverRun(ctx, srv, "bench", fmt.Sprintf("flat%d", i), 1, max(1, b.cfg.sequential/rounds))
+		lat, err := b.serverRun(ctx, srv, "bench", fmt.Sprintf("flat%d", i), max(1, b.cfg.sequential/rounds))
 		if err != nil {
 			return nil, err
 		}
 		empty = append(empty, lat...)
-		if lat, err = b.serverRun(ctx, full, "bench-full", fmt.Sprintf("flat%d", i), 1, max(1, b.cfg.sequential/rounds)); err != nil {
+		if lat, err = b.serverRun(ctx, full, "bench-full", fmt.Sprintf("flat%d", i), max(1, b.cfg.sequential/rounds)); err != nil {
 			return nil, err
 		}
 		loaded = append(loaded, lat...)
@@ -353,7 +353,7 @@ func (b *bench) measure(ctx context.Context) (*results, error) {
 		}
 		res.floor.seq = append(res.floor.seq, lat...)
 		if lat, err = measured(func() ([]time.Duration, error) {
-			return b.serverRun(ctx, srv, "bench", fmt.Sprintf("seq%d", i), 1, max(1, b.cfg.sequential/rounds))
+			return b.serverRun(ctx, srv, "bench", fmt.Sprintf("seq%d", i), max(1, b.cfg.sequential/rounds))
 		}); err != nil {
 			return nil, err
 		}
@@ -431,14 +431,8 @@ func (b *bench) namespace(ctx context.Context, ns string) error {
 // scene creates the original example's Workflow and its paused pod in ns, and returns the pod's name. The
 // rig's emissary emulation is off for it, so the same pod can be released again and again.
 func (b *bench) scene(ctx context.Context, ns string) (string, error) {
-	group := fixture.Node(workflow, "hello-world[0]", "[0]", wfv1.NodeTypeStepGroup, "")
-	node := fixture.PodNode(workflow, stepName, "pause", template)
-	group.Children = []string{node.ID}
-	wf := fixture.Workflow(ns, workflow, group, node)
-	root := wf.Status.Nodes[workflow]
-	root.Children = []string{group.ID}
-	wf.Status.Nodes[workflow] = root
-	return b.runWorkflow(ctx, wf, []wfv1.NodeStatus{node})
+	wf := fixture.HelloWorld(ns)
+	return b.runWorkflow(ctx, wf, []wfv1.NodeStatus{wf.Status.Nodes[fixture.HelloNodeID]})
 }
 
 // loopScene creates workflow "loop" whose step runs n iterations of template "item", each paused, and
@@ -636,8 +630,9 @@ func (b *bench) floorRun(ctx context.Context, ns, pod string, callers, total int
 	return lat, err
 }
 
-func (b *bench) serverRun(ctx context.Context, srv *server, ns, tag string, callers, total int) ([]time.Duration, error) {
-	lat, _, err := b.serverRunTimed(ctx, srv, ns, tag, callers, total)
+// serverRun is serverRunTimed with one caller, without the wall time.
+func (b *bench) serverRun(ctx context.Context, srv *server, ns, tag string, total int) ([]time.Duration, error) {
+	lat, _, err := b.serverRunTimed(ctx, srv, ns, tag, 1, total)
 	return lat, err
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -590,16 +591,25 @@ func (c *Chain) runNATS(ctx context.Context) error {
 func HTTPOK(ctx context.Context, url string) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
+	_, err := get(ctx, url)
+	return err == nil
+}
+
+// get returns the body of url's answer, which must be 200 OK.
+func get(ctx context.Context, url string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return false
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return false
+		return nil, err
 	}
-	_ = resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
 }
 
 // poll calls f every 100ms until it is done, p exits, or ReadyTimeout (or ctx) ends.
@@ -788,6 +798,12 @@ func (c *Chain) LogFile(comp Component) string {
 	return ""
 }
 
+// ReadLog returns the text of a log file (one of LogFiles).
+func ReadLog(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	return string(b), err
+}
+
 // LogFiles lists every log: nats-server, kube-apiserver, and each run of each component.
 func (c *Chain) LogFiles() []string {
 	c.mu.Lock()
@@ -824,9 +840,13 @@ func (c *Chain) Stop() {
 	})
 }
 
-// Client is an admin clientset; Dynamic an admin dynamic client; Workflows an admin Argo clientset.
-func (c *Chain) Client() kubernetes.Interface  { return c.Rig.Client() }
-func (c *Chain) Dynamic() dynamic.Interface    { return c.Rig.Dynamic() }
+// Client is an admin clientset.
+func (c *Chain) Client() kubernetes.Interface { return c.Rig.Client() }
+
+// Dynamic is an admin dynamic client.
+func (c *Chain) Dynamic() dynamic.Interface { return c.Rig.Dynamic() }
+
+// Workflows is an admin Argo clientset.
 func (c *Chain) Workflows() wfclient.Interface { return c.workflows }
 
 // ServerKubeconfig is the kubeconfig resume-trigger runs with: a token of ServerServiceAccount.

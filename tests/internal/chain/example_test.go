@@ -12,26 +12,33 @@ import (
 // the chain re-executes the program to enter the argo-events processes' namespaces.
 func Example() {
 	chain.RunLauncher()
-	ctx := context.Background()
+	// The chain stops (its processes end) before the program exits, also on failure.
+	if err := releaseHelloWorld(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func releaseHelloWorld(ctx context.Context) error {
 	c, err := chain.Start(ctx, chain.Options{Logf: log.Printf})
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	defer c.Stop()
 	step, err := c.CreatePausedStep(ctx, "hello-world") // the README's Workflow, run by Argo's controller until main pauses
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	if _, err := c.CreateResume(ctx, "resume-hello-world", step); err != nil {
-		log.Fatal(err)
+		return err
 	}
 	call, err := c.WaitMarker(ctx, step) // the kubelet ran touch /var/run/argo/ctr/main/after
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	res, err := c.WaitResumePhase(ctx, "resume-hello-world", v1alpha1.PhaseSucceeded)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	log.Printf("released %s/%s at %v; Resume %s; step done: %v", call.Pod, call.Container, call.Time, res.Status.Phase, c.WaitStepDone(ctx, step))
+	return nil
 }

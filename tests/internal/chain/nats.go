@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 
@@ -62,20 +61,12 @@ type jsz struct {
 
 // consumerCount counts the consumers of stream from the monitoring endpoint.
 func consumerCount(ctx context.Context, monitor, stream string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, monitor+"/jsz?accounts=true&streams=true&consumers=true", nil)
+	body, err := get(ctx, monitor+"/jsz?accounts=true&streams=true&consumers=true")
 	if err != nil {
 		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("GET /jsz: %s", resp.Status)
 	}
 	var j jsz
-	if err := json.NewDecoder(resp.Body).Decode(&j); err != nil {
+	if err := json.Unmarshal(body, &j); err != nil {
 		return 0, fmt.Errorf("decode /jsz: %w", err)
 	}
 	n := 0

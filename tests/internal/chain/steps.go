@@ -389,16 +389,7 @@ func (c *Chain) PostWebhook(ctx context.Context, token string, body any) (int, s
 // Metric reads one sample of resume-trigger's /metrics: the series name with exactly labels. A series
 // not exported yet reads 0.
 func (c *Chain) Metric(ctx context.Context, name string, labels map[string]string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.MetricsURL+"/metrics", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
+	body, err := get(ctx, c.MetricsURL+"/metrics")
 	if err != nil {
 		return 0, err
 	}

@@ -598,7 +598,7 @@ func (r *Rig) startArgoPod(ctx context.Context, pod *corev1.Pod) error {
 func waitEnv(pod *corev1.Pod, name string) string {
 	for _, c := range pod.Spec.Containers {
 		if c.Name == common.WaitContainerName {
-			v, _ := lastEnv(&c, name)
+			v := lastEnv(&c, name)
 			return v
 		}
 	}
@@ -774,7 +774,7 @@ func dependenciesEnded(pod *corev1.Pod, c *corev1.Container) bool {
 	var raw string
 	for i := range pod.Spec.InitContainers {
 		if pod.Spec.InitContainers[i].Name == common.InitContainerName {
-			raw, _ = lastEnv(&pod.Spec.InitContainers[i], common.EnvVarTemplate)
+			raw = lastEnv(&pod.Spec.InitContainers[i], common.EnvVarTemplate)
 		}
 	}
 	if raw == "" {
@@ -799,8 +799,8 @@ func dependenciesEnded(pod *corev1.Pod, c *corev1.Container) bool {
 
 // failCode is 1 while the container's EnvAttempt is below its EnvFailAttempts (see there), else 0.
 func failCode(c *corev1.Container) int {
-	limit, _ := lastEnv(c, EnvFailAttempts)
-	attempt, _ := lastEnv(c, EnvAttempt)
+	limit := lastEnv(c, EnvFailAttempts)
+	attempt := lastEnv(c, EnvAttempt)
 	n, err1 := strconv.Atoi(limit)
 	a, err2 := strconv.Atoi(attempt)
 	if err1 != nil || err2 != nil || a >= n {
@@ -843,13 +843,13 @@ func (r *Rig) runningStatus(pod *corev1.Pod) corev1.PodStatus {
 
 // lastEnv is the value of env variable name of c as Kubernetes resolves duplicates: the last entry wins.
 // valueFrom entries report ok but no value.
-func lastEnv(c *corev1.Container, name string) (string, bool) {
+func lastEnv(c *corev1.Container, name string) string {
 	for j := len(c.Env) - 1; j >= 0; j-- {
 		if c.Env[j].Name == name {
-			return c.Env[j].Value, true
+			return c.Env[j].Value
 		}
 	}
-	return "", false
+	return ""
 }
 
 // Workflows is an admin client of Argo's resources.

@@ -6,8 +6,9 @@ import (
 	"testing"
 )
 
-func auditEvent(t *testing.T, who, agent, verb, group, resource, sub, ns string, code int) AuditEvent {
+func auditEvent(t *testing.T, who, agent, verb, group, resource, sub string, code int) AuditEvent {
 	t.Helper()
+	const ns = "ns1"
 	raw := map[string]any{
 		"auditID": who + verb + resource + sub + ns, "verb": verb, "userAgent": agent,
 		"user":             map[string]any{"username": "admin"},
@@ -40,46 +41,46 @@ func TestJudgeRBAC(t *testing.T) {
 	}{
 		"everything used; a WebSocket exec covers create": {
 			events: []AuditEvent{
-				auditEvent(t, sa, "resume-trigger", "get", "", "pods", "", "ns1", 200),
-				auditEvent(t, sa, "resume-trigger", "get", "", "pods", "exec", "ns1", 101),
-				auditEvent(t, sa, "resume-trigger", "get", "argoproj.io", "workflows", "", "ns1", 404),
+				auditEvent(t, sa, "resume-trigger", "get", "", "pods", "", 200),
+				auditEvent(t, sa, "resume-trigger", "get", "", "pods", "exec", 101),
+				auditEvent(t, sa, "resume-trigger", "get", "argoproj.io", "workflows", "", 404),
 			},
 			expected: none,
 		},
 		"a granted verb never used": {
 			events: []AuditEvent{
-				auditEvent(t, sa, "resume-trigger", "get", "", "pods", "exec", "ns1", 101),
-				auditEvent(t, sa, "resume-trigger", "get", "argoproj.io", "workflows", "", "ns1", 200),
+				auditEvent(t, sa, "resume-trigger", "get", "", "pods", "exec", 101),
+				auditEvent(t, sa, "resume-trigger", "get", "argoproj.io", "workflows", "", 200),
 			},
 			expected:   none,
 			wantUnused: "core/pods:get",
 		},
 		"a test acting as the identity is not the program": {
 			events: []AuditEvent{
-				auditEvent(t, sa, "integration.test", "get", "", "pods", "", "ns1", 200),
-				auditEvent(t, sa, "resume-trigger", "get", "", "pods", "exec", "ns1", 101),
-				auditEvent(t, sa, "resume-trigger", "get", "argoproj.io", "workflows", "", "ns1", 200),
-				auditEvent(t, sa, "integration.test", "list", "", "secrets", "", "ns1", 403),
+				auditEvent(t, sa, "integration.test", "get", "", "pods", "", 200),
+				auditEvent(t, sa, "resume-trigger", "get", "", "pods", "exec", 101),
+				auditEvent(t, sa, "resume-trigger", "get", "argoproj.io", "workflows", "", 200),
+				auditEvent(t, sa, "integration.test", "list", "", "secrets", "", 403),
 			},
 			expected:   none,
 			wantUnused: "core/pods:get",
 		},
 		"a refusal": {
 			events: []AuditEvent{
-				auditEvent(t, sa, "resume-trigger", "get", "", "pods", "", "ns1", 200),
-				auditEvent(t, sa, "resume-trigger", "get", "", "pods", "exec", "ns1", 101),
-				auditEvent(t, sa, "resume-trigger", "get", "argoproj.io", "workflows", "", "ns1", 200),
-				auditEvent(t, sa, "resume-trigger", "update", "", "pods", "ephemeralcontainers", "ns1", 403),
+				auditEvent(t, sa, "resume-trigger", "get", "", "pods", "", 200),
+				auditEvent(t, sa, "resume-trigger", "get", "", "pods", "exec", 101),
+				auditEvent(t, sa, "resume-trigger", "get", "argoproj.io", "workflows", "", 200),
+				auditEvent(t, sa, "resume-trigger", "update", "", "pods", "ephemeralcontainers", 403),
 			},
 			expected:    none,
 			wantRefused: "core/pods/ephemeralcontainers:update in namespace ns1",
 		},
 		"a refusal a test asked for": {
 			events: []AuditEvent{
-				auditEvent(t, sa, "resume-trigger", "get", "", "pods", "", "ns1", 200),
-				auditEvent(t, sa, "resume-trigger", "get", "", "pods", "exec", "ns1", 101),
-				auditEvent(t, sa, "resume-trigger", "get", "argoproj.io", "workflows", "", "ns1", 200),
-				auditEvent(t, sa, "resume-trigger", "update", "", "pods", "ephemeralcontainers", "ns1", 403),
+				auditEvent(t, sa, "resume-trigger", "get", "", "pods", "", 200),
+				auditEvent(t, sa, "resume-trigger", "get", "", "pods", "exec", 101),
+				auditEvent(t, sa, "resume-trigger", "get", "argoproj.io", "workflows", "", 200),
+				auditEvent(t, sa, "resume-trigger", "update", "", "pods", "ephemeralcontainers", 403),
 			},
 			expected: func(ns, resource, verb string) bool {
 				return ns == "ns1" && resource == "pods/ephemeralcontainers" && verb == "update"
@@ -87,9 +88,9 @@ func TestJudgeRBAC(t *testing.T) {
 		},
 		"another identity does not count": {
 			events: []AuditEvent{
-				auditEvent(t, "system:serviceaccount:ns1:other", "resume-trigger", "get", "", "pods", "", "ns1", 200),
-				auditEvent(t, sa, "resume-trigger", "get", "", "pods", "exec", "ns1", 101),
-				auditEvent(t, sa, "resume-trigger", "get", "argoproj.io", "workflows", "", "ns1", 200),
+				auditEvent(t, "system:serviceaccount:ns1:other", "resume-trigger", "get", "", "pods", "", 200),
+				auditEvent(t, sa, "resume-trigger", "get", "", "pods", "exec", 101),
+				auditEvent(t, sa, "resume-trigger", "get", "argoproj.io", "workflows", "", 200),
 			},
 			expected:   none,
 			wantUnused: "core/pods:get",

@@ -12,13 +12,12 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/argoproj/argo-workflows/v3/pkg/apis/workflow"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-
-	"github.com/argoproj/argo-workflows/v3/pkg/apis/workflow"
 )
 
 const (

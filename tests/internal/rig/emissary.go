@@ -119,7 +119,7 @@ func (r *Rig) emulateEmissary(ctx context.Context, ns, name, container, stage st
 // debugPause reports whether the emissary pauses container c at stage: the env variable, resolved as
 // Kubernetes does (the last of duplicate entries wins), is exactly "true".
 func debugPause(c *corev1.Container, stage string) bool {
-	v, _ := lastEnv(c, "ARGO_DEBUG_PAUSE_"+strings.ToUpper(stage))
+	v := lastEnv(c, "ARGO_DEBUG_PAUSE_"+strings.ToUpper(stage))
 	return v == "true"
 }
 

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 )
@@ -87,16 +88,25 @@ func render(fs filesys.FileSystem, root, dir string) ([]*unstructured.Unstructur
 	if err != nil {
 		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
 	}
+	out, err := Objects(resources)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	return out, nil
+}
+
+// Objects are the objects kustomize rendered, in its order.
+func Objects(resources resmap.ResMap) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
 	for _, res := range resources.Resources() {
 		// Through JSON, so numbers are int64 as everywhere in unstructured (res.Map gives int).
 		b, err := res.MarshalJSON()
 		if err != nil {
-			return nil, fmt.Errorf("%s: rendered %s/%s: %w", dir, res.GetKind(), res.GetName(), err)
+			return nil, fmt.Errorf("rendered %s/%s: %w", res.GetKind(), res.GetName(), err)
 		}
 		u := &unstructured.Unstructured{}
 		if err := u.UnmarshalJSON(b); err != nil {
-			return nil, fmt.Errorf("%s: rendered %s/%s: %w", dir, res.GetKind(), res.GetName(), err)
+			return nil, fmt.Errorf("rendered %s/%s: %w", res.GetKind(), res.GetName(), err)
 		}
 		out = append(out, u)
 	}

@@ -59,7 +59,7 @@ func (b Behaviour) String() string {
 }
 
 var (
-	// HasTouch, the default, is the exec as the container's runtime runs it. In a pod on Argo's executor
+	// HasTouch is the default: the exec as the container's runtime runs it. In a pod on Argo's executor
 	// (ExecutorArgo) the argv really runs in the container (its PATH decides whether touch exists, see
 	// Kubelet.SetImage). In a pod a test made by hand, `touch PATH...` creates the paths in the pod's
 	// emulated filesystem and exits 0, and any other executable is missing (exit 127).

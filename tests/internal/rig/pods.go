@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/argoproj/argo-workflows/v3/pkg/apis/workflow"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,8 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 	toolswatch "k8s.io/client-go/tools/watch"
-
-	"github.com/argoproj/argo-workflows/v3/pkg/apis/workflow"
 )
 
 // Argo's pod metadata keys (argo-workflows workflow/common).
