@@ -1,6 +1,7 @@
 package release
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -60,7 +61,7 @@ func TestAPIExecutorSendsTheArgvToPodsExec(t *testing.T) {
 	if err == nil {
 		t.Fatal("exec against a refusing API server succeeded")
 	}
-	if _, ok := err.(*ExitError); ok {
+	if exit := new(ExitError); errors.As(err, &exit) {
 		t.Errorf("a refused exec is reported as a command exit: %v", err)
 	}
 	mu.Lock()

@@ -221,15 +221,15 @@ func exitCode(pod *corev1.Pod, container string) *int32 {
 type Fate int
 
 const (
-	// FateRunning: the container still runs. Whether the touch ran is not known; touching again is safe.
+	// FateRunning means the container still runs. Whether the touch ran is not known; touching again is safe.
 	FateRunning Fate = iota
-	// FateEnded: the container has ended. It was running and paused when its release started, and a
+	// FateEnded means the container has ended. It was running and paused when its release started, and a
 	// paused container ends only once its marker exists: the release happened.
 	FateEnded
-	// FateGone: the pod is gone. It was running and paused when its release started; Argo deletes a
+	// FateGone means the pod is gone. It was running and paused when its release started; Argo deletes a
 	// finished pod (podGC) seconds after the release let it end.
 	FateGone
-	// FateReplaced: another pod has the name now: the release never reached it.
+	// FateReplaced means another pod has the name now: the release never reached it.
 	FateReplaced
 )
 

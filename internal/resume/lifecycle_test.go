@@ -199,7 +199,7 @@ func TestLifecycle(t *testing.T) {
 			if res.Phase != tc.expPhase {
 				t.Errorf("result phase %s, want %s", res.Phase, tc.expPhase)
 			}
-			after := f.store.get(ns, "r")
+			after := f.store.theResume()
 			st := after.Status
 			if st.Phase != tc.expPhase || st.Reason != tc.expReas || res.Reason != tc.expReas {
 				t.Fatalf("status %s/%s (result reason %s), want %s/%s; message %q", st.Phase, st.Reason, res.Reason, tc.expPhase, tc.expReas, st.Message)
@@ -268,7 +268,7 @@ func TestLoopReleasedAcrossLooks(t *testing.T) {
 	if got := strings.Join(f.releaser.calls, ","); got != "p1/main/after,p2/main/after,p3/main/after" {
 		t.Errorf("releases %s, want each pod once", got)
 	}
-	st := f.store.get(ns, "r").Status
+	st := f.store.theResume().Status
 	if st.Phase != v1alpha1.PhaseSucceeded || len(st.Released) != 3 || len(st.Waiting) != 0 {
 		t.Errorf("status %s released %d waiting %d, want Succeeded with 3 released", st.Phase, len(st.Released), len(st.Waiting))
 	}
@@ -327,7 +327,7 @@ func TestCompletionTimeStartsTheTTL(t *testing.T) {
 	if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); err != nil {
 		t.Fatal(err)
 	}
-	st := f.store.get(ns, "r").Status
+	st := f.store.theResume().Status
 	if st.CompletionTime == nil || !st.CompletionTime.Time.Equal(epoch.Add(time.Minute)) {
 		t.Fatalf("completionTime %v, want %v", st.CompletionTime, epoch.Add(time.Minute))
 	}
@@ -380,7 +380,7 @@ func TestStatusConflictKeepsTheBinding(t *testing.T) {
 		if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); err != nil {
 			t.Fatalf("error %v, want the Pending Resume taken", err)
 		}
-		st := f.store.get(ns, "r").Status
+		st := f.store.theResume().Status
 		if st.Workflow == nil || st.Workflow.UID != "run-a" || !strings.Contains(st.Message, "connection refused") {
 			t.Errorf("status bound to %+v, message %q: want run-a kept and our message written", st.Workflow, st.Message)
 		}
@@ -403,7 +403,7 @@ func TestStatusConflictKeepsTheBinding(t *testing.T) {
 		if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); fault.KindOf(err) != fault.Transient {
 			t.Fatalf("error %v, want transient (look again)", err)
 		}
-		if b := f.store.get(ns, "r").Status.Workflow; b == nil || b.UID != "run-a" {
+		if b := f.store.theResume().Status.Workflow; b == nil || b.UID != "run-a" {
 			t.Errorf("binding %+v, want run-a kept", b)
 		}
 	})
@@ -421,7 +421,7 @@ func TestNoReleaseAfterTheDeadline(t *testing.T) {
 	if got := strings.Join(f.releaser.calls, ","); got != "p1/main/after" {
 		t.Errorf("releases %q, want only p1, before the deadline", got)
 	}
-	st := f.store.get(ns, "r").Status
+	st := f.store.theResume().Status
 	if st.Phase != v1alpha1.PhaseFailed || st.Reason != ReasonDeadlineExceeded || len(st.Released) != 1 {
 		t.Errorf("status %s/%s released %d, want Failed/DeadlineExceeded with p1 recorded", st.Phase, st.Reason, len(st.Released))
 	}
@@ -449,7 +449,7 @@ func TestLoopWaitsBesideAFailedTarget(t *testing.T) {
 	if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); err != nil {
 		t.Fatalf("error %v, want the Pending Resume taken", err)
 	}
-	st := f.store.get(ns, "r").Status
+	st := f.store.theResume().Status
 	if st.Phase != v1alpha1.PhasePending || len(st.Waiting) != 1 || !strings.Contains(st.Message, "not released: no container of pod p2") {
 		t.Errorf("status %s waiting %v message %q, want Pending, p3 waiting, p2 named", st.Phase, st.Waiting, st.Message)
 	}

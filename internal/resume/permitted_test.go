@@ -94,7 +94,7 @@ func TestHandleWithoutRights(t *testing.T) {
 			if got := f.finder.calls.Load(); got != tc.expFinds {
 				t.Errorf("%d lookups, want %d", got, tc.expFinds)
 			}
-			stored := f.store.get(ns, "r")
+			stored := f.store.theResume()
 			if tc.expPhase == "" {
 				if f.store.updates != 0 {
 					t.Errorf("status written %d times, want none: %+v", f.store.updates, stored.Status)

@@ -8,12 +8,11 @@ import (
 	"testing"
 	"time"
 
+	wffake "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned/fake"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
-
-	wffake "github.com/argoproj/argo-workflows/v3/pkg/client/clientset/versioned/fake"
 
 	"github.com/argocontroller/resume-trigger/api/v1alpha1"
 	"github.com/argocontroller/resume-trigger/internal/fault"
@@ -95,7 +94,7 @@ func TestALostOutcomeIsNotAFailure(t *testing.T) {
 			if err != nil {
 				t.Fatalf("last look: %v", err)
 			}
-			st := f.store.get(ns, "r").Status
+			st := f.store.theResume().Status
 			if st.Phase != v1alpha1.PhaseSucceeded || st.Reason != ReasonReleased {
 				t.Fatalf("status %s/%s %q, want Succeeded/Released", st.Phase, st.Reason, st.Message)
 			}
@@ -219,7 +218,7 @@ func TestReleasingIsConfirmed(t *testing.T) {
 			f.releaser.fates, f.releaser.confirmErr = tc.fates, tc.confirmErr
 			f.finder.result, f.finder.err = tc.result, tc.findErr
 			_, _ = f.svc.Handle(t.Context(), resumeRequest("r"))
-			st := f.store.get(ns, "r").Status
+			st := f.store.theResume().Status
 			if st.Phase != tc.expPhase || st.Reason != tc.expReason {
 				t.Fatalf("status %s/%s %q, want %s/%s", st.Phase, st.Reason, st.Message, tc.expPhase, tc.expReason)
 			}
@@ -265,7 +264,7 @@ func TestReleasedIsBounded(t *testing.T) {
 	if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); err != nil {
 		t.Fatal(err)
 	}
-	st := f.store.get(ns, "r").Status
+	st := f.store.theResume().Status
 	if st.Phase != v1alpha1.PhaseSucceeded || st.ReleasedCount != pods || len(st.Released) != maxReleased {
 		t.Fatalf("phase %s, releasedCount %d, %d listed: want Succeeded, %d, %d", st.Phase, st.ReleasedCount, len(st.Released), pods, maxReleased)
 	}
@@ -337,7 +336,7 @@ func TestAnnouncementAfterAFailedExec(t *testing.T) {
 			f.finder.result = lookup.Result{Workflow: "wf", Targets: []lookup.Target{target("p1")}}
 			f.releaser.errs["p1"] = tc.err
 			_, _ = f.svc.Handle(t.Context(), resumeRequest("r"))
-			st := f.store.get(ns, "r").Status
+			st := f.store.theResume().Status
 			if open := len(st.Releasing) == 1 && st.Releasing[0].Pod == "p1"; open != tc.expOpen || len(st.Releasing) > 1 {
 				t.Fatalf("releasing %+v, want p1 kept: %v", st.Releasing, tc.expOpen)
 			}

@@ -126,7 +126,9 @@ func (s *store) Delete(_ context.Context, ns, name string, uid types.UID) error 
 	return nil
 }
 
-func (s *store) get(ns, name string) *v1alpha1.Resume {
+// theResume is the stored Resume "r" of namespace ns, the one every lifecycle test makes.
+func (s *store) theResume() *v1alpha1.Resume {
+	const name = "r"
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.objs[ns+"/"+name].DeepCopy()
@@ -366,7 +368,7 @@ func TestHandleResume(t *testing.T) {
 			if tc.relErrs != nil {
 				f.releaser.errs = tc.relErrs
 			}
-			before := f.store.get(ns, "r")
+			before := f.store.theResume()
 			req := tc.req
 			if req.Namespace == "" {
 				req = resumeRequest("r")
@@ -389,7 +391,7 @@ func TestHandleResume(t *testing.T) {
 				t.Errorf("events %q, want %q", got, strings.Join(tc.expEvent, ","))
 			}
 
-			after := f.store.get(ns, "r")
+			after := f.store.theResume()
 			if tc.expFinal || req.ResumeUID != "" {
 				if after.ResourceVersion != before.ResourceVersion {
 					t.Fatalf("status was written (%+v), want it untouched", after.Status)
@@ -469,7 +471,7 @@ func TestStatusConflict(t *testing.T) {
 		f := newFixture(newResume("r", v1alpha1.ResumeStatus{}))
 		f.finder.result = lookup.Result{Workflow: "wf", Targets: []lookup.Target{target("p1")}}
 		// Someone else records p0 as released between our read and our write.
-		other := f.store.get(ns, "r")
+		other := f.store.theResume()
 		other.Status.Phase = v1alpha1.PhasePending
 		other.Status.Released = []v1alpha1.ReleasedTarget{{Pod: "p0", Container: "main", Stage: v1alpha1.StageAfter}}
 		f.svc.cfg.Resumes = &racingStore{store: f.store, race: other}
@@ -477,7 +479,7 @@ func TestStatusConflict(t *testing.T) {
 		if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); err != nil {
 			t.Fatal(err)
 		}
-		got := f.store.get(ns, "r").Status
+		got := f.store.theResume().Status
 		if got.Phase != v1alpha1.PhaseSucceeded || len(got.Released) != 2 || got.Released[0].Pod != "p0" || got.Released[1].Pod != "p1" {
 			t.Fatalf("status %+v, want Succeeded with p0 and p1", got)
 		}
@@ -485,14 +487,14 @@ func TestStatusConflict(t *testing.T) {
 	t.Run("a Resume finished meanwhile keeps its status", func(t *testing.T) {
 		f := newFixture(newResume("r", v1alpha1.ResumeStatus{}))
 		f.finder.result = lookup.Result{Workflow: "wf", Targets: []lookup.Target{target("p1")}}
-		other := f.store.get(ns, "r")
+		other := f.store.theResume()
 		other.Status = v1alpha1.ResumeStatus{Phase: v1alpha1.PhaseFailed, Message: "someone else decided"}
 		f.svc.cfg.Resumes = &racingStore{store: f.store, race: other}
 
 		if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); err != nil {
 			t.Fatal(err)
 		}
-		if got := f.store.get(ns, "r").Status; got.Phase != v1alpha1.PhaseFailed || got.Message != "someone else decided" {
+		if got := f.store.theResume().Status; got.Phase != v1alpha1.PhaseFailed || got.Message != "someone else decided" {
 			t.Fatalf("status %+v was overwritten", got)
 		}
 	})
@@ -504,7 +506,7 @@ func TestStatusConflict(t *testing.T) {
 		if fault.KindOf(err) != fault.Transient {
 			t.Fatalf("error %v, want Transient", err)
 		}
-		got := f.store.get(ns, "r").Status
+		got := f.store.theResume().Status
 		if got.Phase != "" || len(got.Released) != 0 {
 			t.Fatalf("status %+v written despite the failure", got)
 		}
@@ -593,7 +595,7 @@ func TestHandleResumeErrors(t *testing.T) {
 				t.Errorf("acted on a refused request: %v", f.releaser.calls)
 			}
 			if tc.expKind == fault.Invalid {
-				if got := f.store.get(ns, "r").Status; got.Phase != v1alpha1.PhaseFailed {
+				if got := f.store.theResume().Status; got.Phase != v1alpha1.PhaseFailed {
 					t.Errorf("status %+v, want Failed for an invalid spec", got)
 				}
 			}
@@ -723,7 +725,7 @@ func TestBounds(t *testing.T) {
 		if _, err := f.svc.Handle(t.Context(), resumeRequest("r")); err != nil {
 			t.Fatal(err)
 		}
-		if got := f.store.get(ns, "r").Status; got.Phase != v1alpha1.PhaseSucceeded || len(got.Released) != 1 {
+		if got := f.store.theResume().Status; got.Phase != v1alpha1.PhaseSucceeded || len(got.Released) != 1 {
 			t.Fatalf("status %+v, want the release recorded as Succeeded", got)
 		}
 	})
@@ -736,7 +738,7 @@ func TestBounds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := f.store.get(ns, "r").Status
+		got := f.store.theResume().Status
 		if res.Reason != ReasonPartiallyReleased || got.Phase != v1alpha1.PhaseSucceeded || len(got.Released) != 1 {
 			t.Fatalf("result %s/%s, status %+v: want Succeeded keeping the earlier release", res.Phase, res.Reason, got)
 		}
@@ -768,7 +770,7 @@ func TestLongMessagesAreCut(t *testing.T) {
 	if fault.KindOf(err) != fault.Precondition {
 		t.Fatalf("error %v, want Precondition", err)
 	}
-	st := f.store.get(ns, "r").Status
+	st := f.store.theResume().Status
 	if len(st.Message) > maxStatusMessage || !utf8.ValidString(st.Message) || !strings.Contains(st.Message, "more bytes)") {
 		t.Fatalf("status message is %d bytes (valid UTF-8: %v), want at most %d ending in a note", len(st.Message), utf8.ValidString(st.Message), maxStatusMessage)
 	}
