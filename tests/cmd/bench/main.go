@@ -544,12 +544,18 @@ func (b *bench) load(ctx context.Context, ns string, workflows, pods int) error 
 
 // apiCalls times, n times each and one after another, the requests a release makes besides the exec: the
 // reads (Resume, Workflow, pod) and the two writes (the Resume's status, an Event), which etcd must commit.
+// The Resume and its Events live in a namespace no server serves: a served one would be taken up by a
+// server's resync, whose status write races the timed PUTs (a 409 Conflict ended a run).
 func (b *bench) apiCalls(ctx context.Context, ns, pod string, n int) ([]call, error) {
-	u, err := b.createResume(ctx, ns, "api-calls", workflow, template)
+	const unserved = "bench-api"
+	if err := b.namespace(ctx, unserved); err != nil {
+		return nil, fmt.Errorf("namespace %s: %w", unserved, err)
+	}
+	u, err := b.createResume(ctx, unserved, "api-calls", workflow, template)
 	if err != nil {
 		return nil, err
 	}
-	resumes := b.dyn.Resource(v1alpha1.Resource).Namespace(ns)
+	resumes := b.dyn.Resource(v1alpha1.Resource).Namespace(unserved)
 	calls := []struct {
 		what string
 		do   func(i int) error
@@ -568,9 +574,9 @@ func (b *bench) apiCalls(ctx context.Context, ns, pod string, n int) ([]call, er
 			return err
 		}},
 		{"POST Event", func(i int) error {
-			_, err := b.kube.CoreV1().Events(ns).Create(ctx, &corev1.Event{
+			_, err := b.kube.CoreV1().Events(unserved).Create(ctx, &corev1.Event{
 				ObjectMeta:     metav1.ObjectMeta{Name: fmt.Sprintf("api-calls.%d", i)},
-				InvolvedObject: corev1.ObjectReference{APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.Kind, Namespace: ns, Name: u.GetName(), UID: u.GetUID()},
+				InvolvedObject: corev1.ObjectReference{APIVersion: v1alpha1.GroupVersion.String(), Kind: v1alpha1.Kind, Namespace: unserved, Name: u.GetName(), UID: u.GetUID()},
 				Reason:         "Bench", Message: "bench", Type: corev1.EventTypeNormal,
 			}, metav1.CreateOptions{})
 			return err
