@@ -231,7 +231,7 @@ func servedMetrics(t *testing.T) map[string]metricInfo {
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	// Nothing listens there: building the server contacts no API server.
-	a, err := app.NewWithConfig(completed, &rest.Config{Host: "https://127.0.0.1:1"}, log)
+	a, err := app.NewWithConfig(t.Context(), completed, &rest.Config{Host: "https://127.0.0.1:1"}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

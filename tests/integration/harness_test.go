@@ -410,7 +410,7 @@ func startServer(tb testing.TB, cfg *rest.Config, namespaces []string, opts ...s
 	log.SetOutput(logs)
 	log.SetLevel(logrus.DebugLevel)
 	log.SetFormatter(&logrus.TextFormatter{DisableColors: true, FullTimestamp: true})
-	a, err := app.NewWithConfig(completed, cfg, log)
+	a, err := app.NewWithConfig(tb.Context(), completed, cfg, log)
 	if err != nil {
 		tb.Fatalf("build resume-trigger: %v", err)
 	}

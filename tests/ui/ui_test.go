@@ -261,7 +261,7 @@ func startServer(t *testing.T, r *rig.Rig, ns string) (string, *logBuffer) {
 	log := logrus.New()
 	log.SetOutput(logs)
 	log.SetLevel(logrus.DebugLevel)
-	a, err := app.NewWithConfig(completed, r.AdminConfig(), log)
+	a, err := app.NewWithConfig(t.Context(), completed, r.AdminConfig(), log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ type App struct {
 
 // Run builds the server from opts and serves until ctx ends.
 func Run(ctx context.Context, opts *Options) error {
-	a, err := New(opts)
+	a, err := New(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -62,8 +62,8 @@ func Run(ctx context.Context, opts *Options) error {
 }
 
 // New checks opts, builds the server with the Kubernetes client configuration they name, and opens its
-// listeners.
-func New(opts *Options) (*App, error) {
+// listeners (ctx bounds only the opening).
+func New(ctx context.Context, opts *Options) (*App, error) {
 	c, err := opts.Complete()
 	if err != nil {
 		return nil, err
@@ -76,7 +76,7 @@ func New(opts *Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client config: %w", err)
 	}
-	return NewWithConfig(c, cfg, log)
+	return NewWithConfig(ctx, c, cfg, log)
 }
 
 // newLogger is the server's one log, in the format and at the level c names; klog (client-go's) writes
@@ -93,8 +93,8 @@ func newLogger(c *Completed) *logrus.Logger {
 }
 
 // NewWithConfig builds the server from completed options against an explicit rest.Config, and opens its
-// listeners.
-func NewWithConfig(c *Completed, cfg *rest.Config, log *logrus.Logger) (*App, error) {
+// listeners (ctx bounds only the opening).
+func NewWithConfig(ctx context.Context, c *Completed, cfg *rest.Config, log *logrus.Logger) (*App, error) {
 	if own, ok := c.servesOwnNamespace(); ok {
 		log.Warnf("the server serves its own namespace %s: keep workflows out of the install namespace and serve the namespaces they run in (a workflow pod there could carry the Sensor's labels, which the NetworkPolicy admits to the gRPC port)", own)
 	}
@@ -112,7 +112,7 @@ func NewWithConfig(c *Completed, cfg *rest.Config, log *logrus.Logger) (*App, er
 	if err := a.buildGRPC(); err != nil {
 		return nil, err
 	}
-	if err := a.listen(); err != nil {
+	if err := a.listen(ctx); err != nil {
 		return nil, err
 	}
 	return a, nil

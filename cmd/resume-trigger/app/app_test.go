@@ -365,7 +365,7 @@ type started struct {
 
 func start(t *testing.T, c *Completed) *started {
 	t.Helper()
-	a, err := NewWithConfig(c, noAPI, quietLog())
+	a, err := NewWithConfig(t.Context(), c, noAPI, quietLog())
 	if err != nil {
 		t.Fatalf("NewWithConfig: %v", err)
 	}
@@ -702,7 +702,7 @@ func TestNewWithConfigErrors(t *testing.T) {
 			c, err := testOptions(t, tc.args...).Complete()
 			var a *App
 			if err == nil {
-				a, err = NewWithConfig(c, noAPI, quietLog())
+				a, err = NewWithConfig(t.Context(), c, noAPI, quietLog())
 			}
 			if err == nil {
 				a.grpcLn.Close()

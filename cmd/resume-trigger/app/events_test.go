@@ -16,7 +16,7 @@ import (
 // it: here the API server cannot be reached, so the wait ends at the budget and says what was lost.
 func TestShutdownFlushesEvents(t *testing.T) {
 	log, hook := logtest.NewNullLogger()
-	a, err := NewWithConfig(testCompleted(t), noAPI, log)
+	a, err := NewWithConfig(t.Context(), testCompleted(t), noAPI, log)
 	if err != nil {
 		t.Fatal(err)
 	}

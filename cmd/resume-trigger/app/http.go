@@ -46,14 +46,14 @@ func buildInfo() prometheus.Collector {
 
 // listen opens the gRPC listener, the HTTP endpoint's unless --metrics-address is empty, and the web
 // page's with --ui-address; if one fails, those opened are closed.
-func (a *App) listen() error {
-	if err := a.listenServer(); err != nil {
+func (a *App) listen(ctx context.Context) error {
+	if err := a.listenServer(ctx); err != nil {
 		return err
 	}
 	if a.opts.UI.Address == "" {
 		return nil
 	}
-	if err := a.listenUI(); err != nil {
+	if err := a.listenUI(ctx); err != nil {
 		_ = a.grpcLn.Close()
 		if a.httpLn != nil {
 			_ = a.httpLn.Close()
@@ -64,17 +64,17 @@ func (a *App) listen() error {
 }
 
 // listenServer opens the gRPC listener and, unless --metrics-address is empty, the HTTP endpoint's.
-func (a *App) listenServer() error {
+func (a *App) listenServer(ctx context.Context) error {
 	var lc net.ListenConfig
 	var err error
-	if a.grpcLn, err = lc.Listen(context.Background(), "tcp", a.opts.Server.GRPCAddress); err != nil {
+	if a.grpcLn, err = lc.Listen(ctx, "tcp", a.opts.Server.GRPCAddress); err != nil {
 		return fmt.Errorf("listen on --grpc-address: %w", err)
 	}
 	if a.opts.Metrics.Address == "" {
 		return nil
 	}
 	a.http = &http.Server{Handler: a.mux(), ReadHeaderTimeout: 5 * time.Second}
-	if a.httpLn, err = lc.Listen(context.Background(), "tcp", a.opts.Metrics.Address); err != nil {
+	if a.httpLn, err = lc.Listen(ctx, "tcp", a.opts.Metrics.Address); err != nil {
 		_ = a.grpcLn.Close()
 		return fmt.Errorf("listen on --metrics-address: %w", err)
 	}

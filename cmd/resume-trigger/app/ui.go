@@ -13,7 +13,7 @@ import (
 
 // listenUI opens --ui-address. The page acts with each person's token and never with the server's
 // credentials: the UI is handed the server's config only to know where the API server is and how to trust it.
-func (a *App) listenUI() error {
+func (a *App) listenUI(ctx context.Context) error {
 	h, err := ui.New(ui.Config{API: a.config, Log: a.log, TLS: a.certs != nil})
 	if err != nil {
 		return err
@@ -33,7 +33,7 @@ func (a *App) listenUI() error {
 		a.log.Warn("--ui-address without --tls-cert-file: the page carries people's bearer tokens in plain text; serve it only behind a proxy that terminates TLS")
 	}
 	var lc net.ListenConfig
-	if a.uiLn, err = lc.Listen(context.Background(), "tcp", a.opts.UI.Address); err != nil {
+	if a.uiLn, err = lc.Listen(ctx, "tcp", a.opts.UI.Address); err != nil {
 		return fmt.Errorf("listen on --ui-address: %w", err)
 	}
 	return nil
