@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -354,7 +353,7 @@ func expectReleased(t *testing.T, got []v1alpha1.ReleasedTarget, want ...v1alpha
 type server struct {
 	app    *app.App
 	client triggerpb.TriggerClient
-	logs   *logBuffer
+	logs   *rig.LogBuffer
 	// stop shuts the server down gracefully (as on SIGTERM) and waits for it; the test's cleanup calls it too.
 	stop func()
 }
@@ -405,7 +404,7 @@ func startServer(tb testing.TB, cfg *rest.Config, namespaces []string, opts ...s
 	if err != nil {
 		tb.Fatalf("resume-trigger options: %v", err)
 	}
-	logs := &logBuffer{}
+	logs := &rig.LogBuffer{}
 	log := logrus.New()
 	log.SetOutput(logs)
 	log.SetLevel(logrus.DebugLevel)
@@ -442,23 +441,6 @@ func startServer(tb testing.TB, cfg *rest.Config, namespaces []string, opts ...s
 		}
 	})
 	return srv
-}
-
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // sensorSpec is custom.spec of the shipped Sensor's triggers, YAML-encoded as argo-events sends it to

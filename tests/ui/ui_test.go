@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -17,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -244,7 +242,7 @@ func person(ctx context.Context, t *testing.T, r *rig.Rig, ns, name string, rule
 // startServer runs resume-trigger serving ns with the page on a loopback port over TLS, and returns the
 // page's base URL. Its resync (every second here) stands for the Sensor, which the e2e tier runs: it takes
 // up a new Resume within a second.
-func startServer(t *testing.T, r *rig.Rig, ns string) (string, *logBuffer) {
+func startServer(t *testing.T, r *rig.Rig, ns string) (string, *rig.LogBuffer) {
 	t.Helper()
 	certFile, keyFile, pool := serving(t)
 	o := app.NewOptions()
@@ -257,7 +255,7 @@ func startServer(t *testing.T, r *rig.Rig, ns string) (string, *logBuffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &logBuffer{}
+	logs := &rig.LogBuffer{}
 	log := logrus.New()
 	log.SetOutput(logs)
 	log.SetLevel(logrus.DebugLevel)
@@ -441,21 +439,4 @@ func serving(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 	pool = x509.NewCertPool()
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
-}
-
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
