@@ -104,27 +104,16 @@ func (c *Chain) ScheduleStep(ctx context.Context, step *Step) (*corev1.Pod, erro
 }
 
 // StartStep lets the test kubelet run the step's pod: it returns once the step's container holds at its
-// pause, or has already ended (released by a Resume that was waiting for it), with the pod as stored.
+// pause, or has already ended (released by a Resume that was waiting for it), with the pod as stored. With a
+// Resume already waiting, the marker may be touched as soon as the container runs: on Argo's executor the
+// emissary then goes on without ever being seen paused, and the pod can end between two looks.
 func (c *Chain) StartStep(ctx context.Context, step *Step) (*corev1.Pod, error) {
 	if err := c.Rig.HoldPods(ctx, step.Namespace, step.Workflow, rig.HoldNone); err != nil {
 		return nil, err
 	}
 	return c.Rig.WaitPod(ctx, step.Namespace, step.Pod, func(p *corev1.Pod) bool {
-		return c.Rig.Paused(p, step.Container) || containerEnded(p, step.Container)
+		return c.Rig.Paused(p, step.Container) || rig.Terminated(p, step.Container)
 	})
-}
-
-// containerEnded reports whether container c of p has terminated. With a Resume already waiting for the step,
-// the marker may be touched as soon as the container runs: on Argo's executor the emissary then goes on
-// without ever being seen paused (an "after" marker that exists when the command ends holds nothing), and
-// the pod can end between two looks.
-func containerEnded(p *corev1.Pod, c string) bool {
-	for _, cs := range p.Status.ContainerStatuses {
-		if cs.Name == c && cs.State.Terminated != nil {
-			return true
-		}
-	}
-	return false
 }
 
 // ReplaceWorkflow deletes the step's Workflow (its run's UID as precondition) and what it owns, and

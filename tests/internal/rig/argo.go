@@ -683,7 +683,7 @@ func (r *Rig) stepArgoPod(ctx context.Context, pod *corev1.Pod) error {
 		changed := r.endContainers(pod, metav1.Now())
 		finish = true
 		for _, c := range pod.Spec.Containers {
-			if c.Name != common.WaitContainerName && !terminated(pod, c.Name) {
+			if c.Name != common.WaitContainerName && !Terminated(pod, c.Name) {
 				finish = false
 			}
 		}
@@ -737,7 +737,7 @@ func (r *Rig) endContainers(pod *corev1.Pod, now metav1.Time) bool {
 		again = false
 		for i := range pod.Spec.Containers {
 			c := &pod.Spec.Containers[i]
-			if c.Name == common.WaitContainerName || terminated(pod, c.Name) {
+			if c.Name == common.WaitContainerName || Terminated(pod, c.Name) {
 				continue
 			}
 			if code := failCode(c); code != 0 {
@@ -789,7 +789,7 @@ func dependenciesEnded(pod *corev1.Pod, c *corev1.Container) bool {
 			continue
 		}
 		for _, dep := range cc.Dependencies {
-			if !terminated(pod, dep) {
+			if !Terminated(pod, dep) {
 				return false
 			}
 		}

@@ -97,7 +97,7 @@ func (r *Rig) emulateEmissary(ctx context.Context, ns, name, container, stage st
 		outcome = EmissaryReleased
 		done := true
 		for _, c := range pod.Spec.Containers {
-			if c.Name != WaitContainerName && !terminated(pod, c.Name) {
+			if c.Name != WaitContainerName && !Terminated(pod, c.Name) {
 				done = false
 			}
 		}
@@ -151,7 +151,8 @@ func terminateWith(pod *corev1.Pod, container string, code int32, reason string,
 	return false
 }
 
-func terminated(pod *corev1.Pod, container string) bool {
+// Terminated reports whether container of pod has terminated.
+func Terminated(pod *corev1.Pod, container string) bool {
 	for _, cs := range pod.Status.ContainerStatuses {
 		if cs.Name == container {
 			return cs.State.Terminated != nil
